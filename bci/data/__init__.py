@@ -1,0 +1,14 @@
+"""Data: MOABB loaders, synthetic MOABB-style datasets, preprocessing and alignment.
+
+Attributes are imported on first use (``lazy_loader``), so ``import bci.data`` stays cheap.
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "loaders": ["load_data", "load_epochs", "get_dataset", "get_paradigm", "list_datasets"],
+    "synthetic": ["make_motor_imagery", "make_ssvep"],
+    "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
+    "preprocessing": ["bandpass", "notch", "resample", "rereference"],
+    "alignment": ["EuclideanAlignment"],
+})

@@ -1,0 +1,7 @@
+"""Evaluation: MOABB evaluations behind :func:`benchmark`, result tables and plots."""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "benchmarks": ["benchmark", "summarize", "format_table", "plot_scores", "write_results"],
+})

@@ -1,0 +1,255 @@
+"""MOABB-comparable benchmarks of registered pipelines: :func:`benchmark`, tables and plots.
+
+The cross-validation is MOABB's own (``WithinSessionEvaluation``, ``CrossSessionEvaluation``,
+``CrossSubjectEvaluation``): ``bci`` only resolves names, groups pipelines by the paradigm they
+need, and formats the results, so the scores equal those of MOABB run directly on the same
+pipeline definitions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .._checks import check_option
+from .._logging import logger
+from ..data.loaders import check_subjects, get_dataset, get_paradigm, missing_data_as_file_not_found
+from ..features.pipelines import get_pipeline, get_spec
+
+#: Evaluation names accepted by :func:`benchmark`, and the MOABB class behind each.
+EVALUATIONS = {
+    "within-session": "WithinSessionEvaluation",
+    "cross-session": "CrossSessionEvaluation",
+    "cross-subject": "CrossSubjectEvaluation",
+}
+#: The columns of MOABB's results, in the order written to ``results.csv``.
+RESULT_COLUMNS = ["score", "time", "samples", "subject", "session", "pipeline", "dataset",
+                  "evaluation", "paradigm", "channels", "n_sessions"]
+DEFAULT_PIPELINES = ("CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM")
+
+
+def _paradigm_for(spec, paradigm):
+    """The paradigm ``spec`` needs, derived from the user's paradigm of the same family.
+
+    SSVEP pipelines come in two kinds (raw epochs for CCA/TRCA, filter-bank epochs for the
+    Riemannian ones): given either paradigm, the other is built with the same ``n_classes``.
+    """
+    name = type(paradigm).__name__
+    if name in spec.paradigms:
+        return paradigm
+    if getattr(paradigm, "paradigm", None) == spec.family:
+        params = {k: getattr(paradigm, k) for k in ("n_classes", "tmin", "tmax", "resample")
+                  if hasattr(paradigm, k)}
+        return get_paradigm(spec.paradigms[0], **params)
+    raise ValueError(
+        f"Pipeline {spec.name!r} needs epochs from a {' or '.join(spec.paradigms)} paradigm, "
+        f"got {name}; choose pipelines for {name} (see `bci pipelines`)."
+    )
+
+
+def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRightImagery",
+              pipelines: Sequence[str] | Mapping[str, Any] = DEFAULT_PIPELINES,
+              subjects: Sequence[int] | None = None,
+              evaluation: Literal["within-session", "cross-session", "cross-subject"]
+              = "within-session", *,
+              paradigm_params: dict | None = None, dataset_params: dict | None = None,
+              random_state: int | None = 42, n_jobs: int = 1, out: str | Path | None = None,
+              ) -> Any:
+    """Evaluate pipelines on a dataset with a MOABB evaluation.
+
+    Parameters
+    ----------
+    dataset : str | moabb.datasets.base.BaseDataset
+        Dataset name (``"PhysionetMI"``, ``"Kalunga2016"``, ``"SyntheticMotorImagery"``...) or
+        instance.
+    paradigm : str | moabb.paradigms.base.BaseParadigm
+        Paradigm name (``"LeftRightImagery"``, ``"MotorImagery"``, ``"SSVEP"``...) or instance.
+        SSVEP pipelines that need filter-bank epochs get ``FilterBankSSVEP`` with the same
+        ``n_classes``, and vice versa.
+    pipelines : sequence of str | mapping of str to estimator
+        Registered pipeline names (see :func:`bci.features.list_pipelines`), or your own
+        estimators by name.
+    subjects : sequence of int | None
+        Subjects to evaluate; all of the dataset's when None.
+    evaluation : "within-session" | "cross-session" | "cross-subject"
+        The MOABB evaluation to run.
+    paradigm_params, dataset_params : dict | None
+        Constructor arguments when ``paradigm`` / ``dataset`` are names (e.g.
+        ``{"n_classes": 4}``).
+    random_state : int | None
+        Seed of MOABB's fold shuffling and of the inner grid searches.
+    n_jobs : int
+        Parallel jobs of MOABB's evaluation.
+    out : str | Path | None
+        When given, write ``results.csv``, ``summary.csv`` and ``scores.png`` there.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        One row per subject, session (or fold group) and pipeline, with MOABB's columns
+        ``score``, ``time`` (mean fit time per fold, seconds), ``samples``, ``subject``,
+        ``session``, ``pipeline``, ``dataset`` and ``evaluation``.
+    """
+    import pandas as pd
+
+    check_option("evaluation", evaluation, EVALUATIONS)
+    dataset = get_dataset(dataset, **(dataset_params or {}))
+    paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
+    subjects = check_subjects(dataset, subjects)
+    if not paradigm.is_valid(dataset):
+        raise ValueError(
+            f"{dataset.code} is not a {type(paradigm).__name__} dataset (its paradigm is "
+            f"{dataset.paradigm!r}); pick a matching paradigm."
+        )
+    if evaluation == "cross-subject" and len(subjects) < 2:
+        raise ValueError("cross-subject evaluation needs at least 2 subjects, got "
+                         f"{subjects}.")
+    if evaluation == "cross-session" and dataset.n_sessions < 2:
+        raise ValueError(f"cross-session evaluation needs at least 2 sessions; {dataset.code} "
+                         f"has {dataset.n_sessions}.")
+    dataset.subject_list = subjects
+
+    groups = _group_by_paradigm(pipelines, paradigm, random_state=random_state, n_jobs=n_jobs)
+    frames = []
+    for para, named in groups:
+        logger.info("%s on %s subjects %s: %s", EVALUATIONS[evaluation], dataset.code,
+                    subjects, ", ".join(named))
+        frames.append(_run_moabb(evaluation, para, dataset, named, subjects,
+                                 random_state=random_state, n_jobs=n_jobs))
+    results = pd.concat(frames, ignore_index=True)
+    results["evaluation"] = evaluation
+    columns = [c for c in RESULT_COLUMNS if c in results] + [
+        c for c in results if c not in RESULT_COLUMNS]
+    results = results[columns]
+    if out is not None:
+        write_results(results, out)
+    return results
+
+
+def _group_by_paradigm(pipelines, paradigm, *, random_state, n_jobs):
+    """[(paradigm, {name: estimator})], one entry per distinct paradigm, in first-use order."""
+    if isinstance(pipelines, str):
+        pipelines = [p.strip() for p in pipelines.split(",") if p.strip()]
+    if not len(pipelines):
+        raise ValueError("No pipeline to evaluate; name at least one (see `bci pipelines`).")
+    groups: dict[str, tuple[Any, dict]] = {}
+    for name in pipelines:
+        if isinstance(pipelines, Mapping):
+            para, est = paradigm, pipelines[name]
+        else:
+            spec = get_spec(name)
+            para = _paradigm_for(spec, paradigm)
+            est = get_pipeline(name, random_state=random_state, scoring=para.scoring)
+        groups.setdefault(type(para).__name__, (para, {}))[1][name] = est
+    return list(groups.values())
+
+
+def _run_moabb(evaluation, paradigm, dataset, pipelines, subjects, *, random_state, n_jobs):
+    import moabb.evaluations as mevaluations
+
+    from .moabb_fixes import fix_paradigm
+
+    cls = getattr(mevaluations, EVALUATIONS[evaluation])
+    paradigm = fix_paradigm(paradigm, dataset)
+    with tempfile.TemporaryDirectory(prefix="bci-moabb-") as tmp, \
+            missing_data_as_file_not_found(dataset, subjects):
+        ev = cls(paradigm=paradigm, datasets=[dataset], overwrite=True, hdf5_path=tmp,
+                 random_state=random_state, n_jobs=n_jobs, save_model=False)
+        return ev.process(pipelines)
+
+
+def summarize(results) -> Any:
+    """Mean ± sd score and mean fit time per pipeline.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        As returned by :func:`benchmark`.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        Indexed by pipeline, columns ``score_mean``, ``score_std``, ``time_mean`` (seconds),
+        ``n`` (rows averaged), sorted by decreasing mean score.
+    """
+    grouped = results.groupby("pipeline", sort=False)
+    summary = grouped.agg(score_mean=("score", "mean"), score_std=("score", "std"),
+                          time_mean=("time", "mean"), n=("score", "size"))
+    summary["score_std"] = summary["score_std"].fillna(0.0)
+    return summary.sort_values("score_mean", ascending=False)
+
+
+def format_table(results, *, metric: str = "score") -> str:
+    """A plain-text table of :func:`summarize`: ``pipeline | score (mean ± sd) | fit time``."""
+    summary = summarize(results)
+    header = f"{'pipeline':<16} {metric + ' (mean ± sd)':>22} {'fit time (s)':>13} {'n':>4}"
+    lines = [header, "-" * len(header)]
+    for name, row in summary.iterrows():
+        lines.append(f"{name:<16} {row.score_mean:>13.4f} ± {row.score_std:<6.4f} "
+                     f"{row.time_mean:>13.3f} {int(row.n):>4d}")
+    return "\n".join(lines)
+
+
+def plot_scores(results, fname: str | Path | None = None):
+    """Plot the score of each pipeline for each subject (means over sessions/folds).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        As returned by :func:`benchmark`.
+    fname : str | Path | None
+        Save the figure there (PNG) when given.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    if fname is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    table = results.groupby(["pipeline", "subject"], sort=False)["score"].mean().unstack()
+    pipelines = list(summarize(results).index)
+    table = table.loc[pipelines]
+    subjects = [str(s) for s in table.columns]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.55 * len(pipelines)), 4.0),
+                           layout="constrained")
+    x = np.arange(len(pipelines))
+    rng = np.random.default_rng(0)  # jitter only, for legibility
+    for j, subject in enumerate(subjects):
+        jitter = rng.uniform(-0.15, 0.15, size=len(pipelines)) if len(subjects) > 1 else 0.0
+        ax.scatter(x + jitter, table.iloc[:, j], s=22, alpha=0.8,
+                   label=f"subject {subject}" if len(subjects) <= 12 else None)
+    ax.errorbar(x, table.mean(axis=1), yerr=table.std(axis=1).fillna(0.0), fmt="_k",
+                markersize=20, capsize=4, label="mean ± sd")
+    ax.set_xticks(x, pipelines, rotation=30, ha="right")
+    dataset = ", ".join(map(str, results["dataset"].unique()))
+    evaluation = ", ".join(map(str, results["evaluation"].unique()))
+    ax.set_ylabel("score (MOABB metric)")
+    ax.set_title(f"{dataset} – {evaluation}")
+    ax.grid(axis="y", alpha=0.3)
+    if len(subjects) <= 12:
+        ax.legend(fontsize="small", loc="best")
+    if fname is not None:
+        fig.savefig(fname, dpi=120)
+    return fig
+
+
+def write_results(results, out: str | Path) -> Path:
+    """Write ``results.csv``, ``summary.csv`` and ``scores.png`` to the folder ``out``."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    summarize(results).to_csv(out / "summary.csv")
+    fig = plot_scores(results, out / "scores.png")
+    plt.close(fig)
+    logger.info("Wrote %s", out)
+    return out

@@ -1,0 +1,11 @@
+"""Features: scikit-learn transformers (augmented covariance) and the registry of named pipelines.
+
+Covariances, tangent space and MDM come from pyRiemann; this package adds what it lacks.
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "augmented": ["AugmentedCovariance", "delay_embedding"],
+    "pipelines": ["get_pipeline", "list_pipelines", "PIPELINES"],
+})

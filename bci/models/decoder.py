@@ -1,0 +1,341 @@
+"""Decoder files: a fitted decoder plus everything a real-time loop needs to use it alone.
+
+A decoder file is a zip archive holding ``manifest.json`` (format version, ``bci`` and
+scikit-learn versions, a SHA-256 of the payload, channel names, sampling rate, window, class
+names, preprocessing) and ``estimator.joblib`` (the fitted scikit-learn estimator). Loading checks
+the format version and the checksum, so a file from an incompatible version or a damaged file
+fails with a clear error instead of predicting garbage.
+
+Like any pickle, ``estimator.joblib`` can run code when loaded: only load decoder files you trust.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._checks import check_epochs_array
+from .._logging import logger
+
+#: Version of the decoder-file layout written by this ``bci``; files with a higher major
+#: version cannot be read.
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_PAYLOAD = "estimator.joblib"
+_FORMAT_NAME = "bci-decoder"
+
+
+@dataclass
+class Decoder:
+    """A fitted decoder with the recording conventions it was trained under.
+
+    Parameters
+    ----------
+    estimator : sklearn estimator
+        Fitted; takes preprocessed epochs ``(n_epochs, n_chans, n_times)`` (filter-bank
+        decoders: ``(n_epochs, n_chans, n_times, n_bands)``).
+    ch_names : list of str
+        Channels, in the order the estimator expects.
+    sfreq : float
+        Sampling rate (Hz) of the raw windows given to :meth:`predict`.
+    tmin, tmax : float
+        Window start and end (s) relative to the cue, as in training; a window holds
+        ``n_times = round((tmax - tmin) * sfreq) + 1`` samples.
+    classes : list of str
+        Class names, in the order of :meth:`predict_proba`'s columns.
+    filters : list of (float | None, float | None)
+        Band-pass filter(s) (Hz) applied to raw windows: MNE's 4th-order Butterworth IIR,
+        zero-phase, as MOABB's paradigms apply. Several bands make a filter bank.
+    resample : float | None
+        Sampling rate (Hz) the windows are resampled to after filtering, if any.
+    unit_factor : float
+        Raw windows in volts are multiplied by this before the estimator (MOABB trains on
+        ``volts * dataset.unit_factor``, i.e. µV for EEG).
+    info : dict
+        Provenance: dataset, paradigm, pipeline, subjects, versions, creation time.
+    """
+
+    estimator: Any
+    ch_names: list[str]
+    sfreq: float
+    tmin: float
+    tmax: float
+    classes: list[str]
+    filters: list[tuple[float | None, float | None]] = field(default_factory=list)
+    resample: float | None = None
+    unit_factor: float = 1.0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_chans(self) -> int:
+        """Number of channels a window must have."""
+        return len(self.ch_names)
+
+    @property
+    def n_times(self) -> int:
+        """Number of samples (at :attr:`sfreq`) a raw window must have."""
+        return int(round((self.tmax - self.tmin) * self.sfreq)) + 1
+
+    def preprocess(self, X) -> np.ndarray:
+        """Filter and resample raw windows as the training epochs were.
+
+        Parameters
+        ----------
+        X : array, shape (n_epochs, n_chans, n_times) or (n_chans, n_times)
+            Raw windows in volts at :attr:`sfreq`, channels in :attr:`ch_names` order.
+            Not modified.
+
+        Returns
+        -------
+        Xp : ndarray, shape (n_epochs, n_chans, n_times_out[, n_bands])
+            What the estimator takes (a last axis of bands for filter-bank decoders).
+        """
+        from mne.filter import filter_data, resample
+
+        X = check_epochs_array(X, n_chans=self.n_chans, n_times=self.n_times) * self.unit_factor
+        bands = []
+        for l_freq, h_freq in self.filters or [(None, None)]:
+            Xb = X
+            if l_freq is not None or h_freq is not None:
+                Xb = filter_data(X, self.sfreq, l_freq, h_freq, method="iir", verbose=False)
+            if self.resample is not None and self.resample != self.sfreq:
+                Xb = resample(Xb, up=self.resample, down=self.sfreq, axis=-1, verbose=False)
+            bands.append(Xb)
+        return np.stack(bands, axis=-1) if len(self.filters) > 1 else bands[0]
+
+    def predict(self, X) -> np.ndarray:
+        """Class names predicted for raw windows (see :meth:`preprocess` for ``X``).
+
+        Returns
+        -------
+        y : ndarray of str, shape (n_epochs,)
+        """
+        idx = self.estimator.predict(self.preprocess(X))
+        return np.asarray(self.classes)[np.asarray(idx, dtype=int)]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities for raw windows; columns follow :attr:`classes`.
+
+        Returns
+        -------
+        proba : ndarray, shape (n_epochs, n_classes)
+        """
+        if not hasattr(self.estimator, "predict_proba"):
+            raise RuntimeError(
+                f"The decoder's estimator ({type(self.estimator).__name__}) has no "
+                "predict_proba; use predict, or train a pipeline with probabilities."
+            )
+        return self.estimator.predict_proba(self.preprocess(X))
+
+    def pick_channels(self, data, ch_names: Sequence[str]) -> np.ndarray:
+        """Reorder ``data`` (``(..., n_stream_chans, n_times)``) from ``ch_names`` to ours.
+
+        Raises ``ValueError`` naming the missing channels when the stream lacks some.
+        """
+        ch_names = list(ch_names)
+        missing = [c for c in self.ch_names if c not in ch_names]
+        if missing:
+            raise ValueError(
+                f"The data lacks {len(missing)} of the decoder's channels: {missing[:10]}; "
+                "the decoder was trained on " + ", ".join(self.ch_names) + "."
+            )
+        return np.take(np.asarray(data), [ch_names.index(c) for c in self.ch_names], axis=-2)
+
+    def save(self, fname: str | Path) -> Path:
+        """Write this decoder to ``fname`` (see :func:`save_decoder`)."""
+        return save_decoder(self, fname)
+
+
+def save_decoder(decoder: Decoder, fname: str | Path) -> Path:
+    """Write a decoder file.
+
+    Parameters
+    ----------
+    decoder : Decoder
+        The fitted decoder.
+    fname : str | Path
+        Destination; parent folders are created. Written atomically (a temporary file is
+        renamed), so an interrupted save never leaves a half-written decoder.
+
+    Returns
+    -------
+    fname : Path
+    """
+    import joblib
+    import sklearn
+
+    fname = Path(fname)
+    buffer = io.BytesIO()
+    joblib.dump(decoder.estimator, buffer)
+    payload = buffer.getvalue()
+    meta = asdict(decoder)
+    meta.pop("estimator")
+    manifest = {
+        "format": _FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "bci_version": __version__,
+        "sklearn_version": sklearn.__version__,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "decoder": meta,
+    }
+    fname.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fname.with_name(fname.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
+        zf.writestr(_PAYLOAD, payload)
+    tmp.replace(fname)
+    logger.info("Saved decoder to %s", fname)
+    return fname
+
+
+def load_decoder(fname: str | Path) -> Decoder:
+    """Read a decoder file written by :func:`save_decoder` or ``bci train``.
+
+    Parameters
+    ----------
+    fname : str | Path
+        The file.
+
+    Returns
+    -------
+    decoder : Decoder
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a decoder file, damaged (checksum mismatch, truncated archive), or written in a
+        newer format than this ``bci`` reads.
+    """
+    import joblib
+
+    fname = Path(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
+    try:
+        with zipfile.ZipFile(fname) as zf:
+            manifest = json.loads(zf.read(_MANIFEST))
+            payload = zf.read(_PAYLOAD)
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError,
+            zipfile.LargeZipFile) as err:
+        raise ValueError(
+            f"{fname} is not a bci decoder file or is damaged ({err}); re-create it with "
+            "`bci train`."
+        ) from err
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT_NAME:
+        raise ValueError(f"{fname} is not a bci decoder file (no {_FORMAT_NAME!r} manifest).")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{fname} was written by bci {manifest.get('bci_version', '?')} in decoder format "
+            f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade "
+            "bci, or re-train the decoder with this version."
+        )
+    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
+        raise ValueError(
+            f"{fname} is damaged: its estimator does not match the checksum in its manifest; "
+            "re-create it with `bci train`."
+        )
+    import sklearn
+
+    if manifest.get("sklearn_version") != sklearn.__version__:
+        logger.warning("%s was fitted with scikit-learn %s, this is %s; predictions may differ.",
+                       fname, manifest.get("sklearn_version"), sklearn.__version__)
+    meta = manifest["decoder"]
+    meta["filters"] = [tuple(band) for band in meta.get("filters", [])]
+    estimator = joblib.load(io.BytesIO(payload))
+    return Decoder(estimator=estimator, **meta)
+
+
+def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
+                  subjects: Sequence[int] | None = None, *, paradigm_params: dict | None = None,
+                  random_state: int | None = 42) -> Decoder:
+    """Fit a pipeline on all trials of some subjects and wrap it as a :class:`Decoder`.
+
+    Parameters
+    ----------
+    dataset : str | moabb.datasets.base.BaseDataset
+        Dataset name or instance.
+    paradigm : str | moabb.paradigms.base.BaseParadigm
+        Paradigm name or instance; its filter band(s), window and resampling become the
+        decoder's preprocessing.
+    pipeline : str | estimator
+        A registered pipeline name (see :func:`bci.features.list_pipelines`) or an unfitted
+        scikit-learn estimator.
+    subjects : sequence of int | None
+        Training subjects; all when None.
+    paradigm_params : dict | None
+        Constructor arguments for a paradigm given by name.
+    random_state : int | None
+        Seed of the pipeline's inner grid search, if it has one.
+
+    Returns
+    -------
+    decoder : Decoder
+    """
+    from sklearn.base import clone
+    from sklearn.preprocessing import LabelEncoder
+
+    from ..data.loaders import check_subjects, get_dataset, get_paradigm, load_data, load_epochs
+    from ..features.pipelines import get_pipeline
+
+    dataset = get_dataset(dataset)
+    paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
+    subjects = check_subjects(dataset, subjects)
+    if isinstance(pipeline, str):
+        name = pipeline
+        estimator = get_pipeline(pipeline, random_state=random_state, scoring=paradigm.scoring)
+    else:
+        name, estimator = type(pipeline).__name__, clone(pipeline)
+    epochs = load_epochs(dataset, paradigm, subjects)
+    labels = epochs.metadata["label"].to_numpy()
+    encoder = LabelEncoder().fit(labels)
+    if len(paradigm.filters) == 1:  # the very array MOABB's get_data returns
+        X = epochs.get_data(copy=True) * dataset.unit_factor
+    else:  # filter banks: MOABB's epochs hold one band only
+        X, _, _ = load_data(dataset, paradigm, subjects)
+    logger.info("Fitting %s on %d epochs of shape %s", name, len(X), X.shape[1:])
+    estimator.fit(X, encoder.transform(labels))
+
+    filters = [tuple(map(_float_or_none, band)) for band in paradigm.filters]
+    raw_sfreq = _raw_sfreq(dataset, subjects[0]) if paradigm.resample else epochs.info["sfreq"]
+    return Decoder(
+        estimator=estimator,
+        ch_names=list(epochs.ch_names),
+        sfreq=float(raw_sfreq),
+        tmin=float(epochs.tmin),
+        tmax=float(epochs.tmax),
+        classes=[str(c) for c in encoder.classes_],
+        filters=filters,
+        resample=float(paradigm.resample) if paradigm.resample else None,
+        unit_factor=float(dataset.unit_factor),
+        info={
+            "dataset": dataset.code,
+            "paradigm": type(paradigm).__name__,
+            "pipeline": name,
+            "subjects": list(subjects),
+            "n_epochs": int(len(X)),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def _raw_sfreq(dataset, subject: int) -> float:
+    sessions = dataset.get_data(subjects=[subject])[subject]
+    run = next(iter(next(iter(sessions.values())).values()))
+    return float(run.info["sfreq"])
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)

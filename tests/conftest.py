@@ -1,0 +1,52 @@
+"""Test configuration: offline data paths, loopback-only LSL, headless plots.
+
+Environment variables are set before any MNE/MOABB/pylsl call so that the suite never touches the
+network: real recordings come from ``../shared/data`` when it is present (tests that need them are
+skipped with a reason otherwise) and LSL stays on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+MNE_DATA = SHARED / "data" / "mne_data"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["MOABB_DOWNLOAD_PROVIDER"] = "upstream"
+if MNE_DATA.is_dir():
+    os.environ["MNE_DATA"] = str(MNE_DATA)
+if (SHARED / "lsl_api.cfg").is_file():
+    os.environ["LSLAPICFG"] = str(SHARED / "lsl_api.cfg")
+
+
+def has_physionet() -> bool:
+    return (MNE_DATA / "MNE-eegbci-data").is_dir()
+
+
+def has_kalunga() -> bool:
+    return (MNE_DATA / "MNE-ssvepexo-data").is_dir()
+
+
+requires_physionet = pytest.mark.skipif(
+    not has_physionet(),
+    reason=f"PhysionetMI subject 1 is not staged at {MNE_DATA / 'MNE-eegbci-data'}",
+)
+requires_kalunga = pytest.mark.skipif(
+    not has_kalunga(),
+    reason=f"Kalunga2016 is not staged at {MNE_DATA / 'MNE-ssvepexo-data'}",
+)
+
+
+@pytest.fixture
+def empty_mne_data(tmp_path, monkeypatch):
+    """Point MNE/MOABB at an empty data root (as on a machine where nothing was downloaded)."""
+    monkeypatch.setenv("MNE_DATA", str(tmp_path))
+    for key in list(os.environ):
+        if key.startswith("MNE_DATASETS_") and key.endswith("_PATH"):
+            monkeypatch.delenv(key)
+    return tmp_path

@@ -1,0 +1,81 @@
+"""bci.benchmark: MOABB-identical scores, outputs, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bci
+from bci.evaluation.benchmarks import format_table, summarize
+from bci.features.pipelines import get_spec
+from tests.conftest import requires_physionet
+
+
+def _moabb_direct(dataset, paradigm, names, subjects, tmp_path, random_state=42):
+    """MOABB's own WithinSessionEvaluation on the bare pipelines, grids through param_grid."""
+    from moabb.evaluations import WithinSessionEvaluation
+
+    dataset.subject_list = list(subjects)
+    pipes = {n: get_spec(n).build() for n in names}
+    grids = {n: get_spec(n).param_grid for n in names if get_spec(n).param_grid}
+    ev = WithinSessionEvaluation(paradigm=paradigm, datasets=[dataset], overwrite=True,
+                                 hdf5_path=str(tmp_path), random_state=random_state)
+    return ev.process(pipes, param_grid=grids or None)
+
+
+def _assert_same_scores(ours: pd.DataFrame, theirs: pd.DataFrame):
+    key = ["pipeline", "subject", "session"]
+    merged = ours.merge(theirs, on=key, suffixes=("_bci", "_moabb"), validate="one_to_one")
+    assert len(merged) == len(ours) == len(theirs)
+    np.testing.assert_allclose(merged.score_bci, merged.score_moabb, atol=1e-6, rtol=0)
+
+
+def test_scores_equal_moabb_on_synthetic(tmp_path):
+    from moabb.paradigms import LeftRightImagery
+
+    from bci.data import SyntheticMotorImagery
+
+    names = ["CSP+LDA", "TS+SVM", "MDM"]
+    ours = bci.benchmark(SyntheticMotorImagery(), "LeftRightImagery", names, subjects=[1, 2],
+                         out=tmp_path / "out")
+    theirs = _moabb_direct(SyntheticMotorImagery(), LeftRightImagery(), names, [1, 2],
+                           tmp_path / "moabb")
+    _assert_same_scores(ours, theirs)
+    # outputs a user can put next to MOABB's published tables
+    csv = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert {"score", "time", "samples", "subject", "session", "pipeline", "dataset",
+            "evaluation"} <= set(csv.columns)
+    assert (csv.evaluation == "within-session").all() and len(csv) == 6
+    assert (tmp_path / "out" / "scores.png").stat().st_size > 10_000
+    summary = summarize(ours)
+    assert list(summary.columns) == ["score_mean", "score_std", "time_mean", "n"]
+    assert summary.loc["TS+SVM", "score_mean"] == pytest.approx(
+        ours.loc[ours.pipeline == "TS+SVM", "score"].mean())
+    table = format_table(ours)
+    assert "TS+SVM" in table and "±" in table
+
+
+@requires_physionet
+def test_scores_equal_moabb_on_physionet(tmp_path):
+    from moabb.datasets import PhysionetMI
+    from moabb.paradigms import LeftRightImagery
+
+    names = ["CSP+LDA", "TS+LR"]
+    ours = bci.benchmark("PhysionetMI", "LeftRightImagery", names, subjects=[1])
+    theirs = _moabb_direct(PhysionetMI(), LeftRightImagery(), names, [1], tmp_path)
+    _assert_same_scores(ours, theirs)
+    assert (ours.score > 0.7).all()  # subject 1 decodes well (published mean is 0.66)
+
+
+def test_benchmark_errors():
+    with pytest.raises(ValueError, match="Unknown evaluation 'within'"):
+        bci.benchmark(evaluation="within")
+    with pytest.raises(ValueError, match="cross-subject evaluation needs at least 2 subjects"):
+        bci.benchmark(subjects=[1], evaluation="cross-subject")
+    with pytest.raises(ValueError, match="is not a SSVEP dataset"):
+        bci.benchmark(paradigm="SSVEP", pipelines=["SSVEP_CCA"])
+    with pytest.raises(ValueError, match="needs epochs from a FilterBankSSVEP paradigm"):
+        bci.benchmark("SyntheticSSVEP", "P300", ["SSVEP_TS+LR"])
+    with pytest.raises(ValueError, match="Did you mean 'FgMDM'"):
+        bci.benchmark(pipelines=["FGMDM"])

@@ -61,3 +61,36 @@ def check_epochs_array(X, *, name: str = "X", n_chans: int | None = None,
             f"channel {c}, sample {t}; interpolate or drop bad segments before decoding."
         )
     return arr
+
+
+def validate_epochs(estimator, X, *, reset: bool) -> np.ndarray:
+    """Validate epochs for a scikit-learn estimator and return them as 3-D float64.
+
+    ``sklearn.utils.validation.validate_data(estimator, X, allow_nd=True)`` (records or checks
+    ``n_features_in_``, which for epochs is ``n_chans``), then ``np.atleast_3d`` as MNE's decoding
+    estimators do: a 2-D ``(n_samples, n_features)`` array becomes ``(n_samples, n_features, 1)``,
+    i.e. epochs of one time sample. Non-finite values raise via :func:`check_epochs_array`, which
+    names the first bad epoch, channel and sample. Never modifies ``X``.
+    """
+    from sklearn.utils.validation import validate_data
+
+    shape = getattr(X, "shape", None)  # arrays and DataFrames; sklearn checks the rest
+    expected = getattr(estimator, "n_features_in_", None)
+    if (not reset and expected is not None and shape is not None and len(shape) >= 2
+            and shape[1] != expected):
+        # sklearn's own wording first (its common checks match it), then ours
+        raise ValueError(
+            f"X has {shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{expected} features as input: for epochs (n_epochs, n_chans, n_times) the features "
+            f"are channels, so fit saw n_chans={expected} and X of shape {shape} has "
+            f"{shape[1]}; pick the same channels, in the same order, as in fit."
+        )
+    X = validate_data(estimator, X, allow_nd=True, dtype=np.float64,
+                      ensure_all_finite=False, reset=reset)
+    X = np.atleast_3d(X)
+    if X.ndim != 3:
+        raise ValueError(
+            f"X must be 3-D (n_epochs, n_chans, n_times), got shape {X.shape}; "
+            "reshape or loop over the extra axes."
+        )
+    return check_epochs_array(X)

@@ -288,13 +288,16 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
     from sklearn.preprocessing import LabelEncoder
 
     from ..data.loaders import check_subjects, get_dataset, get_paradigm, load_data, load_epochs
-    from ..features.pipelines import get_pipeline
+    from ..features.pipelines import get_pipeline, get_spec
 
     dataset = get_dataset(dataset)
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
     subjects = check_subjects(dataset, subjects)
     if isinstance(pipeline, str):
         name = pipeline
+        if get_spec(name).epochs_input:
+            raise ValueError(f"{name} takes MNE epochs, not arrays; decoder files hold array "
+                             "pipelines (e.g. SSVEP_TS+LR for SSVEP).")
         estimator = get_pipeline(pipeline, random_state=random_state, scoring=paradigm.scoring)
     else:
         name, estimator = type(pipeline).__name__, clone(pipeline)

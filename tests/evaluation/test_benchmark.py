@@ -76,6 +76,6 @@ def test_benchmark_errors():
     with pytest.raises(ValueError, match="is not a SSVEP dataset"):
         bci.benchmark(paradigm="SSVEP", pipelines=["SSVEP_CCA"])
     with pytest.raises(ValueError, match="needs epochs from a FilterBankSSVEP paradigm"):
-        bci.benchmark("SyntheticSSVEP", "P300", ["SSVEP_TS+LR"])
+        bci.benchmark("SyntheticMotorImagery", "LeftRightImagery", ["SSVEP_TS+LR"])
     with pytest.raises(ValueError, match="Did you mean 'FgMDM'"):
         bci.benchmark(pipelines=["FGMDM"])

@@ -24,17 +24,19 @@ def trained(tmp_path_factory):
 
 
 def _raw_windows(dataset, decoder, subject):
-    """Unfiltered windows cut from the continuous recording at each cue, and their labels."""
-    sessions = dataset.get_data(subjects=[subject])[subject]
-    raw = next(iter(next(iter(sessions.values())).values()))
-    events, event_id = mne.events_from_annotations(raw, verbose=False)
-    names = {v: k for k, v in event_id.items()}
-    keep = [e for e in events if names[e[2]] in decoder.classes]
+    """Unfiltered windows cut from the continuous recordings at each cue, and their labels."""
+    windows, labels = [], []
     start = int(round(decoder.tmin * decoder.sfreq))
-    picks = [raw.ch_names.index(c) for c in decoder.ch_names]
-    data = raw.get_data(picks=picks)
-    X = np.stack([data[:, e[0] + start:e[0] + start + decoder.n_times] for e in keep])
-    return X, np.array([names[e[2]] for e in keep])
+    for runs in dataset.get_data(subjects=[subject])[subject].values():
+        for raw in runs.values():
+            events, event_id = mne.events_from_annotations(raw, verbose=False)
+            names = {v: k for k, v in event_id.items()}
+            data = raw.get_data(picks=decoder.ch_names)
+            for onset, _, code in events:
+                if names[code] in decoder.classes:
+                    windows.append(data[:, onset + start:onset + start + decoder.n_times])
+                    labels.append(names[code])
+    return np.stack(windows), np.array(labels)
 
 
 def test_round_trip_predicts_identically(trained):

@@ -1,0 +1,636 @@
+"""Synthetic EEG recordings with a planted, known effect, returned as MNE ``Raw``.
+
+Two generators, each giving a continuous recording with a 10-10 montage, data in volts and one
+annotation per trial (description = class name, onset = cue, duration = task period), the form
+that :func:`mne.events_from_annotations` and MOABB's paradigms read:
+
+- :func:`make_motor_imagery`: event-related desynchronisation (ERD) of mu and beta rhythms over
+  the sensorimotor cortex contralateral to the imagined hand (C4 for ``"left_hand"``, C3 for
+  ``"right_hand"``, Cz for ``"feet"``, none for ``"rest"``);
+- :func:`make_ssvep`: a steady-state visual evoked response at the stimulation frequency and its
+  second harmonic, peaking over the occipital channels.
+
+Both sit on the same background: spatially correlated 1/f ("pink") noise of 10 µV RMS on every
+channel, whose channel covariance is a smooth function of the distance between electrodes and is
+full rank. The MOABB datasets built on these generators are in :mod:`bci.data.datasets`.
+
+All randomness comes from the ``random_state`` argument (an ``int`` seed or a
+:class:`numpy.random.Generator`); global random generators are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._checks import check_option
+
+logger = logging.getLogger(__name__)
+
+#: RMS amplitude of the background noise on every channel (volts).
+BACKGROUND_RMS_V = 10e-6
+
+#: Classes of :func:`make_motor_imagery`, and the electrode whose rhythm desynchronises.
+MI_CLASSES: dict[str, str | None] = {
+    "left_hand": "C4",
+    "right_hand": "C3",
+    "feet": "Cz",
+    "rest": None,
+}
+
+#: Event codes of the motor-imagery classes (those of BNCI2014_001 for the hands and feet).
+MI_EVENT_ID: dict[str, int] = {"left_hand": 1, "right_hand": 2, "feet": 3, "rest": 4}
+
+# Montage: MNE >= 1.13 renamed "standard_1005" to "colin27_1005" (same positions).
+_MONTAGE_NAMES = ("colin27_1005", "standard_1005")
+# 10-10 names of the 10-05 montage, less aliases (T3/T4/T5/T6) and reference sites.
+_NOT_10_10 = {"T3", "T4", "T5", "T6", "M1", "M2", "A1", "A2", "O9", "O10"}
+_10_10 = (
+    "Fp1", "Fpz", "Fp2", "AF9", "AF7", "AF5", "AF3", "AF1", "AFz", "AF2", "AF4", "AF6", "AF8",
+    "AF10", "F9", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "F10", "FT9", "FT7",
+    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10", "T9", "T7", "C5", "C3", "C1",
+    "Cz", "C2", "C4", "C6", "T8", "T10", "TP9", "TP7", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4",
+    "CP6", "TP8", "TP10", "P9", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "P10",
+    "PO9", "PO7", "PO5", "PO3", "PO1", "POz", "PO2", "PO4", "PO6", "PO8", "PO10", "O1", "Oz",
+    "O2", "Iz",
+)
+#: Number of electrode positions the generators can use (10-10 system).
+MAX_N_CHANS = len(_10_10)
+
+# Channels taken first, in this order (the 22 of BNCI2014_001, pairs kept together so that 8,
+# 12, 16, 18, 20 and 22 channels are left/right symmetric); then the nearest 10-10 sites to Cz.
+_MI_PRIORITY = (
+    "C3", "Cz", "C4", "FC3", "FC4", "CP3", "CP4", "FCz", "C1", "C2", "FC1", "FC2", "CP1", "CP2",
+    "C5", "C6", "CPz", "Fz", "P1", "P2", "Pz", "POz",
+)
+# The 8 channels of Kalunga2016, then the nearest remaining 10-10 sites to Oz.
+_SSVEP_PRIORITY = ("Oz", "O1", "O2", "POz", "PO3", "PO4", "PO7", "PO8")
+
+# Background: channel correlation exp(-d^2 / 2 L^2) (L in m), plus a nugget making it full rank.
+_CORR_LENGTH_M = 0.05
+_NUGGET = 0.05
+_KNEE_HZ = 1.0  # background spectrum is flat below, 1/f above
+# Motor imagery: spatial spread of a rhythm source (m), rhythm bandwidths (Hz, Gaussian s.d.),
+# beta/mu amplitude ratio, relative strength of the midline (feet) source.
+_MI_SPREAD_M = 0.035
+_MU_BW_HZ = 0.75
+_BETA_BW_HZ = 1.5
+_BETA_RATIO = 0.5
+_FEET_WEIGHT = 0.7
+_ERD_LATENCY_S = 0.25
+_ERD_RISE_S = 0.5
+_ERD_TRIAL_SPREAD = 0.4  # trial ERD depth is erd_depth * U(1 - spread, 1 + spread), clipped
+# SSVEP: spatial spread (m), harmonic/fundamental ratio, latency/rise (s), jitters, alpha.
+_SSVEP_SPREAD_M = 0.05
+_HARMONIC_RATIO = 0.5
+_SSVEP_LATENCY_S = 0.1
+_SSVEP_RISE_S = 0.3
+_SSVEP_PHASE_JITTER_RAD = 0.2
+_SSVEP_AMP_JITTER = 0.2  # log-normal s.d. of the trial amplitude
+_ALPHA_HZ = 10.0
+_ALPHA_RATIO = 0.5  # alpha RMS at Oz / background RMS
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+def _check_random_state(random_state) -> np.random.Generator:
+    """Return a :class:`numpy.random.Generator` from ``None``, an ``int`` seed or a Generator."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(
+                f"random_state must be a non-negative int seed, got {random_state}."
+            )
+        return np.random.default_rng(int(random_state))
+    raise TypeError(
+        "random_state must be None, an int seed or a numpy.random.Generator, got "
+        f"{type(random_state).__name__}."
+    )
+
+
+def _check_int(name: str, value, minimum: int, what: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int ({what}), got {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum} ({what}), got {value}.")
+    return int(value)
+
+
+def _check_float(name: str, value, *, minimum: float = 0.0, strict: bool = True,
+                 unit: str = "") -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number{unit and f' ({unit})'}, got "
+                        f"{type(value).__name__}.")
+    value = float(value)
+    bad = not np.isfinite(value) or (value <= minimum if strict else value < minimum)
+    if bad:
+        relation = ">" if strict else ">="
+        raise ValueError(
+            f"{name} must be finite and {relation} {minimum:g}{unit and f' ({unit})'}, "
+            f"got {value!r}."
+        )
+    return value
+
+
+def _check_range_s(name: str, value) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name} must be a (min, max) pair of durations in seconds, got {value!r}."
+        ) from None
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+        raise ValueError(
+            f"{name} must be (min, max) seconds with 0 < min <= max, got {value!r}."
+        )
+    return low, high
+
+
+def _check_n_chans(n_chans, minimum: int, needs: str) -> int:
+    n_chans = _check_int("n_chans", n_chans, 1, "number of EEG channels")
+    if not minimum <= n_chans <= MAX_N_CHANS:
+        raise ValueError(
+            f"n_chans must be between {minimum} ({needs}) and {MAX_N_CHANS} (the 10-10 "
+            f"positions available), got {n_chans}."
+        )
+    return n_chans
+
+
+def _check_mi_classes(classes) -> tuple[str, ...]:
+    """Validate motor-imagery class names (unique, known, at least one)."""
+    if isinstance(classes, str):
+        raise TypeError(
+            f"classes must be a sequence of class names such as ('left_hand', 'right_hand'), "
+            f"got the string {classes!r}."
+        )
+    classes = tuple(classes)
+    if not classes:
+        raise ValueError(
+            f"classes must name at least one class among {sorted(MI_CLASSES)}, got ()."
+        )
+    for name in classes:
+        if not isinstance(name, str):
+            raise TypeError(f"class names must be strings, got {name!r}.")
+        check_option("class", name, MI_CLASSES)
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be unique, got {classes}.")
+    return classes
+
+
+def _check_ssvep_freqs(freqs, sfreq: float) -> tuple[float, ...]:
+    """Validate stimulation frequencies (Hz): positive, distinct labels, harmonic < Nyquist."""
+    try:
+        freqs = tuple(float(f) for f in np.atleast_1d(freqs))
+    except (TypeError, ValueError):
+        raise TypeError(f"freqs must be a sequence of frequencies in Hz, got {freqs!r}.") from None
+    if not freqs:
+        raise ValueError("freqs must hold at least one stimulation frequency (Hz), got ().")
+    for f in freqs:
+        if not (np.isfinite(f) and f > 0):
+            raise ValueError(f"freqs must be positive frequencies (Hz), got {freqs}.")
+    labels = [_freq_label(f) for f in freqs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"freqs must be distinct, got {freqs}.")
+    if 2 * max(freqs) >= sfreq / 2:
+        raise ValueError(
+            f"the 2nd harmonic of every stimulation frequency must be below Nyquist: "
+            f"2 x {max(freqs):g} Hz >= sfreq / 2 = {sfreq / 2:g} Hz; raise sfreq above "
+            f"{4 * max(freqs):g} Hz or lower freqs."
+        )
+    return freqs
+
+
+def _freq_label(freq: float) -> str:
+    """Event name of a stimulation frequency, as MOABB's SSVEP datasets write it ("13", "7.5")."""
+    return f"{float(freq):g}"
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------------------------
+def _montage():
+    import mne
+
+    builtin = mne.channels.get_builtin_montages()
+    name = next(n for n in _MONTAGE_NAMES if n in builtin)
+    return mne.channels.make_standard_montage(name)
+
+
+def _pick_channels(n_chans: int, priority: Sequence[str], anchor: str, montage) -> list[str]:
+    """``n_chans`` 10-10 names: ``priority`` first, then nearest to ``anchor``; montage order."""
+    pos = montage.get_positions()["ch_pos"]
+    chosen = list(priority[:n_chans])
+    if n_chans > len(chosen):
+        rest = [c for c in _10_10 if c not in chosen]
+        rest.sort(key=lambda c: (round(float(np.linalg.norm(pos[c] - pos[anchor])), 6), c))
+        chosen += rest[: n_chans - len(chosen)]
+    order = {name: i for i, name in enumerate(montage.ch_names)}
+    return sorted(chosen, key=order.__getitem__)
+
+
+def _positions(montage, ch_names: Sequence[str]) -> np.ndarray:
+    pos = montage.get_positions()["ch_pos"]
+    return np.array([pos[c] for c in ch_names], dtype=float)
+
+
+def _spatial_mixing(pos: np.ndarray) -> np.ndarray:
+    """Symmetric square root of the background channel correlation matrix, (n_chans, n_chans)."""
+    d2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1)
+    corr = (1 - _NUGGET) * np.exp(-d2 / (2 * _CORR_LENGTH_M**2)) + _NUGGET * np.eye(len(pos))
+    w, v = np.linalg.eigh(corr)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def _pattern(pos: np.ndarray, center: np.ndarray, spread_m: float) -> np.ndarray:
+    """Gaussian spatial fall-off around ``center`` (1 at the center), shape (n_chans,)."""
+    d2 = ((pos - center) ** 2).sum(-1)
+    return np.exp(-d2 / (2 * spread_m**2))
+
+
+def _shaped_noise(rng: np.random.Generator, n_signals: int, n_times: int, sfreq: float,
+                  amplitude) -> np.ndarray:
+    """Gaussian noise with spectral amplitude ``amplitude(freqs)``, unit RMS rows.
+
+    Returns shape (n_signals, n_times), zero mean and unit standard deviation per row.
+    """
+    spec = np.fft.rfft(rng.standard_normal((n_signals, n_times)), axis=-1)
+    freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
+    gain = amplitude(freqs)
+    gain[0] = 0.0
+    x = np.fft.irfft(spec * gain, n=n_times, axis=-1)
+    x -= x.mean(axis=-1, keepdims=True)
+    return x / x.std(axis=-1, keepdims=True)
+
+
+def _pink_noise(rng, n_signals, n_times, sfreq):
+    """1/f power spectrum above ``_KNEE_HZ``, flat below; unit RMS rows (n_signals, n_times)."""
+    return _shaped_noise(rng, n_signals, n_times, sfreq,
+                         lambda f: 1.0 / np.sqrt(np.maximum(f, _KNEE_HZ)))
+
+
+def _narrowband_noise(rng, n_signals, n_times, sfreq, freq_hz, bw_hz):
+    """Gaussian-shaped spectral peak at ``freq_hz`` (s.d. ``bw_hz``); unit RMS rows."""
+    return _shaped_noise(rng, n_signals, n_times, sfreq,
+                         lambda f: np.exp(-((f - freq_hz) ** 2) / (4 * bw_hz**2)))
+
+
+def _background(rng, pos, n_times, sfreq) -> np.ndarray:
+    """Spatially correlated pink noise, ``BACKGROUND_RMS_V`` per channel; (n_chans, n_times) V."""
+    sources = _pink_noise(rng, len(pos), n_times, sfreq)
+    return BACKGROUND_RMS_V * (_spatial_mixing(pos) @ sources)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, a raised cosine in between."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
+
+
+def _trial_onsets(rng, n_total: int, task_s: float, iti_s: tuple[float, float]
+                  ) -> tuple[np.ndarray, float]:
+    """Cue times (s) of ``n_total`` trials and the recording duration (s).
+
+    A rest drawn uniformly from ``iti_s`` precedes every cue and follows the last trial.
+    """
+    rests = rng.uniform(iti_s[0], iti_s[1], size=n_total + 1)
+    onsets = np.cumsum(rests[:-1]) + task_s * np.arange(n_total)
+    duration = float(rests.sum() + task_s * n_total)
+    return onsets, duration
+
+
+def _annotations(onsets_s, duration_s: float, labels):
+    import mne
+
+    return mne.Annotations(onset=np.asarray(onsets_s, float),
+                           duration=np.full(len(onsets_s), duration_s),
+                           description=list(labels))
+
+
+def _raw(data: np.ndarray, ch_names: list[str], sfreq: float, montage, annotations,
+         description: str):
+    import mne
+
+    info = mne.create_info(ch_names, sfreq, ch_types="eeg")
+    info["description"] = description
+    raw = mne.io.RawArray(data, info, verbose=False)
+    raw.set_montage(montage, verbose=False)
+    raw.set_annotations(annotations)
+    return raw
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    onsets_s: np.ndarray  # (n_total,) cue times
+    labels: np.ndarray  # (n_total,) class names
+    n_times: int
+
+
+def _schedule(rng, classes, n_trials, task_s, iti_s, sfreq) -> _Schedule:
+    labels = rng.permutation(np.repeat(np.asarray(classes, dtype=object), n_trials))
+    onsets, duration = _trial_onsets(rng, len(labels), task_s, iti_s)
+    onsets = np.round(onsets * sfreq) / sfreq  # cues on samples
+    return _Schedule(onsets, labels, int(np.ceil(duration * sfreq)) + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# motor imagery
+# --------------------------------------------------------------------------------------------
+def _simulate_motor_imagery(n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq,
+                            erd_depth, imagery_s, iti_s, rng):
+    montage = _montage()
+    ch_names = _pick_channels(n_chans, _MI_PRIORITY, "Cz", montage)
+    pos = _positions(montage, ch_names)
+    sched = _schedule(rng, classes, n_trials, imagery_s, iti_s, sfreq)
+    n_times = sched.n_times
+    times = np.arange(n_times) / sfreq
+
+    data = _background(rng, pos, n_times, sfreq)
+
+    sources = ("C3", "C4", "Cz")
+    weights = (1.0, 1.0, _FEET_WEIGHT)
+    mu = _narrowband_noise(rng, len(sources), n_times, sfreq, mu_freq, _MU_BW_HZ)
+    beta = _narrowband_noise(rng, len(sources), n_times, sfreq, beta_freq, _BETA_BW_HZ)
+    rhythm = mu + _BETA_RATIO * beta
+    rhythm /= rhythm.std(axis=-1, keepdims=True)
+
+    # Trial ERD depth varies (attention, strategy): erd_depth * U(1 - s, 1 + s), within [0, 1].
+    depths = np.clip(erd_depth * rng.uniform(1 - _ERD_TRIAL_SPREAD, 1 + _ERD_TRIAL_SPREAD,
+                                             size=len(sched.labels)), 0.0, 1.0)
+    gains = np.ones((len(sources), n_times))
+    span = int(np.ceil((imagery_s + _ERD_RISE_S + _ERD_LATENCY_S) * sfreq)) + 2
+    for onset, label, depth in zip(sched.onsets_s, sched.labels, depths):
+        target = MI_CLASSES[label]
+        if target is None:
+            continue
+        start = int(round(onset * sfreq))
+        sl = slice(start, min(start + span, n_times))
+        t = times[sl] - onset
+        window = (_smoothstep((t - _ERD_LATENCY_S) / _ERD_RISE_S)
+                  - _smoothstep((t - imagery_s) / _ERD_RISE_S))
+        gains[sources.index(target), sl] -= depth * window
+
+    mont_pos = montage.get_positions()["ch_pos"]
+    amplitude = snr * BACKGROUND_RMS_V
+    for k, (name, weight) in enumerate(zip(sources, weights)):
+        pattern = _pattern(pos, mont_pos[name], _MI_SPREAD_M)
+        data += np.outer(weight * amplitude * pattern, gains[k] * rhythm[k])
+
+    description = (
+        f"bci synthetic motor imagery: mu {mu_freq:.2f} Hz and beta {beta_freq:.2f} Hz rhythms "
+        f"at C3, C4 and Cz desynchronise by {erd_depth:.2f} (amplitude) during imagery "
+        f"(left_hand: C4, right_hand: C3, feet: Cz, rest: none); snr={snr:g}, "
+        f"background {BACKGROUND_RMS_V * 1e6:g} uV RMS 1/f."
+    )
+    annotations = _annotations(sched.onsets_s, imagery_s, sched.labels)
+    logger.debug("Simulated motor imagery: %d trials, %d channels, %.1f s at %g Hz",
+                 len(sched.labels), n_chans, n_times / sfreq, sfreq)
+    return _raw(data, ch_names, sfreq, montage, annotations, description)
+
+
+def _check_mi_args(n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq, erd_depth,
+                   imagery_s, iti_s):
+    n_trials = _check_int("n_trials", n_trials, 1, "trials per class")
+    classes = _check_mi_classes(classes)
+    n_chans = _check_n_chans(n_chans, 3, "C3, Cz and C4 are always included")
+    sfreq = _check_float("sfreq", sfreq, unit="Hz")
+    snr = _check_float("snr", snr, strict=False, unit="rhythm RMS / background RMS")
+    mu_freq = _check_float("mu_freq", mu_freq, unit="Hz")
+    beta_freq = _check_float("beta_freq", beta_freq, unit="Hz")
+    top = max(mu_freq, beta_freq) + 3 * _BETA_BW_HZ
+    if sfreq / 2 <= top:
+        raise ValueError(
+            f"sfreq must be above {2 * top:g} Hz so that the rhythms (up to {top:g} Hz) are "
+            f"below Nyquist, got sfreq={sfreq:g} Hz; raise sfreq or lower beta_freq."
+        )
+    erd_depth = _check_float("erd_depth", erd_depth, strict=False,
+                             unit="fraction of rhythm amplitude")
+    if erd_depth > 1:
+        raise ValueError(f"erd_depth must be in [0, 1] (fraction of the rhythm amplitude "
+                         f"removed during imagery), got {erd_depth!r}.")
+    imagery_s = _check_float("imagery_s", imagery_s, unit="seconds")
+    iti_s = _check_range_s("iti_s", iti_s)
+    return (n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq, erd_depth, imagery_s,
+            iti_s)
+
+
+def make_motor_imagery(n_trials: int = 50, *,
+                       classes: Sequence[str] = ("left_hand", "right_hand"),
+                       n_chans: int = 8, sfreq: float = 128.0, snr: float = 1.0,
+                       mu_freq: float = 11.0, beta_freq: float = 22.0, erd_depth: float = 0.35,
+                       imagery_s: float = 4.0, iti_s: tuple[float, float] = (2.0, 3.0),
+                       random_state: int | np.random.Generator | None = None):
+    """Simulate a motor-imagery recording with a planted event-related desynchronisation.
+
+    The recording is the sum of
+
+    - a background of spatially correlated 1/f noise, 10 µV RMS on every channel (flat spectrum
+      below 1 Hz, 1/f power above; channel correlation ``0.95 exp(-d² / (2 (5 cm)²))`` plus 0.05
+      on the diagonal, ``d`` the distance between electrodes, so the covariance is full rank);
+    - three sensorimotor rhythm sources, at C3 (left hand area), C4 (right hand area) and Cz
+      (feet area, 0.7 times weaker), each seen on the scalp with a Gaussian fall-off of 3.5 cm.
+      A source's rhythm is a mu component (narrowband noise around ``mu_freq``, s.d. 0.75 Hz)
+      plus a beta component at half its amplitude (around ``beta_freq``, s.d. 1.5 Hz).
+
+    The planted effect: during imagery the rhythm amplitude of the contralateral source drops by
+    ``erd_depth`` (times a per-trial factor uniform in [0.6, 1.4], clipped to [0, 1]), from 0.25 s
+    after the cue (0.5 s raised-cosine ramp) to ``imagery_s`` (0.5 s ramp back):
+
+    ============== =====================
+    class          desynchronised source
+    ============== =====================
+    ``left_hand``  C4 (right hemisphere)
+    ``right_hand`` C3 (left hemisphere)
+    ``feet``       Cz
+    ``rest``       none
+    ============== =====================
+
+    Parameters
+    ----------
+    n_trials : int
+        Trials per class (classes are balanced, in shuffled order).
+    classes : sequence of str
+        Classes among ``"left_hand"``, ``"right_hand"``, ``"feet"``, ``"rest"``.
+    n_chans : int
+        Number of EEG channels, 3 to 84. C3, Cz and C4 come first, then (in this order) FC3,
+        FC4, CP3, CP4, FCz (the default 8), C1, C2, FC1, FC2 (12), CP1, CP2, C5, C6 (16), CPz,
+        Fz, P1, P2, Pz, POz (the 22 channels of BNCI2014_001), then the nearest 10-10 sites to
+        Cz. Channels are ordered as in the 10-05 montage (front to back, left to right).
+    sfreq : float
+        Sampling frequency (Hz). Must exceed ``2 * (max(mu_freq, beta_freq) + 4.5)``.
+    snr : float
+        Amplitude signal-to-noise ratio: the RMS of a hand-area rhythm (mu + beta) at its own
+        electrode (C3 or C4) outside imagery, divided by the RMS of the background (10 µV), both
+        broadband. ``snr=1`` gives a 10 µV RMS rhythm; as the rhythm is narrowband, its power
+        ratio to the background within 8-13 Hz is higher (about 7 at ``snr=1``).
+        ``snr=0`` leaves pure background (no effect to find).
+    mu_freq, beta_freq : float
+        Centre frequencies of the mu and beta rhythms (Hz).
+    erd_depth : float
+        Mean fraction of the rhythm amplitude removed during imagery, in [0, 1]. The default
+        0.35 is a 58 % power decrease at the source (0.5 would halve the amplitude, a 75 %
+        power decrease).
+    imagery_s : float
+        Duration of the imagery period after each cue (seconds); the annotation duration.
+    iti_s : (float, float)
+        Rest before each cue (and after the last trial), uniform in this range (seconds).
+    random_state : int | numpy.random.Generator | None
+        Seed or generator; the same seed gives the same recording.
+
+    Returns
+    -------
+    raw : mne.io.RawArray
+        ``n_chans`` EEG channels in volts, shape ``(n_chans, n_times)`` with
+        ``n_times`` about ``sfreq * n_trials * len(classes) * (imagery_s + mean(iti_s))``;
+        montage set (10-05 positions), one annotation per trial (description = class name,
+        onset = cue, duration = ``imagery_s``), ``raw.info["description"]`` states the effect.
+
+    Examples
+    --------
+    >>> import mne
+    >>> raw = make_motor_imagery(n_trials=5, random_state=0)
+    >>> raw.ch_names
+    ['FC3', 'FCz', 'FC4', 'C3', 'Cz', 'C4', 'CP3', 'CP4']
+    >>> raw.info["sfreq"]
+    128.0
+    >>> events, event_id = mne.events_from_annotations(raw, verbose=False)
+    >>> sorted(event_id), len(events)
+    (['left_hand', 'right_hand'], 10)
+    """
+    args = _check_mi_args(n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq,
+                          erd_depth, imagery_s, iti_s)
+    rng = _check_random_state(random_state)
+    return _simulate_motor_imagery(*args, rng=rng)
+
+
+# --------------------------------------------------------------------------------------------
+# SSVEP
+# --------------------------------------------------------------------------------------------
+def _simulate_ssvep(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s, rng,
+                    phases=None):
+    """``phases``: (n_freqs, 2) response phases (rad) of fundamental and harmonic, or None."""
+    montage = _montage()
+    ch_names = _pick_channels(n_chans, _SSVEP_PRIORITY, "Oz", montage)
+    pos = _positions(montage, ch_names)
+    labels = [_freq_label(f) for f in freqs] + (["rest"] if include_rest else [])
+    if phases is None:
+        phases = rng.uniform(0, 2 * np.pi, size=(len(freqs), 2))
+    sched = _schedule(rng, labels, n_trials, trial_s, iti_s, sfreq)
+    n_times = sched.n_times
+    times = np.arange(n_times) / sfreq
+
+    data = _background(rng, pos, n_times, sfreq)
+    oz = montage.get_positions()["ch_pos"]["Oz"]
+    pattern = _pattern(pos, oz, _SSVEP_SPREAD_M)
+    alpha = _narrowband_noise(rng, 1, n_times, sfreq, _ALPHA_HZ, _MU_BW_HZ)[0]
+    data += np.outer(_ALPHA_RATIO * BACKGROUND_RMS_V * pattern, alpha)
+
+    response = np.zeros(n_times)
+    norm = np.sqrt((1 + _HARMONIC_RATIO**2) / 2)  # RMS of the unit two-sine sum
+    span = int(np.ceil((trial_s + _SSVEP_RISE_S) * sfreq)) + 2
+    jitters = rng.normal(0.0, _SSVEP_PHASE_JITTER_RAD, size=len(sched.labels))
+    amps = np.exp(rng.normal(0.0, _SSVEP_AMP_JITTER, size=len(sched.labels)))
+    for onset, label, jit, amp in zip(sched.onsets_s, sched.labels, jitters, amps):
+        if label == "rest":
+            continue
+        k = labels.index(label)
+        f = freqs[k]
+        start = int(round(onset * sfreq))
+        sl = slice(start, min(start + span, n_times))
+        t = times[sl] - onset
+        env = (_smoothstep((t - _SSVEP_LATENCY_S) / _SSVEP_RISE_S)
+               - _smoothstep((t - trial_s) / _SSVEP_RISE_S))
+        wave = (np.sin(2 * np.pi * f * t + phases[k, 0] + jit)
+                + _HARMONIC_RATIO * np.sin(2 * np.pi * 2 * f * t + phases[k, 1] + 2 * jit))
+        response[sl] += amp * env * wave / norm
+    data += np.outer(snr * BACKGROUND_RMS_V * pattern, response)
+
+    description = (
+        f"bci synthetic SSVEP: steady-state response at {', '.join(labels[:len(freqs)])} Hz "
+        f"(+ 2nd harmonic at half amplitude) peaking at Oz; snr={snr:g}, background "
+        f"{BACKGROUND_RMS_V * 1e6:g} uV RMS 1/f with occipital alpha."
+    )
+    annotations = _annotations(sched.onsets_s, trial_s, sched.labels)
+    logger.debug("Simulated SSVEP: %d trials, %d channels, %.1f s at %g Hz",
+                 len(sched.labels), n_chans, n_times / sfreq, sfreq)
+    return _raw(data, ch_names, sfreq, montage, annotations, description)
+
+
+def _check_ssvep_args(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s):
+    n_trials = _check_int("n_trials", n_trials, 1, "trials per class")
+    sfreq = _check_float("sfreq", sfreq, unit="Hz")
+    freqs = _check_ssvep_freqs(freqs, sfreq)
+    if not isinstance(include_rest, (bool, np.bool_)):
+        raise TypeError(f"include_rest must be True or False, got {include_rest!r}.")
+    n_chans = _check_n_chans(n_chans, 1, "Oz is always included")
+    snr = _check_float("snr", snr, strict=False, unit="response RMS / background RMS")
+    trial_s = _check_float("trial_s", trial_s, unit="seconds")
+    iti_s = _check_range_s("iti_s", iti_s)
+    return n_trials, freqs, bool(include_rest), n_chans, sfreq, snr, trial_s, iti_s
+
+
+def make_ssvep(n_trials: int = 10, *, freqs: Sequence[float] = (13.0, 17.0, 21.0),
+               include_rest: bool = True, n_chans: int = 8, sfreq: float = 256.0,
+               snr: float = 0.3, trial_s: float = 5.0, iti_s: tuple[float, float] = (1.0, 2.0),
+               random_state: int | np.random.Generator | None = None):
+    """Simulate an SSVEP recording (like Kalunga2016) with a planted steady-state response.
+
+    The recording is the background of :func:`make_motor_imagery` (spatially correlated 1/f
+    noise, 10 µV RMS per channel) plus an occipital alpha rhythm (around 10 Hz, 5 µV RMS at Oz)
+    and, during each stimulation trial, the steady-state response: a sine at the stimulation
+    frequency plus its 2nd harmonic at half the amplitude, phase-locked to the stimulus onset
+    (one phase per frequency, +/- 0.2 rad from trial to trial), starting 0.1 s after onset with a
+    0.3 s ramp, with a trial amplitude varying log-normally (s.d. 0.2). Its scalp pattern is a
+    Gaussian fall-off of 5 cm around Oz. ``"rest"`` trials have no response.
+
+    Parameters
+    ----------
+    n_trials : int
+        Trials per class (balanced, shuffled).
+    freqs : sequence of float
+        Stimulation frequencies (Hz); the event names are their ``"%g"`` strings (``"13"``).
+        Their 2nd harmonics must lie below Nyquist.
+    include_rest : bool
+        Add a ``"rest"`` class without stimulation.
+    n_chans : int
+        Number of EEG channels, 1 to 84: Oz, O1, O2, POz, PO3, PO4, PO7, PO8 (the channels of
+        Kalunga2016) first, then the nearest 10-10 sites to Oz; ordered as in the 10-05 montage.
+    sfreq : float
+        Sampling frequency (Hz).
+    snr : float
+        Amplitude signal-to-noise ratio: the RMS of the steady-state response (fundamental and
+        harmonic together, during stimulation) at Oz divided by the RMS of the background
+        (10 µV), both broadband. A sine's power sits in one frequency bin, so the default 0.3
+        (a 3 µV RMS response) stands well above the background in a 4 s spectrum. ``snr=0``
+        gives no response.
+    trial_s : float
+        Stimulation duration (seconds); the annotation duration.
+    iti_s : (float, float)
+        Rest before each onset (and after the last trial), uniform in this range (seconds).
+    random_state : int | numpy.random.Generator | None
+        Seed or generator; the same seed gives the same recording.
+
+    Returns
+    -------
+    raw : mne.io.RawArray
+        ``n_chans`` EEG channels in volts, shape ``(n_chans, n_times)``; montage set, one
+        annotation per trial (description ``"13"``... or ``"rest"``, onset = stimulus onset,
+        duration = ``trial_s``).
+
+    Examples
+    --------
+    >>> raw = make_ssvep(n_trials=2, random_state=0)
+    >>> raw.ch_names
+    ['PO7', 'PO3', 'POz', 'PO4', 'PO8', 'O1', 'Oz', 'O2']
+    >>> sorted(set(raw.annotations.description))
+    ['13', '17', '21', 'rest']
+    """
+    args = _check_ssvep_args(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s)
+    rng = _check_random_state(random_state)
+    return _simulate_ssvep(*args, rng=rng)

@@ -38,10 +38,14 @@ def _paradigm_for(spec, paradigm):
     SSVEP pipelines come in two kinds (raw epochs for CCA/TRCA, filter-bank epochs for the
     Riemannian ones): given either paradigm, the other is built with the same ``n_classes``.
     """
+    from moabb.paradigms.motor_imagery import BaseMotorImagery
+    from moabb.paradigms.ssvep import BaseSSVEP
+
     name = type(paradigm).__name__
     if name in spec.paradigms:
         return paradigm
-    if getattr(paradigm, "paradigm", None) == spec.family:
+    family = {"imagery": BaseMotorImagery, "ssvep": BaseSSVEP}.get(spec.family)
+    if family is not None and isinstance(paradigm, family):
         params = {k: getattr(paradigm, k) for k in ("n_classes", "tmin", "tmax", "resample")
                   if hasattr(paradigm, k)}
         return get_paradigm(spec.paradigms[0], **params)

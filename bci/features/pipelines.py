@@ -192,13 +192,9 @@ PIPELINES: dict[str, PipelineSpec] = {
         PipelineSpec("SSVEP_CCA", _moabb_ssvep("SSVEP_CCA"), ("SSVEP",), family="ssvep",
                      epochs_input=True,
                      description="canonical correlation with sine/cosine references (MOABB)"),
-        # 3 sub-bands: MOABB's default 5 needs >= 5 stimulation frequencies (Kalunga2016 has 3)
-        PipelineSpec("SSVEP_TRCA", _moabb_ssvep("SSVEP_TRCA", n_fbands=3), ("SSVEP",),
-                     family="ssvep", epochs_input=True,
-                     description="task-related component analysis, 3 sub-bands (MOABB)"),
-        PipelineSpec("SSVEP_MsetCCA", _moabb_ssvep("SSVEP_MsetCCA"), ("SSVEP",), family="ssvep",
-                     epochs_input=True,
-                     description="multi-set CCA with learned references (MOABB)"),
+        # MOABB 1.7.2's SSVEP_TRCA and SSVEP_MsetCCA are not registered: on the phase-locked
+        # synthetic SSVEP, where template matching scores 1.0, TRCA's 5-fold accuracies are
+        # 0.33/1.0/0.0/0.25/0.83 in volts and 0.0/0.42/1.0/0.83/1.0 in µV, MsetCCA 0.27-0.40.
     ]
 }
 

@@ -11,7 +11,7 @@ from bci.features.pipelines import (ACM_GRID, MOABB_ACM_GRID, PIPELINES, get_pip
                                     list_pipelines)
 
 MOABB_NAMES = {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
-               "SSVEP_TS+SVM", "SSVEP_MDM", "SSVEP_CCA", "SSVEP_TRCA", "SSVEP_MsetCCA"}
+               "SSVEP_TS+SVM", "SSVEP_MDM", "SSVEP_CCA"}
 
 
 def test_registry_uses_moabb_names():

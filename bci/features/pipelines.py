@@ -97,12 +97,19 @@ def _cov(estimator: str = "oas"):
     return Covariances(estimator=estimator)
 
 
+def _check() -> list:
+    """First step of the pipelines on epochs: clear errors for wrong shapes and NaNs."""
+    from .validation import CheckEpochs
+
+    return [("check", CheckEpochs())]
+
+
 def _csp_lda():
     from pyriemann.spatialfilters import CSP
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("covariances", _cov()), ("csp", CSP(nfilter=6)),
+    return Pipeline([*_check(), ("covariances", _cov()), ("csp", CSP(nfilter=6)),
                      ("lda", LinearDiscriminantAnalysis(solver="svd"))])
 
 
@@ -110,7 +117,7 @@ def _ts(final, name: str, *, pre: list | None = None):
     from pyriemann.tangentspace import TangentSpace
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([*(pre or []), ("covariances", _cov()),
+    return Pipeline([*(_check() if pre is None else pre), ("covariances", _cov()),
                      ("tangentspace", TangentSpace(metric="riemann")), (name, final)])
 
 
@@ -131,7 +138,7 @@ def _mdm(pre: list | None = None, *, fgmdm: bool = False):
     from sklearn.pipeline import Pipeline
 
     clf = FgMDM(metric="riemann") if fgmdm else MDM(metric="riemann")
-    return Pipeline([*(pre or []), ("covariances", _cov()),
+    return Pipeline([*(_check() if pre is None else pre), ("covariances", _cov()),
                      ("fgmdm" if fgmdm else "mdm", clf)])
 
 
@@ -142,7 +149,7 @@ def _acm_ts_svm():
 
     from .augmented import AugmentedCovariance
 
-    return Pipeline([("acm", AugmentedCovariance(order=1, lag=1, estimator="cov")),
+    return Pipeline([*_check(), ("acm", AugmentedCovariance(order=1, lag=1, estimator="cov")),
                      ("tangentspace", TangentSpace(metric="riemann")),
                      ("svc", SVC(kernel="rbf"))])
 

@@ -58,3 +58,20 @@ def test_pipelines_fit_planted_lateralisation():
             est.set_params(param_grid={k: v[-1:] for k, v in grid.items()})
         est.fit(X[::2], y[::2])
         assert (est.predict(X[1::2]) == y[1::2]).mean() > 0.9, name
+
+
+@pytest.mark.parametrize("name", ["CSP+LDA", "TS+LR", "MDM", "FgMDM"])
+def test_clear_errors_for_bad_epochs(name):
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((20, 4, 100)), np.repeat([0, 1], 10)
+    pipe = get_pipeline(name)
+    with pytest.raises(ValueError, match=r"must be 3-D \(n_epochs, n_chans, n_times\)"):
+        pipe.fit(X[:, 0], y)
+    bad = X.copy()
+    bad[3, 2, 50] = np.nan
+    with pytest.raises(ValueError, match="first at epoch 3, channel 2, sample 50"):
+        pipe.fit(bad, y)
+    pipe.fit(X, y)
+    with pytest.raises(ValueError, match="has 3 channels, expected n_chans=4"):
+        pipe.predict(X[:, :3])
+    assert pipe.predict(X).shape == (20,)

@@ -80,12 +80,35 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/benchmark",
                        help="output folder (default: results/benchmark)")
 
-    train = sub.add_parser("train", help="fit a pipeline and save a decoder file",
-                           description="Fit a registered pipeline on all trials of the given "
-                                       "subjects and save a decoder file for bci.load_decoder.")
+    train = sub.add_parser("train", help="fit a pipeline or train a network; save a decoder file",
+                           description="Fit a registered pipeline, or train a deep decoder with "
+                                       "Lightning, on all trials of the given subjects and save "
+                                       "a decoder file for bci.load_decoder (networks: plus "
+                                       "learning curves as PNG beside it).")
     _add_data_args(train, default_dataset=None)
-    train.add_argument("--pipeline", required=True, help="registered pipeline name")
+    what = train.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pipeline", help="registered pipeline name (see `bci pipelines`)")
+    what.add_argument("--model", help="deep decoder to train: EEGNeX, EEGNet or ShallowConvNet")
     train.add_argument("--out", required=True, help="decoder file to write")
+    deep = train.add_argument_group("network training (with --model)")
+    deep.add_argument("--max-epochs", type=int, default=None,
+                      help="upper bound on training epochs (default 60)")
+    deep.add_argument("--batch-size", type=int, default=None, help="batch size (default 16)")
+    deep.add_argument("--lr", type=float, default=None, help="AdamW learning rate (1e-3)")
+    deep.add_argument("--patience", type=int, default=None,
+                      help="early-stopping patience in epochs (default 15)")
+    deep.add_argument("--val-fraction", type=float, default=None,
+                      help="stratified validation fraction for early stopping (default 0.2)")
+    deep.add_argument("--scheduler", choices=["cosine", "plateau", "none"], default=None,
+                      help="learning-rate schedule (default cosine)")
+    deep.add_argument("--seed", type=int, default=None,
+                      help="seed of weights, split, batches and dropout (default 42)")
+    deep.add_argument("--accelerator", default="cpu",
+                      help="Lightning accelerator: cpu (default), gpu, auto ...")
+    deep.add_argument("--devices", default="1", help="Lightning devices (default 1)")
+    deep.add_argument("--strategy", default="auto",
+                      help="Lightning strategy, e.g. ddp (default auto)")
+    deep.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     sub.add_parser("pipelines", help="list the registered pipelines")
     sub.add_parser("datasets", help="list the dataset names bci accepts")
@@ -121,17 +144,58 @@ def _benchmark(args) -> int:
     return 0
 
 
+def _deep_classifier(args):
+    """The DeepClassifier that ``bci train --model`` trains (registered settings + flags)."""
+    from .features.pipelines import DEEP_SETTINGS
+    from .models.classifier import DeepClassifier
+    from .models.registry import MODELS
+    from ._checks import check_option
+
+    check_option("model", args.model, MODELS)
+    flags = {"max_epochs": args.max_epochs, "batch_size": args.batch_size, "lr": args.lr,
+             "patience": args.patience, "val_fraction": args.val_fraction,
+             "scheduler": args.scheduler, "seed": args.seed}
+    settings = {**DEEP_SETTINGS, **{k: v for k, v in flags.items() if v is not None}}
+    devices = int(args.devices) if args.devices.isdigit() else args.devices
+    return DeepClassifier(args.model, **settings, accelerator=args.accelerator,
+                          devices=devices, strategy=args.strategy, n_threads=args.threads,
+                          progress_bar=sys.stderr.isatty())
+
+
 def _train(args) -> int:
+    from pathlib import Path
+
     from .models.decoder import train_decoder
 
-    decoder = train_decoder(args.dataset, args.paradigm, args.pipeline, args.subjects,
+    name = args.model or args.pipeline
+    pipeline = _deep_classifier(args) if args.model else args.pipeline
+    decoder = train_decoder(args.dataset, args.paradigm, pipeline, args.subjects,
                             paradigm_params=_params(args.paradigm_param),
                             random_state=args.random_state)
+    decoder.info["pipeline"] = name
+    curves = None
+    if args.model:
+        import matplotlib.pyplot as plt
+
+        from .models.classifier import plot_learning_curves
+
+        clf = decoder.estimator
+        decoder.info["training"] = {"n_epochs": clf.n_epochs_, "best_epoch": clf.best_epoch_,
+                                    "history": clf.history_}
+        out = Path(args.out)
+        curves = out.with_name(out.stem + "_learning_curves.png")
+        curves.parent.mkdir(parents=True, exist_ok=True)
+        plt.close(plot_learning_curves(clf.history_, curves,
+                                       title=f"{name} on {decoder.info['dataset']}"))
     path = decoder.save(args.out)
-    print(f"Saved {args.pipeline} decoder to {path}: {decoder.n_chans} channels at "
+    print(f"Saved {name} decoder to {path}: {decoder.n_chans} channels at "
           f"{decoder.sfreq:g} Hz, window {decoder.tmin:g}-{decoder.tmax:g} s "
           f"({decoder.n_times} samples), classes {decoder.classes}, "
           f"trained on {decoder.info['n_epochs']} epochs.")
+    if curves is not None:
+        clf = decoder.estimator
+        print(f"Trained {clf.n_epochs_} epochs, kept epoch {clf.best_epoch_}; learning curves: "
+              f"{curves}")
     return 0
 
 

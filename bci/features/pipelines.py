@@ -74,7 +74,8 @@ class PipelineSpec:
     description : str
         One line: what the pipeline does and where it comes from.
     family : str
-        MOABB paradigm family (``"imagery"``, ``"ssvep"``).
+        MOABB paradigm family (``"imagery"``, ``"ssvep"``), or ``"any"`` for pipelines that take
+        the epochs of every paradigm they list (the deep decoders).
     epochs_input : bool
         The estimator takes :class:`mne.Epochs` and the datasets' own class names (MOABB's
         CCA-family SSVEP classifiers read the stimulation frequencies from them); MOABB must
@@ -160,6 +161,28 @@ def _extended():
     return [("extendedssvepsignal", ExtendedSSVEPSignal())]
 
 
+#: Training settings of the registered deep pipelines (``EEGNeX``, ``EEGNet``,
+#: ``ShallowConvNet``): a budget for CPU training of one subject's epochs (see
+#: ``recipes/deep_vs_riemann.py`` for the measurements behind them). Any
+#: :class:`bci.models.classifier.DeepClassifier` argument can be set on the returned estimator
+#: with ``set_params``.
+DEEP_SETTINGS: dict[str, Any] = {
+    "scaling": "channel", "max_epochs": 60, "patience": 15, "batch_size": 16, "lr": 1e-3,
+    "weight_decay": 1e-2, "scheduler": "cosine", "val_fraction": 0.2, "seed": 42,
+}
+
+
+def _deep(model: str):
+    def build():
+        # features and models are the same layer; the import stays lazy so that the feature
+        # pipelines never import torch
+        from ..models.classifier import DeepClassifier
+
+        return DeepClassifier(model, **DEEP_SETTINGS)
+
+    return build
+
+
 def _moabb_ssvep(cls_name: str, **params):
     def build():
         import moabb.pipelines.classification as clf
@@ -199,6 +222,12 @@ PIPELINES: dict[str, PipelineSpec] = {
         PipelineSpec("SSVEP_CCA", _moabb_ssvep("SSVEP_CCA"), ("SSVEP",), family="ssvep",
                      epochs_input=True,
                      description="canonical correlation with sine/cosine references (MOABB)"),
+        *[PipelineSpec(name, _deep(name), (*_MI, "SSVEP"), family="any", description=desc)
+          for name, desc in [
+              ("EEGNeX", "EEGNeX-8,32 network (Chen et al.), Lightning-trained, early stopping"),
+              ("EEGNet", "EEGNet-8,2 network (Lawhern et al.), Lightning-trained"),
+              ("ShallowConvNet", "Shallow ConvNet (Schirrmeister et al.), Lightning-trained"),
+          ]],
         # MOABB 1.7.2's SSVEP_TRCA and SSVEP_MsetCCA are not registered: on the phase-locked
         # synthetic SSVEP, where template matching scores 1.0, TRCA's 5-fold accuracies are
         # 0.33/1.0/0.0/0.25/0.83 in volts and 0.0/0.42/1.0/0.83/1.0 in µV, MsetCCA 0.27-0.40.
@@ -211,8 +240,9 @@ def list_pipelines(family: str | None = None) -> list[str]:
 
     Parameters
     ----------
-    family : "imagery" | "ssvep" | None
-        Keep only the pipelines for one kind of paradigm; all when None.
+    family : "imagery" | "ssvep" | "any" | None
+        Keep only the pipelines of one kind of paradigm (``"any"``: the deep decoders, which
+        take the epochs of motor-imagery and SSVEP paradigms alike); all when None.
 
     Returns
     -------

@@ -1,7 +1,10 @@
-"""Models: decoders and decoder files (:class:`~bci.models.decoder.Decoder`)."""
+"""Models: deep decoders, their Lightning training and scikit-learn wrapper, decoder files."""
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "decoder": ["Decoder", "load_decoder", "save_decoder", "train_decoder"],
+    "registry": ["MODELS", "get_model"],
+    "classifier": ["DeepClassifier"],
+    "training": ["DecoderModule", "EEGDataModule", "train_model"],
 })

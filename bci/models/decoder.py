@@ -2,9 +2,18 @@
 
 A decoder file is a zip archive holding ``manifest.json`` (format version, ``bci`` and
 scikit-learn versions, a SHA-256 of the payload, channel names, sampling rate, window, class
-names, preprocessing) and ``estimator.joblib`` (the fitted scikit-learn estimator). Loading checks
-the format version and the checksum, so a file from an incompatible version or a damaged file
-fails with a clear error instead of predicting garbage.
+names, preprocessing) and one payload:
+
+- ``estimator.joblib``: a fitted scikit-learn estimator (feature pipelines);
+- ``network.pt`` (format 2): the weights (``state_dict``) of a network trained by
+  :class:`~bci.models.classifier.DeepClassifier`; the manifest's ``network`` entry holds the
+  model name, its config (``model.get_config()``), the input scaling and the classifier's
+  settings. It is loaded with torch alone (``torch.load(weights_only=True)``, no pickle, no
+  Lightning), so the real-time loop takes networks and pipelines alike.
+
+Loading checks the format version and the checksum, so a file from an incompatible version or a
+damaged file fails with a clear error instead of predicting garbage. Format-1 files (joblib
+payload only) are still read.
 
 Like any pickle, ``estimator.joblib`` can run code when loaded: only load decoder files you trust.
 """
@@ -29,9 +38,10 @@ from .._logging import logger
 
 #: Version of the decoder-file layout written by this ``bci``; files with a higher major
 #: version cannot be read.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MANIFEST = "manifest.json"
 _PAYLOAD = "estimator.joblib"
+_NETWORK_PAYLOAD = "network.pt"  # format >= 2
 _FORMAT_NAME = "bci-decoder"
 
 
@@ -176,7 +186,17 @@ def save_decoder(decoder: Decoder, fname: str | Path) -> Path:
 
     fname = Path(fname)
     buffer = io.BytesIO()
-    joblib.dump(decoder.estimator, buffer)
+    network_state = getattr(decoder.estimator, "_network_state", None)
+    network = None
+    if callable(network_state):  # a DeepClassifier: weights + config, no pickle
+        import torch
+
+        network, weights = network_state()
+        torch.save(weights, buffer)
+        payload_name = _NETWORK_PAYLOAD
+    else:
+        joblib.dump(decoder.estimator, buffer)
+        payload_name = _PAYLOAD
     payload = buffer.getvalue()
     meta = asdict(decoder)
     meta.pop("estimator")
@@ -185,14 +205,20 @@ def save_decoder(decoder: Decoder, fname: str | Path) -> Path:
         "format_version": FORMAT_VERSION,
         "bci_version": __version__,
         "sklearn_version": sklearn.__version__,
+        "payload": payload_name,
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "decoder": meta,
     }
+    if network is not None:
+        import torch
+
+        manifest["torch_version"] = torch.__version__
+        manifest["network"] = network
     fname.parent.mkdir(parents=True, exist_ok=True)
     tmp = fname.with_name(fname.name + ".part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
-        zf.writestr(_PAYLOAD, payload)
+        zf.writestr(payload_name, payload)
     tmp.replace(fname)
     logger.info("Saved decoder to %s", fname)
     return fname
@@ -218,15 +244,17 @@ def load_decoder(fname: str | Path) -> Decoder:
         Not a decoder file, damaged (checksum mismatch, truncated archive), or written in a
         newer format than this ``bci`` reads.
     """
-    import joblib
-
     fname = Path(fname)
     if not fname.is_file():
         raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
     try:
         with zipfile.ZipFile(fname) as zf:
             manifest = json.loads(zf.read(_MANIFEST))
-            payload = zf.read(_PAYLOAD)
+            payload_name = manifest.get("payload", _PAYLOAD) if isinstance(manifest, dict) \
+                else _PAYLOAD
+            if payload_name not in (_PAYLOAD, _NETWORK_PAYLOAD):
+                raise KeyError(f"unknown payload {payload_name!r}")
+            payload = zf.read(payload_name)
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError,
             zipfile.LargeZipFile) as err:
         raise ValueError(
@@ -254,8 +282,26 @@ def load_decoder(fname: str | Path) -> Decoder:
                        fname, manifest.get("sklearn_version"), sklearn.__version__)
     meta = manifest["decoder"]
     meta["filters"] = [tuple(band) for band in meta.get("filters", [])]
-    estimator = joblib.load(io.BytesIO(payload))
+    if payload_name == _NETWORK_PAYLOAD:
+        estimator = _load_network(manifest, payload)
+    else:
+        import joblib
+
+        estimator = joblib.load(io.BytesIO(payload))
     return Decoder(estimator=estimator, **meta)
+
+
+def _load_network(manifest: dict, payload: bytes):
+    """Rebuild a fitted DeepClassifier from its weights and config (torch only, no pickle)."""
+    import torch
+
+    from .classifier import DeepClassifier
+
+    weights = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    if manifest.get("torch_version") != torch.__version__:
+        logger.info("Decoder network saved with torch %s, loading with %s",
+                    manifest.get("torch_version"), torch.__version__)
+    return DeepClassifier._from_network_state(manifest["network"], weights)
 
 
 def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,

@@ -12,11 +12,13 @@ from bci.features.pipelines import (ACM_GRID, MOABB_ACM_GRID, PIPELINES, get_pip
 
 MOABB_NAMES = {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
                "SSVEP_TS+SVM", "SSVEP_MDM", "SSVEP_CCA"}
+DEEP_NAMES = {"EEGNeX", "EEGNet", "ShallowConvNet"}  # family "any": imagery and SSVEP
 
 
 def test_registry_uses_moabb_names():
-    assert set(list_pipelines()) == MOABB_NAMES
+    assert set(list_pipelines()) == MOABB_NAMES | DEEP_NAMES
     assert set(list_pipelines("ssvep")) == {n for n in MOABB_NAMES if n.startswith("SSVEP")}
+    assert set(list_pipelines("any")) == DEEP_NAMES
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))

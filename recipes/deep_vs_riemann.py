@@ -1,0 +1,157 @@
+"""Deep decoders (EEGNeX, EEGNet, ShallowConvNet) next to Riemannian pipelines, within-session.
+
+Each experiment is one :func:`bci.benchmark` run (MOABB's ``WithinSessionEvaluation``, 5 folds,
+``random_state=42``); the table prints mean ± sd over the cross-validation folds (MOABB's
+per-fold scores are kept instead of their mean, see ``--per-fold``) and per-subject means, and
+everything is written to ``OUT/<experiment>/`` (``results.csv``, ``summary.csv``, ``scores.png``)
+plus ``OUT/<experiment>.json``.
+
+Experiments
+-----------
+``lr``        PhysionetMI subject 1, left vs right hand imagery, ROC-AUC.
+``mi4``       PhysionetMI subject 1, 4-class ``MotorImagery``, accuracy.
+``ssvep``     Kalunga2016, 11 subjects, ``SSVEP`` (4 classes), accuracy; the filter-bank
+              Riemannian pipelines get ``FilterBankSSVEP`` (bci benchmark's SSVEP handling).
+``ablation``  PhysionetMI subject 1 left/right, EEGNeX only, under training variants (scaling,
+              learning rate, epochs, MOABB's Keras recipe) to find what matters.
+
+All deep pipelines use the registered training settings (``bci.features.pipelines.
+DEEP_SETTINGS``) unless the ablation changes them. CPU only; torch uses ``--threads`` threads.
+
+Usage::
+
+    nice python recipes/deep_vs_riemann.py lr mi4 ssvep --out results/deep_vs_riemann
+    python recipes/deep_vs_riemann.py lr --quick        # a tiny smoke configuration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
+_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mne_data"
+if "MNE_DATA" not in os.environ and _DATA.is_dir():
+    os.environ["MNE_DATA"] = str(_DATA)
+
+DEEP = ["EEGNeX", "EEGNet", "ShallowConvNet"]
+EXPERIMENTS = {
+    "lr": dict(dataset="PhysionetMI", paradigm="LeftRightImagery", subjects=[1],
+               pipelines=[*DEEP, "TS+SVM", "ACM+TS+SVM"], metric="ROC-AUC"),
+    "mi4": dict(dataset="PhysionetMI", paradigm="MotorImagery", subjects=[1],
+                paradigm_params={"n_classes": 4}, pipelines=[*DEEP, "TS+SVM", "ACM+TS+SVM"],
+                metric="accuracy"),
+    "ssvep": dict(dataset="Kalunga2016", paradigm="SSVEP", subjects=list(range(1, 12)),
+                  paradigm_params={"n_classes": 4},
+                  pipelines=[*DEEP, "SSVEP_TS+LR", "SSVEP_TS+SVM", "SSVEP_CCA"],
+                  metric="accuracy"),
+}
+
+
+def _ablation_pipelines(max_epochs: int) -> dict:
+    """EEGNeX under training variants (name -> estimator), on the LeftRightImagery paradigm."""
+    from bci.features.pipelines import DEEP_SETTINGS
+    from bci.models.classifier import DeepClassifier
+
+    base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
+    # the registered settings themselves are the EEGNeX row of the "lr" experiment
+    variants = {
+        "EEGNeX scale=sample (MOABB)": {"scaling": "sample"},
+        "EEGNeX scale=epoch": {"scaling": "epoch"},
+        # MOABB's Keras recipe on our network: per-time-sample scaling, no weight decay,
+        # batch 64 (one step per epoch here), plateau schedule, no gradient clipping
+        "EEGNeX MOABB recipe": {"scaling": "sample", "weight_decay": 0.0, "batch_size": 64,
+                                "scheduler": "plateau", "gradient_clip_val": None},
+        "EEGNeX no early stop": {"patience": None, "val_fraction": 0.0},
+    }
+    return {name: DeepClassifier("EEGNeX", **{**base, **v}) for name, v in variants.items()}
+
+
+def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: bool,
+        max_epochs: int | None) -> dict:
+    import bci
+    from bci.evaluation.benchmarks import format_table, summarize
+    from bci.features import pipelines as registry
+
+    if max_epochs is not None:
+        registry.DEEP_SETTINGS["max_epochs"] = max_epochs
+    if name == "ablation":
+        exp = dict(dataset="PhysionetMI", paradigm="LeftRightImagery", subjects=[1],
+                   metric="ROC-AUC",
+                   pipelines=_ablation_pipelines(registry.DEEP_SETTINGS["max_epochs"]))
+    else:
+        exp = dict(EXPERIMENTS[name])
+    params = dict(exp.get("paradigm_params", {}))
+    if resample:
+        params["resample"] = resample
+    dataset, subjects = exp["dataset"], exp["subjects"]
+    if quick:
+        dataset, subjects = ("SyntheticSSVEP" if name == "ssvep" else "SyntheticMotorImagery"), [1]
+        registry.DEEP_SETTINGS["max_epochs"] = 2
+        if name == "ablation":
+            exp["pipelines"] = dict(list(exp["pipelines"].items())[:2])
+        elif name == "ssvep":
+            exp["pipelines"] = [p for p in exp["pipelines"] if p != "SSVEP_CCA"]
+        params.pop("n_classes", None)
+    print(f"\n=== {name}: {dataset} subjects {subjects}, {exp['paradigm']} {params}, "
+          f"{exp['metric']} ===", flush=True)
+    start = time.perf_counter()
+    results = bci.benchmark(dataset=dataset, paradigm=exp["paradigm"], paradigm_params=params,
+                            pipelines=exp["pipelines"], subjects=subjects,
+                            evaluation="within-session", random_state=42, out=out / name)
+    elapsed = time.perf_counter() - start
+    print(format_table(results, metric=exp["metric"]))
+    per_subject = results.groupby(["pipeline", "subject"])["score"].mean().unstack()
+    if len(subjects) > 1:
+        print("\nper-subject means:\n" + per_subject.round(3).to_string())
+    summary = summarize(results)
+    report = {
+        "experiment": name, "dataset": dataset, "subjects": subjects,
+        "paradigm": exp["paradigm"], "paradigm_params": params, "metric": exp["metric"],
+        "per_fold": per_fold, "deep_settings": dict(registry.DEEP_SETTINGS),
+        "seconds": round(elapsed, 1),
+        "summary": {p: {k: float(v) for k, v in row.items()} for p, row in summary.iterrows()},
+        "per_subject": {p: {str(s): float(v) for s, v in row.items()}
+                        for p, row in per_subject.iterrows()},
+    }
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    print(f"({elapsed:.0f} s) wrote {out / name}/ and {out / name}.json", flush=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "ablation"])
+    parser.add_argument("--out", default="results/deep_vs_riemann", type=Path)
+    parser.add_argument("--resample", type=float, default=128.0,
+                        help="resample all epochs to this rate (Hz; MOABB's EEGNeX pipeline "
+                             "used 128); 0 keeps the dataset's")
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="override DEEP_SETTINGS['max_epochs']")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--per-fold", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep MOABB's per-fold scores (default) instead of their mean")
+    parser.add_argument("--quick", action="store_true",
+                        help="synthetic data, 2 epochs: check that the recipe runs")
+    args = parser.parse_args(argv)
+
+    import torch
+    from moabb.evaluations import WithinSessionEvaluation
+
+    torch.set_num_threads(args.threads)
+    # MOABB >= 1.5 averages the 5 folds of a within-session evaluation into one row; keep the
+    # folds to report their spread (the mean is the same number MOABB reports)
+    WithinSessionEvaluation._aggregate_folds = not args.per_fold
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.experiments:
+        run(name, args.out, resample=args.resample or None, quick=args.quick,
+            per_fold=args.per_fold, max_epochs=args.max_epochs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

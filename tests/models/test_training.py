@@ -1,0 +1,152 @@
+"""Lightning training of the decoders (bci.models.training), on small synthetic arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bci.models.registry import get_model
+from bci.models.training import (
+    DecoderModule,
+    EEGDataModule,
+    split_train_val,
+    torch_threads,
+    train_model,
+)
+
+N_CHANS, N_TIMES, SFREQ = 4, 128, 128.0
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: these tiny networks only lose to OpenMP synchronisation on 2 cores."""
+    with torch_threads(1):
+        yield
+
+
+def _planted(n_epochs=40, seed=0):
+    """Class 1 carries a 10 Hz sine on channel 0 (amplitude 1 in unit-variance noise)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_epochs, N_CHANS, N_TIMES)).astype(np.float32)
+    y = np.arange(n_epochs) % 2
+    t = np.arange(N_TIMES) / SFREQ
+    X[y == 1, 0] += np.sin(2 * np.pi * 10 * t)
+    return X, y
+
+
+def _net(seed=0, name="EEGNet", n_outputs=2):
+    torch.manual_seed(seed)
+    return get_model(name, N_CHANS, n_outputs, N_TIMES, sfreq=SFREQ)
+
+
+def test_stratified_split_keeps_proportions_and_is_seeded():
+    y = np.array([0] * 30 + [1] * 10)
+    train, val = split_train_val(y, 0.2, stratify=True, random_state=1)
+    assert len(val) == 8 and np.bincount(y[val]).tolist() == [6, 2]
+    assert np.intersect1d(train, val).size == 0 and len(train) + len(val) == 40
+    again = split_train_val(y, 0.2, stratify=True, random_state=1)
+    assert np.array_equal(again[1], val)
+    assert not np.array_equal(split_train_val(y, 0.2, stratify=True, random_state=2)[1], val)
+    # every class keeps training epochs, even with a large fraction
+    train, val = split_train_val(np.array([0, 0, 1, 1, 1]), 0.8, stratify=True, random_state=0)
+    assert set(np.array([0, 0, 1, 1, 1])[train]) == {0, 1}
+    assert len(split_train_val(y, 0.0, stratify=True, random_state=0)[1]) == 0
+
+
+def test_datamodule_errors():
+    X, y = _planted(10)
+    with pytest.raises(ValueError, match="must be 3-D"):
+        EEGDataModule(X[0], y)
+    with pytest.raises(ValueError, match="class indices"):
+        EEGDataModule(X, y.astype(float))
+    with pytest.raises(ValueError, match="Give both X_val and y_val"):
+        EEGDataModule(X, y, X_val=X)
+    with pytest.raises(ValueError, match="val_fraction must be a fraction"):
+        EEGDataModule(X, y, val_fraction=1.5)
+    with pytest.raises(ValueError, match="Unknown task"):
+        EEGDataModule(X, y, task="segmentation")
+    with pytest.raises(ValueError, match="Unknown scheduler 'cosin'. Did you mean 'cosine'"):
+        DecoderModule(_net(), scheduler="cosin")
+
+
+def test_tiny_batch_overfits():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((8, N_CHANS, N_TIMES)).astype(np.float32)
+    y = np.array([0, 1] * 4)  # random noise, arbitrary labels: only memorisation fits them
+    data = EEGDataModule(X, y, val_fraction=0.0, batch_size=8, random_state=0)
+    result = train_model(_net(0, "ShallowConvNet"), data, max_epochs=60, lr=1e-2,
+                         weight_decay=0.0, seed=0)
+    first, last = result.history[0], result.history[-1]
+    assert result.n_epochs == 60 and result.best_epoch is None
+    assert last["train_loss"] < 0.1 * first["train_loss"]
+    with torch.no_grad():
+        pred = result.model(torch.from_numpy(X)).argmax(1).numpy()
+    assert np.array_equal(pred, y)
+
+
+def test_seed_reproducibility_and_global_rng_untouched():
+    X, y = _planted(32)
+
+    def fit(seed):
+        data, net = EEGDataModule(X, y, batch_size=8, random_state=seed), _net(0)
+        state = torch.get_rng_state()
+        result = train_model(net, data, max_epochs=4, seed=seed)
+        assert torch.equal(state, torch.get_rng_state())  # fork_rng: caller's RNG intact
+        with torch.no_grad():
+            return result, result.model(torch.from_numpy(X)).numpy()
+
+    (r1, out1), (r2, out2) = fit(7), fit(7)
+    assert [row["train_loss"] for row in r1.history] == [row["train_loss"] for row in r2.history]
+    np.testing.assert_array_equal(out1, out2)
+    _, out3 = fit(8)
+    assert not np.allclose(out1, out3)
+
+
+def test_early_stopping_restores_best_epoch(tmp_path):
+    X, y = _planted(40)
+    data = EEGDataModule(X, y, batch_size=8, random_state=0)
+    patience, max_epochs = 3, 40
+    result = train_model(_net(1), data, max_epochs=max_epochs, patience=patience, lr=3e-2,
+                         scheduler="plateau", seed=0, log_dir=tmp_path)
+    val_losses = [row["val_loss"] for row in result.history]
+    assert result.best_epoch == int(np.argmin(val_losses))
+    assert result.n_epochs == min(max_epochs, result.best_epoch + patience + 1)
+    # the returned weights are the best epoch's: their validation loss is the minimum
+    Xv, yv = torch.from_numpy(X[data.val_idx]), torch.from_numpy(y[data.val_idx])
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(result.model(Xv), yv).item()
+    assert loss == pytest.approx(min(val_losses), rel=1e-5)
+    assert not result.model.training
+    # the CSV logger wrote the same epochs offline
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    logged = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
+    np.testing.assert_allclose(logged, val_losses, rtol=1e-6)
+
+
+def test_planted_signal_is_learned_and_regression_runs():
+    X, y = _planted(64)
+    data = EEGDataModule(X[:48], y[:48], X_val=X[48:], y_val=y[48:], batch_size=16,
+                         random_state=0)
+    result = train_model(_net(2), data, max_epochs=25, patience=None, lr=1e-2, seed=0)
+    assert result.history[-1]["val_acc"] >= 0.9
+    # regression: the target is the 10 Hz amplitude (0 or 1)
+    data = EEGDataModule(X[:48], y[:48].astype(float), X_val=X[48:],
+                         y_val=y[48:].astype(float), batch_size=16, task="regression",
+                         random_state=0)
+    result = train_model(_net(2, n_outputs=1), data, max_epochs=25, patience=None, lr=1e-2,
+                         seed=0)
+    assert "val_r2" in result.history[-1]
+    assert result.history[-1]["val_loss"] < 0.5 * result.history[0]["val_loss"]
+
+
+def test_torch_threads_restores():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+        with torch_threads(0):
+            pass

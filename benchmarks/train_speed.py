@@ -249,10 +249,9 @@ def profile_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str,
         train_step(model, opt, x, y)
         _sync(device)
     events = prof.key_averages(group_by_input_shape=True)
-    sort_key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
-    print(events.table(sort_by=sort_key, row_limit=n_rows, max_name_column_width=40,
-                       max_shapes_column_width=70))
     key = "self_device_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    print(events.table(sort_by=key, row_limit=n_rows, max_name_column_width=40,
+                       max_shapes_column_width=70))
     rows = sorted(events, key=lambda e: getattr(e, key, 0), reverse=True)[:n_rows]
     return [{"name": e.key, "input_shapes": str(e.input_shapes), "count": e.count,
              "self_time_s": getattr(e, key, 0) / 1e6} for e in rows]

@@ -11,4 +11,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
     "preprocessing": ["bandpass", "notch", "resample", "rereference"],
     "alignment": ["EuclideanAlignment"],
+    "reaching": ["ReachingData", "load_center_out", "load_primate_reaching", "make_reaching",
+                 "neurobench_split", "pad_trials", "make_windows"],
 })

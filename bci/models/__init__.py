@@ -1,4 +1,5 @@
-"""Models: deep decoders, their Lightning training and scikit-learn wrapper, decoder files."""
+"""Models: deep decoders, their Lightning training and scikit-learn wrapper, decoder files;
+spiking neurons and decoders in :mod:`bci.models.spiking`."""
 
 import lazy_loader as _lazy
 
@@ -7,4 +8,4 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "registry": ["MODELS", "get_model"],
     "classifier": ["DeepClassifier"],
     "training": ["DecoderModule", "EEGDataModule", "train_model"],
-})
+}, submodules=["spiking"])

@@ -1,0 +1,280 @@
+"""Leaky integrate-and-fire neurons in multi-step mode: :class:`LIF` and :class:`CubaLIF`.
+
+Both take input currents for a whole sequence, ``(batch, n_steps, n_neurons)``, and unroll the
+discrete-time dynamics over ``n_steps`` (one step per time bin), so a layer is called once per
+sequence rather than once per step. The state can be passed in and is returned, for streaming
+inference chunk by chunk (:meth:`LIF.forward` with ``state``).
+
+Dynamics (``s[t]`` spikes, ``theta`` threshold, ``beta`` membrane decay per step, ``alpha``
+synaptic decay per step), the convention of snnTorch's ``Leaky``/``Synaptic`` neurons (default
+``reset_delay=True``), so that the two give the same spikes on the same currents:
+
+- :class:`LIF`: ``v[t] = beta * v[t-1] + I[t] - R[t]``, ``s[t] = H(v[t] - theta)``;
+- :class:`CubaLIF` (current-based): ``i[t] = alpha * i[t-1] + I[t]`` then the same with ``i[t]``
+  in place of ``I[t]``;
+- reset ``R[t]``: ``"subtract"``: ``theta * s[t-1]``; ``"zero"``: ``beta * v[t-1] * s[t-1]``
+  (the decayed potential is removed, so ``v[t] = I[t]`` after a spike); ``"none"``: 0 (a leaky
+  integrator, used as a non-spiking read-out whose membrane is the output).
+
+The reset term is detached from the graph by default (``detach_reset=True``, snnTorch's default),
+so gradients flow through the membrane and the surrogate of the spike only.
+
+Time constants are decays per step, ``beta = exp(-dt / tau)``; they are fixed or learnable
+(``learn_beta``: one decay per neuron, kept in (0, 1) by a sigmoid parametrisation). The
+models in :mod:`bci.models.spiking.ibmi` take time constants in seconds and convert them with
+their ``sfreq``: :func:`decay_from_tau`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..._checks import check_option
+from .surrogate import SurrogateName, check_surrogate, spike
+
+__all__ = ["LIF", "CubaLIF", "RESETS", "decay_from_tau"]
+
+RESETS = ("subtract", "zero", "none")
+Reset = Literal["subtract", "zero", "none"]
+
+
+def decay_from_tau(tau_s: float, sfreq: float) -> float:
+    """Decay per step ``exp(-1 / (tau_s * sfreq))`` of a time constant ``tau_s`` (seconds) at
+    ``sfreq`` steps per second.
+
+    Examples
+    --------
+    >>> round(decay_from_tau(0.1, 20.0), 4)  # 100 ms at 50 ms bins
+    0.6065
+    """
+    for value, name in ((tau_s, "tau_s (seconds)"), (sfreq, "sfreq (Hz)")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return math.exp(-1.0 / (float(tau_s) * float(sfreq)))
+
+
+def _check_decay(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a decay per step in (0, 1) (exp(-dt / tau)), got "
+                         f"{value!r}.")
+    return float(value)
+
+
+class _Decay(nn.Module):
+    """A decay per step, fixed (a Python float, exact in any dtype) or learnable per neuron
+    (sigmoid of a parameter)."""
+
+    def __init__(self, value: float, n_neurons: int, learn: bool) -> None:
+        super().__init__()
+        self.learn = bool(learn)
+        self.value = float(value)
+        if self.learn:
+            logit = math.log(value / (1.0 - value))
+            self.logit = nn.Parameter(torch.full((n_neurons,), logit))
+
+    def forward(self, dtype: torch.dtype = torch.float32,
+                device: torch.device | str | None = None) -> torch.Tensor:
+        if self.learn:
+            return torch.sigmoid(self.logit).to(dtype)
+        return torch.tensor(self.value, dtype=dtype, device=device)
+
+    def extra_repr(self) -> str:
+        return f"init={self.value:.4g}, learn={self.learn}"
+
+
+class LIF(nn.Module):
+    """Leaky integrate-and-fire neurons, multi-step, with surrogate-gradient spikes.
+
+    Parameters
+    ----------
+    n_neurons : int
+        Number of neurons (size of the last input axis).
+    beta : float
+        Membrane decay per step in (0, 1); ``exp(-dt / tau_mem)`` (see :func:`decay_from_tau`).
+    threshold : float
+        Firing threshold (same units as the input current).
+    reset : "subtract" | "zero" | "none"
+        Reset after a spike (see the module docstring); ``"none"`` makes a leaky integrator.
+    learn_beta : bool
+        Learn one decay per neuron (initialised at ``beta``); fixed otherwise.
+    surrogate : "fast_sigmoid" | "atan" | "sigmoid" | "triangle"
+        Surrogate derivative of the spike (:func:`~bci.models.spiking.surrogate.spike`).
+    slope : float
+        Steepness of the surrogate.
+    detach_reset : bool
+        Detach the reset term from the autograd graph (snnTorch's default).
+    output : "spikes" | "membrane"
+        What :meth:`forward` returns per step: the spikes, or the membrane potential before
+        reset (the read-out of a ``reset="none"`` output layer).
+
+    Examples
+    --------
+    >>> lif = LIF(1, beta=0.5, threshold=1.0, reset="subtract")
+    >>> spikes, v = lif(torch.tensor([[[0.6], [0.6], [0.6], [0.6]]]))
+    >>> spikes.flatten().tolist()  # v = 0.6, 0.9, 1.05 (spike), 0.125
+    [0.0, 0.0, 1.0, 0.0]
+    """
+
+    n_state = 1
+
+    def __init__(self, n_neurons: int, *, beta: float = 0.9, threshold: float = 1.0,
+                 reset: Reset = "subtract", learn_beta: bool = False,
+                 surrogate: SurrogateName = "fast_sigmoid", slope: float = 25.0,
+                 detach_reset: bool = True,
+                 output: Literal["spikes", "membrane"] = "spikes") -> None:
+        super().__init__()
+        if isinstance(n_neurons, bool) or not isinstance(n_neurons, numbers.Integral) \
+                or n_neurons < 1:
+            raise ValueError(f"n_neurons must be a positive integer, got {n_neurons!r}.")
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
+                or not threshold > 0:
+            raise ValueError(f"threshold must be a positive number, got {threshold!r}.")
+        check_option("reset", reset, RESETS)
+        check_option("output", output, ("spikes", "membrane"))
+        self.n_neurons = int(n_neurons)
+        self.threshold = float(threshold)
+        self.reset = reset
+        self.surrogate, self.slope = check_surrogate(surrogate, slope)
+        self.detach_reset = bool(detach_reset)
+        self.output = output
+        self.beta = _Decay(_check_decay(beta, "beta"), self.n_neurons, learn_beta)
+
+    @property
+    def learn_beta(self) -> bool:
+        return self.beta.learn
+
+    def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
+                   device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+        """Resting state: membrane 0 and no spike at the previous step, ``(batch, n_neurons)``
+        each."""
+        zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
+        return (zeros, zeros.clone())
+
+    def _check(self, current: torch.Tensor) -> None:
+        if not isinstance(current, torch.Tensor) or not current.is_floating_point():
+            raise TypeError(f"{type(self).__name__} expects a floating-point torch.Tensor of "
+                            "input currents (batch, n_steps, n_neurons).")
+        if current.ndim != 3 or current.shape[2] != self.n_neurons:
+            raise ValueError(
+                f"{type(self).__name__} expects input currents of shape (batch, n_steps, "
+                f"n_neurons={self.n_neurons}), got {tuple(current.shape)}."
+            )
+
+    def _membrane_step(self, v: torch.Tensor, s_prev: torch.Tensor, current: torch.Tensor,
+                       beta: torch.Tensor) -> torch.Tensor:
+        s_reset = s_prev.detach() if self.detach_reset else s_prev
+        if self.reset == "subtract":
+            return beta * v + current - self.threshold * s_reset
+        if self.reset == "zero":
+            return beta * v * (1.0 - s_reset) + current
+        return beta * v + current
+
+    def _fire(self, v: torch.Tensor) -> torch.Tensor:
+        return spike(v - self.threshold, self.surrogate, self.slope)
+
+    def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Unroll the neurons over a sequence of input currents.
+
+        Parameters
+        ----------
+        current : torch.Tensor
+            Input currents ``(batch, n_steps, n_neurons)``.
+        state : tuple of torch.Tensor | None
+            State from a previous call (``(membrane, last spikes)``, each ``(batch,
+            n_neurons)``); the resting state when None.
+
+        Returns
+        -------
+        out : torch.Tensor
+            ``(batch, n_steps, n_neurons)``: spikes in {0, 1}, or membrane potentials when
+            ``output="membrane"``.
+        state : tuple of torch.Tensor
+            State after the last step, to pass to the next call.
+        """
+        self._check(current)
+        if state is None:
+            state = self.init_state(current.shape[0], dtype=current.dtype,
+                                    device=current.device)
+        v, s = state
+        beta = self.beta(current.dtype, current.device)
+        outputs = []
+        for t in range(current.shape[1]):
+            v = self._membrane_step(v, s, current[:, t], beta)
+            s = self._fire(v) if self.reset != "none" or self.output == "spikes" else s
+            outputs.append(s if self.output == "spikes" else v)
+        return torch.stack(outputs, dim=1), (v, s)
+
+    def extra_repr(self) -> str:
+        return (f"{self.n_neurons}, threshold={self.threshold}, reset={self.reset!r}, "
+                f"learn_beta={self.learn_beta}, surrogate={self.surrogate!r}, "
+                f"slope={self.slope}, output={self.output!r}")
+
+
+class CubaLIF(LIF):
+    """Current-based LIF neurons: a leaky synaptic current drives a LIF membrane.
+
+    ``i[t] = alpha * i[t-1] + I[t]``, then :class:`LIF` dynamics driven by ``i[t]`` (snnTorch's
+    ``Synaptic`` neuron). Parameters as :class:`LIF`, plus:
+
+    Parameters
+    ----------
+    alpha : float
+        Synaptic current decay per step in (0, 1), ``exp(-dt / tau_syn)``.
+    learn_alpha : bool
+        Learn one synaptic decay per neuron.
+
+    Examples
+    --------
+    >>> neuron = CubaLIF(1, alpha=0.5, beta=0.5, threshold=1.0, output="membrane",
+    ...                  reset="none")
+    >>> neuron(torch.tensor([[[1.0], [0.0], [0.0]]]))[0].flatten().tolist()  # i = 1, .5, .25
+    [1.0, 1.0, 0.75]
+    """
+
+    n_state = 2
+
+    def __init__(self, n_neurons: int, *, alpha: float = 0.8, beta: float = 0.9,
+                 threshold: float = 1.0, reset: Reset = "subtract", learn_alpha: bool = False,
+                 learn_beta: bool = False, surrogate: SurrogateName = "fast_sigmoid",
+                 slope: float = 25.0, detach_reset: bool = True,
+                 output: Literal["spikes", "membrane"] = "spikes") -> None:
+        super().__init__(n_neurons, beta=beta, threshold=threshold, reset=reset,
+                         learn_beta=learn_beta, surrogate=surrogate, slope=slope,
+                         detach_reset=detach_reset, output=output)
+        self.alpha = _Decay(_check_decay(alpha, "alpha"), self.n_neurons, learn_alpha)
+
+    @property
+    def learn_alpha(self) -> bool:
+        return self.alpha.learn
+
+    def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
+                   device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+        """Resting state ``(synaptic current, membrane, last spikes)``, each ``(batch,
+        n_neurons)``."""
+        zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
+        return (zeros, zeros.clone(), zeros.clone())
+
+    def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents; state is ``(synaptic current,
+        membrane, last spikes)``. See :meth:`LIF.forward`."""
+        self._check(current)
+        if state is None:
+            state = self.init_state(current.shape[0], dtype=current.dtype,
+                                    device=current.device)
+        i_syn, v, s = state
+        alpha = self.alpha(current.dtype, current.device)
+        beta = self.beta(current.dtype, current.device)
+        outputs = []
+        for t in range(current.shape[1]):
+            i_syn = alpha * i_syn + current[:, t]
+            v = self._membrane_step(v, s, i_syn, beta)
+            s = self._fire(v) if self.reset != "none" or self.output == "spikes" else s
+            outputs.append(s if self.output == "spikes" else v)
+        return torch.stack(outputs, dim=1), (i_syn, v, s)

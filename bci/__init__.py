@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["data", "features", "models", "evaluation"],
+    submodules=["data", "features", "models", "evaluation", "realtime", "hw"],
     submod_attrs={
         "evaluation.benchmarks": ["benchmark"],
         "features.pipelines": ["get_pipeline", "list_pipelines"],

@@ -1,4 +1,5 @@
-"""The ``bci`` command: ``bci benchmark``, ``bci train``, ``bci pipelines``, ``bci datasets``.
+"""The ``bci`` command: ``bci benchmark``, ``bci train``, ``bci pipelines``, ``bci datasets``,
+``bci play``, ``bci stream``, ``bci session-report``.
 
 Run ``bci COMMAND --help`` for the options of each command.
 """
@@ -92,13 +93,15 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="decoder file to write")
     deep = train.add_argument_group("network training (with --model)")
     deep.add_argument("--max-epochs", type=int, default=None,
-                      help="upper bound on training epochs (default 60)")
+                      help="training epochs (default 60)")
     deep.add_argument("--batch-size", type=int, default=None, help="batch size (default 16)")
     deep.add_argument("--lr", type=float, default=None, help="AdamW learning rate (1e-3)")
     deep.add_argument("--patience", type=int, default=None,
-                      help="early-stopping patience in epochs (default 15)")
+                      help="early-stopping patience in epochs (default none: "
+                           "train --max-epochs; needs --val-fraction)")
     deep.add_argument("--val-fraction", type=float, default=None,
-                      help="stratified validation fraction for early stopping (default 0.2)")
+                      help="stratified validation fraction for early stopping "
+                           "(default 0: train on all epochs)")
     deep.add_argument("--scheduler", choices=["cosine", "plateau", "none"], default=None,
                       help="learning-rate schedule (default cosine)")
     deep.add_argument("--seed", type=int, default=None,
@@ -110,6 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="Lightning strategy, e.g. ddp (default auto)")
     deep.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
+    _add_realtime_commands(sub)
     sub.add_parser("pipelines", help="list the registered pipelines")
     sub.add_parser("datasets", help="list the dataset names bci accepts")
     return parser
@@ -121,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_log_level("INFO" if args.verbose else "WARNING")
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"bci {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -214,8 +218,129 @@ def _datasets(args) -> int:
     return 0
 
 
+def _add_realtime_commands(sub) -> None:
+    """``bci play``, ``bci stream``, ``bci session-report``."""
+    play = sub.add_parser("play", help="publish a recording as a live LSL stream",
+                          description="Replay a recording (any file MNE reads) as an LSL "
+                                      "stream in real time.")
+    play.add_argument("file", help="recording (.fif, .edf, .bdf, .vhdr, .set ...)")
+    play.add_argument("--name", required=True, help="LSL stream name")
+    play.add_argument("--type", default="EEG", help="LSL stream type (default EEG)")
+    play.add_argument("--loop", action="store_true", help="start over at the end")
+    play.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    play.add_argument("--picks", default=None, help="comma-separated channels (default: data)")
+    play.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                      help="wait up to SECONDS for a first consumer before sending (samples "
+                           "sent before an inlet connects are lost; default 0)")
+
+    stream = sub.add_parser("stream", help="run a closed-loop session on an LSL stream",
+                            description="Read an LSL stream, decode it causally, stimulate "
+                                        "under hard safety limits and record everything. "
+                                        "Create DIR/STOP to stop all stimulation; Ctrl+C ends "
+                                        "the session.")
+    stream.add_argument("--source", required=True, help="LSL stream name to read")
+    stream.add_argument("--decoder", default=None, help="decoder file (`bci train --out`)")
+    stream.add_argument("--policy", default="none",
+                        help="none | threshold:target=CLASS,on=0.8,off=0.6,refractory_s=2 | "
+                             "oscillation:channel=C3,freq=13.5,threshold=2.5 (default none)")
+    stream.add_argument("--record", default=None, metavar="DIR", help="session folder to write")
+    stream.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                        help="session length (default: until Ctrl+C)")
+    stream.add_argument("--stimulator", default="lsl:bci-stim",
+                        help="lsl[:NAME] | audio[:freq=1000,duration_s=0.05] | "
+                             "serial:PORT[,baudrate=115200] | none (default lsl:bci-stim)")
+    stream.add_argument("--window", type=float, default=None,
+                        help="window (s); the decoder's by default")
+    stream.add_argument("--step", type=float, default=0.1, help="step between windows (s)")
+    stream.add_argument("--bandpass", type=float, nargs=2, default=None, metavar=("L", "H"),
+                        help="causal band-pass (Hz) before the policy (and before the decoder "
+                             "with --decoder-input processed)")
+    stream.add_argument("--notch", type=float, default=None, help="causal notch (Hz)")
+    stream.add_argument("--decoder-input", choices=["raw", "processed"], default="raw")
+    stream.add_argument("--min-interval", type=float, default=1.0,
+                        help="safety: minimum seconds between stimuli (default 1)")
+    stream.add_argument("--max-per-minute", type=int, default=20,
+                        help="safety: stimuli per minute (default 20)")
+    stream.add_argument("--max-per-session", type=int, default=500,
+                        help="safety: stimuli per session (default 500)")
+    stream.add_argument("--decision-markers", default=None, metavar="NAME",
+                        help="also publish every decision on this LSL marker stream")
+    stream.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to look for the source (default 10)")
+
+    report = sub.add_parser("session-report", help="draw a recorded session",
+                            description="Latency histograms, decisions and stimuli over time "
+                                        "(PNG + report.html) for a `bci stream --record` DIR.")
+    report.add_argument("directory", help="session folder")
+
+
+def _play(args) -> int:
+    from .realtime.player import play
+
+    picks = args.picks.split(",") if args.picks else None
+    print(f"Playing {args.file} as LSL stream {args.name!r} (Ctrl+C to stop) ...", flush=True)
+    n = play(args.file, args.name, stype=args.type, loop=args.loop, duration_s=args.duration,
+             picks=picks, wait_for_consumers_s=args.wait)
+    print(f"Pushed {n} samples.")
+    return 0
+
+
+def _stream(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .hw.factory import make_stimulator
+    from .realtime.lsl import LSLSource, MarkerOutlet
+    from .realtime.processing import CausalFilter, ProcessingChain
+    from .realtime.safety import SafetyGate
+    from .realtime.session import run_session
+
+    source = LSLSource(args.source, timeout_s=args.timeout)
+    steps = []
+    if args.bandpass:
+        steps.append(CausalFilter(source.info.sfreq, *args.bandpass))
+    if args.notch:
+        steps.append(CausalFilter(source.info.sfreq, args.notch, kind="notch"))
+    safety = SafetyGate(min_interval_s=args.min_interval, max_per_minute=args.max_per_minute,
+                        max_per_session=args.max_per_session,
+                        stop_file=Path(args.record) / "STOP" if args.record else None)
+    stimulator = make_stimulator(args.stimulator)
+    markers = MarkerOutlet(args.decision_markers) if args.decision_markers else None
+    print(f"Streaming {args.source!r}: {source.info.n_chans} channels at "
+          f"{source.info.sfreq:g} Hz; decoder {args.decoder or 'none'}, policy {args.policy}, "
+          f"stimulator {args.stimulator}" + (f", recording to {args.record}" if args.record
+                                             else "") + " (Ctrl+C to stop) ...", flush=True)
+    summary = run_session(source, decoder=args.decoder, policy=args.policy,
+                          record_dir=args.record, duration_s=args.duration,
+                          stimulator=stimulator, safety=safety,
+                          processing=ProcessingChain(steps), window_s=args.window,
+                          step_s=args.step, markers=markers,
+                          info={"decoder": args.decoder, "policy": args.policy,
+                                "stimulator": args.stimulator})
+    lat = summary["latency_ms"]
+    print(json.dumps({k: summary[k] for k in ("samples_received", "samples_lost", "gaps",
+                                             "decisions", "stimuli_fired",
+                                             "stimuli_suppressed", "faults")}, indent=1))
+    print("latency (ms)  " + "  ".join(
+        f"{stage} p50 {lat[stage]['p50']} p99 {lat[stage]['p99']}"
+        for stage in ("acquire", "decode", "end_to_end") if lat[stage]["n"]))
+    print(f"Stopped: {summary['stopped_reason']}")
+    clean = summary["stopped_reason"] in ("duration reached", "interrupted (Ctrl+C)",
+                                          "end of the replayed source")
+    return 0 if clean else 1
+
+
+def _session_report(args) -> int:
+    from .realtime.report import make_session_report
+
+    paths = make_session_report(args.directory)
+    print("Wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 _COMMANDS = {"benchmark": _benchmark, "train": _train, "pipelines": _pipelines,
-             "datasets": _datasets}
+             "datasets": _datasets, "play": _play, "stream": _stream,
+             "session-report": _session_report}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

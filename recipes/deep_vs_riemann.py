@@ -12,8 +12,9 @@ Experiments
 ``mi4``       PhysionetMI subject 1, 4-class ``MotorImagery``, accuracy.
 ``ssvep``     Kalunga2016, 11 subjects, ``SSVEP`` (4 classes), accuracy; the filter-bank
               Riemannian pipelines get ``FilterBankSSVEP`` (bci benchmark's SSVEP handling).
-``ablation``  PhysionetMI subject 1 left/right, EEGNeX only, under training variants (scaling,
-              learning rate, epochs, MOABB's Keras recipe) to find what matters.
+``ablation``  PhysionetMI subject 1 left/right, EEGNeX only, under training variants (the old
+              early-stopping settings, no BatchNorm recalibration, scaling, learning rate,
+              MOABB's Keras recipe) to find what matters.
 
 All deep pipelines use the registered training settings (``bci.features.pipelines.
 DEEP_SETTINGS``) unless the ablation changes them. CPU only; torch uses ``--threads`` threads.
@@ -22,6 +23,9 @@ Usage::
 
     nice python recipes/deep_vs_riemann.py lr mi4 ssvep --out results/deep_vs_riemann
     python recipes/deep_vs_riemann.py lr --quick        # a tiny smoke configuration
+    # on a busy CPU: fewer subjects, without the slow ACM+TS+SVM
+    nice python recipes/deep_vs_riemann.py ssvep --subjects 1 2 3
+    nice python recipes/deep_vs_riemann.py lr --pipelines EEGNeX EEGNet ShallowConvNet TS+SVM
 """
 
 from __future__ import annotations
@@ -60,19 +64,28 @@ def _ablation_pipelines(max_epochs: int) -> dict:
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     # the registered settings themselves are the EEGNeX row of the "lr" experiment
     variants = {
+        # the previous registered settings: early stopping on a 20 % validation split (7-10
+        # epochs here), restore of the best validation epoch, no BatchNorm recalibration
+        "EEGNeX early stop (old)": {"patience": 15, "val_fraction": 0.2,
+                                    "recalibrate_batch_norm": False},
+        "EEGNeX no BN recalibration": {"recalibrate_batch_norm": False},
         "EEGNeX scale=sample (MOABB)": {"scaling": "sample"},
         "EEGNeX scale=epoch": {"scaling": "epoch"},
+        "EEGNeX lr=3e-3": {"lr": 3e-3},
         # MOABB's Keras recipe on our network: per-time-sample scaling, no weight decay,
-        # batch 64 (one step per epoch here), plateau schedule, no gradient clipping
+        # batch 64 (one step per epoch here), plateau schedule, no gradient clipping, early
+        # stopping on a validation split, no restore of the best epoch's BatchNorm statistics
         "EEGNeX MOABB recipe": {"scaling": "sample", "weight_decay": 0.0, "batch_size": 64,
-                                "scheduler": "plateau", "gradient_clip_val": None},
-        "EEGNeX no early stop": {"patience": None, "val_fraction": 0.0},
+                                "scheduler": "plateau", "gradient_clip_val": None,
+                                "patience": 15, "val_fraction": 0.2,
+                                "recalibrate_batch_norm": False},
     }
     return {name: DeepClassifier("EEGNeX", **{**base, **v}) for name, v in variants.items()}
 
 
 def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: bool,
-        max_epochs: int | None) -> dict:
+        max_epochs: int | None, only: list[str] | None = None,
+        subjects: list[int] | None = None) -> dict:
     import bci
     from bci.evaluation.benchmarks import format_table, summarize
     from bci.features import pipelines as registry
@@ -85,6 +98,15 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
                    pipelines=_ablation_pipelines(registry.DEEP_SETTINGS["max_epochs"]))
     else:
         exp = dict(EXPERIMENTS[name])
+    if only:
+        pipes = exp["pipelines"]
+        unknown = sorted(set(only) - set(pipes))
+        if unknown:
+            raise ValueError(f"{unknown} are not pipelines of experiment {name!r}: {list(pipes)}")
+        exp["pipelines"] = ({k: v for k, v in pipes.items() if k in only}
+                            if isinstance(pipes, dict) else [p for p in pipes if p in only])
+    if subjects:
+        exp["subjects"] = list(subjects)
     params = dict(exp.get("paradigm_params", {}))
     if resample:
         params["resample"] = resample
@@ -132,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
                              "used 128); 0 keeps the dataset's")
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="override DEEP_SETTINGS['max_epochs']")
+    parser.add_argument("--pipelines", nargs="+", default=None,
+                        help="run only these pipelines of the experiment (e.g. leave out the "
+                             "slow ACM+TS+SVM)")
+    parser.add_argument("--subjects", nargs="+", type=int, default=None,
+                        help="run only these subjects of the experiment (CPU budget)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--per-fold", action=argparse.BooleanOptionalAction, default=True,
                         help="keep MOABB's per-fold scores (default) instead of their mean")
@@ -149,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.experiments:
         run(name, args.out, resample=args.resample or None, quick=args.quick,
-            per_fold=args.per_fold, max_epochs=args.max_epochs)
+            per_fold=args.per_fold, max_epochs=args.max_epochs, only=args.pipelines,
+            subjects=args.subjects)
     return 0
 
 

@@ -20,8 +20,16 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["MOABB_DOWNLOAD_PROVIDER"] = "upstream"
 if MNE_DATA.is_dir():
     os.environ["MNE_DATA"] = str(MNE_DATA)
-if (SHARED / "lsl_api.cfg").is_file():
-    os.environ["LSLAPICFG"] = str(SHARED / "lsl_api.cfg")
+# LSL stays on this machine in tests: a loopback-only config the project writes itself (same
+# content as ../shared/lsl_api.cfg), so a clean clone without ../shared is safe too. Set before
+# the first pylsl call; real users keep their own LSL configuration.
+os.environ["LSLAPICFG"] = str(SHARED / "lsl_api.cfg")
+if not (SHARED / "lsl_api.cfg").is_file():
+    import tempfile
+
+    from bci.realtime.lsl import use_loopback_config
+
+    use_loopback_config(Path(tempfile.gettempdir()) / f"bci-lsl-{getattr(os, 'getuid', int)()}")
 
 
 def has_physionet() -> bool:

@@ -167,8 +167,9 @@ def _extended():
 #: :class:`bci.models.classifier.DeepClassifier` argument can be set on the returned estimator
 #: with ``set_params``.
 DEEP_SETTINGS: dict[str, Any] = {
-    "scaling": "channel", "max_epochs": 60, "patience": 15, "batch_size": 16, "lr": 1e-3,
-    "weight_decay": 1e-2, "scheduler": "cosine", "val_fraction": 0.2, "seed": 42,
+    "scaling": "channel", "max_epochs": 60, "patience": None, "batch_size": 16, "lr": 1e-3,
+    "weight_decay": 1e-2, "scheduler": "cosine", "val_fraction": 0.0,
+    "recalibrate_batch_norm": True, "seed": 42,
 }
 
 

@@ -96,6 +96,11 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         Gradient-norm clipping.
     label_smoothing : float
         Label smoothing of the cross-entropy.
+    recalibrate_batch_norm : bool
+        After training, set the BatchNorm running statistics to the exact statistics of the
+        final weights over the training epochs (see
+        :func:`bci.models.training.recalibrate_batch_norm_stats`). Needed with Keras'
+        BatchNorm momentum (EEGNeX, EEGNet) on small data sets.
     seed : int | None
         Seed of the weight initialisation, the validation split, the batch order and dropout
         (each from its own generator or a forked torch RNG; global random states are left
@@ -142,12 +147,13 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, model: str = "EEGNeX", *, model_params: dict | None = None,
                  sfreq: float | None = None,
                  scaling: Literal["channel", "epoch", "sample", "none"] = "channel",
-                 max_epochs: int = 100, batch_size: int = 32, lr: float = 1e-3,
+                 max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 1e-2,
                  scheduler: Literal["cosine", "plateau", "none"] = "cosine",
-                 patience: int | None = 20, val_fraction: float = 0.2,
+                 patience: int | None = None, val_fraction: float = 0.0,
                  gradient_clip_val: float | None = 1.0, label_smoothing: float = 0.0,
-                 seed: int | None = 42, accelerator: str = "cpu", devices: int | str = 1,
+                 recalibrate_batch_norm: bool = True, seed: int | None = 42,
+                 accelerator: str = "cpu", devices: int | str = 1,
                  strategy: str = "auto", num_nodes: int = 1, n_threads: int | None = None,
                  progress_bar: bool = False, log_dir: str | None = None) -> None:
         self.model = model
@@ -163,6 +169,7 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         self.val_fraction = val_fraction
         self.gradient_clip_val = gradient_clip_val
         self.label_smoothing = label_smoothing
+        self.recalibrate_batch_norm = recalibrate_batch_norm
         self.seed = seed
         self.accelerator = accelerator
         self.devices = devices
@@ -229,7 +236,8 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
                 network, data, max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
                 weight_decay=self.weight_decay, scheduler=self.scheduler,
                 gradient_clip_val=self.gradient_clip_val, label_smoothing=self.label_smoothing,
-                seed=self.seed, accelerator=self.accelerator, devices=self.devices,
+                recalibrate_batch_norm=self.recalibrate_batch_norm, seed=self.seed,
+                accelerator=self.accelerator, devices=self.devices,
                 strategy=self.strategy, num_nodes=self.num_nodes, log_dir=self.log_dir,
                 progress_bar=self.progress_bar)
         self.model_ = result.model

@@ -354,6 +354,9 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
         X = epochs.get_data(copy=True) * dataset.unit_factor
     else:  # filter banks: MOABB's epochs hold one band only
         X, _, _ = load_data(dataset, paradigm, subjects)
+    if hasattr(estimator, "_network_state") and getattr(estimator, "sfreq", 0) is None:
+        # a DeepClassifier: its network's config records the rate of the epochs it sees
+        estimator.set_params(sfreq=float(epochs.info["sfreq"]))
     logger.info("Fitting %s on %d epochs of shape %s", name, len(X), X.shape[1:])
     estimator.fit(X, encoder.transform(labels))
 

@@ -46,8 +46,8 @@ from .._checks import check_option
 from .._logging import logger
 from ._threads import torch_threads
 
-__all__ = ["DecoderModule", "EEGDataModule", "TrainingResult", "torch_threads",
-           "train_model"]
+__all__ = ["DecoderModule", "EEGDataModule", "TrainingResult", "recalibrate_batch_norm_stats",
+           "torch_threads", "train_model"]
 
 TASKS = ("classification", "regression")
 SCHEDULERS = ("cosine", "plateau", "none")
@@ -532,6 +532,54 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
             lightning_logger.setLevel(level)
 
 
+def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -> nn.Module:
+    """Set the running statistics of a network's BatchNorm layers to those of ``X``.
+
+    Each BatchNorm layer's ``running_mean``/``running_var`` become the average, over batches of
+    ``X`` in order, of the batch statistics the layer sees in training mode (torch's
+    cumulative average, ``momentum=None``), with the network's current weights. Dropout is
+    off during the pass; no weight changes. Networks without BatchNorm are returned as is.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (left in eval mode).
+    X : array | Tensor, shape (n_epochs, n_chans, n_times)
+        Scaled training epochs, as the network was trained on.
+    batch_size : int
+        Batch size of the pass (the training batch size reproduces the training statistics).
+
+    Returns
+    -------
+    model : torch.nn.Module
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms or len(X) < 2:  # one epoch has no batch statistics: keep the running ones
+        return model.eval()
+    batch_size = max(_check_positive_int(batch_size, "batch_size"), 2)
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    momenta = [m.momentum for m in norms]
+    model.train()  # batch statistics everywhere, but no dropout
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                batch = X[start:start + batch_size]
+                if len(batch) > 1:  # a batch of one has no variance
+                    model(batch)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
+    return model
+
+
 def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int = 100,
                 patience: int | None = 20, lr: float = 1e-3, weight_decay: float = 1e-2,
                 scheduler: Literal["cosine", "plateau", "none"] = "cosine",
@@ -540,7 +588,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
                 strategy: str = "auto", num_nodes: int = 1, precision: str | None = None,
                 log_dir: str | Path | None = None,
                 logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
-                progress_bar: bool = False, n_threads: int | None = None) -> TrainingResult:
+                progress_bar: bool = False, n_threads: int | None = None,
+                recalibrate_batch_norm: bool = True) -> TrainingResult:
     """Train a decoder with Lightning; early stopping and best-epoch restore on validation loss.
 
     Parameters
@@ -576,6 +625,13 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         CPU threads of torch while training (restored afterwards); None keeps torch's setting.
         On a machine whose cores are busy with other work, 1 is often several times faster
         than oversubscribed OpenMP threads.
+    recalibrate_batch_norm : bool
+        After training (and the best-epoch restore), replace the running mean and variance of
+        every BatchNorm layer by the exact statistics of the final weights over the training
+        epochs (see :func:`recalibrate_batch_norm_stats`). With Keras' BatchNorm momentum (0.99,
+        torch 0.01, the default of EEGNeX and EEGNet) and the few optimiser steps of small EEG
+        data sets, the running statistics are otherwise far from the batch statistics the
+        network was trained with, and the network predicts near chance in eval mode.
 
     Returns
     -------
@@ -621,6 +677,10 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         trainer = pl.Trainer(**trainer_kwargs)
         trainer.fit(module, datamodule=datamodule)
     model = module.model.cpu().eval()
+    if recalibrate_batch_norm:
+        with torch_threads(n_threads):
+            recalibrate_batch_norm_stats(model, datamodule.X[datamodule.train_idx],
+                                         batch_size=datamodule.batch_size)
     n_epochs = len(history.rows)
     logger.info("Trained %s for %d epochs (best %s %.4g at epoch %s)", type(model).__name__,
                 n_epochs, monitor, best.best if best else float("nan"),

@@ -45,7 +45,7 @@ def fitted():
     X, y = _planted()
     with torch_threads(1):
         clf = DeepClassifier("ShallowConvNet", max_epochs=15, batch_size=8, lr=3e-3, seed=0,
-                             sfreq=SFREQ).fit(X[:32], y[:32])
+                             sfreq=SFREQ, patience=5, val_fraction=0.2).fit(X[:32], y[:32])
     return clf, X, y
 
 
@@ -227,6 +227,10 @@ def test_cli_train_model_writes_decoder_and_curves(tmp_path, capsys):
     decoder = load_decoder(out)
     assert isinstance(decoder.estimator, DeepClassifier)
     assert decoder.info["pipeline"] == "EEGNet" and decoder.info["training"]["n_epochs"] == 2
+    # the network's config records the rate of the epochs it was trained on
+    rate = decoder.resample or decoder.sfreq
+    assert decoder.estimator.sfreq == rate
+    assert decoder.estimator.model_.get_config()["sfreq"] == rate
     rng = np.random.default_rng(0)
     proba = decoder.predict_proba(rng.standard_normal((2, decoder.n_chans, decoder.n_times))
                                   * 1e-5)

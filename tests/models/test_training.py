@@ -10,6 +10,7 @@ from bci.models.registry import get_model
 from bci.models.training import (
     DecoderModule,
     EEGDataModule,
+    recalibrate_batch_norm_stats,
     split_train_val,
     torch_threads,
     train_model,
@@ -85,6 +86,33 @@ def test_tiny_batch_overfits():
     assert np.array_equal(pred, y)
 
 
+def test_recalibrated_batch_norm_holds_training_statistics():
+    """After recalibration, each BatchNorm's running statistics are those of the training
+    epochs under the final weights, so eval mode matches train mode on the full set."""
+    X, y = _planted(24)
+    net = _net(1, "EEGNeX")
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.01 for m in norms)  # Keras' 0.99
+    stale = net.eval()(torch.from_numpy(X)).detach()
+    recalibrate_batch_norm_stats(net, X, batch_size=len(X))  # one batch: exact statistics
+    assert not net.training and all(m.momentum == 0.01 for m in norms)
+    with torch.no_grad():
+        recal = net(torch.from_numpy(X))
+        for m in net.modules():  # train mode without dropout: the batch statistics
+            m.train(not isinstance(m, torch.nn.Dropout))
+        batch = net(torch.from_numpy(X))
+    net.eval()
+    torch.testing.assert_close(recal, batch, rtol=1e-2, atol=2e-3)  # running_var is unbiased
+    assert not torch.allclose(stale, batch, atol=1e-2)
+    assert recalibrate_batch_norm_stats(_net(0, "ShallowConvNet"), X[:1]) is not None
+    data = EEGDataModule(X, y, val_fraction=0.0, batch_size=8, random_state=0)
+    off = train_model(_net(1), data, max_epochs=2, seed=0, recalibrate_batch_norm=False)
+    on = train_model(_net(1), data, max_epochs=2, seed=0)
+    bn_off = [m.running_var for m in off.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    bn_on = [m.running_var for m in on.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert not all(torch.allclose(a, b) for a, b in zip(bn_off, bn_on))
+
+
 def test_seed_reproducibility_and_global_rng_untouched():
     X, y = _planted(32)
 
@@ -107,8 +135,10 @@ def test_early_stopping_restores_best_epoch(tmp_path):
     X, y = _planted(40)
     data = EEGDataModule(X, y, batch_size=8, random_state=0)
     patience, max_epochs = 3, 40
+    # no BatchNorm recalibration: the restored running statistics are the best epoch's too
     result = train_model(_net(1), data, max_epochs=max_epochs, patience=patience, lr=3e-2,
-                         scheduler="plateau", seed=0, log_dir=tmp_path)
+                         scheduler="plateau", seed=0, log_dir=tmp_path,
+                         recalibrate_batch_norm=False)
     val_losses = [row["val_loss"] for row in result.history]
     assert result.best_epoch == int(np.argmin(val_losses))
     assert result.n_epochs == min(max_epochs, result.best_epoch + patience + 1)

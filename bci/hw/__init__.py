@@ -1,0 +1,18 @@
+"""Hardware: stimulator back-ends behind :class:`bci.realtime.stimulation.Stimulator`.
+
+- :class:`LSLMarkerStimulator` (default): a marker on an LSL stream for the stimulation
+  device's own software;
+- :class:`AudioToneStimulator`: a short tone or pink-noise burst on the sound card;
+- :class:`SerialTriggerStimulator`: a trigger byte on a serial port / USB-TTL adapter.
+
+:func:`make_stimulator` builds one from a command-line spec.
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "lsl_marker": ["LSLMarkerStimulator"],
+    "audio": ["AudioToneStimulator", "make_tone"],
+    "serial_trigger": ["SerialTriggerStimulator"],
+    "factory": ["make_stimulator"],
+})

@@ -1,0 +1,27 @@
+"""Real time: sources, ring buffer, stream, causal processing, online loop, policies, safety,
+recording and session reports.
+
+Only :mod:`bci.realtime.lsl` imports pylsl; everything else runs (and is tested) on replayed
+arrays with ``threaded=False`` streams. Stimulator back-ends live in :mod:`bci.hw`.
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "buffer": ["RingBuffer"],
+    "sources": ["Source", "SourceInfo", "SourceLostError", "ArraySource", "raw_source"],
+    "stream": ["Stream"],
+    "events": ["Decision", "StimEvent", "StimRequest", "StreamEvent"],
+    "processing": ["CausalFilter", "Envelope", "FunctionProcessor", "HoldNonFinite",
+                   "ProcessingChain", "Processor", "Recenter", "Rereference"],
+    "policies": ["Policy", "ThresholdPolicy", "OscillationTrigger", "estimate_phase"],
+    "safety": ["SafetyGate"],
+    "stimulation": ["Stimulator", "RecordingStimulator"],
+    "loop": ["OnlineLoop", "check_decoder"],
+    "recording": ["Recorder", "read_session", "read_events", "read_signal"],
+    "report": ["summarize", "make_session_report", "latency_stats"],
+    "session": ["run_session", "parse_policy"],
+    "player": ["Player", "play"],
+    "lsl": ["LSLSource", "SignalOutlet", "MarkerOutlet", "MarkerInlet", "local_clock",
+            "use_loopback_config", "list_streams"],
+})

@@ -1,0 +1,112 @@
+"""Stimulator back-ends: serial/TTL over virtual ports, audio waveforms, the factory."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bci.hw.audio import AudioToneStimulator, make_tone
+from bci.hw.factory import make_stimulator
+from bci.realtime.events import StimEvent
+from bci.realtime.stimulation import Stimulator
+
+serial = pytest.importorskip("serial")
+
+
+def _event(code: int) -> StimEvent:
+    return StimEvent(index=0, code=code, t_trigger=0.0)
+
+
+def test_serial_trigger_bytes_on_loopback_port():
+    from bci.hw.serial_trigger import SerialTriggerStimulator
+
+    stim = SerialTriggerStimulator("loop://")
+    assert isinstance(stim, Stimulator)
+    for code in (1, 7, 255):
+        stim.trigger(_event(code))
+    assert stim._port.read(16) == bytes([1, 7, 255]) and stim.n_sent == 3
+    with pytest.raises(ValueError, match=r"one byte \(0-255\), got 256"):
+        stim.trigger(_event(256))
+    stim.close()
+    with pytest.raises(RuntimeError, match="is closed"):
+        stim.trigger(_event(1))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_serial_trigger_through_a_virtual_serial_pair_with_reset():
+    import pty
+
+    from bci.hw.serial_trigger import SerialTriggerStimulator
+
+    controller, device = pty.openpty()
+    os.set_blocking(controller, False)
+    stim = SerialTriggerStimulator(os.ttyname(device), baudrate=9600, reset_after_s=0.02)
+    try:
+        stim.trigger(_event(42))
+        received = b""
+        deadline = time.monotonic() + 2.0
+        while len(received) < 2 and time.monotonic() < deadline:
+            try:
+                received += os.read(controller, 16)
+            except BlockingIOError:
+                time.sleep(0.005)
+        assert received == bytes([42, 0])  # the trigger, then the reset 20 ms later
+    finally:
+        stim.close()
+        os.close(controller)
+        os.close(device)
+
+
+def test_serial_bad_port_error():
+    from bci.hw.serial_trigger import SerialTriggerStimulator
+
+    with pytest.raises(RuntimeError, match="Cannot open serial port '/dev/nonexistent-bci'"):
+        SerialTriggerStimulator("/dev/nonexistent-bci")
+
+
+def test_tone_waveforms():
+    tone = make_tone(freq=1000.0, duration_s=0.05, sfreq=44100.0, volume=0.5, ramp_s=0.005)
+    assert tone.dtype == np.float32 and tone.size == 2205
+    assert np.abs(tone).max() == pytest.approx(0.5, rel=1e-3)
+    assert abs(tone[0]) < 1e-6 and abs(tone[-1]) < 1e-3  # ramps: no click
+    spectrum = np.abs(np.fft.rfft(tone))
+    assert np.fft.rfftfreq(tone.size, 1 / 44100.0)[np.argmax(spectrum)] == pytest.approx(
+        1000.0, abs=25.0)
+    pink = make_tone(kind="pink", duration_s=1.0, ramp_s=0.0)
+    p = np.abs(np.fft.rfft(pink)) ** 2
+    f = np.fft.rfftfreq(pink.size, 1 / 44100.0)
+    low, high = p[(f > 100) & (f < 200)].mean(), p[(f > 1000) & (f < 2000)].mean()
+    assert 5 < low / high < 20  # 1/f: a decade costs ~10x power
+    with pytest.raises(ValueError, match="volume must be in"):
+        make_tone(volume=2.0)
+
+
+def test_audio_stimulator_plays_through_injected_backend():
+    played = []
+    stim = AudioToneStimulator(freq=500.0, duration_s=0.02, play=lambda w, sf: played.append(
+        (w, sf)))
+    stim.trigger(_event(1))
+    stim.trigger(_event(1))
+    assert stim.n_played == 2 and played[0][1] == 44100.0
+    np.testing.assert_array_equal(played[0][0], stim.wave)
+
+
+def test_audio_without_sounddevice_explains_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    with pytest.raises(ImportError, match="pip install sounddevice"):
+        AudioToneStimulator()
+
+
+def test_factory_specs():
+    assert make_stimulator("none") is None and make_stimulator(None) is None
+    stim = make_stimulator("serial:loop://,baudrate=9600,reset_after_s=0.01")
+    assert stim.port == "loop://" and stim.reset_after_s == 0.01
+    stim.close()
+    with pytest.raises(ValueError, match="Unknown stimulator 'seral'. Did you mean 'serial'"):
+        make_stimulator("seral:loop://")
+    with pytest.raises(ValueError, match="needs a port"):
+        make_stimulator("serial:")

@@ -29,6 +29,7 @@ from torch import nn
 from bci.models.eegnet import EEGNet
 from bci.models.eegnex import BRAINDECODE_KWARGS, EEGNeX, load_braindecode_state_dict
 from bci.models.shallow import ShallowConvNet
+from bci.models.shallow import load_braindecode_state_dict as load_shallow_state_dict
 
 warnings.filterwarnings("ignore")  # braindecode/mne deprecation chatter
 
@@ -140,19 +141,7 @@ def compare_shallow(n_times: int = 1000, batch: int = 16) -> None:
     theirs = BDShallow(n_chans=22, n_outputs=4, n_times=n_times)
     randomize_batch_norms(theirs, gen)
     ours = ShallowConvNet(22, 4, n_times)
-    sd = theirs.state_dict()
-    conv = ours.conv_time_spat
-    with torch.no_grad():
-        conv.time_weight.copy_(sd["conv_time_spat.conv_time.weight"].reshape(
-            conv.time_weight.shape))
-        conv.time_bias.copy_(sd["conv_time_spat.conv_time.bias"])
-        conv.spat_weight.copy_(sd["conv_time_spat.conv_spat.weight"].reshape(
-            conv.spat_weight.shape))
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(ours.bn, name).copy_(sd[f"bnorm.{name}"])
-        ours.final_layer.weight.copy_(sd["final_layer.conv_classifier.weight"].reshape(
-            ours.final_layer.weight.shape))
-        ours.final_layer.bias.copy_(sd["final_layer.conv_classifier.bias"])
+    load_shallow_state_dict(ours, theirs.state_dict())
     theirs.eval()
     ours.eval()
     x = torch.randn(batch, 22, n_times, generator=gen)

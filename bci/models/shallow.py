@@ -23,7 +23,7 @@ from .base import (
     _glorot_uniform_,
 )
 
-__all__ = ["ShallowConvNet"]
+__all__ = ["ShallowConvNet", "load_braindecode_state_dict"]
 
 
 class _TemporalSpatialConv(nn.Module):
@@ -179,3 +179,33 @@ class ShallowConvNet(EEGModule):
         x = F.avg_pool1d(x * x, self.pool_time_length, self.pool_time_stride)
         x = self.drop(torch.log(torch.clamp(x, min=1e-6)))
         return self.final_layer(x.flatten(1))
+
+
+def load_braindecode_state_dict(model: ShallowConvNet, state_dict: dict[str, torch.Tensor]
+                                ) -> ShallowConvNet:
+    """Copy the weights of a ``braindecode.models.ShallowFBCSPNet`` into ``model``.
+
+    Parameters
+    ----------
+    model : ShallowConvNet
+        Destination with the same sizes (modified in place and returned).
+    state_dict : dict
+        ``braindecode_model.state_dict()``.
+
+    Returns
+    -------
+    model : ShallowConvNet
+    """
+    conv = model.conv_time_spat
+    with torch.no_grad():
+        conv.time_weight.copy_(state_dict["conv_time_spat.conv_time.weight"].reshape(
+            conv.time_weight.shape))
+        conv.time_bias.copy_(state_dict["conv_time_spat.conv_time.bias"])
+        conv.spat_weight.copy_(state_dict["conv_time_spat.conv_spat.weight"].reshape(
+            conv.spat_weight.shape))
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(model.bn, name).copy_(state_dict[f"bnorm.{name}"])
+        model.final_layer.weight.copy_(state_dict["final_layer.conv_classifier.weight"].reshape(
+            model.final_layer.weight.shape))
+        model.final_layer.bias.copy_(state_dict["final_layer.conv_classifier.bias"])
+    return model

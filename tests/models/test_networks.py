@@ -25,6 +25,7 @@ from bci.models.eegnex import (
 )
 from bci.models.registry import MODELS, get_model
 from bci.models.shallow import ShallowConvNet
+from bci.models.shallow import load_braindecode_state_dict as load_shallow_state_dict
 
 # Parameter counts of braindecode 1.8.1 (torch 2.13.0) for the same configurations, measured with
 #   sum(p.numel() for p in braindecode.models.<Model>(n_chans=C, n_outputs=O, n_times=T)
@@ -297,19 +298,7 @@ def test_shallow_matches_braindecode_live():
     theirs = bd_models.ShallowFBCSPNet(n_chans=5, n_outputs=3, n_times=300).double().eval()
     _randomize_batch_norms(theirs, seed=1)
     ours = ShallowConvNet(5, 3, 300).double().eval()
-    sd = theirs.state_dict()
-    conv = ours.conv_time_spat
-    with torch.no_grad():
-        conv.time_weight.copy_(sd["conv_time_spat.conv_time.weight"].reshape(
-            conv.time_weight.shape))
-        conv.time_bias.copy_(sd["conv_time_spat.conv_time.bias"])
-        conv.spat_weight.copy_(sd["conv_time_spat.conv_spat.weight"].reshape(
-            conv.spat_weight.shape))
-        for item in ("weight", "bias", "running_mean", "running_var"):
-            getattr(ours.bn, item).copy_(sd[f"bnorm.{item}"])
-        ours.final_layer.weight.copy_(sd["final_layer.conv_classifier.weight"].reshape(
-            ours.final_layer.weight.shape))
-        ours.final_layer.bias.copy_(sd["final_layer.conv_classifier.bias"])
+    load_shallow_state_dict(ours, theirs.state_dict())
     x = torch.randn(4, 5, 300, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-10, atol=1e-12)

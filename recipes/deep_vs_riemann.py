@@ -15,6 +15,9 @@ Experiments
 ``ablation``  PhysionetMI subject 1 left/right, EEGNeX only, under training variants (the old
               early-stopping settings, no BatchNorm recalibration, scaling, learning rate,
               MOABB's Keras recipe) to find what matters.
+``augment``   Kalunga2016 (4 classes), EEGNeX and ShallowConvNet trained with augmentation of
+              the training batches (:class:`bci.models.augmentation.EpochAugmentation`); the
+              rows without augmentation are those of ``ssvep`` (same folds, same seeds).
 
 All deep pipelines use the registered training settings (``bci.features.pipelines.
 DEEP_SETTINGS``) unless the ablation changes them. CPU only; torch uses ``--threads`` threads.
@@ -83,6 +86,24 @@ def _ablation_pipelines(max_epochs: int) -> dict:
     return {name: DeepClassifier("EEGNeX", **{**base, **v}) for name, v in variants.items()}
 
 
+#: augmentation variants of the ``augment`` experiment (EpochAugmentation keywords)
+AUGMENTATIONS = {
+    "shift": {"time_shift": 0.1},
+    "recombine": {"recombine": 4},
+    "shift+gain+noise": {"time_shift": 0.1, "scale": 0.2, "noise": 0.1},
+}
+
+
+def _augment_pipelines(max_epochs: int) -> dict:
+    """EEGNeX and ShallowConvNet with each augmentation of :data:`AUGMENTATIONS`."""
+    from bci.features.pipelines import DEEP_SETTINGS
+    from bci.models.classifier import DeepClassifier
+
+    base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
+    return {f"{model} aug={name}": DeepClassifier(model, **base, augmentation=aug)
+            for model in ("EEGNeX", "ShallowConvNet") for name, aug in AUGMENTATIONS.items()}
+
+
 def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: bool,
         max_epochs: int | None, only: list[str] | None = None,
         subjects: list[int] | None = None) -> dict:
@@ -92,10 +113,15 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
 
     if max_epochs is not None:
         registry.DEEP_SETTINGS["max_epochs"] = max_epochs
+    if quick:
+        registry.DEEP_SETTINGS["max_epochs"] = 2
     if name == "ablation":
         exp = dict(dataset="PhysionetMI", paradigm="LeftRightImagery", subjects=[1],
                    metric="ROC-AUC",
                    pipelines=_ablation_pipelines(registry.DEEP_SETTINGS["max_epochs"]))
+    elif name == "augment":
+        exp = {**EXPERIMENTS["ssvep"],
+               "pipelines": _augment_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
     else:
         exp = dict(EXPERIMENTS[name])
     if only:
@@ -112,9 +138,9 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
         params["resample"] = resample
     dataset, subjects = exp["dataset"], exp["subjects"]
     if quick:
-        dataset, subjects = ("SyntheticSSVEP" if name == "ssvep" else "SyntheticMotorImagery"), [1]
-        registry.DEEP_SETTINGS["max_epochs"] = 2
-        if name == "ablation":
+        ssvep = name in ("ssvep", "augment")
+        dataset, subjects = ("SyntheticSSVEP" if ssvep else "SyntheticMotorImagery"), [1]
+        if name in ("ablation", "augment"):
             exp["pipelines"] = dict(list(exp["pipelines"].items())[:2])
         elif name == "ssvep":
             exp["pipelines"] = [p for p in exp["pipelines"] if p != "SSVEP_CCA"]
@@ -136,6 +162,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
         "paradigm": exp["paradigm"], "paradigm_params": params, "metric": exp["metric"],
         "per_fold": per_fold, "deep_settings": dict(registry.DEEP_SETTINGS),
         "seconds": round(elapsed, 1),
+        **({"augmentations": AUGMENTATIONS} if name == "augment" else {}),
         "summary": {p: {k: float(v) for k, v in row.items()} for p, row in summary.iterrows()},
         "per_subject": {p: {str(s): float(v) for s, v in row.items()}
                         for p, row in per_subject.iterrows()},
@@ -147,7 +174,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "ablation"])
+    parser.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "ablation", "augment"])
     parser.add_argument("--out", default="results/deep_vs_riemann", type=Path)
     parser.add_argument("--resample", type=float, default=128.0,
                         help="resample all epochs to this rate (Hz; MOABB's EEGNeX pipeline "

@@ -101,6 +101,10 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         final weights over the training epochs (see
         :func:`bci.models.training.recalibrate_batch_norm_stats`). Needed with Keras'
         BatchNorm momentum (EEGNeX, EEGNet) on small data sets.
+    augmentation : dict | None
+        Keywords of :class:`~bci.models.augmentation.EpochAugmentation` (random time shift,
+        gain, noise, channel dropout, segment recombination of the training batches), e.g.
+        ``{"time_shift": 0.1, "recombine": 4}``; None: no augmentation.
     seed : int | None
         Seed of the weight initialisation, the validation split, the batch order and dropout
         (each from its own generator or a forked torch RNG; global random states are left
@@ -152,7 +156,8 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
                  scheduler: Literal["cosine", "plateau", "none"] = "cosine",
                  patience: int | None = None, val_fraction: float = 0.0,
                  gradient_clip_val: float | None = 1.0, label_smoothing: float = 0.0,
-                 recalibrate_batch_norm: bool = True, seed: int | None = 42,
+                 recalibrate_batch_norm: bool = True, augmentation: dict | None = None,
+                 seed: int | None = 42,
                  accelerator: str = "cpu", devices: int | str = 1,
                  strategy: str = "auto", num_nodes: int = 1, n_threads: int | None = None,
                  progress_bar: bool = False, log_dir: str | None = None) -> None:
@@ -170,6 +175,7 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         self.gradient_clip_val = gradient_clip_val
         self.label_smoothing = label_smoothing
         self.recalibrate_batch_norm = recalibrate_batch_norm
+        self.augmentation = augmentation
         self.seed = seed
         self.accelerator = accelerator
         self.devices = devices
@@ -236,7 +242,8 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
                 network, data, max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
                 weight_decay=self.weight_decay, scheduler=self.scheduler,
                 gradient_clip_val=self.gradient_clip_val, label_smoothing=self.label_smoothing,
-                recalibrate_batch_norm=self.recalibrate_batch_norm, seed=self.seed,
+                recalibrate_batch_norm=self.recalibrate_batch_norm,
+                augmentation=self.augmentation, seed=self.seed,
                 accelerator=self.accelerator, devices=self.devices,
                 strategy=self.strategy, num_nodes=self.num_nodes, log_dir=self.log_dir,
                 progress_bar=self.progress_bar)

@@ -45,6 +45,7 @@ from torch import nn
 from .._checks import check_option
 from .._logging import logger
 from ._threads import torch_threads
+from .augmentation import EpochAugmentation, make_augmentation
 
 __all__ = ["DecoderModule", "EEGDataModule", "TrainingResult", "recalibrate_batch_norm_stats",
            "torch_threads", "train_model"]
@@ -337,6 +338,9 @@ class DecoderModule(pl.LightningModule):
         Label smoothing of the cross-entropy, in ``[0, 1)``.
     monitor : str
         Logged metric the plateau schedule watches (``"train_loss"`` without validation data).
+    augmentation : dict | EpochAugmentation | None
+        Random transforms of the training batches (see
+        :class:`~bci.models.augmentation.EpochAugmentation`; a dict gives its keywords).
 
     Notes
     -----
@@ -349,7 +353,8 @@ class DecoderModule(pl.LightningModule):
                  = "classification", lr: float = 1e-3, weight_decay: float = 1e-2,
                  scheduler: Literal["cosine", "plateau", "none"] = "cosine",
                  plateau_patience: int = 10, min_lr_ratio: float = 1e-2,
-                 label_smoothing: float = 0.0, monitor: str = "val_loss") -> None:
+                 label_smoothing: float = 0.0, monitor: str = "val_loss",
+                 augmentation: dict | EpochAugmentation | None = None) -> None:
         super().__init__()
         import torchmetrics
 
@@ -363,8 +368,9 @@ class DecoderModule(pl.LightningModule):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
         _check_fraction(label_smoothing, "label_smoothing")
         _check_fraction(min_lr_ratio, "min_lr_ratio")
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "augmentation"])
         self.model = model
+        self.augmentation = make_augmentation(augmentation)
         n_outputs = getattr(model, "n_outputs", None)
         if task == "classification":
             if n_outputs is None:
@@ -389,6 +395,8 @@ class DecoderModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
+        if stage == "train" and self.augmentation is not None:
+            x, y = self.augmentation(x, y)
         out = self(x)
         loss = self._loss(out, y)
         metric = self.metrics[f"{stage}_"]
@@ -589,7 +597,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
                 log_dir: str | Path | None = None,
                 logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
                 progress_bar: bool = False, n_threads: int | None = None,
-                recalibrate_batch_norm: bool = True) -> TrainingResult:
+                recalibrate_batch_norm: bool = True,
+                augmentation: dict | EpochAugmentation | None = None) -> TrainingResult:
     """Train a decoder with Lightning; early stopping and best-epoch restore on validation loss.
 
     Parameters
@@ -632,6 +641,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         torch 0.01, the default of EEGNeX and EEGNet) and the few optimiser steps of small EEG
         data sets, the running statistics are otherwise far from the batch statistics the
         network was trained with, and the network predicts near chance in eval mode.
+    augmentation : dict | EpochAugmentation | None
+        Random transforms of the training batches (:class:`DecoderModule`); None: off.
 
     Returns
     -------
@@ -647,7 +658,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     has_val = datamodule.n_val > 0
     monitor = "val_loss" if has_val else "train_loss"
     module = DecoderModule(model, task=datamodule.task, lr=lr, weight_decay=weight_decay,
-                           scheduler=scheduler, label_smoothing=label_smoothing, monitor=monitor)
+                           scheduler=scheduler, label_smoothing=label_smoothing, monitor=monitor,
+                           augmentation=augmentation)
     best = _BestWeights(monitor) if has_val else None
     history = _History()
     callbacks: list[pl.Callback] = [history]

@@ -1,5 +1,5 @@
 """The ``bci`` command: ``bci benchmark``, ``bci train``, ``bci pipelines``, ``bci datasets``,
-``bci play``, ``bci stream``, ``bci session-report``.
+``bci play``, ``bci stream``, ``bci session-report``, ``bci export``.
 
 Run ``bci COMMAND --help`` for the options of each command.
 """
@@ -114,6 +114,7 @@ def _build_parser() -> argparse.ArgumentParser:
     deep.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     _add_realtime_commands(sub)
+    _add_export_command(sub)
     sub.add_parser("pipelines", help="list the registered pipelines")
     sub.add_parser("datasets", help="list the dataset names bci accepts")
     return parser
@@ -338,9 +339,52 @@ def _session_report(args) -> int:
     return 0
 
 
+def _add_export_command(sub) -> None:
+    """``bci export``."""
+    export = sub.add_parser(
+        "export", help="export a trained spiking decoder (NIR)",
+        description="Export the network of a network file (bci.models.decoder.save_network) "
+                    "or decoder file to the Neuromorphic Intermediate Representation (HDF5 .nir "
+                    "file, read by snnTorch, Norse, Lava, Rockpool...). Exportable: "
+                    "SNNStreaming, SNN3D, LinearDecoder.")
+    export.add_argument("model_file", metavar="MODEL_FILE", help="network or decoder file")
+    export.add_argument("--format", choices=["nir"], default="nir",
+                        help="export format (default nir)")
+    export.add_argument("--out", required=True, help="file to write (e.g. model.nir)")
+    export.add_argument("--dt", type=float, default=None, metavar="SECONDS",
+                        help="time step the time constants are written for (default: 1 / the "
+                             "model's sfreq; snnTorch's NIR importer assumes 1e-4)")
+    export.add_argument("--annotate-unsupported-reset", action="store_true",
+                        help="export reset-by-subtraction layers as NIR's reset to zero plus a "
+                             "metadata note (only bci reads it back exactly)")
+
+
+def _export(args) -> int:
+    from .models.decoder import load_network
+
+    try:
+        from .hw.nir_export import save_nir
+        model = load_network(args.model_file)
+        path = save_nir(model, args.out, dt=args.dt,
+                        unsupported_reset="annotate" if args.annotate_unsupported_reset
+                        else "raise")
+        import nir
+    except ImportError as err:
+        print(f"bci export: error: {err}", file=sys.stderr)
+        return 2
+    graph = nir.read(path)
+    following, order = dict(graph.edges), ["input"]
+    while order[-1] in following:  # to_nir writes a chain
+        order.append(following[order[-1]])
+    print(f"Exported {type(model).__name__} to {path} (NIR, dt={graph.metadata['dt']:g} s): "
+          + " -> ".join(f"{name} ({type(graph.nodes[name]).__name__})" for name in order))
+    print(f"Graph input: {graph.metadata['graph_input']}.")
+    return 0
+
+
 _COMMANDS = {"benchmark": _benchmark, "train": _train, "pipelines": _pipelines,
              "datasets": _datasets, "play": _play, "stream": _stream,
-             "session-report": _session_report}
+             "session-report": _session_report, "export": _export}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

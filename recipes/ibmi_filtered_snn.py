@@ -22,7 +22,10 @@ Usage::
     nice python recipes/ibmi_filtered_snn.py --out results/ibmi          # 5 folds, ~15 min
     python recipes/ibmi_filtered_snn.py --quick                          # about a minute
 
-The last printed line is one JSON object with the final metrics.
+The last printed line is one JSON object with the final metrics. The first fold's networks are
+saved as ``OUT/<decoder>.bci`` network files (:func:`bci.models.decoder.load_network`); the
+spiking ones export to neuromorphic hardware with
+``bci export --format nir OUT/SNNStreaming.bci --out snn.nir``.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ def run(args) -> dict:
     from bci.models.spiking.cost import count_operations
     from bci.models.spiking.ibmi import predict_sequences
     from bci.data.reaching import pad_trials
+    from bci.models.decoder import save_network
 
     import torch
 
@@ -128,6 +132,10 @@ def run(args) -> dict:
             if k == 0:
                 X, _, _ = pad_trials(test_set)
                 costs[name] = count_operations(model, torch.as_tensor(X[:16]))
+                # the first fold's networks, readable by load_network and `bci export`
+                save_network(model, args.out / f"{name}.bci",
+                             info={"data": data.kind, "source": str(data.source), "fold": 1,
+                                   "r2_raw": float(scores[name]["raw"][-1])})
                 examples[name] = (test_set.velocity[:3], pred[:3],
                                   filtered["block_high_accuracy"][:3])
             print(f"fold {k + 1}/{args.folds} {name:13s} R2 raw {scores[name]['raw'][-1]:.3f}"
@@ -242,7 +250,8 @@ def main(argv=None) -> None:
     summary = report(res, args)
     paths = plot(res, args.out)
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2))
-    print(f"\nwrote {len(paths)} figures and metrics.json to {args.out} ({time.time() - t0:.0f} s)")
+    print(f"\nwrote {len(paths)} figures, metrics.json and the first fold's networks (*.bci) to "
+          f"{args.out} ({time.time() - t0:.0f} s)")
     print(json.dumps(summary))
 
 

@@ -9,8 +9,12 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "loaders": ["load_data", "load_epochs", "get_dataset", "get_paradigm", "list_datasets"],
     "synthetic": ["make_motor_imagery", "make_ssvep"],
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
+    "chbmit": ["CHBMIT", "load_chbmit_subject", "read_chbmit_channels", "read_chbmit_summary",
+               "seizure_intervals"],
     "preprocessing": ["bandpass", "notch", "resample", "rereference"],
     "alignment": ["EuclideanAlignment"],
     "reaching": ["ReachingData", "load_center_out", "load_primate_reaching", "make_reaching",
                  "neurobench_split", "pad_trials", "make_windows"],
+    "seizure": ["load_bonn", "make_seizure_eeg", "make_seizure_stream", "sliding_windows",
+                "SeizureSegments", "SeizureStream"],
 })

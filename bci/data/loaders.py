@@ -26,6 +26,7 @@ from .._logging import logger
 _OWN_DATASETS = {
     "SyntheticMotorImagery": "bci.data.datasets",
     "SyntheticSSVEP": "bci.data.datasets",
+    "CHBMIT": "bci.data.chbmit",  # seizure EEG: no MOABB paradigm, use get_data() (see its doc)
 }
 
 

@@ -5,6 +5,10 @@
 - :class:`AudioToneStimulator`: a short tone or pink-noise burst on the sound card;
 - :class:`SerialTriggerStimulator`: a trigger byte on a serial port / USB-TTL adapter.
 
+Neuromorphic hardware: :mod:`~bci.hw.nir_export` writes the spiking decoders as NIR graphs
+(:func:`to_nir`, :func:`save_nir`) and reads them back (:func:`from_nir`, :func:`load_nir`);
+needs ``bci[nir]``.
+
 :func:`make_stimulator` builds one from a command-line spec.
 """
 
@@ -15,4 +19,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "audio": ["AudioToneStimulator", "make_tone"],
     "serial_trigger": ["SerialTriggerStimulator"],
     "factory": ["make_stimulator"],
+    "nir_export": ["to_nir", "from_nir", "save_nir", "load_nir", "graph_input",
+                   "NIR_EXPORTABLE"],
 })

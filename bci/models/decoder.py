@@ -16,6 +16,11 @@ damaged file fails with a clear error instead of predicting garbage. Format-1 fi
 payload only) are still read.
 
 Like any pickle, ``estimator.joblib`` can run code when loaded: only load decoder files you trust.
+
+Network files (:func:`save_network`, :func:`load_network`) use the same container for a trained
+network alone (manifest format ``"bci-network"``, model name and config, ``network.pt``), for
+networks that are not classifiers of raw windows, such as the iBMI velocity decoders; ``bci
+export`` reads them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ _MANIFEST = "manifest.json"
 _PAYLOAD = "estimator.joblib"
 _NETWORK_PAYLOAD = "network.pt"  # format >= 2
 _FORMAT_NAME = "bci-decoder"
+_NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
 
 
 @dataclass
@@ -261,6 +267,9 @@ def load_decoder(fname: str | Path) -> Decoder:
             f"{fname} is not a bci decoder file or is damaged ({err}); re-create it with "
             "`bci train`."
         ) from err
+    if isinstance(manifest, dict) and manifest.get("format") == _NETWORK_FORMAT_NAME:
+        raise ValueError(f"{fname} is a network file (a trained network without a decoder's "
+                         "recording conventions); read it with bci.models.decoder.load_network.")
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT_NAME:
         raise ValueError(f"{fname} is not a bci decoder file (no {_FORMAT_NAME!r} manifest).")
     version = manifest.get("format_version")
@@ -391,3 +400,150 @@ def _raw_sfreq(dataset, subject: int) -> float:
 
 def _float_or_none(value) -> float | None:
     return None if value is None else float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Network files: a trained network alone (e.g. an iBMI velocity decoder)
+# ---------------------------------------------------------------------------------------------
+def _network_classes() -> dict:
+    """Name -> class of the networks a network file can hold (registry + iBMI decoders)."""
+    from .registry import MODELS
+    from .spiking.ibmi import IBMI_MODELS
+
+    return {**MODELS, **IBMI_MODELS}
+
+
+def save_network(model: Any, fname: str | Path, *, info: dict | None = None) -> Path:
+    """Write a trained network alone to a network file (the decoder-file container).
+
+    For networks that are not scikit-learn classifiers on raw windows, such as the iBMI
+    velocity decoders of :mod:`bci.models.spiking.ibmi` (trained by
+    :func:`~bci.models.spiking.ibmi.fit_sequence_decoder`): a zip archive with
+    ``manifest.json`` (format ``"bci-network"``, format version, ``bci`` and torch versions,
+    the model name and its ``get_config()``, a SHA-256 of the payload, ``info``) and
+    ``network.pt`` (the ``state_dict``, read back with ``torch.load(weights_only=True)``, no
+    pickle). ``bci export`` reads it.
+
+    Parameters
+    ----------
+    model : EEGModule
+        A network of :data:`bci.models.registry.MODELS` or
+        :data:`bci.models.spiking.ibmi.IBMI_MODELS`.
+    fname : str | Path
+        Destination; parent folders are created; written atomically.
+    info : dict | None
+        JSON-serialisable provenance (dataset, training, scores...).
+
+    Returns
+    -------
+    fname : Path
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from bci.models.spiking.ibmi import SNNStreaming
+    >>> model = SNNStreaming(4, 2, sfreq=20.0, n_hidden=8)
+    >>> path = save_network(model, tempfile.mkdtemp() + "/snn.bci")
+    >>> back = load_network(path)
+    >>> torch.equal(back.fc_in.weight, model.fc_in.weight)
+    True
+    """
+    import torch
+
+    classes = _network_classes()
+    name = type(model).__name__
+    if classes.get(name) is not type(model):
+        raise TypeError(f"save_network saves the networks {', '.join(classes)}; got {name}.")
+    info = dict(info or {})
+    try:
+        json.dumps(info)
+    except TypeError as err:
+        raise TypeError(f"info must be JSON-serialisable ({err}).") from None
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    payload = buffer.getvalue()
+    manifest = {
+        "format": _NETWORK_FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "bci_version": __version__,
+        "torch_version": torch.__version__,
+        "payload": _NETWORK_PAYLOAD,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "network": {"model": name, "config": model.get_config()},
+        "info": info,
+    }
+    fname = Path(fname)
+    fname.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fname.with_name(fname.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
+        zf.writestr(_NETWORK_PAYLOAD, payload)
+    tmp.replace(fname)
+    logger.info("Saved %s network to %s", name, fname)
+    return fname
+
+
+def load_network(fname: str | Path) -> Any:
+    """Read the network of a network file (:func:`save_network`) or of a decoder file holding
+    a network (``bci train --model``).
+
+    Parameters
+    ----------
+    fname : str | Path
+        The file.
+
+    Returns
+    -------
+    model : EEGModule
+        The network with its trained weights, in evaluation mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a network or decoder file, damaged (checksum), written in a newer format, or a
+        decoder file whose estimator is not a network (a scikit-learn pipeline).
+    """
+    import torch
+
+    fname = Path(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"No network file at {fname}; write one with "
+                                "bci.models.decoder.save_network or `bci train --model`.")
+    try:
+        with zipfile.ZipFile(fname) as zf:
+            manifest = json.loads(zf.read(_MANIFEST))
+            kind = manifest.get("format") if isinstance(manifest, dict) else None
+            payload = zf.read(_NETWORK_PAYLOAD) if kind == _NETWORK_FORMAT_NAME else None
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError,
+            zipfile.LargeZipFile) as err:
+        raise ValueError(f"{fname} is not a bci network or decoder file or is damaged "
+                         f"({err}).") from err
+    if kind == _FORMAT_NAME:  # a decoder file: its network, if it holds one
+        estimator = load_decoder(fname).estimator
+        if not hasattr(estimator, "model_"):
+            raise ValueError(f"{fname} holds a {type(estimator).__name__} pipeline, not a "
+                             "network; only networks (bci train --model) can be read here.")
+        return estimator.model_.eval()
+    if kind != _NETWORK_FORMAT_NAME:
+        raise ValueError(f"{fname} is not a bci network file (no {_NETWORK_FORMAT_NAME!r} "
+                         "manifest).")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{fname} was written by bci {manifest.get('bci_version', '?')} in format "
+            f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade bci."
+        )
+    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
+        raise ValueError(f"{fname} is damaged: its network does not match the checksum in its "
+                         "manifest.")
+    from .._checks import check_option
+
+    network = manifest["network"]
+    classes = _network_classes()
+    check_option("network", network["model"], classes)
+    model = classes[network["model"]].from_config(network["config"])
+    weights = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    model.load_state_dict(weights, strict=True)
+    return model.eval()

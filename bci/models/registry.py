@@ -9,6 +9,7 @@ from .base import EEGModule
 from .eegnet import EEGNet
 from .eegnex import EEGNeX
 from .shallow import ShallowConvNet
+from .spiking.conformer import SpikingConformer
 
 __all__ = ["MODELS", "get_model"]
 
@@ -18,6 +19,7 @@ MODELS: dict[str, type[EEGModule]] = {
     "EEGNeX": EEGNeX,
     "EEGNet": EEGNet,
     "ShallowConvNet": ShallowConvNet,
+    "SpikingConformer": SpikingConformer,
 }
 
 
@@ -28,7 +30,8 @@ def get_model(name: str, n_chans: int, n_outputs: int, n_times: int, *,
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS`: ``"EEGNeX"``, ``"EEGNet"`` or ``"ShallowConvNet"``.
+        A key of :data:`MODELS`: ``"EEGNeX"``, ``"EEGNet"``, ``"ShallowConvNet"`` or
+        ``"SpikingConformer"``.
     n_chans, n_outputs, n_times : int
         Channels, outputs (classes) and samples per window.
     sfreq : float | None

@@ -10,8 +10,16 @@ What is counted (NeuroBench ``neurobench/metrics``, read in its public code):
   input and recurrent products of each step are counted the same way, plus ``3 * n_hidden``
   element-wise products per step (the reset-gate and update-gate multiplications, as in
   NeuroBench's ``gru_cell_macs``);
+- **attention products** (:class:`~bci.models.spiking.conformer.MatMul`, ``a @ b``): every
+  product of a non-zero ``a`` entry with a non-zero ``b`` entry is an effective operation, an
+  accumulate when either operand holds only 0/1/-1 (a spike selects which values are added:
+  spike x spike and integer x spike products of spiking attention), a multiply-accumulate
+  otherwise; dense counts every product;
 - **neuron updates**: state variables updated per step (a LIF membrane: 1 per neuron per step,
-  a current-based LIF: 2, a GRU unit: 1);
+  a current-based LIF: 2, a GRU unit: 1); the updates an
+  :class:`~bci.models.spiking.neurons.ApproxLIF` skips (resting neuron, non-positive input) are
+  not performed: they are left out of ``neuron_updates`` and counted in
+  ``neuron_updates_skipped``;
 - **activation sparsity**: the fraction of zeros among the outputs of spiking neurons (spikes),
   ReLUs and GRU hidden states (read-out membranes are not activations);
 - **memory**: parameter (and buffer) bytes, NeuroBench's footprint; and the state kept per
@@ -29,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .neurons import LIF, CubaLIF
+from .conformer import MatMul
+from .neurons import LIF, ApproxLIF, CubaLIF
 
 __all__ = ["OperationCounts", "count_operations"]
 
@@ -48,7 +57,7 @@ class OperationCounts:
     dense_ops : float
         All synaptic operations, zeros included, per prediction.
     neuron_updates : float
-        Neuron state-variable updates per prediction.
+        Neuron state-variable updates performed per prediction (skipped ones excluded).
     activation_sparsity : float
         Fraction of zero activations (nan when the model has no activation layer).
     param_bytes : int
@@ -59,6 +68,9 @@ class OperationCounts:
         Predictions per second (Hz).
     n_predictions : int
         Predictions the counts were averaged over.
+    neuron_updates_skipped : float
+        Updates skipped by approximate neurons per prediction (0 without them);
+        ``neuron_updates + neuron_updates_skipped`` is what plain neurons would perform.
     """
 
     effective_macs: float
@@ -70,11 +82,18 @@ class OperationCounts:
     state_bytes: int
     sfreq: float
     n_predictions: int
+    neuron_updates_skipped: float = 0.0
+
+    @property
+    def synaptic_operations(self) -> float:
+        """Effective synaptic operations per prediction: ``effective_macs + effective_acs``."""
+        return self.effective_macs + self.effective_acs
 
     def per_second(self) -> dict[str, float]:
         """Operation rates per second of signal: ``{name: count * sfreq}``."""
         return {name: getattr(self, name) * self.sfreq
-                for name in ("effective_macs", "effective_acs", "dense_ops", "neuron_updates")}
+                for name in ("effective_macs", "effective_acs", "dense_ops", "neuron_updates",
+                             "neuron_updates_skipped")}
 
     def as_dict(self) -> dict:
         """All fields as a plain dict (JSON-serialisable)."""
@@ -96,7 +115,7 @@ def _matmul_ops(inputs: torch.Tensor, weight: torch.Tensor) -> tuple[float, floa
 
 class _Counter:
     def __init__(self) -> None:
-        self.macs = self.acs = self.dense = self.updates = 0.0
+        self.macs = self.acs = self.dense = self.updates = self.skipped = 0.0
         self.zeros = self.activations = 0
         self.state_values = 0
         self.seen_states: set[int] = set()
@@ -147,10 +166,26 @@ class _Counter:
             self.seen_states.add(id(module))
             self.state_values += module.hidden_size
 
+    def matmul(self, module: nn.Module, args, output) -> None:
+        a, b = args[0], args[1]
+        nz_a, nz_b = (a != 0).double(), (b != 0).double()
+        effective = float(torch.matmul(nz_a, nz_b).sum())
+        dense = float(output.numel() * a.shape[-1])
+        if _is_spiking(a) or _is_spiking(b):
+            self.acs += effective
+        else:
+            self.macs += effective
+        self.dense += dense
+
     def lif(self, module: LIF, args, output) -> None:
         out = output[0]
         n_vars = 2 if isinstance(module, CubaLIF) else 1
-        self.updates += float(n_vars * out.numel())
+        skipped = 0.0
+        if isinstance(module, ApproxLIF):
+            state = args[1] if len(args) > 1 else None
+            skipped = float(module.skip_mask(args[0], state).sum())
+        self.updates += float(n_vars * out.numel()) - skipped
+        self.skipped += skipped
         if module.output == "spikes":
             self.activation(out)
         if id(module) not in self.seen_states:
@@ -174,7 +209,9 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
         Input counts ``(batch, n_chans, n_bins)``: every bin gives one prediction with
         ``forward_sequence``, one per window with ``forward``.
     sfreq : float | None
-        Predictions per second; the model's ``sfreq`` when None.
+        Predictions per second; the model's ``sfreq`` when None. For a windowed classifier
+        (e.g. :class:`~bci.models.spiking.conformer.SpikingConformer`) pass the window rate,
+        ``1 / step_s``, not the sampling rate.
 
     Returns
     -------
@@ -206,6 +243,8 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
             handles.append(module.register_forward_hook(counter.gru))
         elif isinstance(module, LIF):
             handles.append(module.register_forward_hook(counter.lif))
+        elif isinstance(module, MatMul):
+            handles.append(module.register_forward_hook(counter.matmul))
         elif isinstance(module, nn.ReLU):
             handles.append(module.register_forward_hook(counter.relu))
     was_training = model.training
@@ -233,4 +272,5 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
         dense_ops=counter.dense / n_predictions, neuron_updates=counter.updates / n_predictions,
         activation_sparsity=sparsity, param_bytes=int(param_bytes),
         state_bytes=int(4 * (counter.state_values + buffered)), sfreq=float(sfreq),
-        n_predictions=int(n_predictions))
+        n_predictions=int(n_predictions),
+        neuron_updates_skipped=counter.skipped / n_predictions)

@@ -37,7 +37,7 @@ from torch import nn
 from ..._checks import check_option
 from .surrogate import SurrogateName, check_surrogate, spike
 
-__all__ = ["LIF", "CubaLIF", "RESETS", "decay_from_tau"]
+__all__ = ["LIF", "ApproxLIF", "CubaLIF", "RESETS", "decay_from_tau"]
 
 RESETS = ("subtract", "zero", "none")
 Reset = Literal["subtract", "zero", "none"]
@@ -278,3 +278,93 @@ class CubaLIF(LIF):
             s = self._fire(v) if self.reset != "none" or self.output == "spikes" else s
             outputs.append(s if self.output == "spikes" else v)
         return torch.stack(outputs, dim=1), (i_syn, v, s)
+
+
+class ApproxLIF(LIF):
+    """Approximate LIF neurons: a membrane floored at 0 and skipped updates of resting neurons.
+
+    The approximate spiking neuron of the Spiking Conformer (Gao et al. 2024, "Epilepsy seizure
+    detection and prediction using an approximate spiking convolutional transformer") skips
+    neuron updates that cannot change the output. The paper does not give the rule in a form we
+    could check, so this class implements the following reading, exact by construction:
+
+    - **approximation**: the membrane is kept non-negative, ``v[t] = max(0, beta * v[t-1] +
+      I[t] - R[t])`` (:class:`LIF` otherwise: same reset, threshold and surrogate). A plain LIF
+      neuron driven below 0 keeps a negative potential that inhibits later spikes; here it is
+      forgotten. This is the only difference in the spikes from :class:`LIF`, and its effect on
+      accuracy is what the recipe measures (same weights, both neurons);
+    - **skip rule**: a neuron *at rest* (``v[t-1] == 0``, hence no spike at ``t - 1``) whose input
+      is not positive (``I[t] <= 0``) gets ``v[t] = max(0, I[t]) = 0`` and ``s[t] = 0``: its state
+      and output are unchanged, so the update (read the membrane, decay, add, compare, write) is
+      skipped. The skip is exact: :meth:`forward` computes every step with ``torch.where`` on the
+      skip mask and gives the same spikes and membranes as the update equation above (tested
+      against an event-driven loop that only touches non-skipped neurons).
+
+    :meth:`skip_mask` tells which ``(step, neuron)`` updates were skipped; NeuroBench-style
+    neuron-update counts (:func:`~bci.models.spiking.cost.count_operations`) subtract them.
+    Parameters as :class:`LIF`.
+
+    Examples
+    --------
+    >>> lif = ApproxLIF(1, beta=0.5, threshold=1.0)
+    >>> current = torch.tensor([[[-0.5], [0.6], [-1.0], [-0.2], [1.5]]])
+    >>> spikes, (v, _) = lif(current)
+    >>> spikes.flatten().tolist()  # v = 0 (skip), 0.6, 0 (floor), 0 (skip), 1.5 (spike)
+    [0.0, 0.0, 0.0, 0.0, 1.0]
+    >>> lif.skip_mask(current).flatten().tolist()
+    [True, False, False, True, False]
+    """
+
+    def _step(self, v: torch.Tensor, s: torch.Tensor, current: torch.Tensor, beta: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        skip = (v == 0) & (current <= 0)
+        v_new = torch.relu(self._membrane_step(v, s, current, beta))
+        v_new = torch.where(skip, v, v_new)  # skipped neurons keep their (zero) state
+        s_new = self._fire(v_new) if self.reset != "none" or self.output == "spikes" else s
+        return v_new, s_new, skip
+
+    def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`); the
+        membrane never goes below 0 and resting neurons with non-positive input are skipped."""
+        self._check(current)
+        if state is None:
+            state = self.init_state(current.shape[0], dtype=current.dtype,
+                                    device=current.device)
+        v, s = state
+        beta = self.beta(current.dtype, current.device)
+        outputs = []
+        for t in range(current.shape[1]):
+            v, s, _ = self._step(v, s, current[:, t], beta)
+            outputs.append(s if self.output == "spikes" else v)
+        return torch.stack(outputs, dim=1), (v, s)
+
+    @torch.no_grad()
+    def skip_mask(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+                  ) -> torch.Tensor:
+        """Which updates :meth:`forward` skips on these currents.
+
+        Parameters
+        ----------
+        current : torch.Tensor
+            Input currents ``(batch, n_steps, n_neurons)``.
+        state : tuple of torch.Tensor | None
+            Initial state, as for :meth:`forward`.
+
+        Returns
+        -------
+        skipped : torch.Tensor of bool
+            ``(batch, n_steps, n_neurons)``: True where the neuron was at rest and its input
+            not positive.
+        """
+        self._check(current)
+        if state is None:
+            state = self.init_state(current.shape[0], dtype=current.dtype,
+                                    device=current.device)
+        v, s = state
+        beta = self.beta(current.dtype, current.device)
+        masks = []
+        for t in range(current.shape[1]):
+            v, s, skip = self._step(v, s, current[:, t], beta)
+            masks.append(skip)
+        return torch.stack(masks, dim=1)

@@ -1,0 +1,247 @@
+"""Event-level seizure-detection metrics from window decisions.
+
+A detector scores sliding windows; each window's decision is available at its end time ``t``
+(causal). The metrics follow common seizure-detection practice (the *any-overlap* scoring of
+Ziyabari et al. 2017 / the Temple University Hospital seizure scoring, and the event metrics of
+the epilepsy benchmarks of Dan et al. 2024):
+
+1. **Decisions**: ``score >= threshold``; with ``min_consecutive = k`` a window is positive only
+   when it and the ``k - 1`` windows before it are all above threshold (a causal k-of-k rule
+   that suppresses isolated positives).
+2. **Alarm events**: runs of consecutive positive windows; runs separated by at most
+   ``merge_gap_s`` seconds (between the last decision of one and the first of the next) are
+   merged (a refractory period: one alarm per episode). An event spans ``[first, last]``
+   decision times.
+3. **Sensitivity** (event level, any-overlap): the fraction of true seizures ``[onset,
+   offset]`` overlapped by at least one alarm event, where a seizure's end is extended by
+   ``tolerance_s`` (late decisions of windows that still contain the seizure count):
+   ``first <= offset + tolerance_s`` and ``last >= onset``.
+4. **Latency** of a detected seizure: the first positive decision time in ``[onset, offset +
+   tolerance_s]`` minus the onset (seconds, >= 0); an alarm already running at the onset
+   gives the time of the first positive decision at or after it.
+5. **False alarms per hour**: alarm events that overlap no (tolerance-extended) seizure,
+   divided by the non-seizure time of the recording (hours): ``duration - sum(offset -
+   onset)``.
+6. **Specificity** (window level): the fraction of non-seizure windows with a negative decision
+   (after step 1); window-level sensitivity likewise over seizure windows.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["SeizureMetrics", "alarm_events", "consecutive_decisions", "seizure_metrics"]
+
+
+@dataclass
+class SeizureMetrics:
+    """Event- and window-level seizure-detection metrics (see the module docstring).
+
+    Attributes
+    ----------
+    sensitivity : float
+        Detected seizures / seizures (nan without seizures).
+    specificity : float
+        Negative non-seizure windows / non-seizure windows (nan without such windows).
+    false_alarms_per_hour : float
+        False alarm events per hour of non-seizure time.
+    latency_s : float
+        Mean detection latency over detected seizures (seconds; nan when none detected).
+    latencies_s : list of float
+        Latency of each detected seizure (seconds).
+    window_sensitivity : float
+        Positive seizure windows / seizure windows.
+    n_seizures, n_detected, n_false_alarms, n_alarms : int
+        Counts.
+    interictal_hours : float
+        Non-seizure time the false alarms are divided by (hours).
+    """
+
+    sensitivity: float
+    specificity: float
+    false_alarms_per_hour: float
+    latency_s: float
+    window_sensitivity: float
+    n_seizures: int
+    n_detected: int
+    n_false_alarms: int
+    n_alarms: int
+    interictal_hours: float
+    latencies_s: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """All fields as a plain dict (JSON-serialisable; nan stays a float)."""
+        return asdict(self)
+
+
+def _as_1d(values, name: str, dtype=float) -> np.ndarray:
+    arr = np.asarray(values, dtype=dtype)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one value per window), got shape {arr.shape}.")
+    return arr
+
+
+def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
+    """Causal k-of-k rule: True where this window and the ``min_consecutive - 1`` before it
+    are all True.
+
+    Examples
+    --------
+    >>> consecutive_decisions([1, 1, 0, 1, 1, 1], 2).astype(int).tolist()
+    [0, 1, 0, 0, 1, 1]
+    """
+    d = _as_1d(decisions, "decisions", bool)
+    if isinstance(min_consecutive, bool) or not isinstance(min_consecutive, numbers.Integral) \
+            or min_consecutive < 1:
+        raise ValueError(f"min_consecutive must be a positive integer (windows), got "
+                         f"{min_consecutive!r}.")
+    if min_consecutive == 1:
+        return d.copy()
+    run = np.zeros(len(d), dtype=int)
+    count = 0
+    for i, value in enumerate(d):
+        count = count + 1 if value else 0
+        run[i] = count
+    return run >= min_consecutive
+
+
+def alarm_events(decisions, times, *, merge_gap_s: float = 0.0) -> np.ndarray:
+    """Alarm events ``(n_events, 2)``: ``[first, last]`` decision times of runs of positive
+    windows, merging runs whose gap is at most ``merge_gap_s`` seconds.
+
+    Parameters
+    ----------
+    decisions : array of bool, shape (n_windows,)
+        Window decisions, in time order.
+    times : array, shape (n_windows,)
+        Decision time of each window (seconds, increasing).
+    merge_gap_s : float
+        Runs separated by at most this time (last decision of one to first of the next) are one
+        event; 0 merges only adjacent windows.
+
+    Examples
+    --------
+    >>> alarm_events([0, 1, 1, 0, 0, 1, 0, 1], np.arange(8.0), merge_gap_s=2.0).tolist()
+    [[1.0, 2.0], [5.0, 7.0]]
+    """
+    d = _as_1d(decisions, "decisions", bool)
+    t = _as_1d(times, "times")
+    if len(d) != len(t):
+        raise ValueError(f"decisions ({len(d)}) and times ({len(t)}) must have one value per "
+                         "window.")
+    if len(t) > 1 and np.any(np.diff(t) <= 0):
+        raise ValueError("times must be strictly increasing (window decision times, seconds).")
+    if not merge_gap_s >= 0:
+        raise ValueError(f"merge_gap_s must be >= 0 (seconds), got {merge_gap_s!r}.")
+    events: list[list[float]] = []
+    prev = False
+    for value, time in zip(d, t):
+        if value:
+            if not prev and events and time - events[-1][1] <= merge_gap_s:
+                events[-1][1] = time
+            elif not prev:
+                events.append([time, time])
+            else:
+                events[-1][1] = time
+        prev = value
+    return np.array(events, dtype=float).reshape(-1, 2)
+
+
+def seizure_metrics(scores, times, intervals, *, labels=None, threshold: float = 0.5,
+                    min_consecutive: int = 1, merge_gap_s: float = 0.0,
+                    tolerance_s: float = 0.0, duration_s: float | None = None
+                    ) -> SeizureMetrics:
+    """Event-level sensitivity, false alarms per hour, latency and window specificity.
+
+    Parameters
+    ----------
+    scores : array, shape (n_windows,)
+        Seizure probabilities (or any score, or 0/1 decisions) of windows in time order.
+    times : array, shape (n_windows,)
+        Decision time of each window (its end, seconds from the start of the recording).
+    intervals : array, shape (n_seizures, 2)
+        True seizure onsets and offsets (seconds).
+    labels : array of int, shape (n_windows,) | None
+        Window labels (1: seizure) for the window-level scores; when None a window is a seizure
+        window when its decision time lies in a seizure.
+    threshold : float
+        Decision threshold on ``scores``.
+    min_consecutive : int
+        Consecutive above-threshold windows needed for a positive decision.
+    merge_gap_s : float
+        Refractory merge of alarm runs (seconds).
+    tolerance_s : float
+        Decisions up to this long after a seizure's offset still detect it (e.g. the window
+        length, whose last windows still contain the seizure).
+    duration_s : float | None
+        Length of the recording (seconds); the last decision time when None.
+
+    Returns
+    -------
+    metrics : SeizureMetrics
+
+    Examples
+    --------
+    >>> t = np.arange(1.0, 11.0)                  # decisions at 1 .. 10 s
+    >>> p = [0, 0, 0, 0.9, 0.8, 0, 0, 0, 0.7, 0]   # alarm at 4-5 s, another at 9 s
+    >>> m = seizure_metrics(p, t, [[3.5, 6.0]], duration_s=3600.0)
+    >>> m.sensitivity, m.latency_s, m.n_false_alarms
+    (1.0, 0.5, 1)
+    """
+    scores = _as_1d(scores, "scores")
+    times = _as_1d(times, "times")
+    if len(scores) != len(times):
+        raise ValueError(f"scores ({len(scores)}) and times ({len(times)}) must have one value "
+                         "per window.")
+    if len(scores) == 0:
+        raise ValueError("scores is empty: there are no windows to score.")
+    intervals = np.asarray(intervals, dtype=float).reshape(-1, 2)
+    if np.any(intervals[:, 1] < intervals[:, 0]):
+        raise ValueError("Every seizure interval must be [onset, offset] with offset >= onset "
+                         "(seconds).")
+    if not tolerance_s >= 0:
+        raise ValueError(f"tolerance_s must be >= 0 (seconds), got {tolerance_s!r}.")
+    duration_s = float(times[-1]) if duration_s is None else float(duration_s)
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be positive (seconds), got {duration_s!r}.")
+    decisions = consecutive_decisions(scores >= threshold, min_consecutive)
+    events = alarm_events(decisions, times, merge_gap_s=merge_gap_s)
+
+    n_detected, latencies = 0, []
+    for onset, offset in intervals:
+        hit = (events[:, 0] <= offset + tolerance_s) & (events[:, 1] >= onset)
+        if hit.any():
+            n_detected += 1
+            inside = decisions & (times >= onset) & (times <= offset + tolerance_s)
+            latencies.append(float(times[np.argmax(inside)] - onset) if inside.any() else 0.0)
+    true_alarm = np.zeros(len(events), dtype=bool)
+    for onset, offset in intervals:
+        true_alarm |= (events[:, 0] <= offset + tolerance_s) & (events[:, 1] >= onset)
+    n_false = int((~true_alarm).sum())
+    interictal_s = max(duration_s - float((intervals[:, 1] - intervals[:, 0]).sum()), 1e-9)
+
+    if labels is None:
+        labels = np.zeros(len(times), dtype=bool)
+        for onset, offset in intervals:
+            labels |= (times >= onset) & (times <= offset)
+    else:
+        labels = _as_1d(labels, "labels", int).astype(bool)
+        if len(labels) != len(times):
+            raise ValueError(f"labels ({len(labels)}) and times ({len(times)}) must have one "
+                             "value per window.")
+    n_neg, n_pos = int((~labels).sum()), int(labels.sum())
+    specificity = float((~decisions & ~labels).sum() / n_neg) if n_neg else math.nan
+    window_sens = float((decisions & labels).sum() / n_pos) if n_pos else math.nan
+    n_seizures = len(intervals)
+    return SeizureMetrics(
+        sensitivity=n_detected / n_seizures if n_seizures else math.nan,
+        specificity=specificity,
+        false_alarms_per_hour=n_false / (interictal_s / 3600.0),
+        latency_s=float(np.mean(latencies)) if latencies else math.nan,
+        window_sensitivity=window_sens, n_seizures=n_seizures, n_detected=n_detected,
+        n_false_alarms=n_false, n_alarms=len(events), interictal_hours=interictal_s / 3600.0,
+        latencies_s=latencies)

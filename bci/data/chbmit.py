@@ -45,7 +45,7 @@ from moabb.datasets.base import BaseDataset
 from moabb.datasets.preprocessing import FixedPipeline
 
 __all__ = ["CHBMIT", "CHBMIT_SUBJECTS", "CHBMIT_URL", "SEIZURE_DESCRIPTION",
-           "load_chbmit_subject", "read_chbmit_channels", "read_chbmit_summary",
+           "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels", "read_chbmit_summary",
            "seizure_intervals"]
 
 logger = logging.getLogger(__name__)
@@ -640,3 +640,46 @@ class CHBMIT(BaseDataset):
             logger.debug("Reading %s as run %s", folder / entry.name, run)
             runs[run] = _read_run(folder / entry.name, entry, sfreq, preload=False)
         return {"0": runs}
+
+
+_RE_REPEAT = re.compile(r"-\d+$")  # MNE numbers repeated labels: "T8-P8-0", "T8-P8-1"
+
+
+def common_eeg_channels(raws: Sequence[mne.io.BaseRaw]) -> list[str]:
+    """EEG channels present in every recording, in the first one's order.
+
+    The montage of a CHB-MIT case may change between files (the summary's ``Channels changed``
+    lines); models need one channel set. Electrode names start with a letter, so a trailing
+    ``-<digits>`` is MNE's numbering of a repeated label: of ``T8-P8-0`` and ``T8-P8-1`` (one
+    derivation recorded twice) only the first is kept.
+
+    Parameters
+    ----------
+    raws : sequence of mne.io.BaseRaw
+        E.g. from :func:`load_chbmit_subject`.
+
+    Returns
+    -------
+    channels : list of str
+
+    Raises
+    ------
+    ValueError
+        If no EEG channel is common to all recordings.
+    """
+    if not raws:
+        raise ValueError("common_eeg_channels needs at least one recording.")
+    per_file = [[ch for ch, kind in zip(r.ch_names, r.get_channel_types()) if kind == "eeg"]
+                for r in raws]
+    common = set(per_file[0]).intersection(*per_file[1:])
+    channels = [ch for ch in per_file[0] if ch in common
+                and not (_RE_REPEAT.search(ch) and not ch.endswith("-0"))]
+    if not channels:
+        listing = "; ".join(f"{Path(r.filenames[0]).name if r.filenames[0] else i}: "
+                            f"{', '.join(c) or 'no EEG channel'}"
+                            for i, (r, c) in enumerate(zip(raws, per_file)))
+        raise ValueError(
+            f"No EEG channel is common to all {len(raws)} recordings ({listing}). Use files "
+            "that share a montage (the summary's 'Channels changed' lines say where it "
+            "changes), e.g. load_chbmit_subject(..., files=[...]) or the recipe's --files.")
+    return channels

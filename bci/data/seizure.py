@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["BONN_SETS", "BONN_SFREQ", "SeizureSegments", "SeizureStream", "load_bonn",
-           "make_seizure_eeg", "make_seizure_stream", "sliding_windows"]
+           "make_seizure_eeg", "make_seizure_stream", "seizure_overlap_s", "sliding_windows"]
 
 logger = logging.getLogger(__name__)
 
@@ -311,12 +311,39 @@ def sliding_windows(signal: np.ndarray, sfreq: float, window_s: float, step_s: f
     t_start, t_end = starts / sfreq, (starts + n_window) / sfreq
     labels = np.zeros(len(starts), dtype=int)
     if intervals is not None:
-        intervals = np.asarray(intervals, dtype=float).reshape(-1, 2)
-        overlap = np.zeros(len(starts))
-        for onset, offset in intervals:
-            overlap += np.clip(np.minimum(t_end, offset) - np.maximum(t_start, onset), 0, None)
+        overlap = seizure_overlap_s(t_start, n_window / sfreq, intervals)
         labels = (overlap >= ictal_fraction * n_window / sfreq - 1e-9).astype(int)
     return windows, labels, t_end
+
+
+def seizure_overlap_s(starts_s: np.ndarray, window_s: float, intervals: np.ndarray
+                      ) -> np.ndarray:
+    """Seconds of each window ``[start, start + window_s]`` that lie inside the seizures.
+
+    Parameters
+    ----------
+    starts_s : ndarray, shape (n_windows,)
+        Window start times (seconds).
+    window_s : float
+        Window length (seconds).
+    intervals : ndarray, shape (n_seizures, 2)
+        Seizure onset/offset times (seconds), not overlapping each other.
+
+    Returns
+    -------
+    overlap : ndarray, shape (n_windows,)
+
+    Examples
+    --------
+    >>> seizure_overlap_s(np.array([0.0, 3.0, 5.0]), 2.0, np.array([[4.0, 6.0]])).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    starts_s = np.asarray(starts_s, dtype=float)
+    overlap = np.zeros(len(starts_s))
+    for onset, offset in np.asarray(intervals, dtype=float).reshape(-1, 2):
+        overlap += np.clip(np.minimum(starts_s + window_s, offset) - np.maximum(starts_s, onset),
+                           0, None)
+    return overlap
 
 
 def make_seizure_eeg(n_segments: int = 40, *, n_times: int = 1024, sfreq: float = BONN_SFREQ,

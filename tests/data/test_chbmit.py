@@ -24,10 +24,9 @@ from bci.data.chbmit import (  # noqa: E402
     read_chbmit_summary,
     seizure_intervals,
 )
+from tests._chbmit_files import PHYS_UV, SFREQ, write_case  # noqa: E402
 
-SFREQ = 256
-PHYS_UV = 1000.0  # EDF physical range +-1000 uV: quantisation step 2000 / 65535 uV
-STEP_UV = 2 * PHYS_UV / 65535
+STEP_UV = 2 * PHYS_UV / 65535  # EDF quantisation step (uV)
 CHANNELS_1 = ["FP1-F7", "F7-T7", "T8-P8", "-", "FZ-CZ", "T8-P8"]
 CHANNELS_2 = ["FP1-F7", "F7-T7", "T8-P8", "FZ-CZ", "T8-P8"]
 FILES = {  # name: (channels, duration (s), seizures (s))
@@ -71,35 +70,11 @@ Seizure 2 End Time: 72 seconds
 """
 
 
-def _signals(n_chans: int, duration_s: int, seizures, seed: int) -> np.ndarray:
-    """Seeded noise (uV) with a louder 3 Hz rhythm during the seizures."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(duration_s * SFREQ) / SFREQ
-    data = rng.normal(0.0, 30.0, (n_chans, t.size))
-    for onset, offset in seizures:
-        inside = (t >= onset) & (t < offset)
-        data[:, inside] += 300.0 * np.sin(2 * np.pi * 3.0 * t[inside])
-    return np.clip(data, -PHYS_UV, PHYS_UV)
-
-
-def _write_edf(fname: Path, labels, data_uv: np.ndarray) -> None:
-    signals = [edfio.EdfSignal(x, SFREQ, label=label, physical_dimension="uV",
-                               physical_range=(-PHYS_UV, PHYS_UV))
-               for label, x in zip(labels, data_uv)]
-    edfio.Edf(signals, starttime=datetime.time(11, 42, 54)).write(fname)
-
-
 def _write_tree(root: Path, case: str = "chb01") -> dict[str, np.ndarray]:
     """Write ``root/case`` (two EDF files and the summary); return the data written (uV)."""
-    folder = root / case
-    folder.mkdir(parents=True)
-    written = {}
-    for seed, (name, (labels, duration_s, seizures)) in enumerate(FILES.items()):
-        data = _signals(len(labels), duration_s, seizures, seed)
-        _write_edf(folder / name.replace("chb01", case), labels, data)
-        written[name] = data
-    (folder / f"{case}-summary.txt").write_text(SUMMARY.replace("chb01", case))
-    return written
+    files = {name.replace("chb01", case): spec for name, spec in FILES.items()}
+    written = write_case(root, case, files, summary=SUMMARY.replace("chb01", case))
+    return {name: written[name.replace("chb01", case)] for name in FILES}
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +296,18 @@ def test_offline_download_becomes_file_not_found(tmp_path, monkeypatch):
     message = str(err.value)
     assert "subject 2" in message and "could not be downloaded" in message
     assert str(tmp_path / "MNE-chbmit-data" / "chb02") in message and "path=" in message
+
+
+def test_common_eeg_channels_keeps_shared_channels_and_first_repeat():
+    import mne
+
+    from bci.data.chbmit import common_eeg_channels
+
+    raws = [mne.io.RawArray(np.zeros((len(chs), 10)), mne.create_info(chs, 256.0, "eeg"),
+                            verbose=False)
+            for chs in (["FP1-F7", "T8-P8-0", "T8-P8-1"], ["T8-P8-1", "T8-P8-0", "FP1-F7"])]
+    assert common_eeg_channels(raws) == ["FP1-F7", "T8-P8-0"]
+    other = mne.io.RawArray(np.zeros((1, 10)), mne.create_info(["CZ-PZ"], 256.0, "eeg"),
+                            verbose=False)
+    with pytest.raises(ValueError, match=r"No EEG channel is common.*share a montage"):
+        common_eeg_channels([raws[0], other])

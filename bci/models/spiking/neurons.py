@@ -323,21 +323,27 @@ class ApproxLIF(LIF):
         s_new = self._fire(v_new) if self.reset != "none" or self.output == "spikes" else s
         return v_new, s_new, skip
 
-    def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`); the
-        membrane never goes below 0 and resting neurons with non-positive input are skipped."""
+    def _unroll(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         self._check(current)
         if state is None:
             state = self.init_state(current.shape[0], dtype=current.dtype,
                                     device=current.device)
         v, s = state
         beta = self.beta(current.dtype, current.device)
-        outputs = []
+        outputs, masks = [], []
         for t in range(current.shape[1]):
-            v, s, _ = self._step(v, s, current[:, t], beta)
+            v, s, skip = self._step(v, s, current[:, t], beta)
             outputs.append(s if self.output == "spikes" else v)
-        return torch.stack(outputs, dim=1), (v, s)
+            masks.append(skip)
+        return torch.stack(outputs, dim=1), (v, s), torch.stack(masks, dim=1)
+
+    def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`); the
+        membrane never goes below 0 and resting neurons with non-positive input are skipped."""
+        out, state, _ = self._unroll(current, state)
+        return out, state
 
     @torch.no_grad()
     def skip_mask(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
@@ -357,14 +363,4 @@ class ApproxLIF(LIF):
             ``(batch, n_steps, n_neurons)``: True where the neuron was at rest and its input
             not positive.
         """
-        self._check(current)
-        if state is None:
-            state = self.init_state(current.shape[0], dtype=current.dtype,
-                                    device=current.device)
-        v, s = state
-        beta = self.beta(current.dtype, current.device)
-        masks = []
-        for t in range(current.shape[1]):
-            v, s, skip = self._step(v, s, current[:, t], beta)
-            masks.append(skip)
-        return torch.stack(masks, dim=1)
+        return self._unroll(current, state)[2]

@@ -4,8 +4,12 @@
 One :class:`DecoderModule` trains every network (``(batch, n_chans, n_times)`` -> logits or
 regression outputs) with AdamW, a cosine or plateau learning-rate schedule and gradient clipping;
 :func:`train_model` adds early stopping on a validation split and restores the weights of the best
-validation epoch. Devices and distribution are Lightning's own: ``accelerator``, ``devices``,
-``strategy`` and ``num_nodes`` go to :class:`lightning.pytorch.Trainer` unchanged (CPU by default).
+validation epoch. The task ``"sequence_regression"`` trains networks that predict at every time
+step (``forward_sequence``: ``(batch, n_chans, n_times)`` -> ``(batch, n_outputs, n_times)``,
+e.g. the streaming iBMI velocity decoders of :mod:`bci.models.spiking.ibmi`) on zero-padded
+trials of different lengths, with a loss masked to the real time steps. Devices and
+distribution are Lightning's own: ``accelerator``, ``devices``, ``strategy`` and ``num_nodes``
+go to :class:`lightning.pytorch.Trainer` unchanged (CPU by default).
 
 Reproducibility without global state: with ``seed`` set, :func:`train_model` runs inside
 :func:`torch.random.fork_rng` seeded with it (weight initialisation is the caller's, see
@@ -50,7 +54,7 @@ from .augmentation import EpochAugmentation, make_augmentation
 __all__ = ["DecoderModule", "EEGDataModule", "TrainingResult", "recalibrate_batch_norm_stats",
            "torch_threads", "train_model"]
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "sequence_regression")
 SCHEDULERS = ("cosine", "plateau", "none")
 LOGGERS = ("csv", "tensorboard", "none")
 
@@ -123,18 +127,28 @@ class EEGDataModule(pl.LightningDataModule):
     Parameters
     ----------
     X : array, shape (n_epochs, n_chans, n_times)
-        Epochs, already scaled as the network expects (float32 tensors are made from them).
-    y : array, shape (n_epochs,) or (n_epochs, n_outputs)
-        Class indices ``0 .. n_classes - 1`` (classification) or real targets (regression).
+        Epochs, already scaled as the network expects (float32 tensors are made from them);
+        for ``"sequence_regression"``, trials zero-padded to a common ``n_times``.
+    y : array, shape (n_epochs,), (n_epochs, n_outputs) or (n_epochs, n_outputs, n_times)
+        Class indices ``0 .. n_classes - 1`` (classification), real targets (regression) or
+        real targets at every time step (sequence regression).
     X_val, y_val : array | None
-        An explicit validation set; when None, ``val_fraction`` of ``X`` is held out.
+        An explicit validation set; when None, ``val_fraction`` of ``X`` is held out. For
+        sequence regression its ``n_times`` (padding) may differ from that of ``X``.
+    mask, mask_val : array of bool, shape (n_epochs, n_times) | None
+        Sequence regression only: True on the real time steps of each padded trial of ``X``
+        (``X_val``); None: every step is real. Every trial needs at least one real step.
     val_fraction : float
         Fraction of ``X`` held out for validation (stratified for classification) when no
         ``X_val`` is given; 0 trains on everything without validation.
     batch_size : int
         Epochs per training batch.
-    task : "classification" | "regression"
-        How ``y`` is read: integer classes or float targets.
+    task : "classification" | "regression" | "sequence_regression"
+        How ``y`` is read: integer classes, float targets per epoch, or float targets per time
+        step; batches are ``(x, y)``, and ``(x, y, mask)`` for sequence regression.
+    drop_last : bool
+        Drop the last training batch when it is smaller than ``batch_size`` (e.g. so that
+        BatchNorm never trains on a batch of one).
     random_state : int | None
         Seed of the validation split and of the training loader's shuffling (its own
         :class:`torch.Generator`, so the global torch RNG is neither used nor changed).
@@ -149,24 +163,45 @@ class EEGDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, X, y, *, X_val=None, y_val=None, val_fraction: float = 0.2,
-                 batch_size: int = 32, task: Literal["classification", "regression"]
+                 batch_size: int = 32,
+                 task: Literal["classification", "regression", "sequence_regression"]
                  = "classification", random_state: int | None = None,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, mask=None, mask_val=None,
+                 drop_last: bool = False) -> None:
         super().__init__()
         check_option("task", task, TASKS)
         self.X = _as_epochs(X, "X")
-        self.y = _as_targets(y, task, len(self.X), "y")
+        self.y = _as_targets(y, task, self.X.shape, "y")
         if (X_val is None) != (y_val is None):
             raise ValueError("Give both X_val and y_val, or neither (then val_fraction of X is "
                              "held out).")
         self.X_val = None if X_val is None else _as_epochs(X_val, "X_val")
-        self.y_val = None if y_val is None else _as_targets(y_val, task, len(self.X_val),
+        self.y_val = None if y_val is None else _as_targets(y_val, task, self.X_val.shape,
                                                              "y_val")
-        if self.X_val is not None and self.X_val.shape[1:] != self.X.shape[1:]:
-            raise ValueError(f"X_val epochs have shape {self.X_val.shape[1:]}, X epochs "
-                             f"{self.X.shape[1:]}; they must match (n_chans, n_times).")
+        sequence = task == "sequence_regression"
+        if self.X_val is not None:
+            # padded trials: only the channels must match, not the padded length
+            compared = slice(1, 2) if sequence else slice(1, None)
+            if self.X_val.shape[compared] != self.X.shape[compared]:
+                what = "n_chans" if sequence else "(n_chans, n_times)"
+                raise ValueError(f"X_val epochs have shape {self.X_val.shape[1:]}, X epochs "
+                                 f"{self.X.shape[1:]}; they must match {what}.")
+            if sequence and self.y_val.shape[1] != self.y.shape[1]:
+                raise ValueError(f"y_val has {self.y_val.shape[1]} outputs, y "
+                                 f"{self.y.shape[1]}; they must match (n_outputs).")
+        if not sequence and (mask is not None or mask_val is not None):
+            raise ValueError(f"mask and mask_val are for task='sequence_regression', got "
+                             f"task={task!r}.")
+        if mask_val is not None and self.X_val is None:
+            raise ValueError("mask_val masks X_val; give X_val and y_val with it.")
+        self.mask = _as_mask(mask, self.X.shape, "mask") if sequence else None
+        self.mask_val = (_as_mask(mask_val, self.X_val.shape, "mask_val")
+                         if sequence and self.X_val is not None else None)
         self.val_fraction = _check_fraction(val_fraction, "val_fraction")
         self.batch_size = _check_positive_int(batch_size, "batch_size")
+        if not isinstance(drop_last, bool):
+            raise TypeError(f"drop_last must be True or False, got {drop_last!r}.")
+        self.drop_last = drop_last
         self.task = task
         self.random_state = random_state
         self.num_workers = int(num_workers)
@@ -257,9 +292,15 @@ class EEGDataModule(pl.LightningDataModule):
             return len(self.X_val)
         return 0 if self.val_idx is None else len(self.val_idx)
 
-    def _dataset(self, X, y) -> torch.utils.data.TensorDataset:
-        return torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32),
-                                              torch.as_tensor(y))
+    def _dataset(self, X, y, mask=None) -> torch.utils.data.TensorDataset:
+        tensors = [torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)]
+        if mask is not None:
+            tensors.append(torch.as_tensor(mask))
+        return torch.utils.data.TensorDataset(*tensors)
+
+    def _subset(self, idx: np.ndarray) -> torch.utils.data.TensorDataset:
+        return self._dataset(self.X[idx], self.y[idx],
+                             None if self.mask is None else self.mask[idx])
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         self.setup()
@@ -268,18 +309,16 @@ class EEGDataModule(pl.LightningDataModule):
         if self.random_state is None:
             generator.seed()
         return torch.utils.data.DataLoader(
-            self._dataset(self.X[self.train_idx], self.y[self.train_idx]),
-            batch_size=self.batch_size, shuffle=True, generator=generator,
-            num_workers=self.num_workers)
+            self._subset(self.train_idx), batch_size=self.batch_size, shuffle=True,
+            generator=generator, num_workers=self.num_workers, drop_last=self.drop_last)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader | list:
         self.setup()
         if self.n_val == 0:
             return []
-        X, y = ((self.X_val, self.y_val) if self.X_val is not None
-                else (self.X[self.val_idx], self.y[self.val_idx]))
-        return torch.utils.data.DataLoader(self._dataset(X, y), batch_size=max(self.batch_size,
-                                                                             256),
+        dataset = (self._dataset(self.X_val, self.y_val, self.mask_val)
+                   if self.X_val is not None else self._subset(self.val_idx))
+        return torch.utils.data.DataLoader(dataset, batch_size=max(self.batch_size, 256),
                                            num_workers=self.num_workers)
 
 
@@ -295,10 +334,19 @@ def _as_epochs(X, name: str) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _as_targets(y, task: str, n: int, name: str) -> np.ndarray:
+def _as_targets(y, task: str, x_shape: tuple[int, ...], name: str) -> np.ndarray:
     arr = np.asarray(y)
+    n = x_shape[0]
     if len(arr) != n:
         raise ValueError(f"{name} has {len(arr)} targets for {n} epochs.")
+    if task == "sequence_regression":
+        if arr.ndim != 3 or arr.shape[2] != x_shape[2]:
+            raise ValueError(f"{name} must be (n_epochs, n_outputs, n_times={x_shape[2]}) for "
+                             f"sequence regression (a target at every time step), got shape "
+                             f"{arr.shape}.")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
+        return arr.astype(np.float32, copy=False)
     if task == "classification":
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any():
             raise ValueError(f"{name} must hold class indices 0 .. n_classes - 1 for "
@@ -307,6 +355,24 @@ def _as_targets(y, task: str, n: int, name: str) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must be numeric for regression, got dtype {arr.dtype}.")
     return arr.astype(np.float32).reshape(n, -1)
+
+
+def _as_mask(mask, x_shape: tuple[int, ...], name: str) -> np.ndarray:
+    n, n_times = x_shape[0], x_shape[2]
+    if mask is None:
+        return np.ones((n, n_times), dtype=bool)
+    arr = np.asarray(mask)
+    if arr.dtype != bool:
+        raise TypeError(f"{name} must be boolean (True on real time steps), got dtype "
+                        f"{arr.dtype}.")
+    if arr.shape != (n, n_times):
+        raise ValueError(f"{name} must be (n_epochs={n}, n_times={n_times}), got shape "
+                         f"{arr.shape}.")
+    empty = np.flatnonzero(~arr.any(axis=1))
+    if empty.size:
+        raise ValueError(f"{name} has no real time step in trials {empty[:5].tolist()}; drop "
+                         "empty trials first.")
+    return arr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,9 +385,13 @@ class DecoderModule(pl.LightningModule):
     ----------
     model : torch.nn.Module
         The network (e.g. from :func:`bci.models.registry.get_model`); trained in place.
-    task : "classification" | "regression"
-        Cross-entropy on logits and accuracy, or mean squared error (targets
-        ``(batch, n_outputs)``) and R².
+    task : "classification" | "regression" | "sequence_regression"
+        Cross-entropy on logits and accuracy; mean squared error (targets
+        ``(batch, n_outputs)``) and R²; or, for networks with a ``forward_sequence(x)`` that
+        predicts at every time step (``(batch, n_chans, n_times)`` -> ``(batch, n_outputs,
+        n_times)``), the mean squared error over the real time steps of padded trials (batches
+        ``(x, y, mask)``: targets ``(batch, n_outputs, n_times)``, mask ``(batch, n_times)``
+        True on real steps; mean over real steps and outputs) and R² over the real steps.
     lr : float
         Peak learning rate of AdamW.
     weight_decay : float
@@ -346,10 +416,12 @@ class DecoderModule(pl.LightningModule):
     -----
     Every stage runs through :meth:`_step`; it logs ``{stage}_loss`` and ``{stage}_acc``
     (classification) or ``{stage}_r2`` (regression) per epoch, with one torchmetrics object per
-    stage.
+    stage. Epoch values are means weighted by the samples of each batch (for sequence
+    regression: by its real time steps, so that the epoch loss is the mean over all real steps).
     """
 
-    def __init__(self, model: nn.Module, *, task: Literal["classification", "regression"]
+    def __init__(self, model: nn.Module, *,
+                 task: Literal["classification", "regression", "sequence_regression"]
                  = "classification", lr: float = 1e-3, weight_decay: float = 1e-2,
                  scheduler: Literal["cosine", "plateau", "none"] = "cosine",
                  plateau_patience: int = 10, min_lr_ratio: float = 1e-2,
@@ -368,6 +440,15 @@ class DecoderModule(pl.LightningModule):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
         _check_fraction(label_smoothing, "label_smoothing")
         _check_fraction(min_lr_ratio, "min_lr_ratio")
+        if task == "sequence_regression":
+            if not callable(getattr(model, "forward_sequence", None)):
+                raise TypeError(f"task='sequence_regression' needs a model with a "
+                                f"forward_sequence(x) method ((batch, n_chans, n_times) -> "
+                                f"(batch, n_outputs, n_times)); {type(model).__name__} has "
+                                "none.")
+            if augmentation is not None:
+                raise ValueError("augmentation transforms epochs with one target each; it is "
+                                 "not available for task='sequence_regression'.")
         self.save_hyperparameters(ignore=["model", "augmentation"])
         self.model = model
         self.augmentation = make_augmentation(augmentation)
@@ -386,28 +467,44 @@ class DecoderModule(pl.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_": make() for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output: ``model(x)``, or ``model.forward_sequence(x)`` for sequence
+        regression."""
+        if self.hparams.task == "sequence_regression":
+            return self.model.forward_sequence(x)
         return self.model(x)
 
-    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _loss(self, out: torch.Tensor, y: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.hparams.task == "classification":
             return F.cross_entropy(out, y, label_smoothing=self.hparams.label_smoothing)
+        if self.hparams.task == "sequence_regression":
+            return _masked_mse(out, y, mask)
         return F.mse_loss(out, y.reshape(out.shape))
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch
+        task = self.hparams.task
+        if task == "sequence_regression":
+            x, y, mask = batch
+        else:
+            (x, y), mask = batch, None
         if stage == "train" and self.augmentation is not None:
             x, y = self.augmentation(x, y)
         out = self(x)
-        loss = self._loss(out, y)
+        loss = self._loss(out, y, mask)
         metric = self.metrics[f"{stage}_"]
-        if self.hparams.task == "classification":
+        n_samples = len(x)
+        if task == "classification":
             metric.update(out.argmax(1) if out.shape[1] > 1 else out[:, 0] > 0, y)
+        elif task == "sequence_regression":
+            n_samples = int(mask.sum())
+            if n_samples > 1:  # R² over the real time steps, (n_steps, n_outputs)
+                metric.update(out.detach().transpose(1, 2)[mask], y.transpose(1, 2)[mask])
         elif len(y) > 1:
             metric.update(out, y.reshape(out.shape))
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(x))
+                 batch_size=n_samples)
         self.log(f"{stage}_{self.metric_name}", metric, on_step=False, on_epoch=True,
-                 prog_bar=stage != "train", batch_size=len(x))
+                 prog_bar=stage != "train", batch_size=n_samples)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -420,6 +517,8 @@ class DecoderModule(pl.LightningModule):
         return self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Class probabilities (classification) or outputs (regression; every time step for
+        sequence regression)."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self(x)
         return out.softmax(1) if self.hparams.task == "classification" else out
@@ -440,6 +539,17 @@ class DecoderModule(pl.LightningModule):
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": sched, "interval": "epoch",
                                  "monitor": hp.monitor}}
+
+
+def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the real time steps and the outputs: ``out``, ``y``
+    ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real steps."""
+    if out.shape != y.shape or mask.shape != (out.shape[0], out.shape[2]):
+        raise ValueError(f"sequence regression expects outputs and targets (batch, n_outputs, "
+                         f"n_times) and a mask (batch, n_times); got outputs "
+                         f"{tuple(out.shape)}, targets {tuple(y.shape)}, mask "
+                         f"{tuple(mask.shape)}.")
+    return ((out - y) ** 2).mean(1)[mask].mean()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,7 +716,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     model : torch.nn.Module
         The network, trained in place.
     datamodule : EEGDataModule
-        Training (and validation) data; its ``task`` sets the loss.
+        Training (and validation) data; its ``task`` sets the loss (see
+        :class:`DecoderModule`).
     max_epochs : int
         Upper bound of training epochs (also the length of the cosine schedule).
     patience : int | None
@@ -637,7 +748,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     recalibrate_batch_norm : bool
         After training (and the best-epoch restore), replace the running mean and variance of
         every BatchNorm layer by the exact statistics of the final weights over the training
-        epochs (see :func:`recalibrate_batch_norm_stats`). With Keras' BatchNorm momentum (0.99,
+        epochs (see :func:`recalibrate_batch_norm_stats`; not done for sequence regression,
+        whose padded time steps would enter the statistics). With Keras' BatchNorm momentum (0.99,
         torch 0.01, the default of EEGNeX and EEGNet) and the few optimiser steps of small EEG
         data sets, the running statistics are otherwise far from the batch statistics the
         network was trained with, and the network predicts near chance in eval mode.
@@ -689,7 +801,7 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         trainer = pl.Trainer(**trainer_kwargs)
         trainer.fit(module, datamodule=datamodule)
     model = module.model.cpu().eval()
-    if recalibrate_batch_norm:
+    if recalibrate_batch_norm and datamodule.task != "sequence_regression":
         with torch_threads(n_threads):
             recalibrate_batch_norm_stats(model, datamodule.X[datamodule.train_idx],
                                          batch_size=datamodule.batch_size)

@@ -180,3 +180,87 @@ def test_torch_threads_restores():
     with pytest.raises(ValueError, match="n_threads must be a positive integer"):
         with torch_threads(0):
             pass
+
+
+class _Pointwise(torch.nn.Module):
+    """A 1x1 convolution over time: a prediction at every time step from that step alone."""
+
+    n_outputs = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 1, 1)
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[..., -1]
+
+
+def _padded_trials(n_trials, seed):
+    """Trials of 8-30 steps, zero-padded to 30; target 2 x0 - x1 + 0.5 on real steps and 100
+    on the padding, so a loss that counted padded steps could not learn the map."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)
+    lengths = rng.integers(8, 31, n_trials)
+    mask = np.arange(30)[None] < lengths[:, None]
+    X[~np.broadcast_to(mask[:, None], X.shape)] = 0.0
+    y = np.where(mask, 2 * X[:, 0] - X[:, 1] + 0.5, 100.0)[:, None].astype(np.float32)
+    return X, y, mask
+
+
+def test_sequence_regression_masks_padding_and_learns_the_map():
+    X, y, mask = _padded_trials(24, 0)
+    Xv, yv, mask_v = _padded_trials(8, 1)
+    data = EEGDataModule(X, y, mask=mask, X_val=Xv[:, :, :25], y_val=yv[..., :25],
+                         mask_val=mask_v[:, :25], task="sequence_regression", batch_size=6,
+                         random_state=0)
+    torch.manual_seed(0)
+    result = train_model(_Pointwise(), data, max_epochs=40, patience=None, lr=0.1,
+                         weight_decay=0.0, scheduler="none", seed=0)
+    conv = result.model.conv
+    np.testing.assert_allclose(conv.weight.detach().numpy().ravel(), [2.0, -1.0], atol=0.02)
+    assert conv.bias.item() == pytest.approx(0.5, abs=0.02)
+    assert result.history[-1]["val_r2"] > 0.99 and "train_r2" in result.history[-1]
+    # the logged validation loss is the MSE over the real steps (numpy, restored weights)
+    with torch.no_grad():
+        out = result.model.forward_sequence(torch.from_numpy(Xv[:, :, :25])).numpy()
+    ref = ((out - yv[..., :25])[:, 0][mask_v[:, :25]] ** 2).mean()
+    best = min(row["val_loss"] for row in result.history)
+    assert best == pytest.approx(ref, rel=1e-4)
+    # the module's loss ignores the padding: changing padded targets leaves it unchanged
+    module = DecoderModule(_Pointwise(), task="sequence_regression")
+    xt, yt, mt = torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(mask)
+    out = module(xt)
+    loss = module._loss(out, yt, mt)
+    torch.testing.assert_close(module._loss(out, torch.where(mt[:, None], yt, -yt), mt), loss)
+    expected = ((out - yt)[:, 0][mt] ** 2).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_sequence_datamodule_batches_and_errors():
+    X, y, mask = _padded_trials(9, 0)
+    data = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.0,
+                         batch_size=4, drop_last=True, random_state=0)
+    batches = list(data.train_dataloader())
+    assert [len(b[0]) for b in batches] == [4, 4] and all(len(b) == 3 for b in batches)
+    assert batches[0][2].dtype == torch.bool
+    split = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.3,
+                          random_state=0)
+    split.setup()
+    xv, yv, mv = next(iter(split.val_dataloader()))
+    assert len(xv) == split.n_val == 3
+    assert torch.equal(mv, torch.from_numpy(mask[split.val_idx]))
+    with pytest.raises(ValueError, match=r"\(n_epochs, n_outputs, n_times=30\)"):
+        EEGDataModule(X, y[..., :20], task="sequence_regression")
+    empty = mask.copy()
+    empty[3] = False
+    with pytest.raises(ValueError, match=r"no real time step in trials \[3\]"):
+        EEGDataModule(X, y, mask=empty, task="sequence_regression")
+    with pytest.raises(ValueError, match="mask and mask_val are for task='sequence_regression'"):
+        EEGDataModule(X[:, :, :4], y[:, 0, 0], mask=mask, task="regression")
+    with pytest.raises(ValueError, match="must match n_chans"):
+        EEGDataModule(X, y, X_val=X[:, :1], y_val=y, task="sequence_regression")
+    with pytest.raises(TypeError, match="forward_sequence"):
+        DecoderModule(_net(), task="sequence_regression")

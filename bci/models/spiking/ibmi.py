@@ -24,17 +24,17 @@ Outputs are in the units of the training targets: a fitted per-output offset and
 ``output_offset``, ``output_scale``, set by the fitting functions) undo the standardisation the
 networks are trained on.
 
-Training (:func:`fit_sequence_decoder`) is a plain torch loop, not the Lightning
-:class:`~bci.models.training.DecoderModule`: the streaming decoders are trained on whole trials
-with a loss masked to the real bins of zero-padded trials, which that module's one-window,
-one-target batches do not express. Randomness (shuffling) comes from ``random_state``;
-initialisation and dropout use torch's global generator, which the caller seeds.
+Training (:func:`fit_sequence_decoder`) goes through the project's one LightningModule,
+:class:`~bci.models.training.DecoderModule`, via :func:`~bci.models.training.train_model`: the
+streaming decoders on whole zero-padded trials with a loss masked to the real bins (task
+``"sequence_regression"``), the windowed ones on the causal window of every bin (task
+``"regression"``); :class:`LinearDecoder` is fitted in closed form (:func:`fit_ridge`).
+Shuffling comes from ``random_state``; initialisation uses torch's global generator, which the
+caller seeds, and dropout the generator seeded with ``seed`` (else a fork of the global one).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Literal
@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._checks import check_option
-from ..._logging import logger
 from ...data.reaching import ReachingData, make_windows, pad_trials
 from .._threads import torch_threads
 from ..base import EEGModule, _check_count, _check_positive, _check_probability
@@ -523,37 +522,64 @@ class FitResult:
     Attributes
     ----------
     train_loss, val_loss : list of float
-        Mean squared error on standardised targets per epoch (``val_loss`` empty without
-        validation data).
+        Mean squared error on standardised targets per epoch, over the real bins (``val_loss``
+        empty without validation data).
     best_epoch : int
-        Epoch (0-based) whose weights were kept.
+        Epoch (0-based) whose weights were kept (the last one without validation data).
+    history : list of dict
+        The per-epoch rows of :func:`bci.models.training.train_model`: ``epoch``,
+        ``train_loss``, ``train_r2``, ``val_loss``, ``val_r2`` (with validation data) and
+        ``lr`` (R² over the real bins, on standardised targets).
     """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _sequence_batches(data: ReachingData, mean, std):
-    X, Y, mask = pad_trials(data)
-    Y = (Y - mean[None, :, None]) / std[None, :, None]
-    return torch.as_tensor(X), torch.as_tensor(Y, dtype=torch.float32), torch.as_tensor(mask)
+def _shuffle_seed(random_state) -> int | None:
+    """The data loader's seed: an int as is, one draw from a Generator, None unseeded."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63 - 1))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise TypeError(f"random_state must be an int, a numpy Generator or None, got "
+                    f"{type(random_state).__name__}.")
 
 
-def _window_batches(data: ReachingData, n_times: int, mean, std):
-    X, y, _ = make_windows(data, n_times)
-    y = (y - mean) / std
-    return torch.as_tensor(X), torch.as_tensor(y, dtype=torch.float32), None
+def _datamodule(model: _IBMIDecoder, train: ReachingData, val: ReachingData | None,
+                mean: np.ndarray, std: np.ndarray, batch_size: int, random_state):
+    """Standardised training (and validation) data for :func:`~bci.models.training.train_model`:
+    zero-padded trials with masks (streaming decoders) or the causal window of every bin."""
+    from ..training import EEGDataModule
 
+    def standardise(Y, axis):
+        shape = [1] * Y.ndim
+        shape[axis] = -1
+        return ((Y - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
 
-def _loss(model: _IBMIDecoder, X, Y, mask) -> torch.Tensor:
+    seed = _shuffle_seed(random_state)
     if model.streaming:
-        out = model.forward_sequence(X)
-        out = (out - model.output_offset[:, None]) / model.output_scale[:, None]
-        err = ((out - Y) ** 2).sum(1)  # (B, T)
-        return err[mask].mean() / model.n_outputs
-    out = model._window(X)
-    return F.mse_loss(out, Y)
+        X, Y, mask = pad_trials(train)
+        kwargs = {}
+        if val is not None:
+            X_val, Y_val, mask_val = pad_trials(val)
+            kwargs = dict(X_val=X_val, y_val=standardise(Y_val, 1), mask_val=mask_val)
+        return EEGDataModule(X, standardise(Y, 1), mask=mask, task="sequence_regression",
+                             val_fraction=0.0, batch_size=batch_size, random_state=seed,
+                             **kwargs)
+    X, y, _ = make_windows(train, model.n_times)
+    kwargs = {}
+    if val is not None:
+        X_val, y_val, _ = make_windows(val, model.n_times)
+        kwargs = dict(X_val=X_val, y_val=standardise(y_val, 1))
+    # BatchNorm (ANNDecoder) cannot train on a last batch of one window: drop only that one
+    return EEGDataModule(X, standardise(y, 1), task="regression", val_fraction=0.0,
+                         batch_size=batch_size, random_state=seed,
+                         drop_last=len(X) % batch_size == 1, **kwargs)
 
 
 def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
@@ -562,15 +588,21 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
                          batch_size: int | None = None, patience: int | None = 10,
                          grad_clip: float = 1.0,
                          random_state: int | np.random.Generator | None = None,
-                         n_threads: int | None = 1) -> FitResult:
-    """Train an iBMI decoder on trials of ``train`` (in place; plain torch loop, Adam).
+                         n_threads: int | None = 1,
+                         scheduler: Literal["cosine", "plateau", "none"] = "none",
+                         seed: int | None = None) -> FitResult:
+    """Train an iBMI decoder on trials of ``train`` (in place) with the Lightning
+    :class:`~bci.models.training.DecoderModule`, through
+    :func:`~bci.models.training.train_model` (AdamW, gradient clipping, early stopping).
 
     Streaming decoders (:class:`SNNStreaming`, :class:`GRUDecoder`) see whole zero-padded trials
-    and a loss masked to the real bins; windowed decoders see the causal window of every bin.
-    Targets are standardised with the training mean and standard deviation, which are stored in
-    the model (``output_offset``, ``output_scale``) so that predictions come back in the
-    original units. With ``val``, training stops after ``patience`` epochs without a lower
-    validation loss and the weights of the best epoch are restored.
+    and a loss masked to the real bins (task ``"sequence_regression"``: ``forward_sequence``
+    on batches of trials); windowed decoders see the causal window of every bin (task
+    ``"regression"``). Targets are standardised with the training mean and standard deviation,
+    which are stored in the model (``output_offset``, ``output_scale``) after training so that
+    predictions come back in the original units. With ``val``, training stops after
+    ``patience`` epochs without a lower validation loss and the weights of the best epoch are
+    restored.
 
     Parameters
     ----------
@@ -581,7 +613,7 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
     max_epochs : int
         Upper bound on the passes over the training data.
     lr, weight_decay : float
-        Adam learning rate and L2 penalty.
+        AdamW learning rate and decoupled weight decay.
     batch_size : int | None
         Trials (streaming) or windows (windowed) per step; None: 16 trials or 256 windows.
     patience : int | None
@@ -589,12 +621,19 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
     grad_clip : float
         Gradient norm clip.
     random_state : int | numpy.random.Generator | None
-        Shuffling seed.
+        Shuffling seed (the data loader's own :class:`torch.Generator`).
     n_threads : int | None
         Torch CPU threads while training (restored afterwards); None keeps the current count.
         One thread is the default: these networks are small and unrolled step by step, so
         per-operation threading overhead dominates (on a loaded 2-core machine a step of
         :class:`SNNStreaming` took 17 times longer with 2 threads than with 1).
+    scheduler : "cosine" | "plateau" | "none"
+        Learning-rate schedule of :class:`~bci.models.training.DecoderModule`, stepped per
+        epoch; ``"none"`` (default) keeps ``lr`` constant.
+    seed : int | None
+        Seed of torch's RNG (dropout) while training, as in
+        :func:`~bci.models.training.train_model`; None draws from torch's global generator,
+        which the caller seeds. Either way the caller's RNG state is unchanged afterwards.
 
     Returns
     -------
@@ -605,62 +644,29 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
     if isinstance(model, LinearDecoder):
         raise TypeError("fit a LinearDecoder with fit_ridge (closed form).")
     max_epochs = _check_count(max_epochs, "max_epochs")
-    with torch_threads(n_threads):
-        return _fit(model, train, val, max_epochs, lr, weight_decay, batch_size, patience,
-                    grad_clip, random_state)
-
-
-def _fit(model, train, val, max_epochs, lr, weight_decay, batch_size, patience, grad_clip,
-         random_state) -> FitResult:
-    rng = np.random.default_rng(random_state)
-    mean, std = _target_stats(train)
-    _set_output_stats(model, mean, std)
-    make = ((lambda d: _sequence_batches(d, mean, std)) if model.streaming
-            else (lambda d: _window_batches(d, model.n_times, mean, std)))
-    X, Y, mask = make(train)
-    val_tensors = make(val) if val is not None else None
     if batch_size is None:
         batch_size = 16 if model.streaming else 256
     batch_size = _check_count(batch_size, "batch_size")
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    result = FitResult()
-    best, best_loss, waited = None, math.inf, 0
-    n = X.shape[0]
-    for epoch in range(max_epochs):
-        model.train()
-        order = torch.as_tensor(rng.permutation(n))
-        total, count = 0.0, 0
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            if not model.streaming and idx.numel() < 2:
-                continue  # BatchNorm needs two samples
-            loss = _loss(model, X[idx], Y[idx], None if mask is None else mask[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimiser.step()
-            total += float(loss.detach()) * idx.numel()
-            count += idx.numel()
-        result.train_loss.append(total / max(count, 1))
-        if val_tensors is None:
-            continue
-        model.eval()
-        with torch.no_grad():
-            vloss = float(_loss(model, *val_tensors))
-        result.val_loss.append(vloss)
-        if vloss < best_loss:
-            best_loss, best, waited = vloss, copy.deepcopy(model.state_dict()), 0
-            result.best_epoch = epoch
-        else:
-            waited += 1
-            if patience is not None and waited >= patience:
-                break
-    if best is not None:
-        model.load_state_dict(best)
+    from ..training import train_model
+
+    mean, std = _target_stats(train)
+    datamodule = _datamodule(model, train, val, mean, std, batch_size, random_state)
+    # the network learns standardised targets: identity output statistics while training
+    _set_output_stats(model, np.zeros_like(mean), np.ones_like(std))
+    try:
+        trained = train_model(model, datamodule, max_epochs=max_epochs, patience=patience,
+                              lr=lr, weight_decay=weight_decay, scheduler=scheduler,
+                              gradient_clip_val=grad_clip, seed=seed, n_threads=n_threads,
+                              logger_kind="none", recalibrate_batch_norm=False)
+    finally:
+        _set_output_stats(model, mean, std)
     model.eval()
-    logger.info("%s trained %d epochs (best %d, val loss %.4f)", type(model).__name__,
-                len(result.train_loss), result.best_epoch, best_loss)
-    return result
+    history = trained.history
+    return FitResult(train_loss=[row["train_loss"] for row in history],
+                     val_loss=[row["val_loss"] for row in history if "val_loss" in row],
+                     best_epoch=(trained.best_epoch if trained.best_epoch is not None
+                                 else max(trained.n_epochs - 1, 0)),
+                     history=history)
 
 
 def predict_sequences(model: _IBMIDecoder, data: ReachingData, *,

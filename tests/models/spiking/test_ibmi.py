@@ -139,3 +139,80 @@ def test_snn_streaming_variants_cuba_and_learnable_time_constants():
     # time constants in seconds become decays per bin: tau 0.1 s at 20 Hz -> exp(-0.5)
     assert model.lif_hidden.beta(torch.float64)[0].item() == pytest.approx(np.exp(-0.5))
     assert SNNStreaming.from_config(model.get_config()).neuron == "cuba"
+
+
+@pytest.mark.parametrize("name", ["GRUDecoder", "SNN3D"])
+def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkeypatch):
+    """fit_sequence_decoder runs DecoderModule (masked whole trials for streaming decoders,
+    windows for windowed ones), stops early, restores the best epoch and is seeded."""
+    from bci.models.training import DecoderModule
+
+    steps = []
+    step = DecoderModule._step
+
+    def spy(self, batch, stage):
+        steps.append((stage, len(batch), self.hparams.task))
+        return step(self, batch, stage)
+
+    monkeypatch.setattr(DecoderModule, "_step", spy)
+    train, val = sim.subset(range(32)), sim.subset(range(32, 40))
+    patience, max_epochs = 2, 40
+
+    def fit(random_state):
+        model = _build(name)
+        result = fit_sequence_decoder(model, train, val=val, max_epochs=max_epochs, lr=3e-2,
+                                      patience=patience, random_state=random_state)
+        return model, result
+
+    model, result = fit(0)
+    streaming = model.streaming
+    task = "sequence_regression" if streaming else "regression"
+    assert {s[0] for s in steps} == {"train", "val"}
+    assert {(s[1], s[2]) for s in steps} == {(3 if streaming else 2, task)}  # (x, y[, mask])
+    n_epochs = len(result.train_loss)
+    assert len(result.history) == len(result.val_loss) == n_epochs
+    assert {"train_r2", "val_r2", "lr"} <= set(result.history[-1])
+    assert all(row["lr"] == pytest.approx(3e-2) for row in result.history)  # constant lr
+    # early stopping: patience epochs after the best one, before max_epochs
+    assert result.best_epoch == int(np.argmin(result.val_loss))
+    assert n_epochs == result.best_epoch + patience + 1 < max_epochs
+    # the kept weights are the best epoch's: their masked MSE on standardised validation
+    # targets (numpy, over every real bin) is the minimum of the history
+    mean = model.output_offset.numpy()[:, None]
+    sd = model.output_scale.numpy()[:, None]
+    err = [((p - v) / sd) ** 2 for p, v in zip(predict_sequences(model, val), val.velocity)]
+    loss = np.concatenate(err, axis=1).mean()
+    assert loss == pytest.approx(min(result.val_loss), rel=1e-4)
+    np.testing.assert_allclose(mean[:, 0], np.concatenate(train.velocity, 1).mean(1), rtol=1e-5)
+    # seeded: the same seeds give the same run, another shuffling seed another one
+    state = torch.get_rng_state()
+    again, result_again = fit(0)
+    assert torch.equal(state, torch.get_rng_state())  # caller's RNG untouched by training
+    assert result_again.train_loss == result.train_loss
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
+    assert fit(1)[1].train_loss[:3] != result.train_loss[:3]
+
+
+def test_fit_without_validation_and_a_last_batch_of_one(sim, monkeypatch):
+    """Without validation: max_epochs, last epoch kept. A last training batch of one window
+    is dropped (ANNDecoder's BatchNorm cannot train on it), the other batches are kept."""
+    from bci.models.training import DecoderModule
+
+    sizes = []
+    step = DecoderModule._step
+
+    def spy(self, batch, stage):
+        sizes.append(len(batch[0]))
+        return step(self, batch, stage)
+
+    monkeypatch.setattr(DecoderModule, "_step", spy)
+    train = sim.subset(range(8))
+    n_windows = len(make_windows(train, 4)[0])
+    batch_size = (n_windows - 1) // 3  # three full batches and one window left over
+    assert n_windows == 3 * batch_size + 1
+    result = fit_sequence_decoder(_build("ANNDecoder"), train, max_epochs=3, patience=1,
+                                  batch_size=batch_size, random_state=0)
+    assert sizes == [batch_size] * 9
+    assert result.val_loss == [] and result.best_epoch == 2 and len(result.train_loss) == 3
+    assert result.train_loss[-1] < result.train_loss[0]

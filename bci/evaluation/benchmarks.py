@@ -222,10 +222,11 @@ def summarize(results) -> Any:
 def format_table(results, *, metric: str = "score") -> str:
     """A plain-text table of :func:`summarize`: ``pipeline | score (mean ± sd) | fit time``."""
     summary = summarize(results)
-    header = f"{'pipeline':<16} {metric + ' (mean ± sd)':>22} {'fit time (s)':>13} {'n':>4}"
+    width = max([16, *(len(str(name)) for name in summary.index)])
+    header = f"{'pipeline':<{width}} {metric + ' (mean ± sd)':>22} {'fit time (s)':>13} {'n':>4}"
     lines = [header, "-" * len(header)]
     for name, row in summary.iterrows():
-        lines.append(f"{name:<16} {row.score_mean:>13.4f} ± {row.score_std:<6.4f} "
+        lines.append(f"{name:<{width}} {row.score_mean:>13.4f} ± {row.score_std:<6.4f} "
                      f"{row.time_mean:>13.3f} {int(row.n):>4d}")
     return "\n".join(lines)
 

@@ -99,3 +99,11 @@ def test_every_registered_pipeline_finds_the_planted_effect(tmp_path):
         assert set(scores.index) == set(names)
         assert (scores > 0.9).all(), scores.to_dict()
 
+
+
+def test_format_table_aligns_long_pipeline_names():
+    results = pd.DataFrame({"pipeline": ["A", "EEGNeX aug=shift+gain+noise"], "score": [0.5, 0.6],
+                            "time": [1.0, 2.0], "subject": [1, 1]})
+    lines = format_table(results, metric="accuracy").splitlines()
+    assert len({line.index("±") for line in lines[2:]}) == 1  # the ± signs line up
+    assert len(lines[0]) == len(lines[1]) >= len("EEGNeX aug=shift+gain+noise") + 40

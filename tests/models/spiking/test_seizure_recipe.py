@@ -24,6 +24,22 @@ def _recipe(monkeypatch):
     return module
 
 
+def _check_outputs(summary: dict, out) -> dict:
+    """Checks shared by every data mode; returns the full metrics.json."""
+    assert summary["false_alarms_per_hour"] >= 0
+    assert 0.0 <= summary["neuron_update_saving"] < 1.0
+    # spiking model: accumulates after the input layer; the twin only multiply-accumulates
+    assert summary["effective_acs_spiking"] > 0
+    assert summary["synops_twin"] > summary["effective_macs_spiking"]
+    for name in ("metrics.json", "stream_probability.png", "training.png"):
+        assert (out / name).stat().st_size > 0
+    full = json.loads((out / "metrics.json").read_text())
+    assert set(full["results"]) == {"spiking", "spiking_lif", "twin", "spiking@lif",
+                                    "spiking_lif@approx"}
+    assert not set(full["split"]["train"]) & set(full["split"]["test"])
+    return full
+
+
 def test_recipe_quick_synthetic(tmp_path, capsys, monkeypatch):
     recipe = _recipe(monkeypatch)
     with torch_threads(1):
@@ -38,17 +54,7 @@ def test_recipe_quick_synthetic(tmp_path, capsys, monkeypatch):
         assert key in summary, key
     for key in ("sensitivity", "specificity", "segment_accuracy", "twin_segment_accuracy"):
         assert 0.0 <= summary[key] <= 1.0, key
-    assert summary["false_alarms_per_hour"] >= 0
-    assert 0.0 <= summary["neuron_update_saving"] < 1.0
-    # spiking model: accumulates after the input layer; the twin only multiply-accumulates
-    assert summary["effective_acs_spiking"] > 0
-    assert summary["synops_twin"] > summary["effective_macs_spiking"]
-    for name in ("metrics.json", "stream_probability.png", "training.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    full = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(full["results"]) == {"spiking", "spiking_lif", "twin", "spiking@lif",
-                                    "spiking_lif@approx"}
-    assert not set(full["split"]["train"]) & set(full["split"]["test"])
+    _check_outputs(summary, tmp_path)
 
 
 # CHB-MIT: a tiny case written by the test (4 common bipolar channels; the first file has one
@@ -95,16 +101,7 @@ def test_recipe_quick_chbmit_splits_by_file(tmp_path, capsys, monkeypatch):
     for key in ("sensitivity", "specificity", "window_accuracy", "window_balanced_accuracy",
                 "twin_window_accuracy", "lif_trained_window_accuracy"):
         assert 0.0 <= summary[key] <= 1.0, key
-    assert summary["false_alarms_per_hour"] >= 0
-    assert 0.0 <= summary["neuron_update_saving"] < 1.0
-    assert summary["effective_acs_spiking"] > 0
-    assert summary["synops_twin"] > summary["effective_macs_spiking"]
-    for name in ("metrics.json", "stream_probability.png", "training.png"):
-        assert (out / name).stat().st_size > 0
-    full = json.loads((out / "metrics.json").read_text())
-    assert set(full["results"]) == {"spiking", "spiking_lif", "twin", "spiking@lif",
-                                    "spiking_lif@approx"}
-    assert not set(full["split"]["train"]) & set(full["split"]["test"])
+    full = _check_outputs(summary, out)
     # training windows (2 s, hop 1 s) of the training files only: at least half inside a
     # seizure: 21 + 16 + 21; none inside: 59 + 52 + 68 (fewer than 4 per seizure window: all)
     assert full["training_windows"]["seizure"] == 58

@@ -18,6 +18,9 @@ Experiments
 ``augment``   Kalunga2016 (4 classes), EEGNeX and ShallowConvNet trained with augmentation of
               the training batches (:class:`bci.models.augmentation.EpochAugmentation`); the
               rows without augmentation are those of ``ssvep`` (same folds, same seeds).
+``filterbank`` Kalunga2016 (4 classes), EEGNeX and ShallowConvNet on the filter-bank epochs the
+              Riemannian SSVEP pipelines get (``FilterBankSSVEP``: one band-pass per stimulus
+              frequency, bands stacked as channels by MOABB's ``ExtendedSSVEPSignal``).
 
 All deep pipelines use the registered training settings (``bci.features.pipelines.
 DEEP_SETTINGS``) unless the ablation changes them. CPU only; torch uses ``--threads`` threads.
@@ -104,6 +107,20 @@ def _augment_pipelines(max_epochs: int) -> dict:
             for model in ("EEGNeX", "ShallowConvNet") for name, aug in AUGMENTATIONS.items()}
 
 
+def _filterbank_pipelines(max_epochs: int) -> dict:
+    """EEGNeX and ShallowConvNet on filter-bank epochs, bands stacked as channels."""
+    from moabb.pipelines import ExtendedSSVEPSignal
+    from sklearn.pipeline import make_pipeline
+
+    from bci.features.pipelines import DEEP_SETTINGS
+    from bci.models.classifier import DeepClassifier
+
+    base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
+    return {f"{model} filter bank": make_pipeline(ExtendedSSVEPSignal(),
+                                                  DeepClassifier(model, **base))
+            for model in ("EEGNeX", "ShallowConvNet")}
+
+
 def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: bool,
         max_epochs: int | None, only: list[str] | None = None,
         subjects: list[int] | None = None) -> dict:
@@ -119,6 +136,9 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
         exp = dict(dataset="PhysionetMI", paradigm="LeftRightImagery", subjects=[1],
                    metric="ROC-AUC",
                    pipelines=_ablation_pipelines(registry.DEEP_SETTINGS["max_epochs"]))
+    elif name == "filterbank":
+        exp = {**EXPERIMENTS["ssvep"], "paradigm": "FilterBankSSVEP",
+               "pipelines": _filterbank_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
     elif name == "augment":
         exp = {**EXPERIMENTS["ssvep"],
                "pipelines": _augment_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
@@ -138,9 +158,9 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
         params["resample"] = resample
     dataset, subjects = exp["dataset"], exp["subjects"]
     if quick:
-        ssvep = name in ("ssvep", "augment")
+        ssvep = name in ("ssvep", "augment", "filterbank")
         dataset, subjects = ("SyntheticSSVEP" if ssvep else "SyntheticMotorImagery"), [1]
-        if name in ("ablation", "augment"):
+        if name in ("ablation", "augment", "filterbank"):
             exp["pipelines"] = dict(list(exp["pipelines"].items())[:2])
         elif name == "ssvep":
             exp["pipelines"] = [p for p in exp["pipelines"] if p != "SSVEP_CCA"]
@@ -174,7 +194,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "ablation", "augment"])
+    parser.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "ablation", "augment", "filterbank"])
     parser.add_argument("--out", default="results/deep_vs_riemann", type=Path)
     parser.add_argument("--resample", type=float, default=128.0,
                         help="resample all epochs to this rate (Hz; MOABB's EEGNeX pipeline "

@@ -225,7 +225,7 @@ PIPELINES: dict[str, PipelineSpec] = {
                      description="canonical correlation with sine/cosine references (MOABB)"),
         *[PipelineSpec(name, _deep(name), (*_MI, "SSVEP"), family="any", description=desc)
           for name, desc in [
-              ("EEGNeX", "EEGNeX-8,32 network (Chen et al.), Lightning-trained, early stopping"),
+              ("EEGNeX", "EEGNeX-8,32 network (Chen et al.), Lightning-trained"),
               ("EEGNet", "EEGNet-8,2 network (Lawhern et al.), Lightning-trained"),
               ("ShallowConvNet", "Shallow ConvNet (Schirrmeister et al.), Lightning-trained"),
           ]],

@@ -1,4 +1,5 @@
-"""Operation counts against hand computation and NeuroBench's binary-copy method."""
+"""Operation counts against hand computation, NeuroBench's binary-copy method and, where it
+is installed, NeuroBench's own harness."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from bci.models.spiking.cost import count_operations
-from bci.models.spiking.ibmi import ANNDecoder, GRUDecoder, SNNStreaming
+from bci.models.spiking.ibmi import SNN3D, ANNDecoder, GRUDecoder, SNNStreaming
 from bci.models.spiking.neurons import LIF
 
 
@@ -82,6 +83,45 @@ def test_counts_equal_neurobench_binary_copy_method():
     assert counts.dense_ops == pytest.approx(dense / 18)
     assert counts.effective_acs == 0
     assert counts.state_bytes == 4 * 6 * 2  # two past bins of the window
+
+
+class _Sequence(nn.Module):
+    """A decoder whose forward runs ``forward_sequence``, as NeuroBench's ``TorchModel`` calls it."""
+
+    def __init__(self, decoder: nn.Module):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, x):
+        return self.decoder.forward_sequence(x)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ANNDecoder(8, 2, 3, sfreq=20.0),
+    lambda: SNNStreaming(8, 2, 1, sfreq=20.0, n_hidden=5, threshold=0.2),
+    lambda: SNN3D(8, 2, 1, sfreq=20.0),
+], ids=["ANN", "SNNStreaming", "SNN3D"])
+def test_counts_equal_neurobench_harness(make):
+    """NeuroBench's SynapticOperations (hooks on its own copy of every connection layer) gives
+    the same effective MACs, effective ACs and dense operations per bin."""
+    pytest.importorskip("neurobench", reason="neurobench is not installed (pip install "
+                        "--no-deps neurobench: its torchaudio requirement pulls a CUDA build)")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import SynapticOperations
+    from neurobench.models import TorchModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.poisson(torch.full((3, 8, 20), 0.7))
+    ours = count_operations(model, x)
+    loader = DataLoader(TensorDataset(x, torch.zeros(3)), batch_size=3)
+    bench = Benchmark(TorchModel(_Sequence(model)), loader, [], [], [[], [SynapticOperations]])
+    theirs = bench.run(quiet=True)["SynapticOperations"]  # per sequence of 20 bins
+    assert theirs["Effective_MACs"] / 20 == pytest.approx(ours.effective_macs)
+    assert theirs["Effective_ACs"] / 20 == pytest.approx(ours.effective_acs)
+    assert theirs["Dense"] / 20 == pytest.approx(ours.dense_ops)
+    assert ours.effective_acs > 0 or isinstance(model, ANNDecoder)
 
 
 def test_snn_streaming_dense_count_and_acs_in_hidden_layer():

@@ -18,6 +18,7 @@ Experiments
 ``augment``   Kalunga2016 (4 classes), EEGNeX and ShallowConvNet trained with augmentation of
               the training batches (:class:`bci.models.augmentation.EpochAugmentation`); the
               rows without augmentation are those of ``ssvep`` (same folds, same seeds).
+``augment-lr`` The same on PhysionetMI subject 1 left/right (ROC-AUC); compare with ``lr``.
 ``filterbank`` Kalunga2016 (4 classes), EEGNeX and ShallowConvNet on the filter-bank epochs the
               Riemannian SSVEP pipelines get (``FilterBankSSVEP``: one band-pass per stimulus
               frequency, bands stacked as channels by MOABB's ``ExtendedSSVEPSignal``).
@@ -52,8 +53,12 @@ DEEP = ["EEGNeX", "EEGNet", "ShallowConvNet"]
 EXPERIMENTS = {
     "lr": dict(dataset="PhysionetMI", paradigm="LeftRightImagery", subjects=[1],
                pipelines=[*DEEP, "TS+SVM", "ACM+TS+SVM"], metric="ROC-AUC"),
+    # events must be named: MOABB's MotorImagery ignores n_classes without them and would add
+    # PhysionetMI's "rest" (84 of 174 trials) as a fifth class
     "mi4": dict(dataset="PhysionetMI", paradigm="MotorImagery", subjects=[1],
-                paradigm_params={"n_classes": 4}, pipelines=[*DEEP, "TS+SVM", "ACM+TS+SVM"],
+                paradigm_params={"n_classes": 4,
+                                 "events": ["left_hand", "right_hand", "feet", "hands"]},
+                pipelines=[*DEEP, "TS+SVM", "ACM+TS+SVM"],
                 metric="accuracy"),
     "ssvep": dict(dataset="Kalunga2016", paradigm="SSVEP", subjects=list(range(1, 12)),
                   paradigm_params={"n_classes": 4},
@@ -139,8 +144,8 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
     elif name == "filterbank":
         exp = {**EXPERIMENTS["ssvep"], "paradigm": "FilterBankSSVEP",
                "pipelines": _filterbank_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
-    elif name == "augment":
-        exp = {**EXPERIMENTS["ssvep"],
+    elif name in ("augment", "augment-lr"):
+        exp = {**EXPERIMENTS["ssvep" if name == "augment" else "lr"],
                "pipelines": _augment_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
     else:
         exp = dict(EXPERIMENTS[name])
@@ -160,11 +165,12 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
     if quick:
         ssvep = name in ("ssvep", "augment", "filterbank")
         dataset, subjects = ("SyntheticSSVEP" if ssvep else "SyntheticMotorImagery"), [1]
-        if name in ("ablation", "augment", "filterbank"):
+        if name in ("ablation", "augment", "augment-lr", "filterbank"):
             exp["pipelines"] = dict(list(exp["pipelines"].items())[:2])
         elif name == "ssvep":
             exp["pipelines"] = [p for p in exp["pipelines"] if p != "SSVEP_CCA"]
         params.pop("n_classes", None)
+        params.pop("events", None)
     print(f"\n=== {name}: {dataset} subjects {subjects}, {exp['paradigm']} {params}, "
           f"{exp['metric']} ===", flush=True)
     start = time.perf_counter()
@@ -182,7 +188,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
         "paradigm": exp["paradigm"], "paradigm_params": params, "metric": exp["metric"],
         "per_fold": per_fold, "deep_settings": dict(registry.DEEP_SETTINGS),
         "seconds": round(elapsed, 1),
-        **({"augmentations": AUGMENTATIONS} if name == "augment" else {}),
+        **({"augmentations": AUGMENTATIONS} if name.startswith("augment") else {}),
         "summary": {p: {k: float(v) for k, v in row.items()} for p, row in summary.iterrows()},
         "per_subject": {p: {str(s): float(v) for s, v in row.items()}
                         for p, row in per_subject.iterrows()},
@@ -194,7 +200,8 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "ablation", "augment", "filterbank"])
+    parser.add_argument("experiments", nargs="+",
+                        choices=[*EXPERIMENTS, "ablation", "augment", "augment-lr", "filterbank"])
     parser.add_argument("--out", default="results/deep_vs_riemann", type=Path)
     parser.add_argument("--resample", type=float, default=128.0,
                         help="resample all epochs to this rate (Hz; MOABB's EEGNeX pipeline "

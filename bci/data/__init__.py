@@ -6,7 +6,8 @@ Attributes are imported on first use (``lazy_loader``), so ``import bci.data`` s
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
-    "loaders": ["load_data", "load_epochs", "get_dataset", "get_paradigm", "list_datasets"],
+    "loaders": ["load_data", "load_epochs", "get_dataset", "get_paradigm", "list_datasets",
+                "check_class_count"],
     "synthetic": ["make_motor_imagery", "make_ssvep"],
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
     "chbmit": ["CHBMIT", "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels", "read_chbmit_summary",

@@ -129,6 +129,40 @@ def get_paradigm(paradigm: Any, **params: Any):
     return classes[paradigm](**params)
 
 
+def check_class_count(paradigm: Any, dataset: Any) -> None:
+    """Refuse a paradigm whose ``n_classes`` MOABB would silently ignore on ``dataset``.
+
+    MOABB's ``MotorImagery(n_classes=N)`` without ``events`` takes every event type of the
+    dataset, whatever ``N`` (``moabb/paradigms/motor_imagery.py``, ``used_events``, 1.7.2): on
+    PhysionetMI ``n_classes=4`` gives five classes, ``"rest"`` (84 of 174 trials) among them.
+
+    Parameters
+    ----------
+    paradigm : moabb.paradigms.base.BaseParadigm
+    dataset : moabb.datasets.base.BaseDataset
+
+    Raises
+    ------
+    ValueError
+        When the paradigm would use more event types than its ``n_classes``; the message
+        names them and the ``events`` argument that fixes it.
+    """
+    import copy
+
+    n_classes = getattr(paradigm, "n_classes", None)
+    if n_classes is None or getattr(paradigm, "events", None) is not None \
+            or not hasattr(paradigm, "used_events"):
+        return
+    events = list(copy.deepcopy(paradigm).used_events(dataset))
+    if len(events) > n_classes:
+        raise ValueError(
+            f"{type(paradigm).__name__}(n_classes={n_classes}) without events would use all "
+            f"{len(events)} event types of {dataset.code} ({', '.join(events)}): MOABB ignores "
+            f"n_classes when events is not given. Name the classes, e.g. paradigm_params="
+            f"{{'n_classes': {n_classes}, 'events': {events[:n_classes]!r}}}."
+        )
+
+
 def check_subjects(dataset, subjects: Sequence[int] | None) -> list[int]:
     """Validate subject numbers against ``dataset.subject_list`` (all subjects when None)."""
     available = list(dataset.subject_list)
@@ -225,7 +259,9 @@ def load_data(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None
     subjects : sequence of int | None
         Subjects to load; all of the dataset's subjects when None.
     paradigm_params : dict | None
-        Constructor arguments for a paradigm given by name, e.g. ``{"n_classes": 4}``.
+        Constructor arguments for a paradigm given by name, e.g. ``{"n_classes": 4, "events":
+        ["left_hand", "right_hand", "feet", "hands"]}`` (a motor-imagery ``n_classes`` needs
+        ``events``: :func:`check_class_count`).
 
     Returns
     -------
@@ -239,6 +275,7 @@ def load_data(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None
     """
     dataset = get_dataset(dataset)
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
+    check_class_count(paradigm, dataset)
     subjects = check_subjects(dataset, subjects)
     logger.info("Loading %s subjects %s through %s", dataset.code, subjects,
                 type(paradigm).__name__)
@@ -263,6 +300,7 @@ def load_epochs(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = No
     """
     dataset = get_dataset(dataset)
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
+    check_class_count(paradigm, dataset)
     subjects = check_subjects(dataset, subjects)
     with missing_data_as_file_not_found(dataset, subjects):
         epochs, y, metadata = paradigm.get_data(dataset, subjects=subjects, return_epochs=True)

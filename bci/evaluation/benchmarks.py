@@ -19,7 +19,13 @@ import numpy as np
 
 from .._checks import check_option
 from .._logging import logger
-from ..data.loaders import check_subjects, get_dataset, get_paradigm, missing_data_as_file_not_found
+from ..data.loaders import (
+    check_class_count,
+    check_subjects,
+    get_dataset,
+    get_paradigm,
+    missing_data_as_file_not_found,
+)
 from ..features.pipelines import get_pipeline, get_spec
 
 #: Evaluation names accepted by :func:`benchmark`, and the MOABB class behind each.
@@ -121,6 +127,7 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
             f"{dataset.code} is not a {type(paradigm).__name__} dataset (its paradigm is "
             f"{dataset.paradigm!r}); pick a matching paradigm."
         )
+    check_class_count(paradigm, dataset)
     if evaluation == "cross-subject" and len(subjects) < 2:
         raise ValueError("cross-subject evaluation needs at least 2 subjects, got "
                          f"{subjects}.")

@@ -7,8 +7,8 @@ import socket
 import numpy as np
 import pytest
 
-from bci.data.loaders import (check_subjects, get_dataset, get_paradigm, list_datasets,
-                              load_data, load_epochs)
+from bci.data.loaders import (check_class_count, check_subjects, get_dataset, get_paradigm,
+                              list_datasets, load_data, load_epochs)
 from tests.conftest import requires_physionet
 
 
@@ -58,3 +58,28 @@ def test_physionet_subject1_arrays_and_epochs():
     assert epochs.info["sfreq"] == 160.0
     np.testing.assert_array_equal(epochs.metadata["label"].to_numpy(), y)
     np.testing.assert_allclose(epochs.get_data() * 1e6, X)  # arrays in µV, epochs in V
+
+
+def test_motor_imagery_n_classes_without_events_is_refused():
+    # MOABB's MotorImagery ignores n_classes without events and takes every event type
+    from moabb.datasets.fake import FakeDataset
+    from moabb.paradigms import MotorImagery
+
+    import bci
+
+    dataset = FakeDataset(event_list=("left_hand", "right_hand", "feet"), paradigm="imagery",
+                          n_subjects=1, n_sessions=1, n_runs=1, duration=30, seed=0)
+    assert len(MotorImagery(n_classes=2).used_events(dataset)) == 3  # the MOABB behaviour
+    with pytest.raises(ValueError, match=r"all 3 event types.*'events': \['left_hand', "
+                                         r"'right_hand'\]"):
+        check_class_count(MotorImagery(n_classes=2), dataset)
+    with pytest.raises(ValueError, match="MOABB ignores n_classes"):
+        load_data(dataset, "MotorImagery", paradigm_params={"n_classes": 2})
+    with pytest.raises(ValueError, match="MOABB ignores n_classes"):
+        bci.benchmark(dataset=dataset, paradigm="MotorImagery",
+                      paradigm_params={"n_classes": 2}, pipelines=["TS+SVM"], progress=False)
+    check_class_count(MotorImagery(n_classes=2, events=["left_hand", "feet"]), dataset)
+    check_class_count(MotorImagery(), dataset)
+    _, y, _ = load_data(dataset, "MotorImagery",
+                        paradigm_params={"n_classes": 2, "events": ["left_hand", "feet"]})
+    assert sorted(set(y)) == ["feet", "left_hand"]

@@ -15,10 +15,10 @@ Experiments
 ``ablation``  PhysionetMI subject 1 left/right, EEGNeX only, under training variants (the old
               early-stopping settings, no BatchNorm recalibration, scaling, learning rate,
               MOABB's Keras recipe) to find what matters.
-``augment``   Kalunga2016 (4 classes), EEGNeX and ShallowConvNet trained with augmentation of
-              the training batches (:class:`bci.models.augmentation.EpochAugmentation`); the
-              rows without augmentation are those of ``ssvep`` (same folds, same seeds).
-``augment-lr`` The same on PhysionetMI subject 1 left/right (ROC-AUC); compare with ``lr``.
+``augment``   Kalunga2016 (4 classes), EEGNeX and ShallowConvNet under each augmentation of
+              the training batches (:class:`bci.models.augmentation.EpochAugmentation`),
+              none included; same folds and seeds as ``ssvep``.
+``augment-lr`` The same on PhysionetMI subject 1 left/right (ROC-AUC).
 ``filterbank`` Kalunga2016 (4 classes), EEGNeX and ShallowConvNet on the filter-bank epochs the
               Riemannian SSVEP pipelines get (``FilterBankSSVEP``: one band-pass per stimulus
               frequency, bands stacked as channels by MOABB's ``ExtendedSSVEPSignal``).
@@ -78,7 +78,7 @@ def _ablation_pipelines(max_epochs: int) -> dict:
         # the previous registered settings: early stopping on a 20 % validation split (7-10
         # epochs here), restore of the best validation epoch, no BatchNorm recalibration
         "EEGNeX early stop (old)": {"patience": 15, "val_fraction": 0.2,
-                                    "recalibrate_batch_norm": False},
+                                    "recalibrate_batch_norm": False, "augmentation": None},
         "EEGNeX no BN recalibration": {"recalibrate_batch_norm": False},
         "EEGNeX scale=sample (MOABB)": {"scaling": "sample"},
         "EEGNeX scale=epoch": {"scaling": "epoch"},
@@ -89,13 +89,15 @@ def _ablation_pipelines(max_epochs: int) -> dict:
         "EEGNeX MOABB recipe": {"scaling": "sample", "weight_decay": 0.0, "batch_size": 64,
                                 "scheduler": "plateau", "gradient_clip_val": None,
                                 "patience": 15, "val_fraction": 0.2,
-                                "recalibrate_batch_norm": False},
+                                "recalibrate_batch_norm": False, "augmentation": None},
     }
     return {name: DeepClassifier("EEGNeX", **{**base, **v}) for name, v in variants.items()}
 
 
-#: augmentation variants of the ``augment`` experiment (EpochAugmentation keywords)
+#: augmentation variants of the ``augment`` experiment (EpochAugmentation keywords; the
+#: registered recipe is "shift+gain+noise")
 AUGMENTATIONS = {
+    "none": None,
     "shift": {"time_shift": 0.1},
     "recombine": {"recombine": 4},
     "shift+gain+noise": {"time_shift": 0.1, "scale": 0.2, "noise": 0.1},
@@ -108,7 +110,7 @@ def _augment_pipelines(max_epochs: int) -> dict:
     from bci.models.classifier import DeepClassifier
 
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
-    return {f"{model} aug={name}": DeepClassifier(model, **base, augmentation=aug)
+    return {f"{model} aug={name}": DeepClassifier(model, **{**base, "augmentation": aug})
             for model in ("EEGNeX", "ShallowConvNet") for name, aug in AUGMENTATIONS.items()}
 
 

@@ -67,6 +67,10 @@ EXPERIMENTS = {
 }
 
 
+#: experiments whose pipelines are built here (name -> estimator) rather than registered names
+BUILT_EXPERIMENTS = ("ablation", "augment", "augment-lr", "filterbank")
+
+
 def _ablation_pipelines(max_epochs: int) -> dict:
     """EEGNeX under training variants (name -> estimator), on the LeftRightImagery paradigm."""
     from bci.features.pipelines import DEEP_SETTINGS
@@ -167,7 +171,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
     if quick:
         ssvep = name in ("ssvep", "augment", "filterbank")
         dataset, subjects = ("SyntheticSSVEP" if ssvep else "SyntheticMotorImagery"), [1]
-        if name in ("ablation", "augment", "augment-lr", "filterbank"):
+        if name in BUILT_EXPERIMENTS:
             exp["pipelines"] = dict(list(exp["pipelines"].items())[:2])
         elif name == "ssvep":
             exp["pipelines"] = [p for p in exp["pipelines"] if p != "SSVEP_CCA"]
@@ -203,7 +207,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+",
-                        choices=[*EXPERIMENTS, "ablation", "augment", "augment-lr", "filterbank"])
+                        choices=[*EXPERIMENTS, *BUILT_EXPERIMENTS])
     parser.add_argument("--out", default="results/deep_vs_riemann", type=Path)
     parser.add_argument("--resample", type=float, default=128.0,
                         help="resample all epochs to this rate (Hz; MOABB's EEGNeX pipeline "

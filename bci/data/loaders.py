@@ -9,6 +9,7 @@ the path searched and how to point ``bci`` at a copy.
 from __future__ import annotations
 
 import contextlib
+import copy
 import http.client
 import inspect
 import socket
@@ -147,8 +148,6 @@ def check_class_count(paradigm: Any, dataset: Any) -> None:
         When the paradigm would use more event types than its ``n_classes``; the message
         names them and the ``events`` argument that fixes it.
     """
-    import copy
-
     n_classes = getattr(paradigm, "n_classes", None)
     if n_classes is None or getattr(paradigm, "events", None) is not None \
             or not hasattr(paradigm, "used_events"):

@@ -18,11 +18,12 @@ __version__ = "0.1.0"
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["data", "features", "models", "evaluation", "realtime", "hw"],
+    submodules=["data", "features", "models", "pipelines", "evaluation", "realtime", "hw"],
     submod_attrs={
         "evaluation.benchmarks": ["benchmark"],
-        "features.pipelines": ["get_pipeline", "list_pipelines"],
-        "models.decoder": ["load_decoder", "save_decoder", "train_decoder"],
+        "pipelines.registry": ["get_pipeline", "list_pipelines"],
+        "models.decoder": ["load_decoder", "save_decoder"],
+        "pipelines.train": ["train_decoder"],
         "data.loaders": ["load_data", "load_epochs"],
     },
 )

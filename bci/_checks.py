@@ -1,11 +1,300 @@
-"""Input validation shared by the whole package (private)."""
+"""Input validation shared by the whole package (private).
+
+One home for the checks every module needs, in the spirit of MNE-LSL's ``utils/_checks.py``: a
+wrong type raises ``TypeError``, a wrong value ``ValueError``, and every message says what was
+expected (with its unit), what was got and, where it helps, how to fix it.
+
+- :func:`check_type`, :func:`ensure_int`, :func:`check_bool`: types;
+- :func:`check_real`, :func:`check_positive`, :func:`check_fraction`: finite numbers in a range
+  (NaN and inf are refused unless asked for: a NaN limit must never disable a check);
+- :func:`check_option`, :func:`did_you_mean`: one of a set of names;
+- :func:`parse_spec`, :func:`parse_key_values`: the ``KIND:ARG,KEY=VALUE`` specs of the CLI;
+- :func:`check_random_state`: numpy random state;
+- :func:`check_epochs_array`, :func:`validate_epochs`: batches of epochs.
+"""
 
 from __future__ import annotations
 
+import ast
 import difflib
-from collections.abc import Iterable
+import math
+import numbers
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = ["None" if t is type(None) else t.__name__ for t in types]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def check_type(value: Any, types: type | tuple[type, ...], name: str) -> Any:
+    """Return ``value`` if it is an instance of ``types``; raise ``TypeError`` otherwise.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    types : type | tuple of type
+        Accepted types (``type(None)`` for None).
+    name : str
+        Name of the argument, used in the message.
+
+    Returns
+    -------
+    value : object
+        ``value``, unchanged.
+    """
+    if not isinstance(value, types):
+        raise TypeError(
+            f"{name} must be {_type_names(types)}, got {type(value).__name__} ({value!r})."
+        )
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` if it is a bool (numpy bools too); raise ``TypeError`` otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} ({value!r}).")
+    return bool(value)
+
+
+def ensure_int(value: Any, name: str, *, minimum: int | None = None,
+               maximum: int | None = None, what: str = "") -> int:
+    """Return ``value`` as an int, checking its type and range.
+
+    Parameters
+    ----------
+    value : object
+        An integer (Python or numpy; bools are refused).
+    name : str
+        Name of the argument, used in the messages.
+    minimum, maximum : int | None
+        Inclusive bounds; None for none.
+    what : str
+        What the number counts (``"samples"``, ``"epochs"``), added to the messages.
+
+    Returns
+    -------
+    value : int
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not an integer.
+    ValueError
+        ``value`` is out of range.
+    """
+    unit = f" ({what})" if what else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int{unit}, got {type(value).__name__} ({value!r}).")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = (f">= {minimum}" if maximum is None else f"<= {maximum}" if minimum is None
+                  else f"between {minimum} and {maximum}")
+        raise ValueError(f"{name} must be an int {bounds}{unit}, got {value}.")
+    return value
+
+
+def check_real(value: Any, name: str, *, unit: str = "", low: float | None = None,
+               high: float | None = None, low_inclusive: bool = True,
+               high_inclusive: bool = True, allow_inf: bool = False,
+               kind: str = "number") -> float:
+    """Return ``value`` as a float, checking that it is a real number in a range.
+
+    NaN is always refused (every comparison with NaN is False, so a NaN limit would silently
+    disable the check it sets); infinities only with ``allow_inf``.
+
+    Parameters
+    ----------
+    value : object
+        A real number (Python or numpy; bools are refused).
+    name : str
+        Name of the argument, used in the messages.
+    unit : str
+        Unit of the value (``"s"``, ``"Hz"``, ``"volts"``), added to the messages.
+    low, high : float | None
+        Bounds; None for none.
+    low_inclusive, high_inclusive : bool
+        Whether the bounds themselves are allowed.
+    allow_inf : bool
+        Accept ``inf``/``-inf`` (within the bounds), e.g. "no limit".
+    kind : str
+        What the number is, in the message (``"fraction"``, ``"probability"``).
+
+    Returns
+    -------
+    value : float
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number.
+    ValueError
+        ``value`` is NaN, infinite (unless allowed) or out of range.
+    """
+    unit_txt = f" ({unit})" if unit else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a number{unit_txt}, got {type(value).__name__} ({value!r})."
+        )
+    value = float(value)
+    if low is not None and high is not None:
+        expected = (f"in {'[' if low_inclusive else '('}{low:g}, {high:g}"
+                    f"{']' if high_inclusive else ')'}")
+    elif low is not None:
+        expected = f"{'>=' if low_inclusive else '>'} {low:g}"
+    elif high is not None:
+        expected = f"{'<=' if high_inclusive else '<'} {high:g}"
+    else:
+        expected = ""
+    bad = math.isnan(value) or (not allow_inf and math.isinf(value))
+    if low is not None:
+        bad |= value < low if low_inclusive else value <= low
+    if high is not None:
+        bad |= value > high if high_inclusive else value >= high
+    if bad:
+        kind = f"finite {kind}" if kind == "number" and not allow_inf else kind
+        raise ValueError(f"{name} must be a {kind} {expected}".rstrip()
+                         + f"{unit_txt}, got {value!r}.")
+    return value
+
+
+def check_positive(value: Any, name: str, *, unit: str = "", allow_zero: bool = False,
+                   allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, checking that it is positive (or zero) and not NaN.
+
+    See :func:`check_real` for the parameters and errors.
+    """
+    return check_real(value, name, unit=unit, low=0.0, low_inclusive=allow_zero,
+                      allow_inf=allow_inf)
+
+
+def check_fraction(value: Any, name: str, *, allow_zero: bool = True,
+                   allow_one: bool = False) -> float:
+    """Return ``value`` as a float, checking that it is a fraction in ``[0, 1)`` (by default).
+
+    ``allow_zero`` and ``allow_one`` choose whether the ends of the interval are allowed.
+    """
+    return check_real(value, name, low=0.0, high=1.0, low_inclusive=allow_zero,
+                      high_inclusive=allow_one, kind="fraction")
+
+
+def check_random_state(random_state: Any, name: str = "random_state") -> np.random.Generator:
+    """Return a :class:`numpy.random.Generator` from None, a non-negative int seed or a Generator.
+
+    Raises
+    ------
+    TypeError
+        ``random_state`` is none of these.
+    ValueError
+        The seed is negative.
+    """
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"{name} must be a non-negative int seed, got {random_state}.")
+        return np.random.default_rng(int(random_state))
+    raise TypeError(
+        f"{name} must be None, an int seed or a numpy.random.Generator, got "
+        f"{type(random_state).__name__}."
+    )
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_key_values(items: Iterable[str], *, what: str,
+                     strings: Collection[str] = ()) -> dict[str, Any]:
+    """Parse ``["n_classes=4", "fmin=8"]`` into ``{"n_classes": 4, "fmin": 8}``.
+
+    Values are Python literals where they parse as one (``4``, ``8.5``, ``[1, 2]``,
+    ``None``), strings otherwise; keys in ``strings`` always stay strings (names such as a class
+    called ``13``).
+
+    Parameters
+    ----------
+    items : iterable of str
+        ``KEY=VALUE`` texts.
+    what : str
+        What the items configure (``"policy parameters"``), used in the message.
+    strings : collection of str
+        Keys whose values are kept as text.
+
+    Returns
+    -------
+    params : dict
+
+    Raises
+    ------
+    ValueError
+        An item is not ``KEY=VALUE``, or a key repeats.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = (s.strip() for s in str(item).partition("="))
+        if not sep or not key:
+            raise ValueError(f"{what} must look like KEY=VALUE, got {item!r}.")
+        if key in params:
+            raise ValueError(f"{what}: {key!r} is given twice ({item!r}).")
+        params[key] = value if key in strings else _literal(value)
+    return params
+
+
+def parse_spec(spec: str, *, what: str, kinds: Iterable[str],
+               strings: Collection[str] = ()) -> tuple[str, list[str], dict[str, Any]]:
+    """Parse a ``KIND[:ARG,...,KEY=VALUE,...]`` spec (``threshold:target=left,on=0.8``).
+
+    Parameters
+    ----------
+    spec : str
+        The text, e.g. ``"serial:/dev/ttyUSB0,baudrate=115200"``.
+    what : str
+        What the spec builds (``"policy"``, ``"stimulator"``), used in the messages.
+    kinds : iterable of str
+        Valid kinds; an unknown one gets a "did you mean" hint.
+    strings : collection of str
+        Keys whose values are kept as text (see :func:`parse_key_values`).
+
+    Returns
+    -------
+    kind : str
+    positional : list of str
+        The comma-separated items without ``=``, in order, as text.
+    params : dict
+        The ``KEY=VALUE`` items.
+    """
+    check_type(spec, str, what)
+    kind, _, rest = spec.partition(":")
+    kind = check_option(what, kind.strip(), kinds)
+    items = [p.strip() for p in rest.split(",") if p.strip()]
+    positional = [p for p in items if "=" not in p]
+    try:
+        params = parse_key_values([p for p in items if "=" in p], what=f"{what} parameters",
+                                  strings=strings)
+    except ValueError as err:
+        raise ValueError(f"{err} (in {spec!r})") from None
+    return kind, positional, params
+
+
+def check_sequence_of(values: Any, types: type | tuple[type, ...], name: str) -> list:
+    """Return ``values`` as a list, checking that it is a sequence (not a string) of ``types``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of {_type_names(types)}, got "
+                        f"{type(values).__name__} ({values!r}).")
+    for item in values:
+        check_type(item, types, f"each item of {name}")
+    return list(values)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -17,7 +306,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 
 
 def check_option(kind: str, name: str, candidates: Iterable[str]) -> str:
-    """Check that ``name`` is one of ``candidates``; raise a ``ValueError`` with a hint otherwise."""
+    """Check that ``name`` is one of ``candidates``; else raise a ``ValueError`` with a hint."""
     candidates = list(candidates)
     if name not in candidates:
         raise ValueError(

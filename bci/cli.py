@@ -151,10 +151,10 @@ def _benchmark(args) -> int:
 
 def _deep_classifier(args):
     """The DeepClassifier that ``bci train --model`` trains (registered settings + flags)."""
-    from .features.pipelines import DEEP_SETTINGS
+    from ._checks import check_option
     from .models.classifier import DeepClassifier
     from .models.registry import MODELS
-    from ._checks import check_option
+    from .pipelines.registry import DEEP_SETTINGS
 
     check_option("model", args.model, MODELS)
     flags = {"max_epochs": args.max_epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -170,7 +170,7 @@ def _deep_classifier(args):
 def _train(args) -> int:
     from pathlib import Path
 
-    from .models.decoder import train_decoder
+    from .pipelines.train import train_decoder
 
     name = args.model or args.pipeline
     pipeline = _deep_classifier(args) if args.model else args.pipeline
@@ -205,7 +205,7 @@ def _train(args) -> int:
 
 
 def _pipelines(args) -> int:
-    from .features.pipelines import PIPELINES
+    from .pipelines.registry import PIPELINES
 
     for name, spec in PIPELINES.items():
         print(f"{name:<15} {'/'.join(spec.paradigms):<30} {spec.description}")

@@ -126,8 +126,8 @@ def _pct(values) -> dict:
 def run_config(key: str, duration_s: float, floor_s: float, out: Path) -> dict:
     from bci.hw.lsl_marker import LSLMarkerStimulator
     from bci.realtime.events import StimRequest
-    from bci.realtime.lsl import LSLSource
     from bci.realtime.loop import OnlineLoop
+    from bci.realtime.lsl import LSLSource
     from bci.realtime.policies import Policy
     from bci.realtime.safety import SafetyGate
     from bci.realtime.stream import Stream

@@ -87,7 +87,7 @@ def our_key(braindecode_key: str) -> str:
 def build_pair(n_chans: int, n_outputs: int, n_times: int, *, drop_prob: float = 0.5,
                dtype: torch.dtype = torch.float32, device: str = "cpu", seed: int = 0,
                random_batch_norm: bool = False) -> tuple[nn.Module, EEGNeX]:
-    """braindecode's EEGNeX (seeded initialisation) and ours with its weights."""
+    """Braindecode's EEGNeX (seeded initialisation) and ours with its weights."""
     torch.manual_seed(seed)
     theirs = BraindecodeEEGNeX(n_chans=n_chans, n_outputs=n_outputs, n_times=n_times,
                                drop_prob=drop_prob)

@@ -23,7 +23,7 @@ Experiments
               Riemannian SSVEP pipelines get (``FilterBankSSVEP``: one band-pass per stimulus
               frequency, bands stacked as channels by MOABB's ``ExtendedSSVEPSignal``).
 
-All deep pipelines use the registered training settings (``bci.features.pipelines.
+All deep pipelines use the registered training settings (``bci.pipelines.registry.
 DEEP_SETTINGS``) unless the ablation changes them. CPU only; torch uses ``--threads`` threads.
 
 Usage::
@@ -73,8 +73,8 @@ BUILT_EXPERIMENTS = ("ablation", "augment", "augment-lr", "filterbank")
 
 def _ablation_pipelines(max_epochs: int) -> dict:
     """EEGNeX under training variants (name -> estimator), on the LeftRightImagery paradigm."""
-    from bci.features.pipelines import DEEP_SETTINGS
     from bci.models.classifier import DeepClassifier
+    from bci.pipelines.registry import DEEP_SETTINGS
 
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     # the registered settings themselves are the EEGNeX row of the "lr" experiment
@@ -110,8 +110,8 @@ AUGMENTATIONS = {
 
 def _augment_pipelines(max_epochs: int) -> dict:
     """EEGNeX and ShallowConvNet with each augmentation of :data:`AUGMENTATIONS`."""
-    from bci.features.pipelines import DEEP_SETTINGS
     from bci.models.classifier import DeepClassifier
+    from bci.pipelines.registry import DEEP_SETTINGS
 
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     return {f"{model} aug={name}": DeepClassifier(model, **{**base, "augmentation": aug})
@@ -123,8 +123,8 @@ def _filterbank_pipelines(max_epochs: int) -> dict:
     from moabb.pipelines import ExtendedSSVEPSignal
     from sklearn.pipeline import make_pipeline
 
-    from bci.features.pipelines import DEEP_SETTINGS
     from bci.models.classifier import DeepClassifier
+    from bci.pipelines.registry import DEEP_SETTINGS
 
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     return {f"{model} filter bank": make_pipeline(ExtendedSSVEPSignal(),

@@ -92,13 +92,13 @@ def tune_filter(mode: str, block: int, sfreq: float, val_pred, val_true):
 
 
 def run(args) -> dict:
+    import torch
+
+    from bci.data.reaching import pad_trials
     from bci.evaluation.ibmi_metrics import r2_neurobench
+    from bci.models.decoder import save_network
     from bci.models.spiking.cost import count_operations
     from bci.models.spiking.ibmi import predict_sequences
-    from bci.data.reaching import pad_trials
-    from bci.models.decoder import save_network
-
-    import torch
 
     data = load(args.data, args.path, args.seed)
     print(f"data: {data.kind} ({data.source}), {data.n_trials} trials, {data.n_chans} units, "

@@ -301,8 +301,8 @@ def prepare_chbmit(cfg: Config, path: Path | None, subject: int,
                    files: Sequence[str] | None = None, download: bool = False) -> Prepared:
     """One CHB-MIT case: split by file, training windows, held-out continuous recordings."""
     from bci.data.chbmit import common_eeg_channels, load_chbmit_subject, seizure_intervals
+    from bci.data.datamodule import split_train_val
     from bci.data.seizure import seizure_overlap_s
-    from bci.models.training import split_train_val
 
     case = f"chb{subject:02d}"
     try:
@@ -453,11 +453,13 @@ def operations(model, X, step_s: float) -> dict:
 
 def train_models(cfg: Config, prep: Prepared) -> tuple[dict, dict, dict]:
     """Train the approximate spiking model, the plain-LIF one and the twin; add the two
-    neuron-swapped copies. Returns ``(models, results, histories)``."""
+    neuron-swapped copies. Returns ``(models, results, histories)``.
+    """
     import torch
 
+    from bci.data.datamodule import EEGDataModule
     from bci.models.spiking.conformer import SpikingConformer
-    from bci.models.training import EEGDataModule, train_model
+    from bci.models.training import train_model
 
     results, models, histories = {}, {}, {}
     trained = (("spiking", True, True), ("spiking_lif", True, False), ("twin", False, True))
@@ -491,7 +493,8 @@ def train_models(cfg: Config, prep: Prepared) -> tuple[dict, dict, dict]:
 
 def evaluate(cfg: Config, prep: Prepared, models: dict, results: dict) -> list[dict]:
     """Window/segment scores, event metrics on the held-out recordings and operations, into
-    ``results``. Returns, per recording, its decision times and each model's probabilities."""
+    ``results``. Returns, per recording, its decision times and each model's probabilities.
+    """
     from bci.data.seizure import sliding_windows
     from bci.evaluation.seizure_metrics import seizure_metrics
 
@@ -681,7 +684,8 @@ def print_table(results: dict, unit: str = "segment") -> None:
 
 def plot_stream(file: Path, traces: list[dict], cfg: Config, data_note: str) -> None:
     """Each model's seizure probability over the held-out recordings, laid end to end (dotted
-    lines separate recordings)."""
+    lines separate recordings).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

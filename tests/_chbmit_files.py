@@ -46,7 +46,8 @@ def write_edf(fname: Path, labels: Sequence[str], data_uv: np.ndarray, *,
 def summary_text(files: Mapping[str, tuple[Sequence[str], float, Sequence[tuple]]], *,
                  sfreq: float = SFREQ) -> str:
     """A ``chbNN-summary.txt`` in PhysioNet's format for ``{name: (labels, duration_s,
-    seizures)}``; a ``Channels changed:`` block wherever the labels change."""
+    seizures)}``; a ``Channels changed:`` block wherever the labels change.
+    """
     lines = [f"Data Sampling Rate: {sfreq:g} Hz", "*************************", ""]
     previous = None
     for name, (labels, _, seizures) in files.items():
@@ -70,7 +71,8 @@ def write_case(root: Path, case: str,
     """Write ``root/case/``: one EDF file per entry of ``files`` (``{name: (labels,
     duration_s, seizures)}``, seeded noise with louder rhythmic seizures; file ``k`` uses seed
     ``seed + k``) and the summary (``summary``, else :func:`summary_text`). Returns the data
-    written (uV) by file name."""
+    written (uV) by file name.
+    """
     folder = Path(root) / case
     folder.mkdir(parents=True)
     written = {}

@@ -21,9 +21,12 @@ def test_benchmark_writes_table_csv_and_plot(tmp_path, capsys):
                  "--subjects", "1", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "TS+LR" in printed and "±" in printed and "fit time" in printed
+    assert "TS+LR" in printed
+    assert "±" in printed
+    assert "fit time" in printed
     results = pd.read_csv(out / "results.csv")
-    assert set(results.pipeline) == {"TS+LR", "MDM"} and (results.score > 0.9).all()
+    assert set(results.pipeline) == {"TS+LR", "MDM"}
+    assert (results.score > 0.9).all()
     assert (out / "scores.png").is_file()
 
 
@@ -33,7 +36,8 @@ def test_train_writes_a_loadable_decoder(tmp_path, capsys):
                  "--subjects", "1-2", "--out", str(path)]) == 0
     assert "Saved MDM decoder" in capsys.readouterr().out
     decoder = load_decoder(path)
-    assert decoder.info["subjects"] == [1, 2] and decoder.info["pipeline"] == "MDM"
+    assert decoder.info["subjects"] == [1, 2]
+    assert decoder.info["pipeline"] == "MDM"
 
 
 def test_errors_exit_2_with_a_message(tmp_path, capsys):

@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
                "seizure_intervals"],
     "preprocessing": ["bandpass", "notch", "resample", "rereference"],
     "alignment": ["EuclideanAlignment"],
+    "datamodule": ["EEGDataModule", "split_train_val"],
     "reaching": ["ReachingData", "load_center_out", "load_primate_reaching", "make_reaching",
                  "neurobench_split", "pad_trials", "make_windows"],
     "seizure": ["load_bonn", "make_seizure_eeg", "make_seizure_stream", "sliding_windows",

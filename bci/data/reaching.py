@@ -203,7 +203,8 @@ def load_center_out(path: str | os.PathLike | None = None, *,
 # ---------------------------------------------------------------------------------------------
 def _segment_bounds(target_pos: np.ndarray) -> np.ndarray:
     """``(n_segments, 2)`` start/stop sample indices between changes of the target position
-    ``(2, n_samples)`` (NeuroBench's ``get_flag_index`` + ``split_into_segments``)."""
+    ``(2, n_samples)`` (NeuroBench's ``get_flag_index`` + ``split_into_segments``).
+    """
     diff = np.diff(target_pos, axis=1, append=target_pos[:, -1:])
     flags = np.nonzero(np.abs(diff).sum(axis=0))[0]
     edges = np.concatenate([[0], flags, [target_pos.shape[1]]])

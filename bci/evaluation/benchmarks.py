@@ -26,7 +26,7 @@ from ..data.loaders import (
     get_paradigm,
     missing_data_as_file_not_found,
 )
-from ..features.pipelines import get_pipeline, get_spec
+from ..pipelines.registry import get_pipeline, get_spec
 
 #: Evaluation names accepted by :func:`benchmark`, and the MOABB class behind each.
 EVALUATIONS = {

@@ -1,4 +1,4 @@
-"""Features: scikit-learn transformers (augmented covariance) and the registry of named pipelines.
+"""Features: scikit-learn transformers (augmented covariance, epoch checks).
 
 Covariances, tangent space and MDM come from pyRiemann; this package adds what it lacks.
 """
@@ -8,5 +8,4 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "augmented": ["AugmentedCovariance", "delay_embedding"],
     "validation": ["CheckEpochs"],
-    "pipelines": ["get_pipeline", "list_pipelines", "PIPELINES"],
 })

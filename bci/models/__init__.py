@@ -1,11 +1,12 @@
 """Models: deep decoders, their Lightning training and scikit-learn wrapper, decoder files;
-spiking neurons and decoders in :mod:`bci.models.spiking`."""
+spiking neurons and decoders in :mod:`bci.models.spiking`.
+"""
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
-    "decoder": ["Decoder", "load_decoder", "save_decoder", "train_decoder"],
+    "decoder": ["Decoder", "load_decoder", "save_decoder"],
     "registry": ["MODELS", "get_model"],
     "classifier": ["DeepClassifier"],
-    "training": ["DecoderModule", "EEGDataModule", "train_model"],
+    "training": ["DecoderModule", "train_model"],
 }, submodules=["spiking"])

@@ -11,7 +11,8 @@ import torch
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(n_threads)``, restoring the previous count
-    (nothing changes when None)."""
+    (nothing changes when None).
+    """
     if n_threads is None:
         yield
         return

@@ -1,7 +1,7 @@
 """A scikit-learn classifier around a deep decoder and its Lightning training: the MOABB bridge.
 
 :class:`DeepClassifier` takes epochs ``(n_epochs, n_chans, n_times)`` like every pipeline of
-:mod:`bci.features.pipelines`, so networks run inside MOABB evaluations, ``bci benchmark`` and
+:mod:`bci.pipelines.registry`, so networks run inside MOABB evaluations, ``bci benchmark`` and
 decoder files next to the Riemannian pipelines. ``fit`` scales the epochs, holds out a stratified
 validation split for early stopping, builds the network from :data:`bci.models.registry.MODELS`
 and trains it with :func:`bci.models.training.train_model`.
@@ -203,9 +203,10 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.preprocessing import LabelEncoder
         from sklearn.utils.multiclass import check_classification_targets
 
-        from .registry import MODELS, get_model
+        from ..data.datamodule import EEGDataModule
         from ._threads import torch_threads
-        from .training import EEGDataModule, train_model
+        from .registry import MODELS, get_model
+        from .training import train_model
 
         check_option("model", self.model, MODELS)
         check_option("scaling", self.scaling, SCALINGS)
@@ -298,7 +299,8 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
     # -- decoder files -----------------------------------------------------------------------
     def _network_state(self) -> tuple[dict[str, Any], dict]:
         """(JSON-serialisable description, ``state_dict``) of the fitted classifier, as decoder
-        files store it; :meth:`_from_network_state` rebuilds it without Lightning."""
+        files store it; :meth:`_from_network_state` rebuilds it without Lightning.
+        """
         check_is_fitted(self, "model_")
         params = self.get_params()
         params["log_dir"] = None if params["log_dir"] is None else str(params["log_dir"])

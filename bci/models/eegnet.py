@@ -25,18 +25,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (
-    EEGModule,
-    _check_count,
-    _check_momentum,
-    _check_positive,
-    _check_probability,
+from ._layers import (
     _glorot_uniform_,
     _MaxNormLinear,
     _same_padding,
     _SpatialDepthwise,
     _taps_reach_signal,
     _TemporalConv,
+)
+from .base import (
+    EEGModule,
+    _check_count,
+    _check_momentum,
+    _check_positive,
+    _check_probability,
 )
 
 __all__ = ["EEGNet"]
@@ -162,7 +164,8 @@ class EEGNet(EEGModule):
 
     def reset_parameters(self) -> None:
         """Keras initialisation: ``glorot_uniform`` kernels with Keras' fans, zero dense bias,
-        BatchNorm ``gamma=1, beta=0``, fresh running statistics."""
+        BatchNorm ``gamma=1, beta=0``, fresh running statistics.
+        """
         f1, d = self.F1, self.D
         f1d = f1 * d
         f2 = self.conv_separable_point.out_channels

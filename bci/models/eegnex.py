@@ -60,14 +60,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_option
-from .base import (
-    EEGModule,
+from ._layers import (
     _avg_pool_same,
     _avg_pool_same_length,
-    _check_count,
-    _check_momentum,
-    _check_positive,
-    _check_probability,
     _glorot_uniform_,
     _MaxNormLinear,
     _same_padding,
@@ -75,6 +70,13 @@ from .base import (
     _taps_reach_signal,
     _temporal_filter_bank,
     _TemporalConv,
+)
+from .base import (
+    EEGModule,
+    _check_count,
+    _check_momentum,
+    _check_positive,
+    _check_probability,
 )
 
 __all__ = ["BRAINDECODE_KWARGS", "EEGNeX", "load_braindecode_state_dict"]
@@ -249,7 +251,8 @@ class EEGNeX(EEGModule):
 
     def reset_parameters(self) -> None:
         """Keras initialisation of the authors' code: ``glorot_uniform`` kernels (fans as Keras
-        computes them), zero dense bias, BatchNorm ``gamma=1, beta=0``, fresh running stats."""
+        computes them), zero dense bias, BatchNorm ``gamma=1, beta=0``, fresh running stats.
+        """
         f1, f2, d = self.filter_1, self.filter_2, self.depth_multiplier
         k12, k4, k5 = self.kernel_block_1_2, self.kernel_block_4, self.kernel_block_5
         _glorot_uniform_(self.conv_1.weight, k12, k12 * f1)
@@ -358,7 +361,8 @@ class EEGNeX(EEGModule):
     def _bn_1_statistics(self, h1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance block 1's BatchNorm uses, with ``nn.BatchNorm2d``'s semantics
         (batch statistics and running-statistics update in training, running statistics in
-        eval)."""
+        eval).
+        """
         bn = self.bn_1
         if not bn.training and bn.track_running_stats:
             return bn.running_mean, bn.running_var
@@ -428,7 +432,8 @@ def _edge_product(outside: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 class _SubtractEdges(torch.autograd.Function):
     """``out[..., :L] -= left`` and ``out[..., T - R:] -= right`` in place, with a backward pass
     that does not copy the full ``(B, F2, C, T)`` gradient (autograd's own in-place slice
-    assignment does)."""
+    assignment does).
+    """
 
     @staticmethod
     def forward(ctx, out: torch.Tensor, left: torch.Tensor | None,

@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._layers import _glorot_uniform_
 from .base import (
     EEGModule,
     _check_count,
     _check_momentum,
     _check_positive,
     _check_probability,
-    _glorot_uniform_,
 )
 
 __all__ = ["ShallowConvNet", "load_braindecode_state_dict"]
@@ -146,7 +146,8 @@ class ShallowConvNet(EEGModule):
 
     def reset_parameters(self) -> None:
         """Initialisation of braindecode's ``ShallowFBCSPNet``: Xavier-uniform weights (with the
-        fans of the original convolution layers), zero biases, BatchNorm ``gamma=1, beta=0``."""
+        fans of the original convolution layers), zero biases, BatchNorm ``gamma=1, beta=0``.
+        """
         k, n_time, n_spat = self.filter_time_length, self.n_filters_time, self.n_filters_spat
         conv = self.conv_time_spat
         _glorot_uniform_(conv.time_weight, k, n_time * k)  # Conv2d(1, 40, (25, 1))

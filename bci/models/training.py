@@ -1,5 +1,5 @@
-"""Lightning training of any :mod:`bci.models` decoder: :class:`DecoderModule`,
-:class:`EEGDataModule` and :func:`train_model`.
+"""Lightning training of any :mod:`bci.models` decoder: :class:`DecoderModule` and
+:func:`train_model` (the data side is :class:`bci.data.datamodule.EEGDataModule`).
 
 One :class:`DecoderModule` trains every network (``(batch, n_chans, n_times)`` -> logits or
 regression outputs) with AdamW, a cosine or plateau learning-rate schedule and gradient clipping;
@@ -19,6 +19,7 @@ Reproducibility without global state: with ``seed`` set, :func:`train_model` run
 Examples
 --------
 >>> import numpy as np
+>>> from bci.data.datamodule import EEGDataModule
 >>> from bci.models.registry import get_model
 >>> rng = np.random.default_rng(0)
 >>> X, y = rng.standard_normal((16, 4, 128)).astype("float32"), np.arange(16) % 2
@@ -35,7 +36,7 @@ import copy
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,333 +47,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_option
+from .._checks import check_fraction, check_option, ensure_int
 from .._logging import logger
+from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
 from .augmentation import EpochAugmentation, make_augmentation
 
-__all__ = ["DecoderModule", "EEGDataModule", "TrainingResult", "recalibrate_batch_norm_stats",
-           "torch_threads", "train_model"]
+__all__ = ["DecoderModule", "TrainingResult", "recalibrate_batch_norm_stats", "torch_threads",
+           "train_model"]
 
-TASKS = ("classification", "regression", "sequence_regression")
 SCHEDULERS = ("cosine", "plateau", "none")
 LOGGERS = ("csv", "tensorboard", "none")
-
-
-def _check_fraction(value: Any, name: str, *, allow_zero: bool = True) -> float:
-    low_ok = (lambda v: v >= 0) if allow_zero else (lambda v: v > 0)
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not low_ok(value)
-            or not value < 1):
-        bound = "[0, 1)" if allow_zero else "(0, 1)"
-        raise ValueError(f"{name} must be a fraction in {bound}, got {value!r}.")
-    return float(value)
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------------
-def split_train_val(y: np.ndarray, val_fraction: float, *, stratify: bool,
-                    random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a (stratified) random split into training and validation sets.
-
-    Parameters
-    ----------
-    y : array, shape (n_epochs,) or (n_epochs, n_outputs)
-        Targets; class labels when ``stratify``.
-    val_fraction : float
-        Fraction of epochs for validation, in ``[0, 1)``; 0 gives an empty validation set.
-    stratify : bool
-        Keep the class proportions in both sets (classification). Falls back to a plain
-        shuffled split when a class has fewer than 2 epochs.
-    random_state : int | None
-        Seed of the split.
-
-    Returns
-    -------
-    train_idx, val_idx : ndarray of int
-        Sorted indices into ``y``; every class keeps at least one training epoch.
-    """
-    n = len(y)
-    val_fraction = _check_fraction(val_fraction, "val_fraction")
-    if val_fraction == 0 or n < 2:
-        return np.arange(n), np.array([], dtype=int)
-    n_val = max(1, int(round(val_fraction * n)))
-    rng = np.random.default_rng(random_state)
-    if stratify:
-        classes, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2:
-            n_val = min(max(n_val, len(classes)), n - len(classes))
-            # the per-class share of the validation set, by largest remainder
-            share = counts / n * n_val
-            take = np.floor(share).astype(int)
-            for i in np.argsort(-(share - take))[: n_val - take.sum()]:
-                take[i] += 1
-            take = np.clip(take, 1 if n_val >= len(classes) else 0, counts - 1)
-            val = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
-            val_idx = np.sort(np.concatenate(val))
-            return np.setdiff1d(np.arange(n), val_idx), val_idx
-    perm = rng.permutation(n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
-class EEGDataModule(pl.LightningDataModule):
-    """Epochs and targets as a :class:`lightning.pytorch.LightningDataModule`.
-
-    Parameters
-    ----------
-    X : array, shape (n_epochs, n_chans, n_times)
-        Epochs, already scaled as the network expects (float32 tensors are made from them);
-        for ``"sequence_regression"``, trials zero-padded to a common ``n_times``.
-    y : array, shape (n_epochs,), (n_epochs, n_outputs) or (n_epochs, n_outputs, n_times)
-        Class indices ``0 .. n_classes - 1`` (classification), real targets (regression) or
-        real targets at every time step (sequence regression).
-    X_val, y_val : array | None
-        An explicit validation set; when None, ``val_fraction`` of ``X`` is held out. For
-        sequence regression its ``n_times`` (padding) may differ from that of ``X``.
-    mask, mask_val : array of bool, shape (n_epochs, n_times) | None
-        Sequence regression only: True on the real time steps of each padded trial of ``X``
-        (``X_val``); None: every step is real. Every trial needs at least one real step.
-    val_fraction : float
-        Fraction of ``X`` held out for validation (stratified for classification) when no
-        ``X_val`` is given; 0 trains on everything without validation.
-    batch_size : int
-        Epochs per training batch.
-    task : "classification" | "regression" | "sequence_regression"
-        How ``y`` is read: integer classes, float targets per epoch, or float targets per time
-        step; batches are ``(x, y)``, and ``(x, y, mask)`` for sequence regression.
-    drop_last : bool
-        Drop the last training batch when it is smaller than ``batch_size`` (e.g. so that
-        BatchNorm never trains on a batch of one).
-    random_state : int | None
-        Seed of the validation split and of the training loader's shuffling (its own
-        :class:`torch.Generator`, so the global torch RNG is neither used nor changed).
-    num_workers : int
-        Worker processes of the data loaders (0: load in the main process, best for arrays
-        held in memory).
-
-    Attributes
-    ----------
-    train_idx, val_idx : ndarray of int
-        Indices of ``X`` used for training and for validation (after :meth:`setup`).
-    """
-
-    def __init__(self, X, y, *, X_val=None, y_val=None, val_fraction: float = 0.2,
-                 batch_size: int = 32,
-                 task: Literal["classification", "regression", "sequence_regression"]
-                 = "classification", random_state: int | None = None,
-                 num_workers: int = 0, mask=None, mask_val=None,
-                 drop_last: bool = False) -> None:
-        super().__init__()
-        check_option("task", task, TASKS)
-        self.X = _as_epochs(X, "X")
-        self.y = _as_targets(y, task, self.X.shape, "y")
-        if (X_val is None) != (y_val is None):
-            raise ValueError("Give both X_val and y_val, or neither (then val_fraction of X is "
-                             "held out).")
-        self.X_val = None if X_val is None else _as_epochs(X_val, "X_val")
-        self.y_val = None if y_val is None else _as_targets(y_val, task, self.X_val.shape,
-                                                             "y_val")
-        sequence = task == "sequence_regression"
-        if self.X_val is not None:
-            # padded trials: only the channels must match, not the padded length
-            compared = slice(1, 2) if sequence else slice(1, None)
-            if self.X_val.shape[compared] != self.X.shape[compared]:
-                what = "n_chans" if sequence else "(n_chans, n_times)"
-                raise ValueError(f"X_val epochs have shape {self.X_val.shape[1:]}, X epochs "
-                                 f"{self.X.shape[1:]}; they must match {what}.")
-            if sequence and self.y_val.shape[1] != self.y.shape[1]:
-                raise ValueError(f"y_val has {self.y_val.shape[1]} outputs, y "
-                                 f"{self.y.shape[1]}; they must match (n_outputs).")
-        if not sequence and (mask is not None or mask_val is not None):
-            raise ValueError(f"mask and mask_val are for task='sequence_regression', got "
-                             f"task={task!r}.")
-        if mask_val is not None and self.X_val is None:
-            raise ValueError("mask_val masks X_val; give X_val and y_val with it.")
-        self.mask = _as_mask(mask, self.X.shape, "mask") if sequence else None
-        self.mask_val = (_as_mask(mask_val, self.X_val.shape, "mask_val")
-                         if sequence and self.X_val is not None else None)
-        self.val_fraction = _check_fraction(val_fraction, "val_fraction")
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
-        if not isinstance(drop_last, bool):
-            raise TypeError(f"drop_last must be True or False, got {drop_last!r}.")
-        self.drop_last = drop_last
-        self.task = task
-        self.random_state = random_state
-        self.num_workers = int(num_workers)
-        self.train_idx: np.ndarray | None = None
-        self.val_idx: np.ndarray | None = None
-
-    @classmethod
-    def from_epochs(cls, epochs, y=None, *, label_key: str = "label", **kwargs: Any
-                    ) -> tuple[EEGDataModule, np.ndarray]:
-        """Build from :class:`mne.Epochs` (MOABB's epochs carry their class in metadata).
-
-        Parameters
-        ----------
-        epochs : mne.Epochs
-            Epochs; their data (volts for EEG) is used as is.
-        y : array | None
-            Targets; when None, the class names in ``epochs.metadata[label_key]`` (MOABB) or
-            else the event names of ``epochs.events``.
-        label_key : str
-            Metadata column holding class names.
-        **kwargs
-            Other :class:`EEGDataModule` arguments.
-
-        Returns
-        -------
-        datamodule : EEGDataModule
-        classes : ndarray
-            Class names, in the order of the class indices (classification), or an empty array
-            (regression with explicit ``y``).
-        """
-        X = epochs.get_data(copy=True)
-        if y is None:
-            if epochs.metadata is not None and label_key in epochs.metadata:
-                labels = epochs.metadata[label_key].to_numpy()
-            else:
-                names = {v: k for k, v in epochs.event_id.items()}
-                labels = np.array([names[e] for e in epochs.events[:, 2]])
-            classes, y = np.unique(labels, return_inverse=True)
-        else:
-            classes = np.array([])
-        return cls(X, y, **kwargs), classes
-
-    @classmethod
-    def from_moabb(cls, dataset, paradigm, subjects: Sequence[int] | None = None, *,
-                   paradigm_params: dict | None = None, **kwargs: Any
-                   ) -> tuple[EEGDataModule, np.ndarray]:
-        """Build from a MOABB dataset and paradigm (arrays as ``paradigm.get_data`` returns).
-
-        Parameters
-        ----------
-        dataset, paradigm : str | MOABB object
-            As :func:`bci.data.loaders.load_data` takes them.
-        subjects : sequence of int | None
-            Subjects to load; all when None.
-        paradigm_params : dict | None
-            Constructor arguments of a paradigm given by name.
-        **kwargs
-            Other :class:`EEGDataModule` arguments.
-
-        Returns
-        -------
-        datamodule : EEGDataModule
-        classes : ndarray of str
-            Class names, in the order of the class indices.
-        """
-        from ..data.loaders import load_data
-
-        X, labels, _ = load_data(dataset, paradigm, subjects, paradigm_params=paradigm_params)
-        classes, y = np.unique(labels, return_inverse=True)
-        return cls(X, y, **kwargs), classes
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_idx is not None:
-            return
-        if self.X_val is not None:
-            self.train_idx, self.val_idx = np.arange(len(self.X)), np.array([], dtype=int)
-        else:
-            self.train_idx, self.val_idx = split_train_val(
-                self.y, self.val_fraction, stratify=self.task == "classification",
-                random_state=self.random_state)
-        logger.debug("EEGDataModule: %d training and %d validation epochs", len(self.train_idx),
-                     self.n_val)
-
-    @property
-    def n_val(self) -> int:
-        """Number of validation epochs (0: no validation)."""
-        if self.X_val is not None:
-            return len(self.X_val)
-        return 0 if self.val_idx is None else len(self.val_idx)
-
-    def _dataset(self, X, y, mask=None) -> torch.utils.data.TensorDataset:
-        tensors = [torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)]
-        if mask is not None:
-            tensors.append(torch.as_tensor(mask))
-        return torch.utils.data.TensorDataset(*tensors)
-
-    def _subset(self, idx: np.ndarray) -> torch.utils.data.TensorDataset:
-        return self._dataset(self.X[idx], self.y[idx],
-                             None if self.mask is None else self.mask[idx])
-
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        self.setup()
-        generator = torch.Generator()
-        generator.manual_seed(0 if self.random_state is None else int(self.random_state))
-        if self.random_state is None:
-            generator.seed()
-        return torch.utils.data.DataLoader(
-            self._subset(self.train_idx), batch_size=self.batch_size, shuffle=True,
-            generator=generator, num_workers=self.num_workers, drop_last=self.drop_last)
-
-    def val_dataloader(self) -> torch.utils.data.DataLoader | list:
-        self.setup()
-        if self.n_val == 0:
-            return []
-        dataset = (self._dataset(self.X_val, self.y_val, self.mask_val)
-                   if self.X_val is not None else self._subset(self.val_idx))
-        return torch.utils.data.DataLoader(dataset, batch_size=max(self.batch_size, 256),
-                                           num_workers=self.num_workers)
-
-
-def _as_epochs(X, name: str) -> np.ndarray:
-    arr = np.asarray(X)
-    if arr.ndim != 3:
-        raise ValueError(f"{name} must be 3-D (n_epochs, n_chans, n_times), got shape "
-                         f"{arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf; drop or interpolate bad epochs first.")
-    return arr.astype(np.float32, copy=False)
-
-
-def _as_targets(y, task: str, x_shape: tuple[int, ...], name: str) -> np.ndarray:
-    arr = np.asarray(y)
-    n = x_shape[0]
-    if len(arr) != n:
-        raise ValueError(f"{name} has {len(arr)} targets for {n} epochs.")
-    if task == "sequence_regression":
-        if arr.ndim != 3 or arr.shape[2] != x_shape[2]:
-            raise ValueError(f"{name} must be (n_epochs, n_outputs, n_times={x_shape[2]}) for "
-                             f"sequence regression (a target at every time step), got shape "
-                             f"{arr.shape}.")
-        if not np.issubdtype(arr.dtype, np.number):
-            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
-        return arr.astype(np.float32, copy=False)
-    if task == "classification":
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or (arr < 0).any():
-            raise ValueError(f"{name} must hold class indices 0 .. n_classes - 1 for "
-                             "classification (encode names with sklearn's LabelEncoder).")
-        return arr.astype(np.int64)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must be numeric for regression, got dtype {arr.dtype}.")
-    return arr.astype(np.float32).reshape(n, -1)
-
-
-def _as_mask(mask, x_shape: tuple[int, ...], name: str) -> np.ndarray:
-    n, n_times = x_shape[0], x_shape[2]
-    if mask is None:
-        return np.ones((n, n_times), dtype=bool)
-    arr = np.asarray(mask)
-    if arr.dtype != bool:
-        raise TypeError(f"{name} must be boolean (True on real time steps), got dtype "
-                        f"{arr.dtype}.")
-    if arr.shape != (n, n_times):
-        raise ValueError(f"{name} must be (n_epochs={n}, n_times={n_times}), got shape "
-                         f"{arr.shape}.")
-    empty = np.flatnonzero(~arr.any(axis=1))
-    if empty.size:
-        raise ValueError(f"{name} has no real time step in trials {empty[:5].tolist()}; drop "
-                         "empty trials first.")
-    return arr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,8 +123,8 @@ class DecoderModule(pl.LightningModule):
             raise ValueError(f"lr must be a positive learning rate, got {lr!r}.")
         if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
-        _check_fraction(label_smoothing, "label_smoothing")
-        _check_fraction(min_lr_ratio, "min_lr_ratio")
+        check_fraction(label_smoothing, "label_smoothing")
+        check_fraction(min_lr_ratio, "min_lr_ratio")
         if task == "sequence_regression":
             if not callable(getattr(model, "forward_sequence", None)):
                 raise TypeError(f"task='sequence_regression' needs a model with a "
@@ -468,7 +153,8 @@ class DecoderModule(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network's output: ``model(x)``, or ``model.forward_sequence(x)`` for sequence
-        regression."""
+        regression.
+        """
         if self.hparams.task == "sequence_regression":
             return self.model.forward_sequence(x)
         return self.model(x)
@@ -518,7 +204,8 @@ class DecoderModule(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Class probabilities (classification) or outputs (regression; every time step for
-        sequence regression)."""
+        sequence regression).
+        """
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self(x)
         return out.softmax(1) if self.hparams.task == "classification" else out
@@ -543,7 +230,8 @@ class DecoderModule(pl.LightningModule):
 
 def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the real time steps and the outputs: ``out``, ``y``
-    ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real steps."""
+    ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real steps.
+    """
     if out.shape != y.shape or mask.shape != (out.shape[0], out.shape[2]):
         raise ValueError(f"sequence regression expects outputs and targets (batch, n_outputs, "
                          f"n_times) and a mask (batch, n_times); got outputs "
@@ -557,7 +245,8 @@ def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch
 # ---------------------------------------------------------------------------------------------
 class _BestWeights(pl.Callback):
     """Keep (in memory) the weights of the epoch with the lowest ``monitor``; restore them at
-    the end of training."""
+    the end of training.
+    """
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
@@ -633,7 +322,8 @@ class TrainingResult:
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
     """Silence Lightning's per-Trainer banners ("GPU available: ...") and its hints for small
-    in-memory datasets while ``quiet``; restores the logger level afterwards."""
+    in-memory datasets while ``quiet``; restores the logger level afterwards.
+    """
     lightning_logger = logging.getLogger("lightning.pytorch")
     level = lightning_logger.level
     with warnings.catch_warnings():
@@ -675,7 +365,7 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
              and m.track_running_stats]
     if not norms or len(X) < 2:  # one epoch has no batch statistics: keep the running ones
         return model.eval()
-    batch_size = max(_check_positive_int(batch_size, "batch_size"), 2)
+    batch_size = max(ensure_int(batch_size, "batch_size", minimum=1), 2)
     X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
     momenta = [m.momentum for m in norms]
     model.train()  # batch statistics everywhere, but no dropout
@@ -762,9 +452,9 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     """
     if not isinstance(datamodule, EEGDataModule):
         raise TypeError(f"datamodule must be an EEGDataModule, got {type(datamodule).__name__}.")
-    max_epochs = _check_positive_int(max_epochs, "max_epochs")
+    max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
     if patience is not None:
-        patience = _check_positive_int(patience, "patience")
+        patience = ensure_int(patience, "patience", minimum=1)
     check_option("logger_kind", logger_kind, LOGGERS)
     datamodule.setup("fit")
     has_val = datamodule.n_val > 0

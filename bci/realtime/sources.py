@@ -8,9 +8,9 @@ code); :class:`~bci.realtime.lsl.LSLSource` reads a live LSL stream.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-import time
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +139,8 @@ class ArraySource(Source):
     def now(self) -> float:
         """Source time (s): with a ``clock``, ``t0`` plus the clock time since the first pull;
         without, the last pulled sample's timestamp plus the real time since that pull (so
-        that latencies of a replay count only the processing time)."""
+        that latencies of a replay count only the processing time).
+        """
         if self.clock is not None:
             return self.t0 + (self.clock() - self._clock0) if self._clock0 is not None \
                 else self.t0

@@ -142,7 +142,8 @@ class Stream:
 
     def add_chunk_listener(self, fn: ChunkListener) -> None:
         """Call ``fn(data, timestamps, first_index)`` with every chunk, in the acquiring thread
-        (e.g. a recorder). An exception in ``fn`` stops the stream and is re-raised."""
+        (e.g. a recorder). An exception in ``fn`` stops the stream and is re-raised.
+        """
         self._chunk_listeners.append(fn)
 
     def add_event_listener(self, fn: EventListener) -> None:

@@ -36,7 +36,8 @@ def test_mean_covariance_is_identity(X):
     X_before = X.copy()
     ea = EuclideanAlignment()
     Xa = ea.fit_transform(X)
-    assert Xa.shape == X.shape and not np.shares_memory(Xa, X)
+    assert Xa.shape == X.shape
+    assert not np.shares_memory(Xa, X)
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_allclose(_scm(Xa).mean(axis=0), np.eye(4), rtol=0, atol=1e-10)
     # the stored matrices: R is the mean trial covariance, R_inv_sqrt_ its symmetric inverse root
@@ -95,7 +96,8 @@ def test_transform_applies_fitted_reference():
 
 def test_moabb_euclidean_alignment_reference():
     """MOABB's signal-level EA with estimator='scm' centres each trial in time: equal to ours
-    on zero-mean trials only."""
+    on zero-mean trials only.
+    """
     from moabb.datasets.preprocessing import EuclideanAlignment as MoabbEA
 
     rng = np.random.default_rng(6)

@@ -153,7 +153,8 @@ def test_load_subject_reads_data_channels_and_seizures(tree):
         assert raw.n_times == FILES[name][1] * SFREQ
         # volts in MNE, equal to what was written within the EDF quantisation
         np.testing.assert_allclose(raw.get_data() * 1e6, written[name], rtol=0, atol=STEP_UV)
-    assert len(first.annotations) == 0 and seizure_intervals(first).shape == (0, 2)
+    assert len(first.annotations) == 0
+    assert seizure_intervals(first).shape == (0, 2)
     assert list(second.annotations.description) == ["seizure", "seizure"]
     np.testing.assert_allclose(second.annotations.duration, [15.0, 12.0])
     np.testing.assert_allclose(seizure_intervals(second), [[20.0, 35.0], [60.0, 72.0]])
@@ -189,10 +190,13 @@ def test_seizure_intervals_follow_a_crop():
 def test_dataset_get_data_keeps_seizure_durations(tree):
     root, written = tree
     dataset = CHBMIT(path=root, download=False, subjects=[1])
-    assert dataset.code == "CHB-MIT" and dataset.paradigm == "seizure"
-    assert dataset.all_subjects == list(range(1, 25)) and dataset.subject_list == [1]
+    assert dataset.code == "CHB-MIT"
+    assert dataset.paradigm == "seizure"
+    assert dataset.all_subjects == list(range(1, 25))
+    assert dataset.subject_list == [1]
     data = dataset.get_data()
-    assert list(data) == [1] and list(data[1]) == ["0"]
+    assert list(data) == [1]
+    assert list(data[1]) == ["0"]
     runs = data[1]["0"]
     assert list(runs) == ["0chb0101", "1chb0103"]
     assert all(isinstance(r, mne.io.BaseRaw) for r in runs.values())
@@ -229,8 +233,10 @@ def test_missing_data_errors_name_subject_path_and_fix(tmp_path, tree):
     with pytest.raises(FileNotFoundError) as err:
         load_chbmit_subject(3, path=tmp_path, download=False)
     message = str(err.value)
-    assert "subject 3" in message and str(tmp_path / "chb03") in message
-    assert "MNE_DATA" in message and CHBMIT_URL in message
+    assert "subject 3" in message
+    assert str(tmp_path / "chb03") in message
+    assert "MNE_DATA" in message
+    assert CHBMIT_URL in message
     # a case folder without its summary
     shutil.copytree(root / "chb01", tmp_path / "chb01")
     (tmp_path / "chb01" / "chb01-summary.txt").unlink()
@@ -294,8 +300,10 @@ def test_offline_download_becomes_file_not_found(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         load_chbmit_subject(2, path=tmp_path)
     message = str(err.value)
-    assert "subject 2" in message and "could not be downloaded" in message
-    assert str(tmp_path / "MNE-chbmit-data" / "chb02") in message and "path=" in message
+    assert "subject 2" in message
+    assert "could not be downloaded" in message
+    assert str(tmp_path / "MNE-chbmit-data" / "chb02") in message
+    assert "path=" in message
 
 
 def test_common_eeg_channels_keeps_shared_channels_and_first_repeat():

@@ -7,13 +7,21 @@ import socket
 import numpy as np
 import pytest
 
-from bci.data.loaders import (check_class_count, check_subjects, get_dataset, get_paradigm,
-                              list_datasets, load_data, load_epochs)
+from bci.data.loaders import (
+    check_class_count,
+    check_subjects,
+    get_dataset,
+    get_paradigm,
+    list_datasets,
+    load_data,
+    load_epochs,
+)
 from tests.conftest import requires_physionet
 
 
 def test_names_resolve_with_did_you_mean():
-    assert "PhysionetMI" in list_datasets() and "SyntheticMotorImagery" in list_datasets()
+    assert "PhysionetMI" in list_datasets()
+    assert "SyntheticMotorImagery" in list_datasets()
     assert type(get_dataset("Kalunga2016")).__name__ == "Kalunga2016"
     assert get_paradigm("MotorImagery", n_classes=4).n_classes == 4
     with pytest.raises(ValueError, match="Unknown dataset 'PhysionetM'. Did you mean 'PhysionetMI'"):
@@ -36,8 +44,10 @@ def test_missing_files_raise_file_not_found(empty_mne_data, monkeypatch):
     with pytest.raises(FileNotFoundError) as info:
         load_data("PhysionetMI", "LeftRightImagery", [1])
     message = str(info.value)
-    assert "PhysionetMI" in message and "subject 1" in message
-    assert str(empty_mne_data) in message and "S001R04.edf" in message
+    assert "PhysionetMI" in message
+    assert "subject 1" in message
+    assert str(empty_mne_data) in message
+    assert "S001R04.edf" in message
     assert "MNE_DATA" in message
 
 
@@ -54,7 +64,8 @@ def test_physionet_subject1_arrays_and_epochs():
     assert sorted(np.unique(y, return_counts=True)[1]) == [22, 23]
     assert set(meta.columns) >= {"subject", "session", "run"}
     epochs = load_epochs("PhysionetMI", "LeftRightImagery", [1])
-    assert len(epochs) == 45 and len(epochs.ch_names) == 64
+    assert len(epochs) == 45
+    assert len(epochs.ch_names) == 64
     assert epochs.info["sfreq"] == 160.0
     np.testing.assert_array_equal(epochs.metadata["label"].to_numpy(), y)
     np.testing.assert_allclose(epochs.get_data() * 1e6, X)  # arrays in µV, epochs in V

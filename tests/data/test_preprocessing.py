@@ -31,7 +31,8 @@ def _raw(components: dict[float, float], offsets=(0.0, 1.0, -2.0, 0.5)) -> mne.i
 
 def _amplitude(x, freq, sfreq=SFREQ, skip_s=2.0):
     """Amplitude of the freq-Hz sinusoid in x (..., n_times), by least squares on sin/cos/DC,
-    away from the edges (skip_s seconds each side, where filters have transients)."""
+    away from the edges (skip_s seconds each side, where filters have transients).
+    """
     skip = int(skip_s * sfreq)
     t = _times(x.shape[-1], sfreq)[skip:-skip]
     design = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t),
@@ -56,7 +57,8 @@ def test_bandpass_keeps_10_removes_40():
     sos = butter(4, [8.0, 12.0], btype="bandpass", fs=SFREQ, output="sos")
     _, h = sosfreqz(sos, worN=[10.0, 40.0], fs=SFREQ)
     gain_10, gain_40 = np.abs(h) ** 2
-    assert 0.95 < gain_10 <= 1.0 and gain_40 < 1e-6
+    assert 0.95 < gain_10 <= 1.0
+    assert gain_40 < 1e-6
     amp_in = _amplitude(before, 10.0)
     np.testing.assert_allclose(_amplitude(data, 10.0) / amp_in, gain_10, rtol=1e-3)
     assert np.all(_amplitude(data, 40.0) / _amplitude(before, 40.0) < 1e-4)
@@ -88,7 +90,8 @@ def test_bandpass_does_not_load_the_input(tmp_path):
     _raw({10.0: 1.0}).save(fname, verbose=False)
     lazy = mne.io.read_raw_fif(fname, preload=False, verbose=False)
     out = bandpass(lazy, 8.0, 12.0, verbose=False)
-    assert out.preload and not lazy.preload
+    assert out.preload
+    assert not lazy.preload
 
 
 def test_notch_removes_line_and_harmonics():
@@ -133,8 +136,10 @@ def test_notch_epochs_and_array():
 def test_resample_changes_n_times_and_keeps_the_sine():
     raw = _raw({10.0: 1.0})
     out = resample(raw, 100.0, verbose=False)
-    assert out.info["sfreq"] == 100.0 and out.n_times == 1000  # 2500 * 100 / 250
-    assert raw.info["sfreq"] == SFREQ and raw.n_times == 2500
+    assert out.info["sfreq"] == 100.0
+    assert out.n_times == 1000
+    assert raw.info["sfreq"] == SFREQ
+    assert raw.n_times == 2500
     # 10 s hold exactly 100 periods and 2500 * 0.4 is an integer: with npad=0 the FFT resampling
     # is exact (npad="auto" pads to 4096 samples and runs at 1638/4096 != 0.4, see docstring)
     exact = resample(raw, 100.0, npad=0, verbose=False)
@@ -151,7 +156,8 @@ def test_resample_changes_n_times_and_keeps_the_sine():
     np.testing.assert_array_equal(arr, arr_before)
     epochs = _epochs(raw, tmax=4.0 - 1 / SFREQ)  # 1000 samples per epoch
     ep_out = resample(epochs, 125.0, verbose=False)
-    assert ep_out.get_data().shape == (2, 4, 500) and epochs.get_data().shape == (2, 4, 1000)
+    assert ep_out.get_data().shape == (2, 4, 500)
+    assert epochs.get_data().shape == (2, 4, 1000)
 
 
 def test_average_reference_zero_mean():

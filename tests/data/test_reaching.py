@@ -25,7 +25,9 @@ requires_reaching = pytest.mark.skipif(
 
 def test_make_reaching_plants_a_linear_tuning():
     data = make_reaching(120, 12, sfreq=20.0, random_state=0)
-    assert data.kind == "simulated" and data.n_trials == 120 and data.n_chans == 12
+    assert data.kind == "simulated"
+    assert data.n_trials == 120
+    assert data.n_chans == 12
     assert make_reaching(3, 4, random_state=1).spikes[0].tolist() == \
         make_reaching(3, 4, random_state=1).spikes[0].tolist()
     # regress counts on velocity: the slopes are the planted weights / sfreq
@@ -49,15 +51,19 @@ def test_pad_trials_and_windows_keep_every_bin_in_place():
         start += n
     data = ReachingData(spikes, velocity, 20.0, ["index", "unit"])
     X, Y, mask = pad_trials(data)
-    assert X.shape == (3, 2, 7) and mask.sum() == 15
-    assert X[1, 0, :3].tolist() == [5.0, 6.0, 7.0] and X[1, 0, 3:].tolist() == [0.0] * 4
+    assert X.shape == (3, 2, 7)
+    assert mask.sum() == 15
+    assert X[1, 0, :3].tolist() == [5.0, 6.0, 7.0]
+    assert X[1, 0, 3:].tolist() == [0.0] * 4
     W, y, groups = make_windows(data, 3)
-    assert W.shape == (15, 2, 3) and y[:, 0].tolist() == list(range(15))
+    assert W.shape == (15, 2, 3)
+    assert y[:, 0].tolist() == list(range(15))
     assert W[6, 0].tolist() == [0.0, 5.0, 6.0]  # second bin of trial 1: zero-padded start
     assert W[14, 0].tolist() == [12.0, 13.0, 14.0]
     assert groups.tolist() == [0] * 5 + [1] * 3 + [2] * 7
     sub = data.subset([2, 0])
-    assert sub.spikes[0][0, 0] == 8.0 and sub.n_bins == 12
+    assert sub.spikes[0][0, 0] == 8.0
+    assert sub.n_bins == 12
 
 
 def test_reaching_data_validation():
@@ -104,7 +110,8 @@ def test_load_primate_reaching_on_a_written_file(tmp_path):
     pytest.importorskip("h5py")
     truth = _write_neurobench_file(tmp_path / "indy_test.mat", np.random.default_rng(0))
     data = load_primate_reaching(tmp_path / "indy_test.mat")
-    assert data.sfreq == pytest.approx(250.0) and data.n_chans == 3
+    assert data.sfreq == pytest.approx(250.0)
+    assert data.n_chans == 3
     # NeuroBench's get_flag_index starts a segment at the last sample before the target moves
     assert data.trial_info["segment_bounds"].tolist() == [[0, 99], [99, 219], [219, 300]]
     counts = np.concatenate(data.spikes, axis=1)
@@ -145,7 +152,8 @@ def test_center_out_real_data_and_linear_sanity_check():
 
     data = load_center_out(REACHING)
     assert (data.n_trials, data.n_chans, data.n_bins, data.sfreq) == (286, 84, 22263, 20.0)
-    assert data.kind == "real" and data.ch_names[0] == "M1_e1_u1"
+    assert data.kind == "real"
+    assert data.ch_names[0] == "M1_e1_u1"
     # the README's check: ridge on sqrt counts with 3 lags, 5-fold CV over trials, R^2 ~ 0.58
     X, y, groups = make_windows(data, 3)
     pred = cross_val_predict(Ridge(alpha=10.0), np.sqrt(X).reshape(len(X), -1), y,

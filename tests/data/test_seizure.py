@@ -1,5 +1,6 @@
 """Seizure data: the Bonn loader (on files the test writes, and on the staged data when
-present), streams built from segments, sliding windows, the synthetic generator."""
+present), streams built from segments, sliding windows, the synthetic generator.
+"""
 
 from __future__ import annotations
 
@@ -37,14 +38,17 @@ def _write_bonn(root, n_per_set: int = 2, sets=("Z", "N", "S"), n_times: int = 4
 def test_load_bonn_from_written_files(tmp_path):
     written = _write_bonn(tmp_path)
     segments = load_bonn(tmp_path, sets=["S", "Z", "N"])
-    assert segments.X.shape == (6, 1, 4097) and segments.X.dtype == np.float32
-    assert segments.sfreq == BONN_SFREQ and segments.source == "bonn"
+    assert segments.X.shape == (6, 1, 4097)
+    assert segments.X.dtype == np.float32
+    assert segments.sfreq == BONN_SFREQ
+    assert segments.source == "bonn"
     assert segments.names == ["S001", "S002", "Z001", "Z002", "N001", "N002"]
     assert segments.ictal.tolist() == [True, True, False, False, False, False]
     for i, name in enumerate(segments.names):
         np.testing.assert_array_equal(segments.X[i, 0], written[name])
     sub = segments.subset([4, 0])
-    assert sub.names == ["N001", "S001"] and len(sub) == 2
+    assert sub.names == ["N001", "S001"]
+    assert len(sub) == 2
 
 
 def test_load_bonn_errors(tmp_path):
@@ -85,7 +89,9 @@ def test_make_seizure_eeg_is_seeded_and_plants_the_effect():
     b = make_seizure_eeg(20, n_times=512, random_state=3)
     np.testing.assert_array_equal(a.X, b.X)
     assert not np.array_equal(a.X, make_seizure_eeg(20, n_times=512, random_state=4).X)
-    assert a.X.shape == (20, 1, 512) and a.ictal.sum() == 5 and a.source == "synthetic"
+    assert a.X.shape == (20, 1, 512)
+    assert a.ictal.sum() == 5
+    assert a.source == "synthetic"
     std = a.X[:, 0].std(axis=1)
     assert std[a.ictal].min() > 1.5 * std[~a.ictal].max()
     with pytest.raises(ValueError, match="ictal_ratio must be in"):
@@ -103,11 +109,13 @@ def _segments(n_bg: int = 5, n_ictal: int = 2, n_times: int = 10) -> SeizureSegm
 def test_make_seizure_stream_places_seizures_between_background():
     segs = _segments()
     stream = make_seizure_stream(segs, random_state=0)
-    assert stream.signal.shape == (1, 70) and stream.duration_s == 7.0
+    assert stream.signal.shape == (1, 70)
+    assert stream.duration_s == 7.0
     assert len(stream.intervals) == 2
     order = stream.signal[0, ::10].astype(int)
     ictal_positions = np.flatnonzero(segs.ictal[order])
-    assert 0 not in ictal_positions and 6 not in ictal_positions  # not at the ends
+    assert 0 not in ictal_positions
+    assert 6 not in ictal_positions
     assert np.all(np.diff(ictal_positions) > 1)  # never two in a row
     np.testing.assert_allclose(stream.intervals, [[p, p + 1] for p in ictal_positions])
     assert stream.segment_names == [f"seg{i}" for i in order]

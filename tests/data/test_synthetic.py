@@ -50,7 +50,8 @@ def test_generators_are_deterministic():
 
 def test_motor_imagery_recording_layout():
     raw = make_motor_imagery(6, classes=MI_ALL, n_chans=16, random_state=0)
-    assert raw.info["sfreq"] == 128.0 and len(raw.ch_names) == 16
+    assert raw.info["sfreq"] == 128.0
+    assert len(raw.ch_names) == 16
     assert {"C3", "Cz", "C4"} <= set(raw.ch_names)
     assert set(raw.get_channel_types()) == {"eeg"}
     # montage: MNE's 10-05 positions (compared through distances, which survive the
@@ -72,11 +73,14 @@ def test_motor_imagery_recording_layout():
     assert len(set(desc[:4])) > 1 or len(set(desc[4:8])) > 1
     np.testing.assert_array_equal(raw.annotations.duration, 4.0)
     gaps = np.diff(raw.annotations.onset)
-    assert gaps.min() >= 6.0 - 1e-9 and gaps.max() <= 7.0 + 1e-9
-    assert raw.annotations.onset[0] >= 2.0 and raw.times[-1] >= raw.annotations.onset[-1] + 6.0
+    assert gaps.min() >= 6.0 - 1e-9
+    assert gaps.max() <= 7.0 + 1e-9
+    assert raw.annotations.onset[0] >= 2.0
+    assert raw.times[-1] >= raw.annotations.onset[-1] + 6.0
     # full-rank, realistically conditioned channel covariance
     cov = np.cov(raw.get_data())
-    assert np.linalg.matrix_rank(cov) == 16 and np.linalg.cond(cov) < 1e4
+    assert np.linalg.matrix_rank(cov) == 16
+    assert np.linalg.cond(cov) < 1e4
     # channel choice: C3, Cz, C4 first, then left/right pairs; montage order; unique names
     assert make_motor_imagery(1, n_chans=3, random_state=0).ch_names == ["C3", "Cz", "C4"]
     assert make_motor_imagery(1, random_state=0).ch_names == [
@@ -114,7 +118,8 @@ def test_erd_is_contralateral():
     # left hand: right hemisphere (C4) desynchronises; right hand: left hemisphere (C3)
     assert diff(c4, "left_hand", "right_hand") < -0.4
     assert diff(c3, "right_hand", "left_hand") < -0.4
-    assert diff(c4, "left_hand", "rest") < -0.4 and diff(c3, "right_hand", "rest") < -0.4
+    assert diff(c4, "left_hand", "rest") < -0.4
+    assert diff(c3, "right_hand", "rest") < -0.4
     assert diff(cz, "feet", "rest") < -0.25
     # ipsilateral hemisphere unchanged against rest
     assert abs(diff(c3, "left_hand", "rest")) < 0.25
@@ -132,7 +137,8 @@ def test_erd_is_contralateral():
 
 def test_ssvep_recording_layout():
     raw = make_ssvep(3, random_state=0)
-    assert set(raw.ch_names) == KALUNGA_CHANNELS and raw.info["sfreq"] == 256.0
+    assert set(raw.ch_names) == KALUNGA_CHANNELS
+    assert raw.info["sfreq"] == 256.0
     assert raw.get_montage() is not None
     desc = np.asarray(raw.annotations.description)
     assert {c: int((desc == c).sum()) for c in ("13", "17", "21", "rest")} == dict.fromkeys(
@@ -153,7 +159,8 @@ def test_ssvep_peaks_at_stimulus_frequency_over_occipital():
         stim = pxx[y == label].mean(0)
         ratio = stim / rest
         k, k2 = np.argmin(np.abs(f - float(label))), np.argmin(np.abs(f - 2 * float(label)))
-        assert ratio[oz, k] > 10 and ratio[oz, k2] > 3  # fundamental and 2nd harmonic
+        assert ratio[oz, k] > 10
+        assert ratio[oz, k2] > 3
         # at Oz, among the stimulation frequencies, the response is at this class's one
         others = [np.argmin(np.abs(f - float(o))) for o in ("13", "17", "21") if o != label]
         assert all(ratio[oz, k] > 5 * ratio[oz, j] for j in others)
@@ -167,19 +174,23 @@ def test_ssvep_peaks_at_stimulus_frequency_over_occipital():
 def test_dataset_contract():
     mi, ssvep = SyntheticMotorImagery(), SyntheticSSVEP()
     assert (mi.code, mi.paradigm, mi.interval) == ("SyntheticMotorImagery", "imagery", [0, 4.0])
-    assert mi.event_id == {"left_hand": 1, "right_hand": 2} and mi.subject_list == [1, 2]
+    assert mi.event_id == {"left_hand": 1, "right_hand": 2}
+    assert mi.subject_list == [1, 2]
     assert (ssvep.code, ssvep.paradigm, ssvep.interval) == ("SyntheticSSVEP", "ssvep", [1, 5.0])
     # frequencies first (SSVEP(n_classes=3) takes the first three), codes = frequencies
     assert ssvep.event_id == {"13": 13, "17": 17, "21": 21, "rest": 1}
     assert SyntheticSSVEP(freqs=(7.5, 12)).event_id == {"7.5": 1, "12": 2, "rest": 3}
-    assert mi.data_path(1) == [] and ssvep.data_path(2) == []
+    assert mi.data_path(1) == []
+    assert ssvep.data_path(2) == []
     with pytest.raises(ValueError, match="subject must be one of"):
         mi.data_path(3)
     four = SyntheticMotorImagery(classes=MI_ALL)
     assert four.event_id == {"left_hand": 1, "right_hand": 2, "feet": 3, "rest": 4}
     # subjects differ a little, like people
     p1, p2 = mi.subject_params(1), mi.subject_params(2)
-    assert p1 != p2 and 9.5 <= p1["mu_freq"] <= 12.5 and 0.85 <= p1["snr"] <= 1.15
+    assert p1 != p2
+    assert 9.5 <= p1["mu_freq"] <= 12.5
+    assert 0.85 <= p1["snr"] <= 1.15
 
 
 def test_left_right_and_motor_imagery_paradigms():
@@ -190,7 +201,8 @@ def test_left_right_and_motor_imagery_paradigms():
     # 2 subjects x 1 session x 2 runs x 4 trials x 2 classes; 4 s at 128 Hz, both ends kept
     assert X.shape == (32, 8, 513)
     assert {c: int((y == c).sum()) for c in set(y)} == {"left_hand": 16, "right_hand": 16}
-    assert set(meta.subject) == {1, 2} and set(meta.session) == {"0"}
+    assert set(meta.subject) == {1, 2}
+    assert set(meta.session) == {"0"}
     assert set(meta.run) == {"0", "1"}
     assert 3 < X.std() < 30  # MOABB returns microvolts
     X4, y4, _ = MotorImagery(n_classes=4).get_data(dataset, subjects=[2])
@@ -203,7 +215,8 @@ def test_ssvep_paradigms():
 
     dataset = SyntheticSSVEP(n_subjects=1, n_runs=1, n_trials=3)
     X, y, meta = SSVEP(n_classes=3).get_data(dataset)
-    assert X.shape == (9, 8, 1025) and sorted(set(y)) == ["13", "17", "21"]
+    assert X.shape == (9, 8, 1025)
+    assert sorted(set(y)) == ["13", "17", "21"]
     Xf, yf, _ = FilterBankSSVEP(n_classes=4).get_data(dataset)
     assert Xf.shape == (12, 8, 1025, 3)
     assert {c: int((yf == c).sum()) for c in set(yf)} == dict.fromkeys(
@@ -282,7 +295,8 @@ def test_moabb_cca_finds_the_frequencies_in_an_evaluation(tmp_path):
                                          overwrite=True, hdf5_path=str(tmp_path),
                                          random_state=0)
     results = evaluation.process({"CCA": SSVEP_CCA(n_harmonics=2)})
-    assert len(results) == 1 and results.score.iloc[0] > 0.8  # chance: 1/3
+    assert len(results) == 1
+    assert results.score.iloc[0] > 0.8
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 import bci
 from bci.evaluation.benchmarks import format_table, summarize
-from bci.features.pipelines import get_spec
+from bci.pipelines.registry import get_spec
 from tests.conftest import requires_physionet
 
 
@@ -46,14 +46,16 @@ def test_scores_equal_moabb_on_synthetic(tmp_path):
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     assert {"score", "time", "samples", "subject", "session", "pipeline", "dataset",
             "evaluation"} <= set(csv.columns)
-    assert (csv.evaluation == "within-session").all() and len(csv) == 6
+    assert (csv.evaluation == "within-session").all()
+    assert len(csv) == 6
     assert (tmp_path / "out" / "scores.png").stat().st_size > 10_000
     summary = summarize(ours)
     assert list(summary.columns) == ["score_mean", "score_std", "time_mean", "n"]
     assert summary.loc["TS+SVM", "score_mean"] == pytest.approx(
         ours.loc[ours.pipeline == "TS+SVM", "score"].mean())
     table = format_table(ours)
-    assert "TS+SVM" in table and "±" in table
+    assert "TS+SVM" in table
+    assert "±" in table
 
 
 @requires_physionet
@@ -83,9 +85,10 @@ def test_benchmark_errors():
 
 def test_every_registered_pipeline_finds_the_planted_effect(tmp_path):
     """Every registered pipeline decodes its synthetic dataset: ROC-AUC > 0.9 for motor
-    imagery (left/right ERD), accuracy > 0.9 for SSVEP (MOABB's SSVEP scoring, 3 classes)."""
+    imagery (left/right ERD), accuracy > 0.9 for SSVEP (MOABB's SSVEP scoring, 3 classes).
+    """
     from bci.data import SyntheticMotorImagery, SyntheticSSVEP
-    from bci.features.pipelines import list_pipelines
+    from bci.pipelines.registry import list_pipelines
 
     runs = {"imagery": (SyntheticMotorImagery(n_subjects=1), "LeftRightImagery", {}),
             "ssvep": (SyntheticSSVEP(n_subjects=1), "SSVEP", {"n_classes": 3})}

@@ -119,7 +119,8 @@ def test_evaluations_see_all_bands_and_match_direct_cv(kind, tmp_path):
     X, y, meta = FilterBankSSVEP(n_classes=3).get_data(dataset)
     assert X.shape == (120, 3, 385, 3)
     expected = _direct_scores(kind, X, y, meta)
-    assert scores.keys() == expected.keys() and len(scores) == 4
+    assert scores.keys() == expected.keys()
+    assert len(scores) == 4
     for key, score in scores.items():
         assert score == _as_stored(expected[key]), key
 
@@ -163,7 +164,8 @@ def test_fix_paradigm_is_narrow():
     own = fixed.make_process_pipelines(dataset)
     X1, *_ = fixed.get_data(dataset, subjects=[1], process_pipelines=[own[1]])
     X, *_ = fixed.get_data(dataset, subjects=[1])
-    assert X1.shape[-1] == 1 and X.shape[-1] == 3
+    assert X1.shape[-1] == 1
+    assert X.shape[-1] == 3
     np.testing.assert_array_equal(X1[..., 0], X[..., 1])
 
     with pytest.raises(TypeError, match="paradigm must be a MOABB paradigm, got str"):

@@ -27,10 +27,15 @@ def test_perfect_detector():
     intervals = [[20.0, 30.0], [60.0, 70.0]]
     p = _scores(*range(20, 31), *range(60, 71))
     m = seizure_metrics(p, T, intervals, duration_s=100.0)
-    assert m.sensitivity == 1.0 and m.n_detected == 2
-    assert m.specificity == 1.0 and m.window_sensitivity == 1.0
-    assert m.false_alarms_per_hour == 0 and m.n_false_alarms == 0 and m.n_alarms == 2
-    assert m.latency_s == 0.0 and m.latencies_s == [0.0, 0.0]
+    assert m.sensitivity == 1.0
+    assert m.n_detected == 2
+    assert m.specificity == 1.0
+    assert m.window_sensitivity == 1.0
+    assert m.false_alarms_per_hour == 0
+    assert m.n_false_alarms == 0
+    assert m.n_alarms == 2
+    assert m.latency_s == 0.0
+    assert m.latencies_s == [0.0, 0.0]
     assert m.interictal_hours == pytest.approx(80 / 3600)
 
 
@@ -39,8 +44,10 @@ def test_missed_seizure_false_alarm_and_latency():
     intervals = [[20.0, 30.0], [60.0, 70.0]]
     p = _scores(23, 24, 25, 45, 46)
     m = seizure_metrics(p, T, intervals, duration_s=3620.0)
-    assert m.sensitivity == 0.5 and m.latencies_s == [3.0]
-    assert m.n_false_alarms == 1 and m.n_alarms == 2
+    assert m.sensitivity == 0.5
+    assert m.latencies_s == [3.0]
+    assert m.n_false_alarms == 1
+    assert m.n_alarms == 2
     # 1 false alarm over 3620 - 20 s = 1 h of non-seizure time
     assert m.false_alarms_per_hour == pytest.approx(1.0)
     # window specificity: 2 positives among the non-seizure windows (decision time outside)
@@ -52,15 +59,21 @@ def test_missed_seizure_false_alarm_and_latency():
 def test_tolerance_counts_late_detections():
     p = _scores(33, 34)  # after the offset at 30 s
     m0 = seizure_metrics(p, T, [[20.0, 30.0]])
-    assert m0.sensitivity == 0 and m0.n_false_alarms == 1 and math.isnan(m0.latency_s)
+    assert m0.sensitivity == 0
+    assert m0.n_false_alarms == 1
+    assert math.isnan(m0.latency_s)
     m4 = seizure_metrics(p, T, [[20.0, 30.0]], tolerance_s=4.0)
-    assert m4.sensitivity == 1 and m4.n_false_alarms == 0 and m4.latency_s == 13.0
+    assert m4.sensitivity == 1
+    assert m4.n_false_alarms == 0
+    assert m4.latency_s == 13.0
 
 
 def test_alarm_running_at_onset_counts_with_latency_from_first_inside_decision():
     p = _scores(*range(15, 25))  # starts 5 s before the onset
     m = seizure_metrics(p, T, [[20.0, 30.0]])
-    assert m.sensitivity == 1 and m.n_false_alarms == 0 and m.latencies_s == [0.0]
+    assert m.sensitivity == 1
+    assert m.n_false_alarms == 0
+    assert m.latencies_s == [0.0]
 
 
 def test_min_consecutive_and_merge_gap():
@@ -68,9 +81,11 @@ def test_min_consecutive_and_merge_gap():
     # isolated positives removed by the 2-of-2 rule: 10 and the first of each pair go
     assert consecutive_decisions(p >= 0.5, 2).nonzero()[0].tolist() == [40, 44]
     m = seizure_metrics(p, T, [], min_consecutive=2)
-    assert m.n_alarms == 2 and math.isnan(m.sensitivity)
+    assert m.n_alarms == 2
+    assert math.isnan(m.sensitivity)
     merged = seizure_metrics(p, T, [], min_consecutive=2, merge_gap_s=5.0)
-    assert merged.n_alarms == 1 and merged.n_false_alarms == 1
+    assert merged.n_alarms == 1
+    assert merged.n_false_alarms == 1
     np.testing.assert_array_equal(alarm_events(p >= 0.5, T, merge_gap_s=5.0),
                                   [[10.0, 10.0], [40.0, 45.0]])
 
@@ -86,7 +101,8 @@ def test_labels_given_explicitly():
     labels = np.zeros(len(T), dtype=int)
     labels[:10] = 1
     m = seizure_metrics(_scores(1, 2), T, [[0.0, 10.0]], labels=labels)
-    assert m.window_sensitivity == 0.2 and m.specificity == 1.0
+    assert m.window_sensitivity == 0.2
+    assert m.specificity == 1.0
 
 
 def test_errors():

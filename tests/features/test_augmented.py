@@ -57,7 +57,8 @@ def test_embedding_small_closed_form():
 def test_embedding_keeps_dtype_and_leading_shape():
     X = np.random.default_rng(0).standard_normal((2, 3, 4, 30)).astype(np.float32)
     emb = delay_embedding(X, 3, 2)
-    assert emb.dtype == np.float32 and emb.shape == (2, 3, 12, 26)
+    assert emb.dtype == np.float32
+    assert emb.shape == (2, 3, 12, 26)
     np.testing.assert_array_equal(emb[1], delay_embedding(X[1], 3, 2))
 
 
@@ -86,7 +87,7 @@ def test_order_one_is_pyriemann_covariances(X, estimator):
 
 @pytest.mark.parametrize(("order", "lag"), [(2, 1), (3, 2), (4, 3)])
 def test_relation_to_pyriemann_time_delay(X, order, lag):
-    """pyRiemann rolls (wraps around); its columns after the wrapped ones are our embedding."""
+    """PyRiemann rolls (wraps around); its columns after the wrapped ones are our embedding."""
     from pyriemann.estimation import TimeDelayCovariances
 
     tdc = TimeDelayCovariances(delays=[lag * p for p in range(1, order)], estimator="cov")

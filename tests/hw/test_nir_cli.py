@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from bci.cli import main
+from bci.hw.nir_export import load_nir
 from bci.models.decoder import load_decoder, load_network, save_network
 from bci.models.spiking.ibmi import SNN3D, GRUDecoder, SNNStreaming
-from bci.hw.nir_export import load_nir
 
 
 @pytest.fixture
@@ -28,13 +28,15 @@ def snn():
 def test_network_file_round_trip(snn, tmp_path):
     path = save_network(snn, tmp_path / "a" / "snn.bci", info={"dataset": "synthetic"})
     back = load_network(path)
-    assert type(back) is SNNStreaming and not back.training
+    assert type(back) is SNNStreaming
+    assert not back.training
     assert back.get_config() == snn.get_config()
     for key, value in snn.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
     with zipfile.ZipFile(path) as zf:
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["format"] == "bci-network" and manifest["info"] == {"dataset": "synthetic"}
+    assert manifest["format"] == "bci-network"
+    assert manifest["info"] == {"dataset": "synthetic"}
     assert manifest["network"]["model"] == "SNNStreaming"
     with pytest.raises(ValueError, match="is a network file.*load_network"):
         load_decoder(path)
@@ -66,7 +68,8 @@ def test_cli_exports_a_network_file_to_nir(snn, tmp_path, capsys):
     out = tmp_path / "snn.nir"
     assert main(["export", "--format", "nir", str(model_file), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Exported SNNStreaming" in printed and "lif_hidden (LIF)" in printed
+    assert "Exported SNNStreaming" in printed
+    assert "lif_hidden (LIF)" in printed
     assert "dt=0.05 s" in printed
     graph = nir.read(out)
     assert graph.metadata["bci_model"] == "SNNStreaming"
@@ -93,7 +96,8 @@ def test_cli_export_errors_exit_2(tmp_path, capsys):
 
 def test_cli_reads_the_network_of_a_decoder_file(tmp_path, capsys):
     """A decoder file of `bci train --model` holds a DeepClassifier: its network is read (here
-    EEGNet, which NIR cannot express: a clear error naming the model)."""
+    EEGNet, which NIR cannot express: a clear error naming the model).
+    """
     from bci.models.classifier import DeepClassifier
     from bci.models.decoder import Decoder
     from bci.models.registry import get_model
@@ -112,4 +116,5 @@ def test_cli_reads_the_network_of_a_decoder_file(tmp_path, capsys):
         assert torch.equal(model.state_dict()[key], value), key
     assert main(["export", str(path), "--out", str(tmp_path / "e.nir")]) == 2
     err = capsys.readouterr().err
-    assert "Cannot export EEGNet to NIR" in err and "Exportable models: SNNStreaming" in err
+    assert "Cannot export EEGNet to NIR" in err
+    assert "Exportable models: SNNStreaming" in err

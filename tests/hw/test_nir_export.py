@@ -1,6 +1,7 @@
 """NIR export of the spiking iBMI decoders: structure, exact round trips through NIR files, and
 the exported graphs run by independent simulators (a NumPy reading of NIR's equations here,
-snnTorch's NIR importer when snnTorch is installed) against our models."""
+snnTorch's NIR importer when snnTorch is installed) against our models.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from bci.models.spiking.ibmi import (SNN3D, ANNDecoder, GRUDecoder, LinearDecoder,
-                                     SNNStreaming)
-from bci.hw.nir_export import (NIR_EXPORTABLE, from_nir, graph_input, load_nir,
-                                           save_nir, to_nir)
+from bci.hw.nir_export import NIR_EXPORTABLE, from_nir, graph_input, load_nir, save_nir, to_nir
+from bci.models.spiking.ibmi import SNN3D, ANNDecoder, GRUDecoder, LinearDecoder, SNNStreaming
 
 N_CHANS, SFREQ = 5, 20.0
 
@@ -29,7 +28,8 @@ def _one_thread():
 
 def _trained_like(model):
     """Give a fresh model weights that make its neurons spike, learned time constants spread
-    per neuron, and non-trivial output statistics (deterministic)."""
+    per neuron, and non-trivial output statistics (deterministic).
+    """
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -107,11 +107,13 @@ def test_streaming_graph_structure_and_time_constants():
     lif = graph.nodes["lif_hidden"]
     np.testing.assert_allclose(lif.tau, np.full(12, dt / (1 - beta)), rtol=1e-15)
     np.testing.assert_allclose(lif.r * dt / lif.tau, 1.0, rtol=1e-15)
-    assert np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0)
+    assert np.all(lif.v_leak == 0)
+    assert np.all(lif.v_reset == 0)
     assert np.all(lif.v_threshold == model.threshold)
     np.testing.assert_array_equal(np.diag(graph.nodes["output_scale"].weight), [2.0, 0.5])
     meta = graph.metadata
-    assert meta["bci_model"] == "SNNStreaming" and meta["dt"] == dt
+    assert meta["bci_model"] == "SNNStreaming"
+    assert meta["dt"] == dt
     assert json.loads(meta["bci_config"]) == model.get_config()
     assert "sqrt" in meta["graph_input"]
 
@@ -121,10 +123,12 @@ def test_snn3d_and_linear_graph_structure():
     assert [type(n).__name__ for n in graph.nodes.values()] == [
         "Input", "Affine", "LIF", "Affine", "LIF", "Affine", "LI", "Scale", "Affine", "Output"]
     taus = graph.nodes["lif1"].tau
-    assert taus.shape == (8,) and np.ptp(taus) > 0  # learned: one time constant per neuron
+    assert taus.shape == (8,)
+    assert np.ptp(taus) > 0
     assert graph.metadata["dt"] == 1e-3
     host = graph.metadata["bci_host_state"]  # the host-side LayerNorm travels with the graph
-    assert set(host) == {"weight", "bias"} and host["weight"].shape == (4, N_CHANS)
+    assert set(host) == {"weight", "bias"}
+    assert host["weight"].shape == (4, N_CHANS)
     del graph.metadata["bci_host_state"]
     with pytest.raises(ValueError, match="host-side LayerNorm"):
         from_nir(graph)
@@ -153,7 +157,8 @@ def test_round_trip_through_file_is_exact(kind, tmp_path):
     path = save_nir(model, tmp_path / "sub" / f"{kind}.nir", dt=1e-4 if "learned" in kind
                     else None, unsupported_reset="annotate")
     back = load_nir(path)
-    assert type(back) is type(model) and back.get_config() == model.get_config()
+    assert type(back) is type(model)
+    assert back.get_config() == model.get_config()
     assert not back.training
     for key, value in model.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
@@ -163,7 +168,8 @@ def test_round_trip_through_file_is_exact(kind, tmp_path):
         if not isinstance(model, SNNStreaming):
             assert (model(x) - back(x)).abs().max().item() == 0
     for s_ours, s_back in zip(_hidden_spikes(model, x), _hidden_spikes(back, x)):
-        assert torch.equal(s_ours, s_back) and s_ours.sum() > 0
+        assert torch.equal(s_ours, s_back)
+        assert s_ours.sum() > 0
 
 
 def test_subtract_reset_is_refused_or_annotated(caplog):
@@ -185,7 +191,8 @@ def _simulate_nir(graph, inputs: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
     """Run a chain NIR graph on ``inputs`` ``(batch, n_steps, n_in)`` with forward-Euler steps
     of the graph's ``dt``: ``tau dv/dt = v_leak - v + r I``, spike when ``v > v_threshold``
     then ``v = v_reset`` at once; ``tau_syn dI/dt = -I + w_in x``. Returns the output per step
-    and the spikes of every spiking node. Written from NIR's node definitions only."""
+    and the spikes of every spiking node. Written from NIR's node definitions only.
+    """
     dt = float(graph.metadata["dt"])
     order, node = [], "input"
     while node != "output":
@@ -254,7 +261,7 @@ def test_reference_simulation_of_the_file_matches_the_model(kind, tmp_path):
 # snnTorch's NIR importer
 # ---------------------------------------------------------------------------------------------
 def _require_snntorch():
-    """snnTorch's ``import_from_nir`` (snnTorch >= 1.0, on nirtorch's ``nir_to_torch``), or skip."""
+    """SnnTorch's ``import_from_nir`` (snnTorch >= 1.0, on nirtorch's ``nir_to_torch``), or skip."""
     pytest.importorskip("snntorch", minversion="1.0",
                         reason="the cross-check needs snnTorch >= 1.0 (bci[bench])")
     pytest.importorskip("nirtorch", reason="snnTorch's NIR import needs nirtorch (bci[bench])")
@@ -264,10 +271,11 @@ def _require_snntorch():
 
 
 def _snntorch_chain(graph, names: list[str], n_in: int):
-    """snnTorch's ``import_from_nir`` of the chain ``input -> names -> output`` cut from
+    """SnnTorch's ``import_from_nir`` of the chain ``input -> names -> output`` cut from
     ``graph``. snnTorch 1.0's importer has no mapping for ``nir.LI``: a read-out LI becomes a
     ``nir.LIF`` with an infinite threshold (same membrane, never spikes), whose membrane is then
-    read from the imported module."""
+    read from the imported module.
+    """
     import_from_nir = _require_snntorch()
     nodes = {"input": nir.Input(input_type={"input": np.array([n_in])})}
     for name in names:
@@ -285,7 +293,8 @@ def _snntorch_chain(graph, names: list[str], n_in: int):
 
 def _step(module, inputs: torch.Tensor, readout: str | None = None) -> torch.Tensor:
     """Run an imported module step by step on ``(batch, n_steps, n)``; the outputs, or the
-    membrane of the ``readout`` submodule, per step."""
+    membrane of the ``readout`` submodule, per step.
+    """
     outs = []
     with torch.no_grad():
         for t in range(inputs.shape[1]):
@@ -309,7 +318,8 @@ def test_snntorch_import_runs_the_streaming_graph_like_our_model(kind):
     inputs = graph_input(model, x)
     spikes = _step(_snntorch_chain(graph, ["fc_in", "lif_hidden"], N_CHANS), inputs)
     (ours,) = _hidden_spikes(model, x)
-    assert torch.equal(spikes, ours) and 0 < ours.mean() < 1
+    assert torch.equal(spikes, ours)
+    assert 0 < ours.mean() < 1
     membrane = _step(_snntorch_chain(graph, ["fc_out", "lif_out"], 12), spikes,
                      readout="lif_out")
     with torch.no_grad():
@@ -324,7 +334,8 @@ def test_snntorch_import_runs_the_snn3d_graph_like_our_model():
     x = _counts(model.n_times, batch=32)  # one window per row, each from rest
     inputs = graph_input(model, x)
     spikes = _step(_snntorch_chain(graph, ["fc1", "lif1", "fc2", "lif2"], N_CHANS), inputs)
-    assert torch.equal(spikes, _hidden_spikes(model, x)[1]) and spikes.sum() > 0
+    assert torch.equal(spikes, _hidden_spikes(model, x)[1])
+    assert spikes.sum() > 0
     membrane = _step(_snntorch_chain(graph, ["fc3", "lif_out"], 6), spikes, readout="lif_out")
     gained = membrane[:, -1] * torch.as_tensor(graph.nodes["gain"].scale)
     with torch.no_grad():

@@ -28,7 +28,8 @@ def test_serial_trigger_bytes_on_loopback_port():
     assert isinstance(stim, Stimulator)
     for code in (1, 7, 255):
         stim.trigger(_event(code))
-    assert stim._port.read(16) == bytes([1, 7, 255]) and stim.n_sent == 3
+    assert stim._port.read(16) == bytes([1, 7, 255])
+    assert stim.n_sent == 3
     with pytest.raises(ValueError, match=r"one byte \(0-255\), got 256"):
         stim.trigger(_event(256))
     stim.close()
@@ -70,9 +71,11 @@ def test_serial_bad_port_error():
 
 def test_tone_waveforms():
     tone = make_tone(freq=1000.0, duration_s=0.05, sfreq=44100.0, volume=0.5, ramp_s=0.005)
-    assert tone.dtype == np.float32 and tone.size == 2205
+    assert tone.dtype == np.float32
+    assert tone.size == 2205
     assert np.abs(tone).max() == pytest.approx(0.5, rel=1e-3)
-    assert abs(tone[0]) < 1e-6 and abs(tone[-1]) < 1e-3  # ramps: no click
+    assert abs(tone[0]) < 1e-6
+    assert abs(tone[-1]) < 1e-3
     spectrum = np.abs(np.fft.rfft(tone))
     assert np.fft.rfftfreq(tone.size, 1 / 44100.0)[np.argmax(spectrum)] == pytest.approx(
         1000.0, abs=25.0)
@@ -91,7 +94,8 @@ def test_audio_stimulator_plays_through_injected_backend():
         (w, sf)))
     stim.trigger(_event(1))
     stim.trigger(_event(1))
-    assert stim.n_played == 2 and played[0][1] == 44100.0
+    assert stim.n_played == 2
+    assert played[0][1] == 44100.0
     np.testing.assert_array_equal(played[0][0], stim.wave)
 
 
@@ -102,9 +106,11 @@ def test_audio_without_sounddevice_explains_the_install(monkeypatch):
 
 
 def test_factory_specs():
-    assert make_stimulator("none") is None and make_stimulator(None) is None
+    assert make_stimulator("none") is None
+    assert make_stimulator(None) is None
     stim = make_stimulator("serial:loop://,baudrate=9600,reset_after_s=0.01")
-    assert stim.port == "loop://" and stim.reset_after_s == 0.01
+    assert stim.port == "loop://"
+    assert stim.reset_after_s == 0.01
     stim.close()
     with pytest.raises(ValueError, match="Unknown stimulator 'seral'. Did you mean 'serial'"):
         make_stimulator("seral:loop://")

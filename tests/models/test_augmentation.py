@@ -15,7 +15,8 @@ def _batch(n=6, n_chans=3, n_times=40, seed=0):
 def test_off_is_identity():
     x, y = _batch()
     xa, ya = EpochAugmentation()(x, y)
-    assert torch.equal(xa, x) and torch.equal(ya, y)
+    assert torch.equal(xa, x)
+    assert torch.equal(ya, y)
 
 
 def test_time_shift_is_circular_and_bounded():
@@ -32,7 +33,9 @@ def test_scale_noise_and_dropout():
     x, y = _batch(n=300)
     torch.manual_seed(1)
     gains = (EpochAugmentation(scale=0.2)(x, y)[0] / x)[:, 0, 0]
-    assert gains.min() >= 0.8 - 1e-6 and gains.max() <= 1.2 + 1e-6 and gains.std() > 0.05
+    assert gains.min() >= 0.8 - 1e-6
+    assert gains.max() <= 1.2 + 1e-6
+    assert gains.std() > 0.05
     noisy, _ = EpochAugmentation(noise=0.5)(x, y)
     ratio = ((noisy - x).std() / x.std()).item()
     assert 0.45 < ratio < 0.55
@@ -51,7 +54,8 @@ def test_recombine_takes_segments_from_the_same_class():
         for start in (0, 10, 20):
             segment = xa[i, :, start:start + 10]
             donors = [j for j in range(len(x)) if torch.equal(segment, x[j, :, start:start + 10])]
-            assert donors and all(y[j] == y[i] for j in donors)
+            assert donors
+            assert all(y[j] == y[i] for j in donors)
     with pytest.raises(ValueError, match="class labels"):
         EpochAugmentation(recombine=2)(x, torch.randn(9))
 

@@ -53,10 +53,13 @@ def test_clone_and_params_round_trip():
     clf = _clf(model_params={"drop_prob": 0.1}, scaling="epoch")
     params = clf.get_params()
     twin = clone(clf)
-    assert twin.get_params() == params and twin is not clf
+    assert twin.get_params() == params
+    assert twin is not clf
     assert DeepClassifier(**params).get_params() == params
     twin.set_params(lr=0.5, model="EEGNeX")
-    assert twin.lr == 0.5 and clf.lr == 1e-3 and twin.model == "EEGNeX"
+    assert twin.lr == 0.5
+    assert clf.lr == 1e-3
+    assert twin.model == "EEGNeX"
     # the scikit-learn checks that apply to estimators of 3-D epochs (the others feed 2-D
     # tables of a few features, far shorter than any network's receptive field)
     from sklearn.utils.estimator_checks import (
@@ -73,13 +76,16 @@ def test_clone_and_params_round_trip():
 def test_fit_predict_planted_signal(fitted):
     clf, X, y = fitted
     assert list(clf.classes_) == ["left", "right"]
-    assert clf.n_features_in_ == N_CHANS and clf.n_times_ == N_TIMES
+    assert clf.n_features_in_ == N_CHANS
+    assert clf.n_times_ == N_TIMES
     proba = clf.predict_proba(X[32:])
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
     assert clf.score(X[32:], y[32:]) >= 0.9  # held-out epochs
     assert set(clf.predict(X[32:])) <= {"left", "right"}
-    assert clf.best_epoch_ is not None and 1 <= clf.n_epochs_ <= 15
-    assert len(clf.history_) == clf.n_epochs_ and "val_loss" in clf.history_[0]
+    assert clf.best_epoch_ is not None
+    assert 1 <= clf.n_epochs_ <= 15
+    assert len(clf.history_) == clf.n_epochs_
+    assert "val_loss" in clf.history_[0]
 
 
 def test_units_do_not_matter_with_channel_scaling():
@@ -139,7 +145,8 @@ def test_network_decoder_file_round_trip(fitted, tmp_path):
     with zipfile.ZipFile(fname) as zf:
         assert sorted(zf.namelist()) == ["manifest.json", "network.pt"]
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["format_version"] == 2 and manifest["payload"] == "network.pt"
+    assert manifest["format_version"] == 2
+    assert manifest["payload"] == "network.pt"
     assert manifest["network"]["config"]["n_chans"] == N_CHANS
     assert manifest["network"]["model"] == "ShallowConvNet"
     loaded = load_decoder(fname)
@@ -190,14 +197,21 @@ def test_version_1_files_still_load(tmp_path):
 
 
 def test_registered_deep_pipelines():
-    from bci.features.pipelines import DEEP_SETTINGS, get_pipeline, get_spec, list_pipelines
+    from bci.pipelines.registry import (
+        DEEP_SETTINGS,
+        get_pipeline,
+        get_spec,
+        list_pipelines,
+    )
 
     for name in ("EEGNeX", "EEGNet", "ShallowConvNet"):
         est = get_pipeline(name)
-        assert isinstance(est, DeepClassifier) and est.model == name
+        assert isinstance(est, DeepClassifier)
+        assert est.model == name
         assert est.max_epochs == DEEP_SETTINGS["max_epochs"]
         assert "SSVEP" in get_spec(name).paradigms
-        assert name in list_pipelines("any") and get_spec(name).family == "any"
+        assert name in list_pipelines("any")
+        assert get_spec(name).family == "any"
 
 
 def test_deep_pipeline_in_moabb_within_session_evaluation():
@@ -226,7 +240,8 @@ def test_cli_train_model_writes_decoder_and_curves(tmp_path, capsys):
     assert (tmp_path / "eegnet_learning_curves.png").stat().st_size > 1000
     decoder = load_decoder(out)
     assert isinstance(decoder.estimator, DeepClassifier)
-    assert decoder.info["pipeline"] == "EEGNet" and decoder.info["training"]["n_epochs"] == 2
+    assert decoder.info["pipeline"] == "EEGNet"
+    assert decoder.info["training"]["n_epochs"] == 2
     # the network's config records the rate of the epochs it was trained on
     rate = decoder.resample or decoder.sfreq
     assert decoder.estimator.sfreq == rate

@@ -42,7 +42,8 @@ def _raw_windows(dataset, decoder, subject):
 def test_round_trip_predicts_identically(trained):
     dataset, decoder, path = trained
     loaded = load_decoder(path)
-    assert loaded.ch_names == decoder.ch_names and loaded.classes == ["left_hand", "right_hand"]
+    assert loaded.ch_names == decoder.ch_names
+    assert loaded.classes == ["left_hand", "right_hand"]
     assert loaded.filters == decoder.filters == [(8.0, 32.0)]
     assert (loaded.sfreq, loaded.tmin, loaded.tmax) == (decoder.sfreq, decoder.tmin,
                                                         decoder.tmax)

@@ -1,5 +1,6 @@
 """Shared contract of every registered network (bci.models.registry.MODELS), parameter counts
-against braindecode, and the layers the networks share."""
+against braindecode, and the layers the networks share.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bci.models._layers import _avg_pool_same, _same_padding, _temporal_filter_bank
+from bci.models._threads import torch_threads
 from bci.models.base import (
     EEGModule,
-    _avg_pool_same,
-    _same_padding,
-    _temporal_filter_bank,
 )
 from bci.models.eegnex import (
     _BRAINDECODE_BN,
@@ -23,7 +23,6 @@ from bci.models.eegnex import (
     EEGNeX,
     load_braindecode_state_dict,
 )
-from bci.models._threads import torch_threads
 from bci.models.registry import MODELS, get_model
 from bci.models.shallow import ShallowConvNet
 from bci.models.shallow import load_braindecode_state_dict as load_shallow_state_dict
@@ -61,7 +60,8 @@ SMALL = (4, 3, 128)
 def _one_thread_for_unrolled_networks(request):
     """Spiking networks unroll their neurons into many tiny ops, which oversubscribed OpenMP
     threads on a busy machine slow down many times over (SpikingConformer's overfitting test:
-    about 2 s on 1 thread, 30 s on 2 busy cores)."""
+    about 2 s on 1 thread, 30 s on 2 busy cores).
+    """
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     with torch_threads(1 if params.get("name") in NOT_IN_BRAINDECODE else None):
         yield
@@ -96,8 +96,10 @@ def test_output_shape_and_logits(name):
     with torch.no_grad():
         out = model(_batch())
         single = model(_batch(batch=1))
-    assert out.shape == (5, SMALL[1]) and single.shape == (1, SMALL[1])
-    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert out.shape == (5, SMALL[1])
+    assert single.shape == (1, SMALL[1])
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
     # logits, not (log-)probabilities
     assert not torch.allclose(out.sum(1), torch.ones(5))
     assert not torch.allclose(out.exp().sum(1), torch.ones(5))
@@ -127,7 +129,8 @@ def test_gradients_reach_first_layer(name):
     first_name, first = next(iter(model.named_parameters()))
     loss = F.cross_entropy(model(_batch()), torch.tensor([0, 1, 2, 0, 1]))
     loss.backward()
-    assert first.grad is not None and torch.isfinite(first.grad).all()
+    assert first.grad is not None
+    assert torch.isfinite(first.grad).all()
     assert first.grad.abs().sum() > 0, f"no gradient reaches {first_name}"
     for param_name, param in model.named_parameters():
         assert param.grad is not None, f"{param_name} receives no gradient"
@@ -169,10 +172,12 @@ def test_overfits_tiny_batch(name):
 def test_get_config_round_trip(name):
     model = _build(name).eval()
     config = model.get_config()
-    assert config["n_chans"] == SMALL[0] and config["sfreq"] == 128.0
+    assert config["n_chans"] == SMALL[0]
+    assert config["sfreq"] == 128.0
     config = json.loads(json.dumps(config))  # JSON-serialisable, as in a checkpoint
     for rebuilt in (type(model).from_config(config), get_model(name, **config)):
-        assert type(rebuilt) is type(model) and rebuilt.get_config() == model.get_config()
+        assert type(rebuilt) is type(model)
+        assert rebuilt.get_config() == model.get_config()
         rebuilt.load_state_dict(model.state_dict())
         rebuilt.eval()
         x = _batch()
@@ -228,7 +233,7 @@ def test_parameter_count_matches_braindecode(name, config):
 
 
 def _import_braindecode_models():
-    """braindecode's model module, or skip: braindecode is a benchmark extra, not a dependency."""
+    """Braindecode's model module, or skip: braindecode is a benchmark extra, not a dependency."""
     import warnings
 
     with warnings.catch_warnings():

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from bci.data.datamodule import EEGDataModule, split_train_val
 from bci.models.registry import get_model
 from bci.models.training import (
     DecoderModule,
-    EEGDataModule,
     recalibrate_batch_norm_stats,
-    split_train_val,
     torch_threads,
     train_model,
 )
@@ -44,8 +43,10 @@ def _net(seed=0, name="EEGNet", n_outputs=2):
 def test_stratified_split_keeps_proportions_and_is_seeded():
     y = np.array([0] * 30 + [1] * 10)
     train, val = split_train_val(y, 0.2, stratify=True, random_state=1)
-    assert len(val) == 8 and np.bincount(y[val]).tolist() == [6, 2]
-    assert np.intersect1d(train, val).size == 0 and len(train) + len(val) == 40
+    assert len(val) == 8
+    assert np.bincount(y[val]).tolist() == [6, 2]
+    assert np.intersect1d(train, val).size == 0
+    assert len(train) + len(val) == 40
     again = split_train_val(y, 0.2, stratify=True, random_state=1)
     assert np.array_equal(again[1], val)
     assert not np.array_equal(split_train_val(y, 0.2, stratify=True, random_state=2)[1], val)
@@ -79,7 +80,8 @@ def test_tiny_batch_overfits():
     result = train_model(_net(0, "ShallowConvNet"), data, max_epochs=60, lr=1e-2,
                          weight_decay=0.0, seed=0)
     first, last = result.history[0], result.history[-1]
-    assert result.n_epochs == 60 and result.best_epoch is None
+    assert result.n_epochs == 60
+    assert result.best_epoch is None
     assert last["train_loss"] < 0.1 * first["train_loss"]
     with torch.no_grad():
         pred = result.model(torch.from_numpy(X)).argmax(1).numpy()
@@ -88,14 +90,17 @@ def test_tiny_batch_overfits():
 
 def test_recalibrated_batch_norm_holds_training_statistics():
     """After recalibration, each BatchNorm's running statistics are those of the training
-    epochs under the final weights, so eval mode matches train mode on the full set."""
+    epochs under the final weights, so eval mode matches train mode on the full set.
+    """
     X, y = _planted(24)
     net = _net(1, "EEGNeX")
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert norms and all(m.momentum == 0.01 for m in norms)  # Keras' 0.99
+    assert norms
+    assert all(m.momentum == 0.01 for m in norms)
     stale = net.eval()(torch.from_numpy(X)).detach()
     recalibrate_batch_norm_stats(net, X, batch_size=len(X))  # one batch: exact statistics
-    assert not net.training and all(m.momentum == 0.01 for m in norms)
+    assert not net.training
+    assert all(m.momentum == 0.01 for m in norms)
     with torch.no_grad():
         recal = net(torch.from_numpy(X))
         for m in net.modules():  # train mode without dropout: the batch statistics
@@ -200,7 +205,8 @@ class _Pointwise(torch.nn.Module):
 
 def _padded_trials(n_trials, seed):
     """Trials of 8-30 steps, zero-padded to 30; target 2 x0 - x1 + 0.5 on real steps and 100
-    on the padding, so a loss that counted padded steps could not learn the map."""
+    on the padding, so a loss that counted padded steps could not learn the map.
+    """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)
     lengths = rng.integers(8, 31, n_trials)
@@ -222,7 +228,8 @@ def test_sequence_regression_masks_padding_and_learns_the_map():
     conv = result.model.conv
     np.testing.assert_allclose(conv.weight.detach().numpy().ravel(), [2.0, -1.0], atol=0.02)
     assert conv.bias.item() == pytest.approx(0.5, abs=0.02)
-    assert result.history[-1]["val_r2"] > 0.99 and "train_r2" in result.history[-1]
+    assert result.history[-1]["val_r2"] > 0.99
+    assert "train_r2" in result.history[-1]
     # the logged validation loss is the MSE over the real steps (numpy, restored weights)
     with torch.no_grad():
         out = result.model.forward_sequence(torch.from_numpy(Xv[:, :, :25])).numpy()
@@ -244,7 +251,8 @@ def test_sequence_datamodule_batches_and_errors():
     data = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.0,
                          batch_size=4, drop_last=True, random_state=0)
     batches = list(data.train_dataloader())
-    assert [len(b[0]) for b in batches] == [4, 4] and all(len(b) == 3 for b in batches)
+    assert [len(b[0]) for b in batches] == [4, 4]
+    assert all(len(b) == 3 for b in batches)
     assert batches[0][2].dtype == torch.bool
     split = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.3,
                           random_state=0)

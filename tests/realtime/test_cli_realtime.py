@@ -34,7 +34,8 @@ def test_play_stream_report(tmp_path, mi_decoder, mi_recording, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((record / "summary.json").read_text())
-    assert summary["samples_lost"] == 0 and summary["gaps"] == 0
+    assert summary["samples_lost"] == 0
+    assert summary["gaps"] == 0
     # 3.5 s of session at 0.1 s steps (plus what queued while the decoder loaded, up to a
     # 2 s window before): at most 36 decisions
     assert 5 <= summary["decisions"] <= 36
@@ -43,7 +44,8 @@ def test_play_stream_report(tmp_path, mi_decoder, mi_recording, capsys):
     assert summary["latency_ms"]["end_to_end"]["p99"] < 1000
     assert "Stopped: duration reached" in out
     assert main(["session-report", str(record)]) == 0
-    assert (record / "report.html").is_file() and (record / "latency.png").is_file()
+    assert (record / "report.html").is_file()
+    assert (record / "latency.png").is_file()
     # a second session into the same folder is refused, not overwritten
     assert main(["stream", "--source", name, "--record", str(record), "--timeout", "0.2",
                  "--window", "1"]) == 2

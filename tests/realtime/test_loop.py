@@ -66,7 +66,8 @@ def test_windows_follow_source_timestamps_exactly():
     summary = loop.run()
     ends = np.array([d.t_end for d in loop.decisions])
     np.testing.assert_allclose(ends, 0.49 + 0.2 * np.arange(len(ends)), atol=1e-9)
-    assert len(ends) == 48 and summary["decisions"] == 48
+    assert len(ends) == 48
+    assert summary["decisions"] == 48
     for d, w in zip(loop.decisions, seen):
         assert d.t_start == pytest.approx(d.t_end - 0.49)
         np.testing.assert_array_equal(w, np.arange(d.stop_index - 50, d.stop_index))
@@ -84,8 +85,10 @@ def test_decoder_on_replayed_recording_finds_the_planted_effect(mi_decoder, mi_r
         k = np.searchsorted(onsets, d.t_start, side="right") - 1
         if k >= 0 and d.t_start >= onsets[k] + 0.25 and d.t_end <= onsets[k] + 4.0:
             hits.append(d.label == labels[k])
-            assert d.proba.shape == (2,) and d.proba.sum() == pytest.approx(1.0)
-    assert len(hits) >= 20 and np.mean(hits) >= 0.8
+            assert d.proba.shape == (2,)
+            assert d.proba.sum() == pytest.approx(1.0)
+    assert len(hits) >= 20
+    assert np.mean(hits) >= 0.8
     assert summary["latency_ms"]["decode"]["p50"] > 0
 
 
@@ -109,7 +112,8 @@ def test_decoder_that_raises_stops_cleanly():
     dec = ConstantDecoder(["Ch1", "Ch2", "Ch3"], 100.0, 50, fail=True)
     loop = OnlineLoop(_stream(data), dec, step_s=0.1, max_faults=4, catch_up=True)
     summary = loop.run()
-    assert dec.n_calls == 4 and summary["decisions"] == 0
+    assert dec.n_calls == 4
+    assert summary["decisions"] == 0
     assert summary["faults"]["decoder_error"] == 4
     assert "4 consecutive decoder faults" in summary["stopped_reason"]
     assert "broken weights" in summary["stopped_reason"]
@@ -124,7 +128,8 @@ def test_hanging_decoder_costs_decisions_not_the_session():
     release.set()
     # 56 windows: the first hangs (timeout), the 55 next find the decoder still busy
     assert summary["faults"]["decoder_timeout"] == 1
-    assert summary["faults"]["decoder_busy"] == 55 and summary["decisions"] == 0
+    assert summary["faults"]["decoder_busy"] == 55
+    assert summary["decisions"] == 0
     assert dec.n_calls == 1
     assert summary["stopped_reason"] == "end of the replayed source"
     assert summary["samples_received"] == 600
@@ -151,10 +156,12 @@ def test_safety_limits_hold_against_an_always_firing_policy():
 def test_manual_stop_blocks_every_later_stimulus(tmp_path):
     safety = SafetyGate(min_interval_s=0.0, max_per_minute=None, max_per_session=None,
                         stop_file=tmp_path / "STOP")
-    assert safety.allow(0.0) is None and safety.allow(0.1) is None
+    assert safety.allow(0.0) is None
+    assert safety.allow(0.1) is None
     (tmp_path / "STOP").touch()
     assert [safety.allow(t) for t in (0.2, 10.0)] == ["manual_stop", "manual_stop"]
-    assert safety.suppressed["manual_stop"] == 2 and len(safety.fired) == 2
+    assert safety.suppressed["manual_stop"] == 2
+    assert len(safety.fired) == 2
 
 
 def test_threshold_policy_hysteresis_and_refractory():
@@ -187,9 +194,12 @@ def test_faulty_stream_session_survives_and_reports(tmp_path):
     loop = OnlineLoop(stream, dec, step_s=0.1, recorder=rec, policy=AlwaysFire(),
                       safety=SafetyGate(min_interval_s=1.0, max_per_minute=None), catch_up=True)
     summary = loop.run()
-    assert summary["samples_lost"] == 20 and summary["gaps"] == 1
-    assert summary["faults"]["lost"] == 1 and summary["faults"]["reconnected"] == 1
-    assert summary["faults"]["nan"] == 1 and summary["faults"]["nan_window"] >= 1
+    assert summary["samples_lost"] == 20
+    assert summary["gaps"] == 1
+    assert summary["faults"]["lost"] == 1
+    assert summary["faults"]["reconnected"] == 1
+    assert summary["faults"]["nan"] == 1
+    assert summary["faults"]["nan_window"] >= 1
     data, ts, _ = read_signal(tmp_path / "s")
     assert data.shape[1] == summary["samples_received"] == 2980
     np.testing.assert_array_equal(data[0][:300], np.arange(300))
@@ -206,7 +216,8 @@ def test_threaded_loop_with_real_time_pacing():
     assert summary["stopped_reason"] == "duration reached"
     assert 5 <= summary["decisions"] <= 8
     lat = summary["latency_ms"]
-    assert 0 <= lat["end_to_end"]["p50"] < 100 and lat["acquire"]["max"] < 100
+    assert 0 <= lat["end_to_end"]["p50"] < 100
+    assert lat["acquire"]["max"] < 100
 
 
 def test_clock_jump_inside_a_chunk_restarts_windows_without_a_flood():
@@ -227,5 +238,6 @@ def test_clock_jump_inside_a_chunk_restarts_windows_without_a_flood():
     # before: ends 49, 59, ..., 499; after: the first full window after the jump ends at 554
     assert ends[ends < 505].tolist() == list(range(49, 505, 10))
     assert ends[ends >= 505].tolist() == list(range(554, 1000, 10))
-    assert summary["faults"]["clock_jump"] == 1 and summary["samples_lost"] == 0
+    assert summary["faults"]["clock_jump"] == 1
+    assert summary["samples_lost"] == 0
     assert len(set(ends)) == len(ends)

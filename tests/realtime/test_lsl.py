@@ -25,7 +25,8 @@ def _name(tag: str) -> str:
 def test_lsl_stays_on_this_machine():
     cfg = Path(os.environ["LSLAPICFG"])
     text = cfg.read_text()
-    assert "ResolveScope = machine" in text and "KnownPeers = {127.0.0.1}" in text
+    assert "ResolveScope = machine" in text
+    assert "KnownPeers = {127.0.0.1}" in text
 
 
 def test_exact_index_over_loopback_lsl():
@@ -37,7 +38,8 @@ def test_exact_index_over_loopback_lsl():
     with Player((index_signal(n, 4), sfreq, ["idx", "a", "b", "c"]), name,
                 wait_for_consumers_s=5.0, chunk_s=0.005) as player:
         source = LSLSource(name, timeout_s=5.0)
-        assert source.info.ch_names == ["idx", "a", "b", "c"] and source.info.sfreq == sfreq
+        assert source.info.ch_names == ["idx", "a", "b", "c"]
+        assert source.info.sfreq == sfreq
         with Stream(source, threaded=True, buffer_s=10.0) as stream:
             deadline = time.monotonic() + 10.0
             while stream.n_written < n and time.monotonic() < deadline:
@@ -45,7 +47,8 @@ def test_exact_index_over_loopback_lsl():
             data, ts = stream.get_last(stream.n_written)
         player.join(1.0)
     np.testing.assert_array_equal(data[0], np.arange(n))  # no gap, no duplicate
-    assert stream.n_lost == 0 and stream.n_gaps == 0
+    assert stream.n_lost == 0
+    assert stream.n_gaps == 0
     np.testing.assert_allclose(np.diff(ts), 1 / sfreq, atol=2e-4)  # dejittered
     # timestamps are the player's: sample i at t_start + i / sfreq (same clock, same machine)
     np.testing.assert_allclose(ts - player.t_start, np.arange(n) / sfreq, atol=0.005)
@@ -82,7 +85,8 @@ def test_stream_killed_and_restarted_session_continues(tmp_path):
     idx = sig[0]
     k = int(np.argmax(np.diff(idx) != 1)) + 1  # where the restarted player's data begin
     np.testing.assert_array_equal(idx[:k], np.arange(k))  # complete up to the fault
-    assert k >= 0.8 * sfreq and len(idx) - k > 0.5 * sfreq  # data before and after
+    assert k >= 0.8 * sfreq
+    assert len(idx) - k > 0.5 * sfreq
 
 
 def test_missing_stream_error_names_the_fix():

@@ -18,7 +18,8 @@ def test_estimate_phase_of_a_noisy_sine(phase_deg):
         t.size)
     phase, amp = estimate_phase(x, sfreq, f)
     err = np.angle(np.exp(1j * (phase - np.deg2rad(phase_deg))))
-    assert abs(np.rad2deg(err)) < 5 and amp == pytest.approx(2.0, rel=0.05)
+    assert abs(np.rad2deg(err)) < 5
+    assert amp == pytest.approx(2.0, rel=0.05)
 
 
 def test_phase_target_schedules_the_next_trough():
@@ -30,7 +31,8 @@ def test_phase_target_schedules_the_next_trough():
     t = t_end + (np.arange(200) - 199) / sfreq
     window = np.cos(2 * np.pi * f * t)[None]  # peaks at integer seconds
     request = trig.update(Decision(0, t[0], t_end, 200, window=window))
-    assert request is not None and request.at == pytest.approx(10.5, abs=0.01)  # trough
+    assert request is not None
+    assert request.at == pytest.approx(10.5, abs=0.01)
 
 
 def test_trigger_fires_once_per_event_after_min_duration():
@@ -55,8 +57,10 @@ def test_parse_policy_specs():
     assert isinstance(pol, ThresholdPolicy)
     assert (pol.target, pol.on, pol.off, pol.refractory_s) == ("left_hand", 0.9, 0.4, 3)
     trig = parse_policy("oscillation:channel=C3,freq=13.5,threshold=2.5,target_phase=180")
-    assert isinstance(trig, OscillationTrigger) and trig.channel == "C3"
-    assert trig.target_phase == 180 and parse_policy("none") is None
+    assert isinstance(trig, OscillationTrigger)
+    assert trig.channel == "C3"
+    assert trig.target_phase == 180
+    assert parse_policy("none") is None
     with pytest.raises(ValueError, match="Unknown policy 'treshold'. Did you mean 'threshold'"):
         parse_policy("treshold:target=a")
     with pytest.raises(ValueError, match="needs target=<class name>"):

@@ -112,7 +112,8 @@ def test_nan_burst_does_not_poison_filter_state():
     y = chain.apply(x)
     assert np.isfinite(y).all()
     hold = chain.steps[0]
-    assert isinstance(hold, HoldNonFinite) and hold.n_replaced == 50
+    assert isinstance(hold, HoldNonFinite)
+    assert hold.n_replaced == 50
     held = HoldNonFinite().process(np.array([[np.nan, 1.0, np.nan, np.nan, 4.0]]))
     np.testing.assert_array_equal(held, [[0.0, 1.0, 1.0, 1.0, 4.0]])
 

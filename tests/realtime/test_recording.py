@@ -54,7 +54,8 @@ def test_session_round_trip_as_mne_raw(tmp_path):
         assert set(on_disk["latency_ms"][stage]) >= {"p50", "p95", "p99", "max"}
 
     raw = read_session(tmp_path / "sess")
-    assert isinstance(raw, mne.io.BaseRaw) and raw.info["sfreq"] == 200.0
+    assert isinstance(raw, mne.io.BaseRaw)
+    assert raw.info["sfreq"] == 200.0
     np.testing.assert_array_equal(raw.get_data(picks="idx")[0], np.arange(6000))  # exact
     np.testing.assert_allclose(raw.get_data(picks="Cz")[0], x[1].astype(np.float32))
     stims = [a for a in raw.annotations if a["description"].startswith("stim/")]
@@ -103,7 +104,9 @@ def test_recorder_refuses_overwrite_and_out_of_order_chunks(tmp_path):
 
 def test_latency_stats_and_report(tmp_path):
     stats = latency_stats(list(range(1, 101)) + [float("nan")])
-    assert stats["p50"] == pytest.approx(50.5) and stats["max"] == 100 and stats["n"] == 100
+    assert stats["p50"] == pytest.approx(50.5)
+    assert stats["max"] == 100
+    assert stats["n"] == 100
     assert latency_stats([])["p99"] is None
     stream = Stream(ArraySource(_bursty(2000), 200.0, chunk_size=20), threaded=False)
     rec = Recorder(tmp_path / "rep", stream.ch_names, 200.0)

@@ -32,7 +32,9 @@ def test_exact_index_no_gap_no_duplicate():
     assert firsts == list(np.cumsum([0] + [len(c) for _, c in received[:-1]]))
     np.testing.assert_array_equal(np.concatenate([c for _, c in received]), np.arange(2345))
     np.testing.assert_array_equal(last[0], np.arange(1845, 2345))
-    assert stream.n_written == 2345 and stream.n_lost == 0 and stream.n_gaps == 0
+    assert stream.n_written == 2345
+    assert stream.n_lost == 0
+    assert stream.n_gaps == 0
     assert stream.events == []
 
 
@@ -58,11 +60,15 @@ def test_nan_burst_and_flat_channel_reported():
         _drain(stream)
     kinds = [e.kind for e in stream.events]
     nan = [e for e in stream.events if e.kind == "nan"]
-    assert len(nan) == 1 and nan[0].index == 60 and nan[0].detail["n_samples"] == 20
+    assert len(nan) == 1
+    assert nan[0].index == 60
+    assert nan[0].detail["n_samples"] == 20
     assert nan[0].detail["channels"] == ["Ch1", "Ch2", "Ch3"]
-    assert "flat" in kinds and "flat_end" in kinds
+    assert "flat" in kinds
+    assert "flat_end" in kinds
     flat = next(e for e in stream.events if e.kind == "flat")
-    assert flat.detail["channels"] == ["Ch3"] and 300 <= flat.index <= 360
+    assert flat.detail["channels"] == ["Ch3"]
+    assert 300 <= flat.index <= 360
     assert stream.n_lost == 0
 
 
@@ -74,7 +80,8 @@ def test_clock_jump_is_not_counted_as_lost_samples():
         _drain(stream)
     jumps = [e for e in stream.events if e.kind == "clock_jump"]
     assert [round(e.detail["step_s"]) for e in jumps] == [3600, -7200]
-    assert stream.n_lost == 0 and stream.n_written == 400
+    assert stream.n_lost == 0
+    assert stream.n_written == 400
 
 
 def test_lost_source_reconnects_and_keeps_indices():

@@ -61,14 +61,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._checks import check_option
+from .._layers import _same_padding, _taps_reach_signal
 from ..base import (
     EEGModule,
     _check_count,
     _check_momentum,
     _check_positive,
     _check_probability,
-    _same_padding,
-    _taps_reach_signal,
 )
 from .neurons import LIF, ApproxLIF, _check_decay
 from .surrogate import SurrogateName, check_surrogate
@@ -80,7 +79,8 @@ TWIN_ATTENTIONS = ("softmax", "linear")
 
 class MatMul(nn.Module):
     """``a @ b`` as a module, so that :func:`~bci.models.spiking.cost.count_operations` can count
-    the products of attention (a product with a spike operand is an accumulate)."""
+    the products of attention (a product with a spike operand is an accumulate).
+    """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.matmul(a, b)
@@ -99,7 +99,8 @@ class _TokenNorm(nn.Module):
 
 class _Neurons(nn.Module):
     """Neuron layer on tokens ``(B, N, n)`` -> ``(B, N, n)``: LIF/ApproxLIF spikes over the
-    ``N`` token steps (from rest), or ReLU in the non-spiking twin."""
+    ``N`` token steps (from rest), or ReLU in the non-spiking twin.
+    """
 
     def __init__(self, n_neurons: int, *, spiking: bool, approximate: bool, beta: float,
                  threshold: float, surrogate: str, slope: float) -> None:

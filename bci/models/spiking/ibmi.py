@@ -49,7 +49,7 @@ from ...data.reaching import ReachingData, make_windows, pad_trials
 from .._threads import torch_threads
 from ..base import EEGModule, _check_count, _check_positive, _check_probability
 from .encoders import TRANSFORMS, DirectEncoder
-from .neurons import RESETS, LIF, CubaLIF, decay_from_tau
+from .neurons import LIF, RESETS, CubaLIF, decay_from_tau
 from .surrogate import SURROGATES
 
 __all__ = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder",
@@ -89,7 +89,8 @@ class _IBMIDecoder(EEGModule):
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Causal predictions at every bin: ``(batch, n_chans, n_bins)`` -> ``(batch,
-        n_outputs, n_bins)``."""
+        n_outputs, n_bins)``.
+        """
         raise NotImplementedError
 
 
@@ -101,7 +102,8 @@ class _WindowedDecoder(_IBMIDecoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Prediction at the last bin of each window: ``(batch, n_chans, n_times)`` ->
-        ``(batch, n_outputs)``."""
+        ``(batch, n_outputs)``.
+        """
         self._check_input(x)
         return self._destandardise(self._window(x), 1)
 
@@ -120,7 +122,8 @@ class _StreamingDecoder(_IBMIDecoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Prediction at the last bin, starting from rest at the first: ``(batch, n_chans,
-        n_times)`` -> ``(batch, n_outputs)``."""
+        n_times)`` -> ``(batch, n_outputs)``.
+        """
         self._check_input(x)
         return self.forward_sequence(x)[..., -1]
 
@@ -434,7 +437,8 @@ class GRUDecoder(_StreamingDecoder):
     def forward_sequence(self, x: torch.Tensor, state: torch.Tensor | None = None, *,
                          return_state: bool = False):
         """Predictions at every bin; ``state`` ``(1, batch, n_hidden)`` as in
-        :meth:`SNNStreaming.forward_sequence`."""
+        :meth:`SNNStreaming.forward_sequence`.
+        """
         self._check_sequence(x)
         h, state = self.gru(self.encoder(x), state)
         out = self._destandardise(self.fc_out(self.drop(h)).transpose(1, 2), 1)
@@ -553,8 +557,9 @@ def _shuffle_seed(random_state) -> int | None:
 def _datamodule(model: _IBMIDecoder, train: ReachingData, val: ReachingData | None,
                 mean: np.ndarray, std: np.ndarray, batch_size: int, random_state):
     """Standardised training (and validation) data for :func:`~bci.models.training.train_model`:
-    zero-padded trials with masks (streaming decoders) or the causal window of every bin."""
-    from ..training import EEGDataModule
+    zero-padded trials with masks (streaming decoders) or the causal window of every bin.
+    """
+    from ...data.datamodule import EEGDataModule
 
     def standardise(Y, axis):
         shape = [1] * Y.ndim

@@ -67,7 +67,8 @@ def _check_decay(value, name: str) -> float:
 
 class _Decay(nn.Module):
     """A decay per step, fixed (a Python float, exact in any dtype) or learnable per neuron
-    (sigmoid of a parameter)."""
+    (sigmoid of a parameter).
+    """
 
     def __init__(self, value: float, n_neurons: int, learn: bool) -> None:
         super().__init__()
@@ -151,7 +152,8 @@ class LIF(nn.Module):
     def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
         """Resting state: membrane 0 and no spike at the previous step, ``(batch, n_neurons)``
-        each."""
+        each.
+        """
         zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
         return (zeros, zeros.clone())
 
@@ -256,14 +258,16 @@ class CubaLIF(LIF):
     def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
         """Resting state ``(synaptic current, membrane, last spikes)``, each ``(batch,
-        n_neurons)``."""
+        n_neurons)``.
+        """
         zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
         return (zeros, zeros.clone(), zeros.clone())
 
     def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Unroll over ``(batch, n_steps, n_neurons)`` currents; state is ``(synaptic current,
-        membrane, last spikes)``. See :meth:`LIF.forward`."""
+        membrane, last spikes)``. See :meth:`LIF.forward`.
+        """
         self._check(current)
         if state is None:
             state = self.init_state(current.shape[0], dtype=current.dtype,
@@ -341,7 +345,8 @@ class ApproxLIF(LIF):
     def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`); the
-        membrane never goes below 0 and resting neurons with non-positive input are skipped."""
+        membrane never goes below 0 and resting neurons with non-positive input are skipped.
+        """
         out, state, _ = self._unroll(current, state)
         return out, state
 

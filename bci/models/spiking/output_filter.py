@@ -90,7 +90,8 @@ class BesselFilter:
 
     def _steady(self, value: np.ndarray) -> np.ndarray:
         """Steady state for a constant input ``value`` ``(n_signals,)``: ``(n_sections,
-        n_signals, 2)``."""
+        n_signals, 2)``.
+        """
         return self._zi_unit[:, None, :] * value[None, :, None]
 
     def _backward(self, block: np.ndarray) -> np.ndarray:
@@ -172,7 +173,8 @@ class BesselFilter:
     # -- latency -------------------------------------------------------------------------------
     def group_delay_s(self) -> float:
         """Group delay of the causal filter at low frequency (seconds): how far its output lags
-        a slowly varying input."""
+        a slowly varying input.
+        """
         b, a = signal.sos2tf(self.sos)
         _, delay = signal.group_delay((b, a), w=[1e-3 * self.cutoff_hz], fs=self.sfreq)
         return float(delay[0]) / self.sfreq
@@ -181,7 +183,8 @@ class BesselFilter:
         """Mean lag of the filtered output behind a linear ramp (seconds), measured by filtering
         one: the causal filter's group delay, or what is left of it after the backward passes
         of ``"block_bidirectional"`` (averaged over the positions inside a block). The start-up
-        quarter of the ramp is left out."""
+        quarter of the ramp is left out.
+        """
         ramp = np.arange(float(n_samples))[None]
         out = BesselFilter(self.cutoff_hz, self.sfreq, order=self.order, mode=self.mode,
                            block_size=self.block_size, norm=self.norm).filter(ramp)
@@ -190,7 +193,8 @@ class BesselFilter:
 
     def buffering_s(self) -> float:
         """Worst-case wait of a sample before it is released (seconds): ``(block_size - 1) /
-        sfreq`` for ``"block_bidirectional"``, 0 for ``"causal"``."""
+        sfreq`` for ``"block_bidirectional"``, 0 for ``"causal"``.
+        """
         if self.mode == "causal":
             return 0.0
         return round((self.block_size - 1) / self.sfreq, 12)

@@ -140,6 +140,7 @@ def surrogate_derivative(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmo
 def surrogate_proxy(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
                     slope: float = 25.0) -> torch.Tensor:
     """The smooth function whose exact derivative is :func:`surrogate_derivative` (for tests and
-    straight-through estimators)."""
+    straight-through estimators).
+    """
     name, slope = check_surrogate(surrogate, slope)
     return SURROGATES[name][1](x, slope)

@@ -20,7 +20,8 @@ from bci.models.training import recalibrate_batch_norm_stats
 @pytest.fixture(autouse=True)
 def _one_thread():
     """One torch thread: the unrolled neurons run many tiny ops, which oversubscribed OpenMP
-    threads on a busy machine slow down many times over."""
+    threads on a busy machine slow down many times over.
+    """
     with torch_threads(1):
         yield
 
@@ -40,7 +41,8 @@ def _x(batch: int = 6, seed: int = 1, n_chans: int = 2, n_times: int = 64) -> to
 
 def _calibrated(model: SpikingConformer, x: torch.Tensor) -> SpikingConformer:
     """BatchNorm statistics of ``x``, so the untrained network's neurons receive unit-scale
-    currents and spike."""
+    currents and spike.
+    """
     return recalibrate_batch_norm_stats(model, x, batch_size=len(x))
 
 
@@ -93,7 +95,8 @@ def test_approx_lif_hand_example_and_gradient():
     spikes, (v, s) = lif(current)
     assert spikes.flatten().tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
     assert lif.skip_mask(current).flatten().tolist() == [True, False, False, True, False]
-    assert v.item() == pytest.approx(1.5) and s.item() == 1.0
+    assert v.item() == pytest.approx(1.5)
+    assert s.item() == 1.0
     spikes.sum().backward()
     assert current.grad[0, 4, 0] > 0  # the surrogate gradient reaches the input
 
@@ -148,7 +151,8 @@ def test_approximate_vs_plain_on_same_weights_differ_only_by_the_floor():
     plain.eval()
     with torch.no_grad():
         out_a, out_p = approx(x), plain(x)
-    assert torch.isfinite(out_a).all() and torch.isfinite(out_p).all()
+    assert torch.isfinite(out_a).all()
+    assert torch.isfinite(out_p).all()
     # both run; where no membrane goes negative they would agree, here they need not
     assert out_a.shape == out_p.shape
 
@@ -235,10 +239,12 @@ def test_count_matmul_by_hand():
     spikes = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]])  # (1, 2, 3)
     counts = count_operations(_MatMulModel(b), spikes, sfreq=1.0)
     # row 1: inputs 0 and 2 -> 1 + 1 non-zero weights; row 2: inputs 1 and 2 -> 2 + 1
-    assert counts.effective_acs == 5 and counts.effective_macs == 0
+    assert counts.effective_acs == 5
+    assert counts.effective_macs == 0
     assert counts.dense_ops == 2 * 3 * 2
     counts = count_operations(_MatMulModel(b), spikes * 0.5, sfreq=1.0)
-    assert counts.effective_macs == 5 and counts.effective_acs == 0
+    assert counts.effective_macs == 5
+    assert counts.effective_acs == 0
 
 
 class _ApproxModel(nn.Module):
@@ -253,7 +259,8 @@ class _ApproxModel(nn.Module):
 def test_count_skipped_updates_by_hand():
     x = torch.tensor([[[-0.5, 0.6, -1.0, -0.2, 1.5]]])  # (1 window, 1 neuron, 5 steps)
     counts = count_operations(_ApproxModel(), x, sfreq=1.0)
-    assert counts.neuron_updates == 3 and counts.neuron_updates_skipped == 2
+    assert counts.neuron_updates == 3
+    assert counts.neuron_updates_skipped == 2
     assert counts.per_second()["neuron_updates_skipped"] == 2
 
 
@@ -274,11 +281,13 @@ def test_conformer_operation_counts_by_hand():
     # the only multiply-accumulates of the spiking model: the temporal convolution on the raw
     # signal: 2 filters x 2 channels x (64 outputs x 5 taps - 2 x 3 taps on the zero padding)
     assert c_a.effective_macs == c_p.effective_macs == 2 * 2 * (64 * 5 - 6)
-    assert c_a.effective_acs > 0 and c_t.effective_acs == 0
+    assert c_a.effective_acs > 0
+    assert c_t.effective_acs == 0
     assert c_t.effective_macs > c_a.effective_macs
     # neuron updates: every neuron once per token; the approximate ones skip some
     total = _neuron_steps(TINY, 2, 8)
-    assert c_p.neuron_updates == total and c_p.neuron_updates_skipped == 0
+    assert c_p.neuron_updates == total
+    assert c_p.neuron_updates_skipped == 0
     assert c_a.neuron_updates + c_a.neuron_updates_skipped == total
     assert c_a.neuron_updates_skipped > 0
     assert c_t.neuron_updates == 0
@@ -294,6 +303,7 @@ def test_network_file_round_trip(tmp_path):
 
     model = _calibrated(_tiny(), _x()).eval()
     back = load_network(save_network(model, tmp_path / "conformer.bci")).eval()
-    assert type(back) is SpikingConformer and back.get_config() == model.get_config()
+    assert type(back) is SpikingConformer
+    assert back.get_config() == model.get_config()
     with torch.no_grad():
         assert torch.equal(back(_x()), model(_x()))

@@ -1,5 +1,6 @@
 """Operation counts against hand computation, NeuroBench's binary-copy method and, where it
-is installed, NeuroBench's own harness."""
+is installed, NeuroBench's own harness.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class _Tiny(nn.Module):
 
 def _neurobench_linear_ops(layer: nn.Linear, inputs: torch.Tensor, total: bool) -> int:
     """NeuroBench's stateless_layer_macs: a copy of the layer with binary weights (all ones for
-    the dense count) and no bias, applied to the binarised input, summed."""
+    the dense count) and no bias, applied to the binarised input, summed.
+    """
     binary = copy.deepcopy(layer)
     with torch.no_grad():
         binary.weight.copy_((layer.weight != 0).float() if not total else
@@ -103,7 +105,8 @@ class _Sequence(nn.Module):
 ], ids=["ANN", "SNNStreaming", "SNN3D"])
 def test_counts_equal_neurobench_harness(make):
     """NeuroBench's SynapticOperations (hooks on its own copy of every connection layer) gives
-    the same effective MACs, effective ACs and dense operations per bin."""
+    the same effective MACs, effective ACs and dense operations per bin.
+    """
     pytest.importorskip("neurobench", reason="neurobench is not installed (pip install "
                         "--no-deps neurobench: its torchaudio requirement pulls a CUDA build)")
     from neurobench.benchmarks import Benchmark
@@ -130,7 +133,8 @@ def test_snn_streaming_dense_count_and_acs_in_hidden_layer():
     x = torch.poisson(torch.full((3, 8, 20), 2.0))
     counts = count_operations(model, x)
     assert counts.dense_ops == pytest.approx(8 * 5 + 5 * 2)
-    assert counts.effective_macs > 0 and counts.effective_acs > 0  # sqrt counts in, spikes out
+    assert counts.effective_macs > 0
+    assert counts.effective_acs > 0
     assert counts.neuron_updates == pytest.approx(5 + 2)
     params = sum(p.numel() for p in model.parameters()) + 2 * 2  # + output scale/offset
     assert counts.param_bytes == 4 * params
@@ -145,7 +149,7 @@ def test_gru_counts_follow_the_cell_equations():
     # plus 3 x 3 element-wise per step; read-out 3 x 2 per step (h nonzero)
     expected = (2 * 9 + 9) + (2 * 9 + 27 + 9) + 2 * 6
     assert counts.effective_macs == pytest.approx(expected / 2)
-    assert counts.dense_ops == pytest.approx((4 * 9 + 3 * 9 + 9 + 3 * 2))
+    assert counts.dense_ops == pytest.approx(4 * 9 + 3 * 9 + 9 + 3 * 2)
 
 
 def test_count_errors():
@@ -170,4 +174,5 @@ def test_convolution_counts():
     # windows [3, 0] and [0, 2] against weights [2, 0]: products 3*2 only -> 1 effective MAC;
     # dense: 2 windows x 2 taps
     counts = count_operations(_Conv(), torch.tensor([[[3.0, 0.0, 2.0]]]))
-    assert counts.effective_macs == 1.0 and counts.dense_ops == 4.0  # one prediction (batch)
+    assert counts.effective_macs == 1.0
+    assert counts.dense_ops == 4.0

@@ -17,7 +17,8 @@ def test_direct_encoder_transforms_and_repeat():
     log = DirectEncoder(2, transform="log1p")(x)
     torch.testing.assert_close(log[0, 1, 0], torch.log1p(torch.tensor(4.0)))
     rep = DirectEncoder(2, repeat=3)(x[..., :1])
-    assert rep.shape == (1, 3, 2) and torch.equal(rep[0, 0], rep[0, 2])
+    assert rep.shape == (1, 3, 2)
+    assert torch.equal(rep[0, 0], rep[0, 2])
 
 
 def test_direct_encoder_learned_gain_gets_gradients():

@@ -1,5 +1,6 @@
 """iBMI velocity decoders: contract, streaming = windowed consistency, a planted tuning is
-decoded, training loop behaviour."""
+decoded, training loop behaviour.
+"""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def test_gradients_reach_the_first_layer(name):
     x = torch.poisson(torch.full((4, 16, 12), 1.5))
     model.forward_sequence(x).pow(2).sum().backward()
     first = model.fc_in if name == "SNNStreaming" else model.fc1
-    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+    assert first.weight.grad is not None
+    assert first.weight.grad.abs().sum() > 0
 
 
 def test_ridge_decodes_the_planted_tuning(sim):
@@ -144,7 +146,8 @@ def test_snn_streaming_variants_cuba_and_learnable_time_constants():
 @pytest.mark.parametrize("name", ["GRUDecoder", "SNN3D"])
 def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkeypatch):
     """fit_sequence_decoder runs DecoderModule (masked whole trials for streaming decoders,
-    windows for windowed ones), stops early, restores the best epoch and is seeded."""
+    windows for windowed ones), stops early, restores the best epoch and is seeded.
+    """
     from bci.models.training import DecoderModule
 
     steps = []
@@ -196,7 +199,8 @@ def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkey
 
 def test_fit_without_validation_and_a_last_batch_of_one(sim, monkeypatch):
     """Without validation: max_epochs, last epoch kept. A last training batch of one window
-    is dropped (ANNDecoder's BatchNorm cannot train on it), the other batches are kept."""
+    is dropped (ANNDecoder's BatchNorm cannot train on it), the other batches are kept.
+    """
     from bci.models.training import DecoderModule
 
     sizes = []
@@ -214,5 +218,7 @@ def test_fit_without_validation_and_a_last_batch_of_one(sim, monkeypatch):
     result = fit_sequence_decoder(_build("ANNDecoder"), train, max_epochs=3, patience=1,
                                   batch_size=batch_size, random_state=0)
     assert sizes == [batch_size] * 9
-    assert result.val_loss == [] and result.best_epoch == 2 and len(result.train_loss) == 3
+    assert result.val_loss == []
+    assert result.best_epoch == 2
+    assert len(result.train_loss) == 3
     assert result.train_loss[-1] < result.train_loss[0]

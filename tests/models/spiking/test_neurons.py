@@ -1,5 +1,6 @@
 """Surrogate gradients and LIF / current-based LIF neurons: closed forms, finite differences,
-and snnTorch (the reference implementation) on the same currents."""
+and snnTorch (the reference implementation) on the same currents.
+"""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def test_lif_gradients_match_snntorch():
 
 def _straight_through_lif(current, beta, threshold, slope):
     """An independent LIF whose spike is a straight-through estimator with the fast-sigmoid
-    proxy: forward H(v - theta), backward d proxy / dv."""
+    proxy: forward H(v - theta), backward d proxy / dv.
+    """
     v = torch.zeros_like(current[:, 0])
     s = torch.zeros_like(v)
     outs = []

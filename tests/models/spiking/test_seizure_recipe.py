@@ -1,5 +1,6 @@
 """The seizure recipe end to end (small in-process configurations): synthetic Bonn-like
-segments, and a tiny CHB-MIT case written by the test."""
+segments, and a tiny CHB-MIT case written by the test.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def test_recipe_quick_synthetic(tmp_path, capsys, monkeypatch):
                      "--out", str(tmp_path)])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     summary = json.loads(last)
-    assert summary["data"] == "synthetic" and summary["quick"] is True
+    assert summary["data"] == "synthetic"
+    assert summary["quick"] is True
     for key in ("sensitivity", "specificity", "false_alarms_per_hour", "synops_spiking",
                 "synops_twin", "neuron_update_saving", "latency_s", "segment_accuracy",
                 "neuron_update_saving_lif_trained_weights", "lif_trained_segment_accuracy"):
@@ -84,9 +86,11 @@ def test_recipe_quick_chbmit_splits_by_file(tmp_path, capsys, monkeypatch):
     summary = json.loads(printed.strip().splitlines()[-1])
     assert summary["data"].startswith("real continuous CHB-MIT recordings (case chb02")
     assert "real continuous CHB-MIT recordings" in printed
-    assert summary["quick"] is True and summary["subject"] == 2
+    assert summary["quick"] is True
+    assert summary["subject"] == 2
     # channels common to all files, in the first file's order; resampled to 128 Hz
-    assert summary["channels"] == CHB_CHANNELS and summary["sfreq"] == 128.0
+    assert summary["channels"] == CHB_CHANNELS
+    assert summary["sfreq"] == 128.0
     assert summary["train_files"] == ["chb02_01.edf", "chb02_02.edf", "chb02_03.edf"]
     assert summary["test_files"] == ["chb02_04.edf", "chb02_05.edf"]
     assert summary["n_test_seizures"] == 1
@@ -124,8 +128,10 @@ def test_recipe_chbmit_missing_data_names_the_fix(tmp_path, capsys, monkeypatch)
         recipe.main(["--quick", "--data", "chbmit", "--path", str(tmp_path), "--subject", "3",
                      "--out", str(tmp_path / "out")])
     message = str(err.value)
-    assert "subject 3" in message and str(tmp_path / "chb03") in message
-    assert "--path ROOT" in message and "--download" in message
+    assert "subject 3" in message
+    assert str(tmp_path / "chb03") in message
+    assert "--path ROOT" in message
+    assert "--download" in message
     with pytest.raises(SystemExit):  # --subject is required
         recipe.main(["--data", "chbmit", "--path", str(tmp_path)])
     assert "--data chbmit needs --subject N" in capsys.readouterr().err
@@ -138,4 +144,5 @@ def test_chbmit_file_split(monkeypatch):
         recipe.split_files(one, ["a.edf", "b.edf", "c.edf"], 0.3)
     train, test = recipe.split_files([one[0], one[1], one[0], one[2], one[0]],
                                      list("abcde"), 0.3)
-    assert train == [0, 1, 2] and test == [3, 4]
+    assert train == [0, 1, 2]
+    assert test == [3, 4]

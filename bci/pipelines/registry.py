@@ -17,7 +17,7 @@ is ``get_pipeline("ACM+TS+SVM", param_grid=MOABB_ACM_GRID)``.
 
 Examples
 --------
->>> from bci.features import get_pipeline, list_pipelines
+>>> from bci.pipelines import get_pipeline, list_pipelines
 >>> "TS+SVM" in list_pipelines()
 True
 >>> get_pipeline("TS+LR")  # doctest: +ELLIPSIS
@@ -100,7 +100,7 @@ def _cov(estimator: str = "oas"):
 
 def _check() -> list:
     """First step of the pipelines on epochs: clear errors for wrong shapes and NaNs."""
-    from .validation import CheckEpochs
+    from ..features.validation import CheckEpochs
 
     return [("check", CheckEpochs())]
 
@@ -148,7 +148,7 @@ def _acm_ts_svm():
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
 
-    from .augmented import AugmentedCovariance
+    from ..features.augmented import AugmentedCovariance
 
     return Pipeline([*_check(), ("acm", AugmentedCovariance(order=1, lag=1, estimator="cov")),
                      ("tangentspace", TangentSpace(metric="riemann")),

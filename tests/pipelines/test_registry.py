@@ -7,8 +7,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from bci.features.pipelines import (ACM_GRID, MOABB_ACM_GRID, PIPELINES, get_pipeline,
-                                    list_pipelines)
+from bci.pipelines.registry import ACM_GRID, MOABB_ACM_GRID, PIPELINES, get_pipeline, list_pipelines
 
 MOABB_NAMES = {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
                "SSVEP_TS+SVM", "SSVEP_MDM", "SSVEP_CCA"}
@@ -31,10 +30,14 @@ def test_fresh_cloneable_estimator(name):
 
 def test_grid_search_matches_moabb_inner_cv():
     est = get_pipeline("TS+SVM", random_state=7, scoring="roc_auc")
-    assert est.cv.n_splits == 3 and est.cv.shuffle and est.cv.random_state == 7
-    assert est.scoring == "roc_auc" and est.param_grid == PIPELINES["TS+SVM"].param_grid
+    assert est.cv.n_splits == 3
+    assert est.cv.shuffle
+    assert est.cv.random_state == 7
+    assert est.scoring == "roc_auc"
+    assert est.param_grid == PIPELINES["TS+SVM"].param_grid
     acm = get_pipeline("ACM+TS+SVM", param_grid=MOABB_ACM_GRID)
-    assert len(acm.param_grid["acm__order"]) == 10 and ACM_GRID != MOABB_ACM_GRID
+    assert len(acm.param_grid["acm__order"]) == 10
+    assert ACM_GRID != MOABB_ACM_GRID
 
 
 def test_errors():

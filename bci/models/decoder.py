@@ -1,21 +1,44 @@
 """Decoder files: a fitted decoder plus everything a real-time loop needs to use it alone.
 
-A decoder file is a zip archive holding ``manifest.json`` (format version, ``bci`` and
-scikit-learn versions, a SHA-256 of the payload, channel names, sampling rate, window, class
-names, preprocessing) and one payload:
+A decoder file is a zip archive holding ``manifest.json`` (format version, ``bci``,
+scikit-learn and skops versions, channel names, sampling rate, window, class names,
+preprocessing, checksums, an optional signature) and one payload:
 
-- ``estimator.joblib``: a fitted scikit-learn estimator (feature pipelines);
-- ``network.pt`` (format 2): the weights (``state_dict``) of a network trained by
+- ``estimator.skops`` (format 3): a fitted scikit-learn pipeline in skops' secure format
+  (:mod:`skops.io`): plain data and the names of the types to rebuild, no pickle. Loading rebuilds
+  only types it trusts: skops' defaults (scikit-learn estimators, numpy) and
+  :data:`TRUSTED_TYPES` (bci's transformers and the pyRiemann, MOABB and scikit-learn parts of
+  the registered pipelines); any other type is refused by name before anything is built.
+- ``network.pt`` (format >= 2): the weights (``state_dict``) of a network trained by
   :class:`~bci.models.classifier.DeepClassifier`; the manifest's ``network`` entry holds the
   model name, its config (``model.get_config()``), the input scaling and the classifier's
   settings. It is loaded with torch alone (``torch.load(weights_only=True)``, no pickle, no
   Lightning), so the real-time loop takes networks and pipelines alike.
+- ``estimator.joblib`` (formats 1 and 2, no longer written): a pickle, which can run any code
+  while it loads. It is read only with ``load_decoder(path, trust=True)``, which warns; re-save
+  such a decoder to convert it to format 3.
 
-Loading checks the format version and the checksum, so a file from an incompatible version or a
-damaged file fails with a clear error instead of predicting garbage. Format-1 files (joblib
-payload only) are still read.
+The payload a file may hold is decided by its format and version, never by the manifest alone: a
+network file, or a format-3 file, never leads to unpickling.
 
-Like any pickle, ``estimator.joblib`` can run code when loaded: only load decoder files you trust.
+Integrity and authenticity:
+
+- the archive's zip directory is checked before anything is decompressed (member names and
+  count, declared sizes, compression ratios), and members are read with bounded readers, so a
+  zip bomb is refused in milliseconds;
+- ``sha256`` (format 3) is the SHA-256 of the canonical manifest (sorted-key JSON without
+  ``sha256`` and ``signature``) and the payload: editing the classes, the channel order,
+  ``unit_factor`` or any other entry is detected, as is a damaged payload. Format-1/2 files only
+  checksum their payload;
+- a checksum detects accidents, not attackers (anyone can recompute it). Labs that share
+  decoders sign them: ``save_decoder(..., key=...)`` adds a ``signature`` over the same digest,
+  with a lab key (HMAC-SHA256, a secret shared by those who sign and verify; also from the
+  environment variable ``BCI_DECODER_KEY``) or an Ed25519 private key (``bci[sign]``; whoever
+  holds the public key verifies but cannot sign). ``load_decoder(..., key=...)`` verifies it and,
+  by default when a key is given, refuses unsigned files. :func:`generate_key` makes keys.
+
+Loading checks the format version too, so a file from an incompatible version or a damaged file
+fails with a clear ``ValueError`` instead of predicting garbage.
 
 Network files (:func:`save_network`, :func:`load_network`) use the same container for a trained
 network alone (manifest format ``"bci-network"``, model name and config, ``network.pt``), for
@@ -28,9 +51,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
+import warnings
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +64,30 @@ import numpy as np
 from .. import __version__
 from .._checks import check_epochs_array
 from .._logging import logger
+from ._decoder_io import TRUSTED_TYPES, Container, file_digest, parse_manifest
+from ._signing import ENV_KEY, Key, generate_key, resolve_key
 
-#: Version of the decoder-file layout written by this ``bci``; files with a higher major
-#: version cannot be read.
-FORMAT_VERSION = 2
+__all__ = ["FORMAT_VERSION", "TRUSTED_TYPES", "Decoder", "generate_key", "load_decoder",
+           "load_network", "save_decoder", "save_network"]
+
+#: Version of the decoder-file layout written by this ``bci`` (3: skops payloads, a digest of
+#: manifest and payload, optional signatures); files with a higher version cannot be read.
+FORMAT_VERSION = 3
 _MANIFEST = "manifest.json"
-_PAYLOAD = "estimator.joblib"
+_PAYLOAD = "estimator.joblib"  # formats 1-2: a pickle, read only with trust=True
+_SKOPS_PAYLOAD = "estimator.skops"  # format >= 3
 _NETWORK_PAYLOAD = "network.pt"  # format >= 2
 _FORMAT_NAME = "bci-decoder"
 _NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
+#: The payloads each (format, version) may hold: what decides the loader.
+_PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
+    (_FORMAT_NAME, 1): (_PAYLOAD,),
+    (_FORMAT_NAME, 2): (_PAYLOAD, _NETWORK_PAYLOAD),
+    (_FORMAT_NAME, 3): (_SKOPS_PAYLOAD, _NETWORK_PAYLOAD),
+    (_NETWORK_FORMAT_NAME, 2): (_NETWORK_PAYLOAD,),
+    (_NETWORK_FORMAT_NAME, 3): (_NETWORK_PAYLOAD,),
+}
+_ALL_PAYLOADS = (_PAYLOAD, _SKOPS_PAYLOAD, _NETWORK_PAYLOAD)
 
 
 @dataclass
@@ -166,43 +206,64 @@ class Decoder:
             )
         return np.take(np.asarray(data), [ch_names.index(c) for c in self.ch_names], axis=-2)
 
-    def save(self, fname: str | Path) -> Path:
-        """Write this decoder to ``fname`` (see :func:`save_decoder`)."""
-        return save_decoder(self, fname)
+    def save(self, fname: str | Path, *, key: Any = None) -> Path:
+        """Write this decoder to ``fname``, signed by ``key`` if any (:func:`save_decoder`)."""
+        return save_decoder(self, fname, key=key)
 
 
-def save_decoder(decoder: Decoder, fname: str | Path) -> Path:
-    """Write a decoder file.
+def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Path:
+    """Write a decoder file (format 3), signed when a key is given.
 
     Parameters
     ----------
     decoder : Decoder
-        The fitted decoder.
+        The fitted decoder. A scikit-learn estimator is stored with skops (no pickle); a
+        :class:`~bci.models.classifier.DeepClassifier` as its network's weights.
     fname : str | Path
         Destination; parent folders are created. Written atomically (a temporary file is
         renamed), so an interrupted save never leaves a half-written decoder.
+    key : bytes | str | Path | None
+        Sign the file: ``bytes`` is the key itself (an HMAC lab key of >= 32 bytes, or a PEM
+        Ed25519 private key), a ``str`` or ``Path`` the path of a key file
+        (:func:`generate_key`). When None, the lab key in the environment variable
+        ``BCI_DECODER_KEY`` signs, if it is set; otherwise the file is unsigned.
 
     Returns
     -------
     fname : Path
+
+    Warns
+    -----
+    UserWarning
+        The estimator holds types outside skops' defaults and :data:`TRUSTED_TYPES`: loading
+        the file will need ``load_decoder(path, trusted_types=[...])``.
     """
-    import joblib
     import sklearn
 
+    signer = _signer(key)
     fname = Path(fname)
-    buffer = io.BytesIO()
     network_state = getattr(decoder.estimator, "_network_state", None)
     network = None
     if callable(network_state):  # a DeepClassifier: weights + config, no pickle
         import torch
 
         network, weights = network_state()
+        buffer = io.BytesIO()
         torch.save(weights, buffer)
-        payload_name = _NETWORK_PAYLOAD
+        payload, payload_name = buffer.getvalue(), _NETWORK_PAYLOAD
     else:
-        joblib.dump(decoder.estimator, buffer)
-        payload_name = _PAYLOAD
-    payload = buffer.getvalue()
+        import skops
+
+        from ._decoder_io import dump_pipeline, untrusted_types
+
+        payload, payload_name = dump_pipeline(decoder.estimator), _SKOPS_PAYLOAD
+        extra = untrusted_types(payload, str(fname))
+        if extra:
+            message = (f"{fname}: the estimator holds types that bci does not trust by default "
+                       f"({', '.join(extra)}); loading the file will need "
+                       f"load_decoder(path, trusted_types={extra!r}).")
+            logger.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
     meta = asdict(decoder)
     meta.pop("estimator")
     manifest = {
@@ -211,7 +272,6 @@ def save_decoder(decoder: Decoder, fname: str | Path) -> Path:
         "bci_version": __version__,
         "sklearn_version": sklearn.__version__,
         "payload": payload_name,
-        "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "decoder": meta,
     }
     if network is not None:
@@ -219,23 +279,67 @@ def save_decoder(decoder: Decoder, fname: str | Path) -> Path:
 
         manifest["torch_version"] = torch.__version__
         manifest["network"] = network
+    else:
+        manifest["skops_version"] = skops.__version__
+    _write(fname, manifest, payload_name, payload, signer)
+    logger.info("Saved decoder to %s%s", fname, " (signed)" if signer else "")
+    return fname
+
+
+def _signer(key: Any) -> Key | None:
+    signer = resolve_key(key)
+    if signer is not None and not signer.can_sign:
+        raise ValueError(f"The key from {signer.source} is an Ed25519 public key: it verifies "
+                         "signatures but cannot sign; sign with the private key.")
+    return signer
+
+
+def _write(fname: Path, manifest: dict, payload_name: str, payload: bytes,
+           signer: Key | None) -> None:
+    """Add checksums (and a signature) to ``manifest``; write the archive atomically."""
+    manifest["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+    try:
+        json.dumps(manifest)
+    except TypeError as err:
+        raise TypeError(f"The decoder's conventions and info must be JSON-serialisable "
+                        f"({err}).") from None
+    manifest["sha256"] = file_digest(manifest, payload)
+    if signer is not None:
+        manifest["signature"] = signer.sign(manifest["sha256"])
     fname.parent.mkdir(parents=True, exist_ok=True)
     tmp = fname.with_name(fname.name + ".part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
         zf.writestr(payload_name, payload)
     tmp.replace(fname)
-    logger.info("Saved decoder to %s", fname)
-    return fname
 
 
-def load_decoder(fname: str | Path) -> Decoder:
+def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool | None = None,
+                 trust: bool = False, trusted_types: Sequence[str] = ()) -> Decoder:
     """Read a decoder file written by :func:`save_decoder` or ``bci train``.
+
+    Nothing in the file runs while it loads: a scikit-learn pipeline is rebuilt from its skops
+    payload only if every type it names is trusted; a network from its weights by torch alone.
 
     Parameters
     ----------
     fname : str | Path
         The file.
+    key : bytes | str | Path | None
+        Verify the file's signature with this key: ``bytes`` is the key itself (the HMAC lab
+        key, or a PEM Ed25519 public or private key), a ``str`` or ``Path`` the path of a key
+        file. When None, the lab key in ``BCI_DECODER_KEY`` if set.
+    require_signature : bool | None
+        Refuse files that are not signed by ``key``. None (default): required when a key is
+        given or set in ``BCI_DECODER_KEY``; False accepts unsigned files (signed ones are still
+        verified when a key is given).
+    trust : bool
+        Read the pickle of a format-1/2 pipeline file (``estimator.joblib``), which can run any
+        code while it loads: only for a file you made or got from someone you trust. Warns.
+        Re-save the decoder to convert it (format 3 loads without trust).
+    trusted_types : sequence of str
+        Fully qualified type names to trust in a skops payload, beyond skops' defaults and
+        :data:`TRUSTED_TYPES` (a refused file names them).
 
     Returns
     -------
@@ -246,70 +350,235 @@ def load_decoder(fname: str | Path) -> Decoder:
     FileNotFoundError
         No such file.
     ValueError
-        Not a decoder file, damaged (checksum mismatch, truncated archive), or written in a
-        newer format than this ``bci`` reads.
+        Not a decoder file, damaged or edited (checksum mismatch, truncated archive), refused
+        before extraction (a zip bomb: too many or too large members), a pickle without
+        ``trust=True``, untrusted types, a missing or wrong signature, or written in a newer
+        format than this ``bci`` reads.
     """
+    from .._checks import check_bool
+
+    trust = check_bool(trust, "trust")
+    trusted_types = _check_trusted_types(trusted_types)
     fname = Path(fname)
     if not fname.is_file():
         raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
-    try:
-        with zipfile.ZipFile(fname) as zf:
-            manifest = json.loads(zf.read(_MANIFEST))
-            payload_name = manifest.get("payload", _PAYLOAD) if isinstance(manifest, dict) \
-                else _PAYLOAD
-            if payload_name not in (_PAYLOAD, _NETWORK_PAYLOAD):
-                raise KeyError(f"unknown payload {payload_name!r}")
-            payload = zf.read(payload_name)
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError,
-            zipfile.LargeZipFile) as err:
-        raise ValueError(
-            f"{fname} is not a bci decoder file or is damaged ({err}); re-create it with "
-            "`bci train`."
-        ) from err
-    if isinstance(manifest, dict) and manifest.get("format") == _NETWORK_FORMAT_NAME:
-        raise ValueError(f"{fname} is a network file (a trained network without a decoder's "
-                         "recording conventions); read it with bci.models.decoder.load_network.")
-    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{fname} is not a bci decoder file (no {_FORMAT_NAME!r} manifest).")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"{fname} was written by bci {manifest.get('bci_version', '?')} in decoder format "
-            f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade "
-            "bci, or re-train the decoder with this version."
-        )
-    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
-        raise ValueError(
-            f"{fname} is damaged: its estimator does not match the checksum in its manifest; "
-            "re-create it with `bci train`."
-        )
+    manifest, payload_name, payload = _read_file(fname, _FORMAT_NAME, key, require_signature)
     import sklearn
 
     if manifest.get("sklearn_version") != sklearn.__version__:
         logger.warning("%s was fitted with scikit-learn %s, this is %s; predictions may differ.",
                        fname, manifest.get("sklearn_version"), sklearn.__version__)
-    meta = manifest["decoder"]
-    meta["filters"] = [tuple(band) for band in meta.get("filters", [])]
+    meta = _decoder_meta(manifest, fname)
     if payload_name == _NETWORK_PAYLOAD:
-        estimator = _load_network(manifest, payload)
-    else:
-        import joblib
+        estimator = _load_network(manifest, payload, fname)
+    elif payload_name == _SKOPS_PAYLOAD:
+        from ._decoder_io import load_pipeline
 
-        estimator = joblib.load(io.BytesIO(payload))
+        estimator = load_pipeline(payload, str(fname), trusted_types=trusted_types)
+    else:
+        estimator = _load_pickle(payload, fname, manifest["format_version"], trust)
     return Decoder(estimator=estimator, **meta)
 
 
-def _load_network(manifest: dict, payload: bytes):
+def _check_trusted_types(trusted_types: Any) -> tuple[str, ...]:
+    if isinstance(trusted_types, str) or not all(isinstance(t, str) for t in trusted_types):
+        raise TypeError("trusted_types must be a sequence of fully qualified type names "
+                        f"(str), e.g. ['mypackage.MyTransformer']; got {trusted_types!r}.")
+    return tuple(trusted_types)
+
+
+def _load_pickle(payload: bytes, fname: Path, version: int, trust: bool) -> Any:
+    """Unpickle the joblib payload of a format-1/2 file, only with ``trust=True`` (warns)."""
+    if not trust:
+        raise ValueError(
+            f"{fname} is a decoder file of format {version}, whose estimator is a pickle: "
+            "loading it can run any code, so bci does not load it by default. If you made the "
+            "file yourself or trust where it comes from, load it once with "
+            "bci.load_decoder(path, trust=True) and re-save it with decoder.save(new_path) "
+            "(format 3, no pickle); otherwise re-train it with `bci train`."
+        )
+    message = (f"Loading {fname} with trust=True: its estimator is a pickle (decoder format "
+               f"{version}), which can run any code while it loads. Re-save it with "
+               "decoder.save(new_path) to get a format-3 file that loads without trust.")
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+    import joblib
+
+    return joblib.load(io.BytesIO(payload))
+
+
+def _read_file(fname: Path, kind: str, key: Any, require_signature: bool | None
+               ) -> tuple[dict, str, bytes]:
+    """Manifest, payload name and payload of a decoder or network file, checked and verified.
+
+    ``kind`` is the format the caller expects; the other one is accepted too (the caller says
+    what to do with it). The payload is chosen by the file's (format, version), read only after
+    the zip directory passed its bounds, and returned only after its checksum (format 3: of the
+    manifest too) and signature are verified.
+    """
+    from .._checks import check_bool
+
+    if require_signature is not None:
+        require_signature = check_bool(require_signature, "require_signature")
+    verifier = resolve_key(key)
+    label = "decoder" if kind == _FORMAT_NAME else "network or decoder"
+    with Container(fname, _MANIFEST, _ALL_PAYLOADS, str(fname), f"bci {label} file") as archive:
+        manifest = parse_manifest(archive.read(_MANIFEST), str(fname), archive.label)
+        fmt, version = manifest.get("format"), manifest.get("format_version")
+        if fmt not in (_FORMAT_NAME, _NETWORK_FORMAT_NAME):
+            raise ValueError(f"{fname} is not a bci {label} file (no {kind!r} manifest).")
+        if type(version) is not int or version < 1:
+            raise ValueError(f"{fname} is not a bci {label} file or is damaged: format_version "
+                             f"must be a positive integer, got {version!r}.")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{fname} was written by bci {manifest.get('bci_version', '?')} in format "
+                f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade "
+                "bci, or re-train the decoder with this version."
+            )
+        allowed = _PAYLOADS.get((fmt, version))
+        if allowed is None:
+            raise ValueError(f"{fname} is not a bci {label} file: {fmt} files have no format "
+                             f"{version}.")
+        payload_name = manifest.get("payload", _PAYLOAD if version == 1 else None)
+        if payload_name not in allowed:
+            raise ValueError(
+                f"{fname} is refused: a {fmt} file of format {version} holds "
+                + " or ".join(allowed) + f", but its manifest names {payload_name!r} (an "
+                "edited or crafted file)."
+            )
+        extra = sorted(set(archive.members) - {_MANIFEST, payload_name})
+        if extra:
+            raise ValueError(f"{fname} is refused: it holds {', '.join(extra)} beside its "
+                             f"{payload_name}.")
+        payload = archive.read(payload_name)
+    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
+        raise ValueError(f"{fname} is damaged: its payload ({payload_name}) does not match the "
+                         "checksum in its manifest; re-create it.")
+    if version >= 3:
+        digest = file_digest(manifest, payload)
+        if digest != manifest.get("sha256"):
+            raise ValueError(
+                f"{fname} was edited after it was saved: its manifest (classes, channels, "
+                "unit_factor, filters, window...) does not match its checksum. Do not use it; "
+                "re-create it, or get the original file."
+            )
+    else:
+        digest = None
+        logger.warning("%s is a format-%d file: only its payload is checksummed, not its "
+                       "manifest (classes, channels, unit_factor); re-save it to protect them.",
+                       fname, version)
+    _verify(fname, manifest, digest, verifier, require_signature)
+    return manifest, payload_name, payload
+
+
+def _verify(fname: Path, manifest: dict, digest: str | None, key: Key | None,
+            require: bool | None) -> None:
+    """Check the signature of a file against ``key`` (see :func:`load_decoder`)."""
+    if require is None:
+        require = key is not None
+    signature = manifest.get("signature") if digest is not None else None
+    if require and key is None:
+        raise ValueError(f"require_signature=True needs a key to verify {fname} with: pass "
+                         f"key=<key file> or set {ENV_KEY}.")
+    if signature is None:
+        if require:
+            raise ValueError(
+                f"{fname} is not signed, and a signature is required (a key was given"
+                f"{' through ' + ENV_KEY if key.source == ENV_KEY else ''}). Sign it where it "
+                "was made (save_decoder(..., key=...), `bci train --sign-key FILE`), or pass "
+                "require_signature=False to accept unsigned files."
+            )
+        return
+    if not (isinstance(signature, dict)
+            and all(isinstance(signature.get(k), str) for k in ("algorithm", "value"))):
+        raise ValueError(f"{fname} is damaged: its signature entry is malformed.")
+    if key is None:
+        logger.info("%s is signed (%s); its signature was not verified (no key given).",
+                    fname, signature["algorithm"])
+        return
+    if signature["algorithm"] != key.algorithm:
+        raise ValueError(f"{fname} is signed with {signature['algorithm']}, but the key from "
+                         f"{key.source} is a {key.algorithm} key; verify it with the key it "
+                         "was signed with.")
+    if not key.verify(digest, signature["value"]):
+        raise ValueError(
+            f"{fname} fails signature verification with the key from {key.source} (key id "
+            f"{key.key_id}; the file names key id {signature.get('key_id', '?')}): it was "
+            "changed after it was signed, or signed with another key. Do not use it."
+        )
+    logger.info("%s: signature verified (%s, key id %s).", fname, key.algorithm, key.key_id)
+
+
+_DECODER_FIELDS = {f.name for f in fields(Decoder)} - {"estimator"}
+_REQUIRED_FIELDS = {"ch_names", "sfreq", "tmin", "tmax", "classes"}
+
+
+def _decoder_meta(manifest: dict, fname: Path) -> dict:
+    """Check and return the Decoder's conventions in a manifest (``ValueError`` if bad)."""
+    if manifest.get("format") == _NETWORK_FORMAT_NAME:
+        raise ValueError(f"{fname} is a network file (a trained network without a decoder's "
+                         "recording conventions); read it with bci.models.decoder.load_network.")
+    meta = manifest.get("decoder")
+    problem = None
+    if not isinstance(meta, dict):
+        problem = "no 'decoder' entry"
+    elif set(meta) - _DECODER_FIELDS or _REQUIRED_FIELDS - set(meta):
+        problem = (f"unknown entries {sorted(set(meta) - _DECODER_FIELDS)}, missing "
+                   f"{sorted(_REQUIRED_FIELDS - set(meta))}")
+    else:
+        meta = dict(meta)
+        lists_of_str = all(isinstance(meta[k], list) and all(isinstance(c, str) for c in meta[k])
+                           for k in ("ch_names", "classes"))
+        numbers = [meta[k] for k in ("sfreq", "tmin", "tmax")] + [meta.get("unit_factor", 1.0)]
+        finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                     for v in numbers)
+        bands = meta.get("filters", [])
+        if not lists_of_str:
+            problem = "ch_names and classes must be lists of str"
+        elif not finite or meta["sfreq"] <= 0 or meta.get("unit_factor", 1.0) <= 0:
+            problem = "sfreq, tmin, tmax and unit_factor must be finite (sfreq, unit_factor > 0)"
+        elif not (isinstance(bands, list) and all(isinstance(b, list) and len(b) == 2
+                                                   for b in bands)):
+            problem = "filters must be a list of [low, high] bands"
+        elif not isinstance(meta.get("info", {}), dict):
+            problem = "info must be an object"
+        else:
+            meta["filters"] = [tuple(band) for band in bands]
+    if problem:
+        raise ValueError(f"{fname} is not a valid decoder file: its manifest's decoder entry is "
+                         f"malformed ({problem}).")
+    return meta
+
+
+def _load_network(manifest: dict, payload: bytes, fname: Path):
     """Rebuild a fitted DeepClassifier from its weights and config (torch only, no pickle)."""
     import torch
 
     from .classifier import DeepClassifier
 
-    weights = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    weights = _torch_weights(payload, fname)
     if manifest.get("torch_version") != torch.__version__:
         logger.info("Decoder network saved with torch %s, loading with %s",
                     manifest.get("torch_version"), torch.__version__)
-    return DeepClassifier._from_network_state(manifest["network"], weights)
+    try:
+        return DeepClassifier._from_network_state(manifest["network"], weights)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{fname} is not a valid decoder file: its network entry is "
+                         f"malformed ({type(err).__name__}: {err}).") from err
+
+
+def _torch_weights(payload: bytes, fname: Path) -> dict:
+    """``torch.load(weights_only=True)``: tensors and containers only, never a pickle's code."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError(f"{fname} is refused: its network.pt is not plain weights "
+                         f"({type(err).__name__}).") from err
 
 
 def _float_or_none(value) -> float | None:
@@ -327,14 +596,15 @@ def _network_classes() -> dict:
     return {**MODELS, **IBMI_MODELS}
 
 
-def save_network(model: Any, fname: str | Path, *, info: dict | None = None) -> Path:
+def save_network(model: Any, fname: str | Path, *, info: dict | None = None,
+                 key: Any = None) -> Path:
     """Write a trained network alone to a network file (the decoder-file container).
 
     For networks that are not scikit-learn classifiers on raw windows, such as the iBMI
     velocity decoders of :mod:`bci.models.spiking.ibmi` (trained by
     :func:`~bci.models.spiking.ibmi.fit_sequence_decoder`): a zip archive with
     ``manifest.json`` (format ``"bci-network"``, format version, ``bci`` and torch versions,
-    the model name and its ``get_config()``, a SHA-256 of the payload, ``info``) and
+    the model name and its ``get_config()``, checksums, ``info``, an optional signature) and
     ``network.pt`` (the ``state_dict``, read back with ``torch.load(weights_only=True)``, no
     pickle). ``bci export`` reads it.
 
@@ -347,6 +617,8 @@ def save_network(model: Any, fname: str | Path, *, info: dict | None = None) -> 
         Destination; parent folders are created; written atomically.
     info : dict | None
         JSON-serialisable provenance (dataset, training, scores...).
+    key : bytes | str | Path | None
+        Sign the file (see :func:`save_decoder`).
 
     Returns
     -------
@@ -373,38 +645,37 @@ def save_network(model: Any, fname: str | Path, *, info: dict | None = None) -> 
         json.dumps(info)
     except TypeError as err:
         raise TypeError(f"info must be JSON-serialisable ({err}).") from None
+    signer = _signer(key)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-    payload = buffer.getvalue()
     manifest = {
         "format": _NETWORK_FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "bci_version": __version__,
         "torch_version": torch.__version__,
         "payload": _NETWORK_PAYLOAD,
-        "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "network": {"model": name, "config": model.get_config()},
         "info": info,
     }
     fname = Path(fname)
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fname.with_name(fname.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
-        zf.writestr(_NETWORK_PAYLOAD, payload)
-    tmp.replace(fname)
+    _write(fname, manifest, _NETWORK_PAYLOAD, buffer.getvalue(), signer)
     logger.info("Saved %s network to %s", name, fname)
     return fname
 
 
-def load_network(fname: str | Path) -> Any:
-    """Read the network of a network file (:func:`save_network`) or of a decoder file holding
-    a network (``bci train --model``).
+def load_network(fname: str | Path, *, key: Any = None,
+                 require_signature: bool | None = None) -> Any:
+    """Read the network of a network file, or of a decoder file holding a network.
+
+    Network files are written by :func:`save_network`, decoder files holding a network by
+    ``bci train --model``.
 
     Parameters
     ----------
     fname : str | Path
         The file.
+    key, require_signature
+        Verify the file's signature (see :func:`load_decoder`).
 
     Returns
     -------
@@ -416,48 +687,29 @@ def load_network(fname: str | Path) -> Any:
     FileNotFoundError
         No such file.
     ValueError
-        Not a network or decoder file, damaged (checksum), written in a newer format, or a
-        decoder file whose estimator is not a network (a scikit-learn pipeline).
+        Not a network or decoder file, damaged or edited (checksum), refused (see
+        :func:`load_decoder`), written in a newer format, or a decoder file whose estimator is
+        not a network (a scikit-learn pipeline, which is then not loaded at all).
     """
-    import torch
-
     fname = Path(fname)
     if not fname.is_file():
         raise FileNotFoundError(f"No network file at {fname}; write one with "
                                 "bci.models.decoder.save_network or `bci train --model`.")
-    try:
-        with zipfile.ZipFile(fname) as zf:
-            manifest = json.loads(zf.read(_MANIFEST))
-            kind = manifest.get("format") if isinstance(manifest, dict) else None
-            payload = zf.read(_NETWORK_PAYLOAD) if kind == _NETWORK_FORMAT_NAME else None
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError,
-            zipfile.LargeZipFile) as err:
-        raise ValueError(f"{fname} is not a bci network or decoder file or is damaged "
-                         f"({err}).") from err
-    if kind == _FORMAT_NAME:  # a decoder file: its network, if it holds one
-        estimator = load_decoder(fname).estimator
-        if not hasattr(estimator, "model_"):
-            raise ValueError(f"{fname} holds a {type(estimator).__name__} pipeline, not a "
-                             "network; only networks (bci train --model) can be read here.")
-        return estimator.model_.eval()
-    if kind != _NETWORK_FORMAT_NAME:
-        raise ValueError(f"{fname} is not a bci network file (no {_NETWORK_FORMAT_NAME!r} "
-                         "manifest).")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"{fname} was written by bci {manifest.get('bci_version', '?')} in format "
-            f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade bci."
-        )
-    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
-        raise ValueError(f"{fname} is damaged: its network does not match the checksum in its "
-                         "manifest.")
+    manifest, payload_name, payload = _read_file(fname, _NETWORK_FORMAT_NAME, key,
+                                                 require_signature)
+    if payload_name != _NETWORK_PAYLOAD:
+        raise ValueError(f"{fname} holds a scikit-learn pipeline ({payload_name}), not a "
+                         "network; only networks (bci train --model) can be read here.")
+    if manifest["format"] == _FORMAT_NAME:  # a decoder file holding a network
+        return _load_network(manifest, payload, fname).model_.eval()
     from .._checks import check_option
 
-    network = manifest["network"]
+    network = manifest.get("network")
+    if not (isinstance(network, dict) and isinstance(network.get("model"), str)
+            and isinstance(network.get("config"), dict)):
+        raise ValueError(f"{fname} is not a valid network file: its network entry is malformed.")
     classes = _network_classes()
     check_option("network", network["model"], classes)
     model = classes[network["model"]].from_config(network["config"])
-    weights = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    model.load_state_dict(weights, strict=True)
+    model.load_state_dict(_torch_weights(payload, fname), strict=True)
     return model.eval()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import pickle
 import subprocess
@@ -145,7 +147,7 @@ def test_network_decoder_file_round_trip(fitted, tmp_path):
     with zipfile.ZipFile(fname) as zf:
         assert sorted(zf.namelist()) == ["manifest.json", "network.pt"]
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["payload"] == "network.pt"
     assert manifest["network"]["config"]["n_chans"] == N_CHANS
     assert manifest["network"]["model"] == "ShallowConvNet"
@@ -177,22 +179,23 @@ def test_network_decoder_file_round_trip(fitted, tmp_path):
 
 
 def test_version_1_files_still_load(tmp_path):
+    import joblib
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     X, y = _planted(20)
     lda = LinearDiscriminantAnalysis().fit(X.reshape(len(X), -1), (y == "right").astype(int))
-    dec = Decoder(estimator=lda, ch_names=["a"], sfreq=1.0, tmin=0.0, tmax=0.0,
-                  classes=["left", "right"])
-    fname = save_decoder(dec, tmp_path / "v2.bci")
-    with zipfile.ZipFile(fname) as zf:  # rewrite as format 1 (no "payload" key)
-        manifest = json.loads(zf.read("manifest.json"))
-        payload = zf.read("estimator.joblib")
-    manifest["format_version"] = 1
-    del manifest["payload"]
+    buffer = io.BytesIO()
+    joblib.dump(lda, buffer)  # format 1: a joblib payload, no "payload" key
+    payload = buffer.getvalue()
+    manifest = {"format": "bci-decoder", "format_version": 1,
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                "decoder": {"ch_names": ["a"], "sfreq": 1.0, "tmin": 0.0, "tmax": 0.0,
+                            "classes": ["left", "right"]}}
     with zipfile.ZipFile(tmp_path / "v1.bci", "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest))
         zf.writestr("estimator.joblib", payload)
-    loaded = load_decoder(tmp_path / "v1.bci")
+    with pytest.warns(UserWarning, match="its estimator is a pickle"):  # only with trust=True
+        loaded = load_decoder(tmp_path / "v1.bci", trust=True)
     np.testing.assert_array_equal(loaded.estimator.coef_, lda.coef_)
 
 

@@ -1,0 +1,389 @@
+"""The container of decoder and network files: bounded zip reading, the file digest, skops payloads.
+
+Private helpers of :mod:`bci.models.decoder`. Everything here reads untrusted bytes, so each
+step is bounded before it runs:
+
+- the zip directory (member count, size of the central directory) is read from the archive's
+  end record before :class:`zipfile.ZipFile` parses it;
+- each member's declared size and compression ratio are checked before it is decompressed, and
+  it is read with a bounded reader (:mod:`zipfile` stops at the declared size, then checks the
+  CRC), so a member whose declared size lies fails instead of filling memory;
+- a scikit-learn pipeline is a skops payload (:mod:`skops.io`), read only when every type it
+  names is trusted (:data:`TRUSTED_TYPES` plus skops' defaults) and after its own zip directory
+  and array headers were checked; no pickle is ever read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import struct
+import zipfile
+from collections.abc import Iterable
+from typing import Any
+
+#: Fully qualified names of the types, beyond skops' defaults (scikit-learn estimators, numpy
+#: arrays and scalars, Python containers), that a decoder file may hold: bci's transformers,
+#: and the pyRiemann, MOABB and scikit-learn parts of the registered pipelines (grid searches
+#: keep their splitter and scorer; calibrated classifiers their calibrators).
+TRUSTED_TYPES: tuple[str, ...] = (
+    # bci
+    "bci.features.validation.CheckEpochs",
+    "bci.features.augmented.AugmentedCovariance",
+    "bci.data.alignment.EuclideanAlignment",
+    # pyRiemann
+    "pyriemann.estimation.Covariances",
+    "pyriemann.spatialfilters.CSP",
+    "pyriemann.tangentspace.TangentSpace",
+    "pyriemann.tangentspace.FGDA",
+    "pyriemann.classification.MDM",
+    "pyriemann.classification.FgMDM",
+    # MOABB (filter-bank SSVEP pipelines)
+    "moabb.pipelines.features.ExtendedSSVEPSignal",
+    # scikit-learn parts that are not estimators (GridSearchCV's cv, scorer_ and metric;
+    # CalibratedClassifierCV's calibrators)
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.metrics._scorer._Scorer",
+    "sklearn.metrics._scorer._PassthroughScorer",
+    "sklearn.metrics._ranking.roc_auc_score",
+    "sklearn.metrics._classification.accuracy_score",
+    "sklearn.metrics._classification.balanced_accuracy_score",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+)
+
+#: Limits of a decoder or network file, checked from the zip directory before anything is
+#: decompressed: members, declared bytes of the manifest and of the payload, and the
+#: compression ratio of a member over ``_RATIO_CHECK_BYTES`` (deflate cannot exceed ~1030:1;
+#: float arrays compress about 1.1:1, JSON about 5:1; a file of zeros is a zip bomb).
+MAX_MEMBERS = 4
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_PAYLOAD_BYTES = 2**30
+MAX_RATIO = 100.0
+_RATIO_CHECK_BYTES = 2**20
+_MAX_DIRECTORY_BYTES = 2**16  # central directory of the outer archive (a few members)
+# skops payloads: one .npy member per array, stored uncompressed
+_MAX_SKOPS_MEMBERS = 100_000
+_MAX_SKOPS_DIRECTORY_BYTES = 32 * 2**20
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+
+
+def _mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.1f} MiB"
+
+
+def _zip_directory(f, what: str, label: str) -> tuple[int, int]:
+    """Member count and central-directory size (bytes) from a zip's end record, unparsed.
+
+    ``f`` is a seekable binary file; :class:`zipfile.ZipFile` reads exactly this many bytes of
+    directory, so bounding them bounds what it parses. Raises ``ValueError`` when there is no
+    end record (not a zip archive).
+    """
+    f.seek(0, io.SEEK_END)
+    size = f.tell()
+    tail_start = max(0, size - (22 + 2**16))  # the end record and a comment of <= 64 KiB
+    f.seek(tail_start)
+    tail = f.read()
+    pos = tail.rfind(_EOCD)  # the last one, as zipfile takes it
+    if pos < 0 or len(tail) - pos < 22:
+        raise ValueError(f"{what} is not a {label} or is damaged (no zip end-of-directory "
+                         "record).")
+    n_entries, cd_size = struct.unpack("<6xHI6x", tail[pos + 4:pos + 22])
+    if n_entries == 0xFFFF or cd_size == 0xFFFFFFFF:  # ZIP64: the real numbers are elsewhere
+        loc = pos - 20
+        if loc < 0 or tail[loc:loc + 4] != _EOCD64_LOCATOR:
+            raise ValueError(f"{what} is damaged: a ZIP64 end record without its locator.")
+        (eocd64_offset,) = struct.unpack("<Q", tail[loc + 8:loc + 16])
+        if eocd64_offset > size - 56:
+            raise ValueError(f"{what} is damaged: its ZIP64 end record lies past the file.")
+        f.seek(eocd64_offset)
+        record = f.read(56)
+        if record[:4] != _EOCD64:
+            raise ValueError(f"{what} is damaged: no ZIP64 end record where its locator points.")
+        n_entries, cd_size = struct.unpack("<QQ", record[32:48])
+    f.seek(0)
+    return n_entries, cd_size
+
+
+def _check_directory(f, what: str, *, label: str, max_members: int,
+                     max_directory_bytes: int) -> None:
+    n_entries, cd_size = _zip_directory(f, what, label)
+    if n_entries > max_members or cd_size > max_directory_bytes:
+        raise ValueError(
+            f"{what} is refused before extraction: its zip directory lists {n_entries} "
+            f"members in {cd_size} bytes; at most {max_members} members in "
+            f"{max_directory_bytes} bytes are expected. It is not a {label}, or it was "
+            "crafted to exhaust memory."
+        )
+
+
+def _check_member(info: zipfile.ZipInfo, what: str, limit: int) -> None:
+    """Refuse a member whose declared size or compression ratio is out of bounds."""
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{what}: member {name!r} is encrypted; bci files never are.")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"{what}: member {name!r} uses compression method "
+                         f"{info.compress_type}; bci files are stored or deflated.")
+    if info.file_size > limit:
+        raise ValueError(
+            f"{what} is refused before extraction: member {name!r} declares "
+            f"{_mib(info.file_size)} uncompressed, over the limit of {_mib(limit)}."
+        )
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > _RATIO_CHECK_BYTES and ratio > MAX_RATIO:
+        raise ValueError(
+            f"{what} is refused before extraction: member {name!r} declares "
+            f"{_mib(info.file_size)} compressed into {_mib(info.compress_size)} (ratio "
+            f"{ratio:.0f}:1, over {MAX_RATIO:.0f}:1): a zip bomb or a damaged file."
+        )
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> bytes:
+    """Read one checked member, never more than its declared size (+1 byte to detect lies)."""
+    chunks, left = [], info.file_size + 1
+    with zf.open(info) as member:
+        while left > 0:
+            chunk = member.read(min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    data = b"".join(chunks)
+    if len(data) != info.file_size:
+        raise ValueError(f"{what} is damaged: member {info.filename!r} holds {len(data)} bytes, "
+                         f"its directory says {info.file_size}.")
+    return data
+
+
+class Container:
+    """A decoder or network file opened for reading, its zip directory checked.
+
+    Members are read with :meth:`read`, bounded by their declared size. A context manager.
+
+    Parameters
+    ----------
+    fname : path
+        The file.
+    manifest_name : str
+        Name of the manifest member.
+    payload_names : iterable of str
+        Names a payload may have; any other member is refused.
+    what : str
+        How error messages name the file.
+    label : str
+        What the file should be, for messages (``"bci decoder file"``).
+    """
+
+    def __init__(self, fname, manifest_name: str, payload_names: Iterable[str], what: str,
+                 label: str):
+        self.what, self.label = what, label
+        allowed = {manifest_name, *payload_names}
+        self._file = open(fname, "rb")  # noqa: SIM115 - closed by close()
+        self._zip = None
+        try:
+            _check_directory(self._file, what, label=label, max_members=MAX_MEMBERS,
+                             max_directory_bytes=_MAX_DIRECTORY_BYTES)
+            try:
+                self._zip = zipfile.ZipFile(self._file)
+            except (zipfile.BadZipFile, EOFError, OSError) as err:
+                raise ValueError(f"{what} is not a {label} or is damaged ({err}).") from err
+            self.members: dict[str, zipfile.ZipInfo] = {}
+            for info in self._zip.infolist():
+                if info.filename in self.members or info.filename not in allowed:
+                    twice = " twice" if info.filename in self.members else ""
+                    raise ValueError(
+                        f"{what} holds an unexpected member {info.filename!r}{twice}; a "
+                        f"{label} holds {manifest_name} and one of "
+                        + ", ".join(sorted(allowed - {manifest_name})) + "."
+                    )
+                limit = MAX_MANIFEST_BYTES if info.filename == manifest_name \
+                    else MAX_PAYLOAD_BYTES
+                _check_member(info, what, limit)
+                self.members[info.filename] = info
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, name: str) -> bytes:
+        """Bytes of member ``name`` (``ValueError`` if absent or damaged)."""
+        if name not in self.members:
+            raise ValueError(f"{self.what} is not a {self.label} or is damaged: it has no "
+                             f"{name}.")
+        try:
+            return _read_member(self._zip, self.members[name], self.what)
+        except (zipfile.BadZipFile, EOFError, OSError) as err:
+            raise ValueError(f"{self.what} is damaged ({err}); re-create it.") from err
+
+    def close(self) -> None:
+        """Close the archive and the file."""
+        if self._zip is not None:
+            self._zip.close()
+        self._file.close()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def parse_manifest(data: bytes, what: str, label: str) -> dict:
+    """JSON object of a manifest; ``ValueError`` for anything else (deep nesting included)."""
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"{what} is not a {label} or is damaged: its manifest is not "
+                         f"valid JSON ({type(err).__name__}).") from err
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{what} is not a {label}: its manifest is not a JSON object.")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# The digest of a file: canonical manifest + payload
+# ---------------------------------------------------------------------------------------------
+#: Manifest entries outside the digest: the digest itself and the signature made over it.
+UNHASHED_FIELDS = ("sha256", "signature")
+
+
+def canonical_manifest(manifest: dict) -> bytes:
+    """Serialise the manifest without :data:`UNHASHED_FIELDS` as canonical JSON bytes.
+
+    Sorted keys, no whitespace, ASCII: the same bytes whatever the file's own layout, so
+    reading a manifest back and serialising it again gives what was hashed (Python floats
+    round-trip through JSON exactly).
+    """
+    body = {k: v for k, v in manifest.items() if k not in UNHASHED_FIELDS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def file_digest(manifest: dict, payload: bytes) -> str:
+    """Hash a file: SHA-256 (hex) of a tag, the canonical manifest and the payload.
+
+    Canonical JSON holds no raw NUL byte, so the NUL separators make the split unambiguous:
+    no edit of the manifest can be offset by one of the payload. A signature signs this digest.
+    """
+    digest = hashlib.sha256(b"bci-file-v3\0")
+    digest.update(canonical_manifest(manifest))
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# skops payloads
+# ---------------------------------------------------------------------------------------------
+def dump_pipeline(estimator: Any) -> bytes:
+    """Serialise a fitted scikit-learn estimator as a skops payload (no pickle)."""
+    import skops.io as sio
+
+    return sio.dumps(estimator)
+
+
+def untrusted_types(payload: bytes, what: str) -> list[str]:
+    """Type names in a skops payload that neither skops nor :data:`TRUSTED_TYPES` trust."""
+    import skops.io as sio
+
+    check_skops_payload(payload, what)
+    try:
+        names = sio.get_untrusted_types(data=payload)
+    except (KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile,
+            json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{what} is damaged: its skops payload cannot be read "
+                         f"({type(err).__name__}: {err}).") from err
+    return sorted(set(names) - set(TRUSTED_TYPES))
+
+
+def load_pipeline(payload: bytes, what: str, *, trusted_types: Iterable[str] = ()) -> Any:
+    """Rebuild an estimator from a skops payload, trusting only known types.
+
+    ``ValueError`` naming the untrusted types (and how to proceed) when the payload names a
+    type outside skops' defaults, :data:`TRUSTED_TYPES` and ``trusted_types``.
+    """
+    import skops.io as sio
+
+    extra = set(trusted_types)
+    refused = [t for t in untrusted_types(payload, what) if t not in extra]
+    if refused:
+        raise ValueError(
+            f"{what} holds types that bci does not trust, so it was not loaded: "
+            f"{', '.join(refused)}. Loading a type can run its code. If you know where the "
+            "file comes from and trust these types, pass them explicitly: "
+            f"load_decoder(path, trusted_types={refused!r}); otherwise re-train the decoder "
+            "with `bci train` and a registered pipeline."
+        )
+    names = sio.get_untrusted_types(data=payload)
+    try:
+        return sio.loads(payload, trusted=names)
+    except (KeyError, TypeError, ValueError, AttributeError, ImportError, zipfile.BadZipFile,
+            json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{what} could not be rebuilt from its skops payload "
+                         f"({type(err).__name__}: {err}); it may come from an incompatible "
+                         "skops or scikit-learn version: re-create it.") from err
+
+
+def check_skops_payload(payload: bytes, what: str) -> None:
+    """Bound a skops payload before skops opens it.
+
+    A skops payload written by bci is a zip of ``schema.json`` and one ``.npy`` file per array,
+    stored uncompressed: so the declared sizes cannot exceed the payload, and each array's
+    header (shape and dtype) must account exactly for its bytes (numpy allocates from the
+    header before it reads). Anything else is refused.
+    """
+    buffer = io.BytesIO(payload)
+    _check_directory(buffer, what, label="skops payload", max_members=_MAX_SKOPS_MEMBERS,
+                     max_directory_bytes=_MAX_SKOPS_DIRECTORY_BYTES)
+    try:
+        with zipfile.ZipFile(buffer) as zf:
+            infos = zf.infolist()
+            if sum(i.file_size for i in infos) > len(payload):
+                raise ValueError(f"{what} is refused: its skops payload declares more bytes "
+                                 "than it holds.")
+            for info in infos:
+                name = info.filename
+                if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 \
+                        or info.file_size != info.compress_size:
+                    raise ValueError(f"{what} is refused: member {name!r} of its skops payload "
+                                     "is compressed or encrypted; bci stores them as they are.")
+                if name == "schema.json":
+                    continue
+                if not name.endswith(".npy") or "/" in name:
+                    raise ValueError(f"{what} is refused: its skops payload holds {name!r}; "
+                                     "bci payloads hold only schema.json and .npy arrays.")
+                shape, dtype, header = _npy_header(zf, info, what)
+                if dtype.hasobject:
+                    raise ValueError(f"{what} is refused: array {name!r} of its skops payload "
+                                     "holds Python objects (a pickle).")
+                n_bytes = math.prod(shape) * dtype.itemsize
+                if n_bytes != info.file_size - header:
+                    raise ValueError(f"{what} is refused: array {name!r} of its skops payload "
+                                     f"declares shape {shape} of {dtype} ({n_bytes} bytes) "
+                                     f"in {info.file_size} bytes.")
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{what} is damaged: its skops payload is not a valid archive "
+                         f"({err}).") from err
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> tuple:
+    """Shape, dtype and header length (bytes) of a ``.npy`` member, from its header alone."""
+    import numpy as np
+
+    with zf.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except ValueError as err:
+            raise ValueError(f"{what} is refused: array {info.filename!r} of its skops payload "
+                             f"has no valid .npy header ({err}).") from err
+        return shape, dtype, member.tell()

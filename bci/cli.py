@@ -91,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
     what.add_argument("--pipeline", help="registered pipeline name (see `bci pipelines`)")
     what.add_argument("--model", help="deep decoder to train: EEGNeX, EEGNet or ShallowConvNet")
     train.add_argument("--out", required=True, help="decoder file to write")
+    train.add_argument("--sign-key", metavar="FILE", default=None,
+                       help="sign the decoder file with this key file (HMAC lab key or Ed25519 "
+                            "private key; default: the key in $BCI_DECODER_KEY, if set)")
     deep = train.add_argument_group("network training (with --model)")
     deep.add_argument("--max-epochs", type=int, default=None,
                       help="training epochs (default 60)")
@@ -192,7 +195,7 @@ def _train(args) -> int:
         curves.parent.mkdir(parents=True, exist_ok=True)
         plt.close(plot_learning_curves(clf.history_, curves,
                                        title=f"{name} on {decoder.info['dataset']}"))
-    path = decoder.save(args.out)
+    path = decoder.save(args.out, key=_key_file(args.sign_key))
     print(f"Saved {name} decoder to {path}: {decoder.n_chans} channels at "
           f"{decoder.sfreq:g} Hz, window {decoder.tmin:g}-{decoder.tmax:g} s "
           f"({decoder.n_times} samples), classes {decoder.classes}, "
@@ -241,6 +244,10 @@ def _add_realtime_commands(sub) -> None:
                                         "the session.")
     stream.add_argument("--source", required=True, help="LSL stream name to read")
     stream.add_argument("--decoder", default=None, help="decoder file (`bci train --out`)")
+    stream.add_argument("--decoder-key", metavar="FILE", default=None,
+                        help="verify the decoder file's signature with this key file (HMAC lab "
+                             "key or Ed25519 public key) and refuse unsigned files (default: "
+                             "the key in $BCI_DECODER_KEY, if set)")
     stream.add_argument("--policy", default="none",
                         help="none | threshold:target=CLASS,on=0.8,off=0.6,refractory_s=2 | "
                              "oscillation:channel=C3,freq=13.5,threshold=2.5 (default none)")
@@ -296,6 +303,7 @@ def _stream(args) -> int:
     from .realtime.safety import SafetyGate
     from .realtime.session import run_session
 
+    decoder = _stream_decoder(args)
     source = LSLSource(args.source, timeout_s=args.timeout)
     steps = []
     if args.bandpass:
@@ -311,7 +319,7 @@ def _stream(args) -> int:
           f"{source.info.sfreq:g} Hz; decoder {args.decoder or 'none'}, policy {args.policy}, "
           f"stimulator {args.stimulator}" + (f", recording to {args.record}" if args.record
                                              else "") + " (Ctrl+C to stop) ...", flush=True)
-    summary = run_session(source, decoder=args.decoder, policy=args.policy,
+    summary = run_session(source, decoder=decoder, policy=args.policy,
                           record_dir=args.record, duration_s=args.duration,
                           stimulator=stimulator, safety=safety,
                           processing=ProcessingChain(steps), window_s=args.window,
@@ -329,6 +337,24 @@ def _stream(args) -> int:
     clean = summary["stopped_reason"] in ("duration reached", "interrupted (Ctrl+C)",
                                           "end of the replayed source")
     return 0 if clean else 1
+
+
+def _key_file(path: str | None):
+    """``--sign-key`` / ``--decoder-key``: a key file's path (None: $BCI_DECODER_KEY if set)."""
+    from pathlib import Path
+
+    return None if path is None else Path(path)
+
+
+def _stream_decoder(args):
+    """Load the decoder of ``bci stream`` (signature verified) before any LSL connection."""
+    if args.decoder is None:
+        if args.decoder_key is not None:
+            raise ValueError("--decoder-key verifies a --decoder file; give --decoder too.")
+        return None
+    from .models.decoder import load_decoder
+
+    return load_decoder(args.decoder, key=_key_file(args.decoder_key))
 
 
 def _session_report(args) -> int:

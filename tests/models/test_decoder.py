@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import pkgutil
 import zipfile
 
 import mne
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
 
 import bci
-from bci.models.decoder import FORMAT_VERSION, load_decoder
+from bci.models.decoder import FORMAT_VERSION, Decoder, load_decoder
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +90,27 @@ def test_input_errors(trained):
     assert picked.shape == good[0].shape
 
 
+def _rewrite(src, out, manifest_edit=None, payload_edit=None, *, rehash=False):
+    """Copy a decoder file, editing its manifest and/or payload (optionally fixing checksums)."""
+    from bci.models._decoder_io import file_digest
+
+    with zipfile.ZipFile(src) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        name = manifest["payload"]
+        payload = zf.read(name)
+    if manifest_edit:
+        manifest_edit(manifest)
+    if payload_edit:
+        payload = payload_edit(payload)
+    if rehash:  # what anyone can do: recompute both checksums after an edit
+        manifest["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+        manifest["sha256"] = file_digest(manifest, payload)
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        zf.writestr(name, payload)
+    return out
+
+
 def test_damaged_and_incompatible_files(trained, tmp_path):
     _, _, path = trained
     with pytest.raises(FileNotFoundError, match="No decoder file"):
@@ -94,26 +119,184 @@ def test_damaged_and_incompatible_files(trained, tmp_path):
     truncated.write_bytes(path.read_bytes()[:500])
     with pytest.raises(ValueError, match="not a bci decoder file or is damaged"):
         load_decoder(truncated)
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["estimator.skops", "manifest.json"]
+        assert json.loads(zf.read("manifest.json"))["format_version"] == FORMAT_VERSION == 3
 
-    def rewrite(name, manifest_edit=None, payload_edit=None):
-        out = tmp_path / name
-        with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
-            manifest = json.loads(src.read("manifest.json"))
-            payload = src.read("estimator.joblib")
-            if manifest_edit:
-                manifest_edit(manifest)
-            if payload_edit:
-                payload = payload_edit(payload)
-            dst.writestr("manifest.json", json.dumps(manifest))
-            dst.writestr("estimator.joblib", payload)
-        return out
+    def flip(b):
+        return b[:100] + bytes([b[100] ^ 1]) + b[101:]
 
-    flipped = rewrite("flipped.bci", payload_edit=lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:])
-    with pytest.raises(ValueError, match="is damaged: its estimator does not match"):
+    flipped = _rewrite(path, tmp_path / "flipped.bci", payload_edit=flip)
+    with pytest.raises(ValueError, match=r"is damaged: its payload \(estimator.skops\) does not"):
         load_decoder(flipped)
-    newer = rewrite("newer.bci", manifest_edit=lambda m: m.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(ValueError, match="Upgrade bci"):
+    newer = _rewrite(path, tmp_path / "newer.bci",
+                     lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match="reads format <= 3. Upgrade bci"):
         load_decoder(newer)
-    alien = rewrite("alien.bci", manifest_edit=lambda m: m.update(format="other"))
+    alien = _rewrite(path, tmp_path / "alien.bci", lambda m: m.update(format="other"))
     with pytest.raises(ValueError, match="is not a bci decoder file"):
         load_decoder(alien)
+    malformed = _rewrite(path, tmp_path / "malformed.bci",
+                         lambda m: m["decoder"].update(sfreq=-1.0), rehash=True)
+    with pytest.raises(ValueError, match="decoder entry is malformed.*sfreq"):
+        load_decoder(malformed)
+
+
+@pytest.mark.parametrize(("field", "edit"), [
+    ("classes", lambda d: d.update(classes=d["classes"][::-1])),
+    ("ch_names", lambda d: d.update(ch_names=d["ch_names"][::-1])),
+    ("unit_factor", lambda d: d.update(unit_factor=d["unit_factor"] * 1e-6)),
+    ("filters", lambda d: d.update(filters=[[1.0, 4.0]])),
+    ("tmin", lambda d: d.update(tmin=d["tmin"] + 0.5, tmax=d["tmax"] + 0.5)),
+    ("sfreq", lambda d: d.update(sfreq=2 * d["sfreq"])),
+    ("resample", lambda d: d.update(resample=64.0)),
+    ("info", lambda d: d["info"].update(subjects=[9])),
+])
+def test_editing_the_manifest_is_refused(trained, tmp_path, field, edit):
+    """Any edit of the conventions is caught by the digest of manifest and payload."""
+    _, _, path = trained
+    edited = _rewrite(path, tmp_path / f"{field}.bci", lambda m: edit(m["decoder"]))
+    with zipfile.ZipFile(edited) as zf:  # the payload and its own checksum are untouched
+        manifest = json.loads(zf.read("manifest.json"))
+        assert hashlib.sha256(zf.read("estimator.skops")).hexdigest() == \
+            manifest["payload_sha256"]
+    with zipfile.ZipFile(path) as zf:
+        assert manifest["decoder"] != json.loads(zf.read("manifest.json"))["decoder"]
+    with pytest.raises(ValueError, match="was edited after it was saved: its manifest"):
+        load_decoder(edited)
+
+
+def test_reversed_classes_would_decode_wrong(trained, tmp_path):
+    """Why the manifest is hashed: reversed classes flip every decision (0.98 -> 0.02 before)."""
+    dataset, decoder, path = trained
+    X, y = _raw_windows(dataset, decoder, subject=2)
+    reversed_ = dataclasses.replace(decoder, classes=decoder.classes[::-1])
+    assert (decoder.predict(X) == y).mean() > 0.85
+    assert (reversed_.predict(X) == y).mean() < 0.15  # what a silently edited file would do
+    edited = _rewrite(path, tmp_path / "rev.bci",
+                      lambda m: m["decoder"].update(classes=m["decoder"]["classes"][::-1]))
+    with pytest.raises(ValueError, match="was edited after it was saved"):
+        load_decoder(edited)
+
+
+# ---------------------------------------------------------------------------------------------
+# every registered array pipeline through a decoder file (skops, trusted types only)
+# ---------------------------------------------------------------------------------------------
+def _cut_windows(raw, tmin, n_times):
+    events, event_id = mne.events_from_annotations(raw, verbose=False)
+    names = {v: k for k, v in event_id.items()}
+    data = raw.get_data()
+    start = int(round(tmin * raw.info["sfreq"]))
+    X = np.stack([data[:, onset + start:onset + start + n_times] for onset, _, _ in events])
+    return X, np.array([names[code] for code in events[:, 2]])
+
+
+@pytest.fixture(scope="module")
+def recordings():
+    from bci.data import make_motor_imagery, make_ssvep
+
+    return {"imagery": make_motor_imagery(8, n_chans=6, random_state=0),
+            "ssvep": make_ssvep(4, n_chans=6, random_state=0)}
+
+
+def _array_pipelines():
+    from bci.pipelines.registry import get_spec, list_pipelines
+
+    return [name for name in list_pipelines()
+            if not get_spec(name).epochs_input and get_spec(name).family != "any"]
+
+
+def test_array_pipelines_listed():
+    assert _array_pipelines() == ["CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM",
+                                  "SSVEP_TS+LR", "SSVEP_TS+SVM", "SSVEP_MDM"]
+
+
+@pytest.mark.parametrize("name", _array_pipelines())
+def test_every_registered_array_pipeline_round_trips(recordings, tmp_path, name):
+    from bci.pipelines.registry import get_pipeline, get_spec
+
+    family = get_spec(name).family
+    raw = recordings[family]
+    filters = [(8.0, 32.0)] if family == "imagery" else [(12.0, 14.0), (16.0, 18.0),
+                                                         (20.0, 22.0)]
+    decoder = Decoder(estimator=get_pipeline(name, scoring="accuracy"), ch_names=raw.ch_names,
+                      sfreq=raw.info["sfreq"], tmin=0.5, tmax=2.5, classes=[],
+                      filters=filters, unit_factor=1e6, info={"pipeline": name})
+    X, labels = _cut_windows(raw, decoder.tmin, decoder.n_times)
+    classes, y = np.unique(labels, return_inverse=True)
+    decoder.classes = [str(c) for c in classes]
+    decoder.estimator.fit(decoder.preprocess(X), y)
+    assert (decoder.predict(X) == labels).mean() >= 0.9  # the planted effect is learnt
+
+    path = decoder.save(tmp_path / "d.bci")
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["estimator.skops", "manifest.json"]
+        assert not zf.read("estimator.skops").startswith(b"\x80")  # not a pickle
+    loaded = load_decoder(path)
+    assert type(loaded.estimator) is type(decoder.estimator)
+    np.testing.assert_array_equal(loaded.predict(X), decoder.predict(X))
+    Xp = decoder.preprocess(X)
+    for method in ("predict_proba", "decision_function", "transform"):
+        if hasattr(decoder.estimator, method):
+            np.testing.assert_array_equal(getattr(loaded.estimator, method)(Xp),
+                                          getattr(decoder.estimator, method)(Xp))
+    if hasattr(decoder.estimator, "predict_proba"):
+        np.testing.assert_array_equal(loaded.predict_proba(X), decoder.predict_proba(X))
+    assert (loaded.ch_names, loaded.classes, loaded.filters, loaded.unit_factor) == \
+        (decoder.ch_names, decoder.classes, decoder.filters, decoder.unit_factor)
+
+
+def test_calibrated_svm_round_trips(recordings, tmp_path):
+    """SVM probabilities by calibration (a likely fit for threshold policies) stay loadable."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from bci.pipelines.registry import get_pipeline
+
+    raw = recordings["imagery"]
+    X, labels = _cut_windows(raw, 0.5, 257)
+    clf = CalibratedClassifierCV(get_pipeline("TS+SVM"), cv=2).fit(X * 1e6, labels == "left_hand")
+    decoder = Decoder(estimator=clf, ch_names=raw.ch_names, sfreq=128.0, tmin=0.5, tmax=2.5,
+                      classes=["right_hand", "left_hand"], unit_factor=1e6)
+    loaded = load_decoder(decoder.save(tmp_path / "cal.bci"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), decoder.predict_proba(X))
+
+
+def test_trusted_types_name_real_types():
+    from bci.models.decoder import TRUSTED_TYPES
+
+    for name in TRUSTED_TYPES:
+        obj = pkgutil.resolve_name(name)
+        assert f"{obj.__module__}.{obj.__qualname__}" == name
+    assert len(TRUSTED_TYPES) == len(set(TRUSTED_TYPES)) == 18
+
+
+class _Doubler(TransformerMixin, BaseEstimator):
+    """A transformer bci does not know (so its type is not trusted)."""
+
+    def fit(self, X, y=None):
+        self.fitted_ = True
+        return self
+
+    def transform(self, X):
+        return 2 * np.asarray(X)
+
+
+def test_untrusted_types_are_refused_by_name(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), np.arange(20) % 2
+    est = make_pipeline(_Doubler(), LogisticRegression()).fit(X, y)
+    decoder = Decoder(estimator=est, ch_names=["a", "b", "c"], sfreq=1.0, tmin=0.0, tmax=0.0,
+                      classes=["x", "y"])
+    name = f"{__name__}._Doubler"
+    with pytest.warns(UserWarning, match=f"loading the file will need.*{name}"):
+        path = decoder.save(tmp_path / "custom.bci")
+    with pytest.raises(ValueError, match=rf"holds types that bci does not trust.*{name}.*"
+                                         r"trusted_types="):
+        load_decoder(path)
+    with pytest.raises(TypeError, match="trusted_types must be a sequence"):
+        load_decoder(path, trusted_types=name)
+    loaded = load_decoder(path, trusted_types=[name])
+    np.testing.assert_array_equal(loaded.estimator.predict_proba(X), est.predict_proba(X))

@@ -354,6 +354,11 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
         before extraction (a zip bomb: too many or too large members), a pickle without
         ``trust=True``, untrusted types, a missing or wrong signature, or written in a newer
         format than this ``bci`` reads.
+
+    Warns
+    -----
+    UserWarning
+        With ``trust=True`` on a file holding a pickle (also logged).
     """
     from .._checks import check_bool
 
@@ -363,12 +368,12 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
     if not fname.is_file():
         raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
     manifest, payload_name, payload = _read_file(fname, _FORMAT_NAME, key, require_signature)
+    meta = _decoder_meta(manifest, fname)
     import sklearn
 
     if manifest.get("sklearn_version") != sklearn.__version__:
         logger.warning("%s was fitted with scikit-learn %s, this is %s; predictions may differ.",
                        fname, manifest.get("sklearn_version"), sklearn.__version__)
-    meta = _decoder_meta(manifest, fname)
     if payload_name == _NETWORK_PAYLOAD:
         estimator = _load_network(manifest, payload, fname)
     elif payload_name == _SKOPS_PAYLOAD:
@@ -381,7 +386,8 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
 
 
 def _check_trusted_types(trusted_types: Any) -> tuple[str, ...]:
-    if isinstance(trusted_types, str) or not all(isinstance(t, str) for t in trusted_types):
+    if isinstance(trusted_types, str) or not isinstance(trusted_types, (list, tuple, set)) \
+            or not all(isinstance(t, str) for t in trusted_types):
         raise TypeError("trusted_types must be a sequence of fully qualified type names "
                         f"(str), e.g. ['mypackage.MyTransformer']; got {trusted_types!r}.")
     return tuple(trusted_types)

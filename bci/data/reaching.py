@@ -23,7 +23,6 @@ Paths: an explicit ``path``, else ``MNE_DATASETS_REACHING_PATH``, else ``<MNE_DA
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,13 @@ from typing import Literal
 
 import numpy as np
 
+from .._checks import (
+    check_fraction,
+    check_positive,
+    check_random_state,
+    ensure_int,
+)
+from .._config import config_help, dataset_path
 from .._logging import logger
 
 __all__ = ["ReachingData", "load_center_out", "load_primate_reaching", "neurobench_split",
@@ -120,24 +126,20 @@ class ReachingData:
 
 
 def _resolve(path: str | os.PathLike | None, filename: str) -> Path:
-    if path is None:
-        import mne
-
-        root = mne.get_config("MNE_DATASETS_REACHING_PATH")
-        if root is None:
-            root = Path(mne.get_config("MNE_DATA", default=str(Path.home() / "mne_data"))
-                        ) / "reaching"
-        path = Path(root) / filename
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / filename
-    if not path.is_file():
+    """The file ``filename``: ``path`` (the file or its folder), else in
+    MNE_DATASETS_REACHING_PATH, else in ``$MNE_DATA/reaching`` (see
+    :func:`bci._config.dataset_path`).
+    """
+    found = dataset_path("REACHING", "reaching", path)
+    if path is None or found.is_dir():
+        found = found / filename
+    if not found.is_file():
         raise FileNotFoundError(
-            f"{filename} not found at {path}. Pass path= (the file or its folder), or set "
-            "MNE_DATASETS_REACHING_PATH (environment or mne.set_config) to the folder that "
-            "holds it."
+            f"{filename} not found at {found}. Pass path= (the file or its folder), or "
+            f"{config_help('REACHING')} (MNE_DATASETS_REACHING_PATH: the folder that holds it; "
+            "MNE_DATA: the folder holding reaching/)."
         )
-    return path
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +259,8 @@ def load_primate_reaching(path: str | os.PathLike, *, bin_width_s: float = 0.028
     except ImportError as err:  # pragma: no cover - h5py ships with the scientific stack
         raise ImportError("Reading NeuroBench primate-reaching files needs h5py: "
                           "pip install h5py") from err
+    check_positive(bin_width_s, "bin_width_s", unit="seconds")
+    check_positive(stride_s, "stride_s", unit="seconds")
     ratio = int(round(bin_width_s / NEUROBENCH_STEP_S))
     step = int(round(stride_s / NEUROBENCH_STEP_S))
     for value, n, name in ((bin_width_s, ratio, "bin_width_s"), (stride_s, step, "stride_s")):
@@ -327,11 +331,8 @@ def neurobench_split(n_segments: int, train_ratio: float = 0.8
     >>> [s.tolist() for s in neurobench_split(10)]
     [[0, 1, 2, 3, 4, 5, 6, 7], [8], [9]]
     """
-    if isinstance(n_segments, bool) or not isinstance(n_segments, numbers.Integral) \
-            or n_segments < 1:
-        raise ValueError(f"n_segments must be a positive integer, got {n_segments!r}.")
-    if not 0 <= train_ratio <= 1:
-        raise ValueError(f"train_ratio must be in [0, 1], got {train_ratio!r}.")
+    n_segments = ensure_int(n_segments, "n_segments", minimum=1)
+    check_fraction(train_ratio, "train_ratio", allow_one=True)
     n_train = int(np.floor(train_ratio * n_segments))
     n_val = (n_segments - n_train) // 2
     idx = np.arange(n_segments)
@@ -377,14 +378,14 @@ def make_reaching(n_trials: int = 64, n_chans: int = 32, *, sfreq: float = 20.0,
     data : ReachingData
         ``kind="simulated"``; ``trial_info["target_direction"]`` in rad.
     """
-    for value, name in ((n_trials, "n_trials"), (n_chans, "n_chans"), (n_targets, "n_targets")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    for value, name in ((sfreq, "sfreq (Hz)"), (trial_s, "trial_s (seconds)"),
-                        (peak_speed, "peak_speed"), (base_rate_hz, "base_rate_hz")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    rng = np.random.default_rng(random_state)
+    ensure_int(n_trials, "n_trials", minimum=1)
+    ensure_int(n_chans, "n_chans", minimum=1, what="units")
+    ensure_int(n_targets, "n_targets", minimum=1, what="reach directions")
+    check_positive(sfreq, "sfreq", unit="Hz")
+    check_positive(trial_s, "trial_s", unit="seconds")
+    check_positive(peak_speed, "peak_speed", unit="cm/s")
+    check_positive(base_rate_hz, "base_rate_hz", unit="Hz")
+    rng = check_random_state(random_state)
     n_bins = int(round(trial_s * sfreq))
     if n_bins < 8:
         raise ValueError(f"trial_s * sfreq = {n_bins} bins; a trial needs >= 8 bins.")
@@ -450,8 +451,7 @@ def make_windows(data: ReachingData, n_times: int) -> tuple[np.ndarray, np.ndarr
     groups : ndarray of int, shape (n_bins_total,)
         Trial index of each window (for grouped cross-validation).
     """
-    if isinstance(n_times, bool) or not isinstance(n_times, numbers.Integral) or n_times < 1:
-        raise ValueError(f"n_times must be a positive integer (bins), got {n_times!r}.")
+    n_times = ensure_int(n_times, "n_times", minimum=1, what="bins")
     Xs, ys, groups = [], [], []
     for i, (s, v) in enumerate(zip(data.spikes, data.velocity)):
         padded = np.pad(s, ((0, 0), (n_times - 1, 0))).astype(np.float32)

@@ -15,7 +15,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from .._checks import check_fraction, check_option, ensure_int
+from .._checks import check_bool, check_fraction, check_option, ensure_int
 from .._logging import logger
 
 __all__ = ["TASKS", "EEGDataModule", "split_train_val"]
@@ -147,12 +147,11 @@ class EEGDataModule(pl.LightningDataModule):
                          if sequence and self.X_val is not None else None)
         self.val_fraction = check_fraction(val_fraction, "val_fraction")
         self.batch_size = ensure_int(batch_size, "batch_size", minimum=1)
-        if not isinstance(drop_last, bool):
-            raise TypeError(f"drop_last must be True or False, got {drop_last!r}.")
-        self.drop_last = drop_last
+        self.drop_last = check_bool(drop_last, "drop_last")
         self.task = task
         self.random_state = random_state
-        self.num_workers = int(num_workers)
+        self.num_workers = ensure_int(num_workers, "num_workers", minimum=0,
+                                      what="data-loading processes")
         self.train_idx: np.ndarray | None = None
         self.val_idx: np.ndarray | None = None
 

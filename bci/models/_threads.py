@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import torch
 
+from .._checks import ensure_int
+
 
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None) -> Iterator[None]:
@@ -17,14 +19,8 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         yield
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(_check_n_threads(n_threads))
+    torch.set_num_threads(ensure_int(n_threads, "n_threads", minimum=1, what="CPU threads"))
     try:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _check_n_threads(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {value!r}.")
-    return value

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_fraction, check_option, ensure_int
+from .._checks import check_fraction, check_option, check_positive, check_type, ensure_int
 from .._logging import logger
 from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
@@ -115,14 +115,12 @@ class DecoderModule(pl.LightningModule):
         super().__init__()
         import torchmetrics
 
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        check_type(model, nn.Module, "model",
+                   hint="Pass a torch.nn.Module, e.g. from bci.models.registry.get_model.")
         check_option("task", task, TASKS)
         check_option("scheduler", scheduler, SCHEDULERS)
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive learning rate, got {lr!r}.")
-        if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+        check_positive(lr, "lr", hint="It is the peak learning rate of AdamW.")
+        check_positive(weight_decay, "weight_decay", allow_zero=True)
         check_fraction(label_smoothing, "label_smoothing")
         check_fraction(min_lr_ratio, "min_lr_ratio")
         if task == "sequence_regression":
@@ -450,8 +448,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     -------
     result : TrainingResult
     """
-    if not isinstance(datamodule, EEGDataModule):
-        raise TypeError(f"datamodule must be an EEGDataModule, got {type(datamodule).__name__}.")
+    check_type(datamodule, EEGDataModule, "datamodule",
+               hint="Wrap the epochs in bci.data.datamodule.EEGDataModule(X, y).")
     max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
     if patience is not None:
         patience = ensure_int(patience, "patience", minimum=1)

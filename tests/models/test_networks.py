@@ -211,17 +211,22 @@ def test_too_short_input(name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"n_chans": 0}, "n_chans must be a positive integer, got 0"),
-    ({"n_outputs": 2.0}, "n_outputs must be a positive integer, got 2.0"),
-    ({"n_times": True}, "n_times must be a positive integer, got True"),
-    ({"sfreq": -250.0}, r"sfreq \(Hz\) must be a positive number, got -250.0"),
-    ({"drop_prob": 1.5}, r"drop_prob must be a probability in \[0, 1\), got 1.5"),
-    ({"batch_norm_momentum": 2}, r"batch_norm_momentum must be in \[0, 1\]"),
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"n_chans": 0}, ValueError, r"n_chans must be an int >= 1 \(EEG channels\), got 0"),
+    ({"n_outputs": 2.0}, TypeError, r"n_outputs must be an int \(outputs\), got float \(2.0\)"),
+    ({"n_times": True}, TypeError, r"n_times must be an int \(samples per window\), got bool"),
+    ({"sfreq": -250.0}, ValueError, r"sfreq must be a finite number > 0 \(Hz\), got -250.0"),
+    ({"sfreq": float("nan")}, ValueError, r"sfreq must be a finite number > 0 \(Hz\), got nan"),
+    ({"sfreq": "250"}, TypeError, r"sfreq must be a number \(Hz\), got str"),
+    ({"drop_prob": 1.5}, ValueError, r"drop_prob must be a probability in \[0, 1\), got 1.5"),
+    ({"drop_prob": None}, TypeError, r"drop_prob must be a probability, got NoneType"),
+    ({"batch_norm_momentum": 2}, ValueError,
+     r"batch_norm_momentum must be a fraction in \[0, 1\], got 2.0. It is the weight of the new "
+     r"batch \(torch convention\); Keras' momentum m is 1 - m here"),
 ])
-def test_invalid_arguments(name, kwargs, match):
+def test_invalid_arguments(name, kwargs, exc, match):
     args = {"n_chans": 4, "n_outputs": 2, "n_times": 256, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(exc, match=match):
         MODELS[name](args.pop("n_chans"), args.pop("n_outputs"), args.pop("n_times"), **args)
 
 

@@ -182,9 +182,13 @@ def test_torch_threads_restores():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
-        with torch_threads(0):
-            pass
+    with pytest.raises(ValueError, match=r"n_threads must be an int >= 1 \(CPU threads\), got 0"), \
+            torch_threads(0):
+        pass
+    with pytest.raises(TypeError, match=r"n_threads must be an int \(CPU threads\), got float"), \
+            torch_threads(2.0):
+        pass
+    assert torch.get_num_threads() == before
 
 
 class _Pointwise(torch.nn.Module):

@@ -35,7 +35,6 @@ caller seeds, and dropout the generator seeded with ``seed`` (else a fork of the
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,10 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._checks import check_option
+from ..._checks import check_bool, check_fraction, check_option, check_positive, ensure_int
 from ...data.reaching import ReachingData, make_windows, pad_trials
 from .._threads import torch_threads
-from ..base import EEGModule, _check_count, _check_positive, _check_probability
+from ..base import EEGModule
 from .encoders import TRANSFORMS, DirectEncoder
 from .neurons import LIF, RESETS, CubaLIF, decay_from_tau
 from .surrogate import SURROGATES
@@ -128,16 +127,6 @@ class _StreamingDecoder(_IBMIDecoder):
         return self.forward_sequence(x)[..., -1]
 
 
-def _check_choice(kind: str, value: str, options) -> str:
-    return check_option(kind, value, options)
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Spiking decoders
 # ---------------------------------------------------------------------------------------------
@@ -188,18 +177,18 @@ class SNNStreaming(_StreamingDecoder):
                  surrogate: str = "fast_sigmoid", slope: float = 20.0, dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden = _check_count(n_hidden, "n_hidden")
-        self.tau_s = _check_positive(tau_s, "tau_s (seconds)")
-        self.readout_tau_s = _check_positive(readout_tau_s, "readout_tau_s (seconds)")
-        self.syn_tau_s = _check_positive(syn_tau_s, "syn_tau_s (seconds)")
-        self.neuron = _check_choice("neuron", neuron, ("lif", "cuba"))
-        self.threshold = _check_positive(threshold, "threshold")
-        self.reset = _check_choice("reset", reset, RESETS)
-        self.learn_tau = _check_bool(learn_tau, "learn_tau")
-        self.surrogate = _check_choice("surrogate", surrogate, SURROGATES)
-        self.slope = _check_positive(slope, "slope")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
+        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
+        self.readout_tau_s = check_positive(readout_tau_s, "readout_tau_s", unit="seconds")
+        self.syn_tau_s = check_positive(syn_tau_s, "syn_tau_s", unit="seconds")
+        self.neuron = check_option("neuron", neuron, ("lif", "cuba"))
+        self.threshold = check_positive(threshold, "threshold")
+        self.reset = check_option("reset", reset, RESETS)
+        self.learn_tau = check_bool(learn_tau, "learn_tau")
+        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
+        self.slope = check_positive(slope, "slope")
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
 
         beta = decay_from_tau(self.tau_s, self.sfreq)
@@ -291,16 +280,16 @@ class SNN3D(_WindowedDecoder):
                  dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden_1 = _check_count(n_hidden_1, "n_hidden_1")
-        self.n_hidden_2 = _check_count(n_hidden_2, "n_hidden_2")
-        self.tau_s = _check_positive(tau_s, "tau_s (seconds)")
-        self.threshold = _check_positive(threshold, "threshold")
-        self.reset = _check_choice("reset", reset, RESETS)
-        self.learn_tau = _check_bool(learn_tau, "learn_tau")
-        self.surrogate = _check_choice("surrogate", surrogate, SURROGATES)
-        self.slope = _check_positive(slope, "slope")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden_1 = ensure_int(n_hidden_1, "n_hidden_1", minimum=1)
+        self.n_hidden_2 = ensure_int(n_hidden_2, "n_hidden_2", minimum=1)
+        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
+        self.threshold = check_positive(threshold, "threshold")
+        self.reset = check_option("reset", reset, RESETS)
+        self.learn_tau = check_bool(learn_tau, "learn_tau")
+        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
+        self.slope = check_positive(slope, "slope")
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
 
         beta = decay_from_tau(self.tau_s, self.sfreq)
@@ -355,10 +344,10 @@ class ANNDecoder(_WindowedDecoder):
                  dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden_1 = _check_count(n_hidden_1, "n_hidden_1")
-        self.n_hidden_2 = _check_count(n_hidden_2, "n_hidden_2")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden_1 = ensure_int(n_hidden_1, "n_hidden_1", minimum=1)
+        self.n_hidden_2 = ensure_int(n_hidden_2, "n_hidden_2", minimum=1)
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
         self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
         self.fc1 = nn.Linear(self.n_chans * self.n_times, self.n_hidden_1)
@@ -395,7 +384,7 @@ class LinearDecoder(_WindowedDecoder):
                  sfreq: float | None = None,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
         self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
         self.fc = nn.Linear(self.n_chans * self.n_times, self.n_outputs)
@@ -425,9 +414,9 @@ class GRUDecoder(_StreamingDecoder):
                  sfreq: float | None = None, n_hidden: int = 32, dropout: float = 0.2,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden = _check_count(n_hidden, "n_hidden")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
         self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
         self.gru = nn.GRU(self.n_chans, self.n_hidden, batch_first=True)
@@ -500,8 +489,8 @@ def fit_ridge(model: LinearDecoder, data: ReachingData, *, alpha: float = 1.0
     """
     if not isinstance(model, LinearDecoder):
         raise TypeError(f"fit_ridge fits a LinearDecoder, got {type(model).__name__}.")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha < 0:
-        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}.")
+    alpha = check_positive(alpha, "alpha", allow_zero=True,
+                           hint="It is the ridge penalty on the weights.")
     X, y, _ = make_windows(data, model.n_times)
     with torch.no_grad():
         feats = model.encoder(torch.as_tensor(X)).flatten(1).double().numpy()
@@ -548,10 +537,8 @@ def _shuffle_seed(random_state) -> int | None:
         return None
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**63 - 1))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    raise TypeError(f"random_state must be an int, a numpy Generator or None, got "
-                    f"{type(random_state).__name__}.")
+    return ensure_int(random_state, "random_state",
+                      hint="Pass an int seed, a numpy.random.Generator or None.")
 
 
 def _datamodule(model: _IBMIDecoder, train: ReachingData, val: ReachingData | None,
@@ -648,10 +635,10 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
     _check_model(model)
     if isinstance(model, LinearDecoder):
         raise TypeError("fit a LinearDecoder with fit_ridge (closed form).")
-    max_epochs = _check_count(max_epochs, "max_epochs")
+    max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
     if batch_size is None:
         batch_size = 16 if model.streaming else 256
-    batch_size = _check_count(batch_size, "batch_size")
+    batch_size = ensure_int(batch_size, "batch_size", minimum=1)
     from ..training import train_model
 
     mean, std = _target_stats(train)

@@ -20,13 +20,12 @@ Each stream starts from the steady state of its first sample (no start-up transi
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import numpy as np
 from scipy import signal
 
-from ..._checks import check_option
+from ..._checks import check_option, check_positive, ensure_int
 
 __all__ = ["BesselFilter", "MODES"]
 
@@ -64,15 +63,13 @@ class BesselFilter:
     def __init__(self, cutoff_hz: float, sfreq: float, *, order: int = 2,
                  mode: Literal["causal", "block_bidirectional"] = "causal",
                  block_size: int = 4, norm: Literal["phase", "delay", "mag"] = "phase") -> None:
-        for value, name in ((cutoff_hz, "cutoff_hz"), (sfreq, "sfreq (Hz)")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        check_positive(cutoff_hz, "cutoff_hz", unit="Hz")
+        check_positive(sfreq, "sfreq", unit="Hz")
         if not cutoff_hz < sfreq / 2:
             raise ValueError(f"cutoff_hz={cutoff_hz} must be below the Nyquist frequency "
                              f"sfreq / 2 = {sfreq / 2} Hz.")
-        for value, name in ((order, "order"), (block_size, "block_size")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        ensure_int(order, "order", minimum=1)
+        ensure_int(block_size, "block_size", minimum=1, what="samples")
         check_option("mode", mode, MODES)
         check_option("norm", norm, ("phase", "delay", "mag"))
         self.cutoff_hz, self.sfreq = float(cutoff_hz), float(sfreq)

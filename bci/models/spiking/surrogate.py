@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from ..._checks import check_option
+from ..._checks import check_option, check_positive
 
 __all__ = ["SURROGATES", "spike", "surrogate_derivative", "surrogate_proxy"]
 
@@ -80,8 +80,7 @@ SURROGATES: dict[str, tuple[Callable[[torch.Tensor, float], torch.Tensor],
 def check_surrogate(name: str, slope: float) -> tuple[str, float]:
     """Validate a surrogate name and its (positive) slope."""
     check_option("surrogate", name, SURROGATES)
-    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not slope > 0:
-        raise ValueError(f"surrogate slope must be a positive number, got {slope!r}.")
+    slope = check_positive(slope, "slope", hint="It is the steepness of the surrogate gradient.")
     return name, float(slope)
 
 

@@ -153,8 +153,15 @@ def test_gru_counts_follow_the_cell_equations():
 
 
 def test_count_errors():
-    with pytest.raises(ValueError, match="batch, n_chans, n_bins"):
+    with pytest.raises(ValueError, match=r"batch, n_chans, n_bins\) of counts, got shape \(3, 2\)"):
         count_operations(_Tiny(), torch.zeros(3, 2))
+    with pytest.raises(TypeError, match=r"x must be Tensor, got list .* Pass counts"):
+        count_operations(_Tiny(), [[[0.0]]])
+    with pytest.raises(ValueError, match=r"sfreq \(predictions per second\) is needed"):
+        count_operations(nn.Identity(), torch.zeros(1, 3, 2))
+    with pytest.raises(ValueError, match=r"sfreq must be a finite number > 0 \(predictions per "
+                                         r"second\), got -1.0"):
+        count_operations(_Tiny(), torch.zeros(1, 3, 2), sfreq=-1.0)
 
 
 class _Conv(nn.Module):

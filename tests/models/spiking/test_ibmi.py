@@ -12,6 +12,7 @@ from bci.data.reaching import make_reaching, make_windows
 from bci.evaluation.ibmi_metrics import r2_neurobench
 from bci.models.spiking.ibmi import (
     IBMI_MODELS,
+    SNN3D,
     GRUDecoder,
     LinearDecoder,
     SNNStreaming,
@@ -129,6 +130,20 @@ def test_fitting_errors(sim):
         SNNStreaming(16)
     with pytest.raises(ValueError, match="Did you mean 'zero'"):
         SNNStreaming(16, sfreq=20.0, reset="zer")
+    with pytest.raises(TypeError, match=r"learn_tau must be True or False, got int \(1\)"):
+        SNNStreaming(16, sfreq=20.0, learn_tau=1)
+    with pytest.raises(ValueError, match=r"tau_s must be a finite number > 0 \(seconds\), got 0.0"):
+        SNN3D(16, sfreq=20.0, tau_s=0.0)
+    with pytest.raises(TypeError, match=r"n_hidden must be an int, got float"):
+        GRUDecoder(16, sfreq=20.0, n_hidden=8.0)
+    with pytest.raises(ValueError, match=r"alpha must be a finite number >= 0, got -1.0. It is the "
+                                         r"ridge penalty"):
+        fit_ridge(LinearDecoder(16, 2, 3, sfreq=20.0), sim, alpha=-1.0)
+    with pytest.raises(TypeError, match=r"random_state must be an int, got float .* Pass an int "
+                                        r"seed, a numpy.random.Generator or None"):
+        fit_sequence_decoder(GRUDecoder(16, sfreq=20.0), sim, max_epochs=1, random_state=0.5)
+    with pytest.raises(TypeError, match=r"max_epochs must be an int, got float"):
+        fit_sequence_decoder(GRUDecoder(16, sfreq=20.0), sim, max_epochs=1.0)
 
 
 def test_snn_streaming_variants_cuba_and_learnable_time_constants():

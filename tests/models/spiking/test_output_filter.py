@@ -80,6 +80,14 @@ def test_latency_figures():
 def test_filter_errors():
     with pytest.raises(ValueError, match="below the Nyquist frequency"):
         BesselFilter(10.0, 20.0)
+    with pytest.raises(ValueError, match=r"cutoff_hz must be a finite number > 0 \(Hz\), got 0.0"):
+        BesselFilter(0.0, 20.0)
+    with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got str"):
+        BesselFilter(2.0, "20")
+    with pytest.raises(TypeError, match=r"order must be an int, got float"):
+        BesselFilter(2.0, 20.0, order=2.0)
+    with pytest.raises(ValueError, match=r"block_size must be an int >= 1 \(samples\), got 0"):
+        BesselFilter(2.0, 20.0, block_size=0)
     with pytest.raises(ValueError, match="Did you mean 'block_bidirectional'"):
         BesselFilter(2.0, 20.0, mode="block_bidirectional_")
     filt = BesselFilter(2.0, 20.0)

@@ -211,15 +211,23 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         check_option("model", self.model, MODELS)
         check_option("scaling", self.scaling, SCALINGS)
         X = validate_epochs(self, X, reset=True)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is "
+                             "None; pass one label per epoch.")
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must be 1-D with one label per epoch ({len(X)}), got shape "
                              f"{y.shape}.")
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise ValueError(f"y contains {int((~np.isfinite(y)).sum())} NaN or infinite labels, "
+                             f"first at epoch {int(np.flatnonzero(~np.isfinite(y))[0])}; drop "
+                             "those epochs.")
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
-            raise ValueError(f"y has a single class ({encoder.classes_[0]!r}); a classifier "
-                             "needs at least 2.")
+            only = np.asarray(encoder.classes_[0]).item()
+            raise ValueError(f"y has a single class ({only!r}): one class cannot be classified, "
+                             "a classifier needs at least 2.")
         self.classes_ = encoder.classes_
         self.n_times_ = X.shape[2]
         if self.scaling == "channel":

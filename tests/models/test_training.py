@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bci.data.datamodule import EEGDataModule, split_train_val
+from bci.data.datamodule import EEGDataModule
 from bci.models.registry import get_model
 from bci.models.training import (
     DecoderModule,
@@ -38,38 +38,6 @@ def _planted(n_epochs=40, seed=0):
 def _net(seed=0, name="EEGNet", n_outputs=2):
     torch.manual_seed(seed)
     return get_model(name, N_CHANS, n_outputs, N_TIMES, sfreq=SFREQ)
-
-
-def test_stratified_split_keeps_proportions_and_is_seeded():
-    y = np.array([0] * 30 + [1] * 10)
-    train, val = split_train_val(y, 0.2, stratify=True, random_state=1)
-    assert len(val) == 8
-    assert np.bincount(y[val]).tolist() == [6, 2]
-    assert np.intersect1d(train, val).size == 0
-    assert len(train) + len(val) == 40
-    again = split_train_val(y, 0.2, stratify=True, random_state=1)
-    assert np.array_equal(again[1], val)
-    assert not np.array_equal(split_train_val(y, 0.2, stratify=True, random_state=2)[1], val)
-    # every class keeps training epochs, even with a large fraction
-    train, val = split_train_val(np.array([0, 0, 1, 1, 1]), 0.8, stratify=True, random_state=0)
-    assert set(np.array([0, 0, 1, 1, 1])[train]) == {0, 1}
-    assert len(split_train_val(y, 0.0, stratify=True, random_state=0)[1]) == 0
-
-
-def test_datamodule_errors():
-    X, y = _planted(10)
-    with pytest.raises(ValueError, match="must be 3-D"):
-        EEGDataModule(X[0], y)
-    with pytest.raises(ValueError, match="class indices"):
-        EEGDataModule(X, y.astype(float))
-    with pytest.raises(ValueError, match="Give both X_val and y_val"):
-        EEGDataModule(X, y, X_val=X)
-    with pytest.raises(ValueError, match="val_fraction must be a fraction"):
-        EEGDataModule(X, y, val_fraction=1.5)
-    with pytest.raises(ValueError, match="Unknown task"):
-        EEGDataModule(X, y, task="segmentation")
-    with pytest.raises(ValueError, match="Unknown scheduler 'cosin'. Did you mean 'cosine'"):
-        DecoderModule(_net(), scheduler="cosin")
 
 
 def test_tiny_batch_overfits():
@@ -250,29 +218,22 @@ def test_sequence_regression_masks_padding_and_learns_the_map():
     torch.testing.assert_close(loss, expected)
 
 
-def test_sequence_datamodule_batches_and_errors():
-    X, y, mask = _padded_trials(9, 0)
-    data = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.0,
-                         batch_size=4, drop_last=True, random_state=0)
-    batches = list(data.train_dataloader())
-    assert [len(b[0]) for b in batches] == [4, 4]
-    assert all(len(b) == 3 for b in batches)
-    assert batches[0][2].dtype == torch.bool
-    split = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.3,
-                          random_state=0)
-    split.setup()
-    xv, yv, mv = next(iter(split.val_dataloader()))
-    assert len(xv) == split.n_val == 3
-    assert torch.equal(mv, torch.from_numpy(mask[split.val_idx]))
-    with pytest.raises(ValueError, match=r"\(n_epochs, n_outputs, n_times=30\)"):
-        EEGDataModule(X, y[..., :20], task="sequence_regression")
-    empty = mask.copy()
-    empty[3] = False
-    with pytest.raises(ValueError, match=r"no real time step in trials \[3\]"):
-        EEGDataModule(X, y, mask=empty, task="sequence_regression")
-    with pytest.raises(ValueError, match="mask and mask_val are for task='sequence_regression'"):
-        EEGDataModule(X[:, :, :4], y[:, 0, 0], mask=mask, task="regression")
-    with pytest.raises(ValueError, match="must match n_chans"):
-        EEGDataModule(X, y, X_val=X[:, :1], y_val=y, task="sequence_regression")
+def test_decoder_module_errors():
+    with pytest.raises(ValueError, match="Unknown scheduler 'cosin'. Did you mean 'cosine'"):
+        DecoderModule(_net(), scheduler="cosin")
     with pytest.raises(TypeError, match="forward_sequence"):
         DecoderModule(_net(), task="sequence_regression")
+    with pytest.raises(TypeError, match=r"model must be Module, got str \('EEGNet'\)\. Pass a "
+                                        r"torch.nn.Module"):
+        DecoderModule("EEGNet")
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got 0.0\. It is the peak "
+                                         r"learning rate"):
+        DecoderModule(_net(), lr=0.0)
+    with pytest.raises(ValueError, match=r"weight_decay must be a finite number >= 0, got nan"):
+        DecoderModule(_net(), weight_decay=float("nan"))
+    with pytest.raises(TypeError, match=r"lr must be a number, got str"):
+        DecoderModule(_net(), lr="1e-3")
+    X, y = _planted(10)
+    with pytest.raises(TypeError, match=r"datamodule must be EEGDataModule, got tuple .* Wrap the "
+                                        r"epochs in bci.data.datamodule.EEGDataModule"):
+        train_model(_net(), (X, y))

@@ -327,7 +327,10 @@ def _case(subject: int) -> str:
 
 
 def _data_root(path: str | os.PathLike | None) -> Path:
-    """The folder to look in: ``path``, else MNE_DATASETS_CHBMIT_PATH, MNE_DATA, ~/mne_data."""
+    """Return the folder to search: ``path``, else MNE_DATASETS_CHBMIT_PATH, MNE_DATA, ~/mne_data.
+
+    See :func:`bci._config.dataset_path` (no sub-folder: MNE_DATA itself is searched).
+    """
     from .._config import dataset_path
 
     return dataset_path("CHBMIT", None, path)

@@ -27,7 +27,7 @@ TASKS = ("classification", "regression", "sequence_regression")
 # ---------------------------------------------------------------------------------------------
 def split_train_val(y: np.ndarray, val_fraction: float, *, stratify: bool,
                     random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a (stratified) random split into training and validation sets.
+    """Return the indices of a (stratified) random split into training and validation sets.
 
     Parameters
     ----------
@@ -62,7 +62,8 @@ def split_train_val(y: np.ndarray, val_fraction: float, *, stratify: bool,
             for i in np.argsort(-(share - take))[: n_val - take.sum()]:
                 take[i] += 1
             take = np.clip(take, 1 if n_val >= len(classes) else 0, counts - 1)
-            val = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+            val = [rng.permutation(np.flatnonzero(y == c))[:k]
+                   for c, k in zip(classes, take, strict=True)]
             val_idx = np.sort(np.concatenate(val))
             return np.setdiff1d(np.arange(n), val_idx), val_idx
     perm = rng.permutation(n)
@@ -221,6 +222,7 @@ class EEGDataModule(pl.LightningDataModule):
         return cls(X, y, **kwargs), classes
 
     def setup(self, stage: str | None = None) -> None:
+        """Split the epochs into training and validation sets (once; later calls keep the split)."""
         if self.train_idx is not None:
             return
         if self.X_val is not None:
@@ -250,6 +252,7 @@ class EEGDataModule(pl.LightningDataModule):
                              None if self.mask is None else self.mask[idx])
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
+        """Return the shuffled loader of the training epochs (seeded by ``random_state``)."""
         self.setup()
         generator = torch.Generator()
         generator.manual_seed(0 if self.random_state is None else int(self.random_state))
@@ -260,6 +263,7 @@ class EEGDataModule(pl.LightningDataModule):
             generator=generator, num_workers=self.num_workers, drop_last=self.drop_last)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader | list:
+        """Return the loader of the validation epochs, or an empty list without validation."""
         self.setup()
         if self.n_val == 0:
             return []

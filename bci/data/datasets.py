@@ -47,14 +47,14 @@ def _ssvep_event_id(freqs: Sequence[float], include_rest: bool) -> dict[str, int
 
     MOABB's evaluations label-encode the classes and its ``SSVEP_CCA`` / ``SSVEP_eCCA`` then read
     the stimulation frequencies from the epochs' event codes (MOABB names epochs' events by
-    their codes), so codes equal to the frequencies let them find the right ones. ``"rest"`` takes the
-    smallest positive code left (1 for the default frequencies).
+    their codes), so codes equal to the frequencies let them find the right ones. ``"rest"`` takes
+    the smallest positive code left (1 for the default frequencies).
     """
     if all(float(f).is_integer() for f in freqs):
         codes = [int(f) for f in freqs]
     else:
         codes = list(range(1, len(freqs) + 1))
-    event_id = {_syn._freq_label(f): code for f, code in zip(freqs, codes)}
+    event_id = {_syn._freq_label(f): code for f, code in zip(freqs, codes, strict=True)}
     if include_rest:
         event_id["rest"] = min(set(range(1, len(codes) + 2)) - set(codes))
     return event_id
@@ -220,7 +220,7 @@ class SyntheticMotorImagery(_SyntheticDataset):
         )
 
     def subject_params(self, subject: int) -> dict[str, float]:
-        """The planted-effect parameters of one subject.
+        """Return the planted-effect parameters of one subject.
 
         Parameters
         ----------
@@ -322,7 +322,7 @@ class SyntheticSSVEP(_SyntheticDataset):
         )
 
     def subject_params(self, subject: int) -> dict:
-        """The planted-effect parameters of one subject.
+        """Return the planted-effect parameters of one subject.
 
         Parameters
         ----------

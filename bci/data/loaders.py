@@ -178,7 +178,7 @@ def check_subjects(dataset, subjects: Sequence[int] | None) -> list[int]:
 
 
 def _mne_data_root() -> Path:
-    """MNE data root (see :func:`bci._config.mne_data_root`)."""
+    """Return the MNE data root (see :func:`bci._config.mne_data_root`)."""
     from .._config import mne_data_root
 
     return mne_data_root()

@@ -39,7 +39,10 @@ Inst = TypeVar("Inst", mne.io.BaseRaw, mne.BaseEpochs, np.ndarray)
 
 
 def _sfreq_of(inst, sfreq: float | None, *, name: str = "sfreq") -> float:
-    """Sampling frequency (Hz) of ``inst``; ``sfreq`` is required for, and only for, arrays."""
+    """Return the sampling frequency (Hz) of ``inst``.
+
+    ``sfreq`` is required for, and only for, arrays.
+    """
     if isinstance(inst, (mne.io.BaseRaw, mne.BaseEpochs)):
         if sfreq is not None:
             raise ValueError(
@@ -78,7 +81,7 @@ def _check_array(x: np.ndarray) -> np.ndarray:
 
 
 def _copy_loaded(inst):
-    """A preloaded copy of an MNE object; the input stays as it is (preloaded or not)."""
+    """Return a preloaded copy of an MNE object; the input stays as it is (preloaded or not)."""
     out = inst.copy()
     if not out.preload:
         out.load_data(verbose=False)

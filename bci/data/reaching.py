@@ -86,12 +86,13 @@ class ReachingData:
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check that trials, velocities and channel names agree."""
         if len(self.spikes) != len(self.velocity) or not self.spikes:
             raise ValueError(f"spikes and velocity must be non-empty lists of the same length "
                              f"(one array per trial), got {len(self.spikes)} and "
                              f"{len(self.velocity)}.")
         n_chans = self.spikes[0].shape[0]
-        for i, (s, v) in enumerate(zip(self.spikes, self.velocity)):
+        for i, (s, v) in enumerate(zip(self.spikes, self.velocity, strict=True)):
             if s.ndim != 2 or s.shape[0] != n_chans:
                 raise ValueError(f"trial {i}: spikes must be (n_chans={n_chans}, n_bins), got "
                                  f"{s.shape}.")
@@ -103,10 +104,12 @@ class ReachingData:
 
     @property
     def n_trials(self) -> int:
+        """Number of trials."""
         return len(self.spikes)
 
     @property
     def n_chans(self) -> int:
+        """Number of channels (units)."""
         return self.spikes[0].shape[0]
 
     @property
@@ -115,7 +118,7 @@ class ReachingData:
         return int(sum(s.shape[1] for s in self.spikes))
 
     def subset(self, trials: Sequence[int] | np.ndarray) -> ReachingData:
-        """The trials at the given indices (in that order), metadata included."""
+        """Return the trials at the given indices (in that order), metadata included."""
         idx = np.asarray(trials, dtype=int)
         return ReachingData(
             spikes=[self.spikes[i] for i in idx], velocity=[self.velocity[i] for i in idx],
@@ -126,9 +129,10 @@ class ReachingData:
 
 
 def _resolve(path: str | os.PathLike | None, filename: str) -> Path:
-    """The file ``filename``: ``path`` (the file or its folder), else in
-    MNE_DATASETS_REACHING_PATH, else in ``$MNE_DATA/reaching`` (see
-    :func:`bci._config.dataset_path`).
+    """Return the path of ``filename``, or raise ``FileNotFoundError`` naming the fix.
+
+    ``path`` (the file or its folder), else the folder MNE_DATASETS_REACHING_PATH, else
+    ``$MNE_DATA/reaching`` (see :func:`bci._config.dataset_path`).
     """
     found = dataset_path("REACHING", "reaching", path)
     if path is None or found.is_dir():
@@ -204,8 +208,10 @@ def load_center_out(path: str | os.PathLike | None = None, *,
 # NeuroBench primate reaching (O'Doherty et al., MATLAB 7.3 / HDF5)
 # ---------------------------------------------------------------------------------------------
 def _segment_bounds(target_pos: np.ndarray) -> np.ndarray:
-    """``(n_segments, 2)`` start/stop sample indices between changes of the target position
-    ``(2, n_samples)`` (NeuroBench's ``get_flag_index`` + ``split_into_segments``).
+    """Return the ``(n_segments, 2)`` start/stop sample indices of the reaching segments.
+
+    A segment lies between two changes of the target position ``(2, n_samples)`` (NeuroBench's
+    ``get_flag_index`` + ``split_into_segments``).
     """
     diff = np.diff(target_pos, axis=1, append=target_pos[:, -1:])
     flags = np.nonzero(np.abs(diff).sum(axis=0))[0]
@@ -296,7 +302,7 @@ def load_primate_reaching(path: str | os.PathLike, *, bin_width_s: float = 0.028
         keep = flat.any(axis=1)
         grid = flat[keep].astype(np.float64)
         ch_names = [f"ch{c}_u{u}" for c in range(n_chans) for u in range(n_units)]
-        ch_names = [n for n, k in zip(ch_names, keep) if k]
+        ch_names = [n for n, k in zip(ch_names, keep, strict=True) if k]
     else:
         grid = marks.any(axis=0).astype(np.float64)
         ch_names = [f"ch{c}" for c in range(n_chans)]
@@ -322,9 +328,10 @@ def load_primate_reaching(path: str | os.PathLike, *, bin_width_s: float = 0.028
 
 def neurobench_split(n_segments: int, train_ratio: float = 0.8
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """NeuroBench's chronological split of segments (``split_num=1``): the first
-    ``floor(train_ratio * n)`` for training, then half of the rest (floored) for validation, the
-    remainder for testing.
+    """Split segments chronologically, as NeuroBench does (``split_num=1``).
+
+    The first ``floor(train_ratio * n)`` for training, then half of the rest (floored) for
+    validation, the remainder for testing.
 
     Examples
     --------
@@ -346,7 +353,7 @@ def make_reaching(n_trials: int = 64, n_chans: int = 32, *, sfreq: float = 20.0,
                   trial_s: float = 2.0, n_targets: int = 8, peak_speed: float = 20.0,
                   base_rate_hz: float = 10.0, modulation_hz: float = 1.0,
                   random_state: int | np.random.Generator | None = None) -> ReachingData:
-    """Simulated center-out reaches with spike counts linearly tuned to the hand velocity.
+    """Simulate center-out reaches with spike counts linearly tuned to the hand velocity.
 
     Each trial rests, then reaches towards one of ``n_targets`` directions with a bell-shaped
     (minimum-jerk) speed profile peaking at ``peak_speed`` (cm/s) at a random onset. Unit ``i``
@@ -432,7 +439,7 @@ def pad_trials(data: ReachingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X = np.zeros((data.n_trials, data.n_chans, n_max), dtype=np.float32)
     Y = np.zeros((data.n_trials, 2, n_max), dtype=np.float32)
     mask = np.zeros((data.n_trials, n_max), dtype=bool)
-    for i, (s, v) in enumerate(zip(data.spikes, data.velocity)):
+    for i, (s, v) in enumerate(zip(data.spikes, data.velocity, strict=True)):
         X[i, :, :s.shape[1]] = s
         Y[i, :, :s.shape[1]] = v
         mask[i, :s.shape[1]] = True
@@ -453,7 +460,7 @@ def make_windows(data: ReachingData, n_times: int) -> tuple[np.ndarray, np.ndarr
     """
     n_times = ensure_int(n_times, "n_times", minimum=1, what="bins")
     Xs, ys, groups = [], [], []
-    for i, (s, v) in enumerate(zip(data.spikes, data.velocity)):
+    for i, (s, v) in enumerate(zip(data.spikes, data.velocity, strict=True)):
         padded = np.pad(s, ((0, 0), (n_times - 1, 0))).astype(np.float32)
         win = np.lib.stride_tricks.sliding_window_view(padded, n_times, axis=1)  # (C, T, n)
         Xs.append(np.ascontiguousarray(win.transpose(1, 0, 2)))

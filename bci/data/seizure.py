@@ -112,8 +112,10 @@ class SeizureStream:
 
 
 def _bonn_root(path: str | os.PathLike | None) -> Path:
-    """Folder of the Bonn sets: ``path``, else MNE_DATASETS_BONN_PATH, else
-    ``$MNE_DATA/bonn_epilepsy`` (see :func:`bci._config.dataset_path`).
+    """Return the folder of the Bonn sets, or raise ``FileNotFoundError`` naming the fix.
+
+    ``path``, else MNE_DATASETS_BONN_PATH, else ``$MNE_DATA/bonn_epilepsy`` (see
+    :func:`bci._config.dataset_path`).
     """
     from .._config import config_help, dataset_path
 

@@ -331,7 +331,7 @@ def _simulate_motor_imagery(n_trials, classes, n_chans, sfreq, snr, mu_freq, bet
                                              size=len(sched.labels)), 0.0, 1.0)
     gains = np.ones((len(sources), n_times))
     span = int(np.ceil((imagery_s + _ERD_RISE_S + _ERD_LATENCY_S) * sfreq)) + 2
-    for onset, label, depth in zip(sched.onsets_s, sched.labels, depths):
+    for onset, label, depth in zip(sched.onsets_s, sched.labels, depths, strict=True):
         target = MI_CLASSES[label]
         if target is None:
             continue
@@ -344,7 +344,7 @@ def _simulate_motor_imagery(n_trials, classes, n_chans, sfreq, snr, mu_freq, bet
 
     mont_pos = montage.get_positions()["ch_pos"]
     amplitude = snr * BACKGROUND_RMS_V
-    for k, (name, weight) in enumerate(zip(sources, weights)):
+    for k, (name, weight) in enumerate(zip(sources, weights, strict=True)):
         pattern = _pattern(pos, mont_pos[name], _MI_SPREAD_M)
         data += np.outer(weight * amplitude * pattern, gains[k] * rhythm[k])
 
@@ -500,7 +500,7 @@ def _simulate_ssvep(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s,
     span = int(np.ceil((trial_s + _SSVEP_RISE_S) * sfreq)) + 2
     jitters = rng.normal(0.0, _SSVEP_PHASE_JITTER_RAD, size=len(sched.labels))
     amps = np.exp(rng.normal(0.0, _SSVEP_AMP_JITTER, size=len(sched.labels)))
-    for onset, label, jit, amp in zip(sched.onsets_s, sched.labels, jitters, amps):
+    for onset, label, jit, amp in zip(sched.onsets_s, sched.labels, jitters, amps, strict=True):
         if label == "rest":
             continue
         k = labels.index(label)

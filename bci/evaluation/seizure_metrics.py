@@ -87,8 +87,9 @@ def _as_1d(values, name: str, dtype=float) -> np.ndarray:
 
 
 def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
-    """Causal k-of-k rule: True where this window and the ``min_consecutive - 1`` before it
-    are all True.
+    """Apply the causal k-of-k rule to window decisions.
+
+    True where this window and the ``min_consecutive - 1`` before it are all True.
 
     Examples
     --------
@@ -108,8 +109,9 @@ def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
 
 
 def alarm_events(decisions, times, *, merge_gap_s: float = 0.0) -> np.ndarray:
-    """Alarm events ``(n_events, 2)``: ``[first, last]`` decision times of runs of positive
-    windows, merging runs whose gap is at most ``merge_gap_s`` seconds.
+    """Return alarm events ``(n_events, 2)``: ``[first, last]`` decision times of positive runs.
+
+    Runs whose gap is at most ``merge_gap_s`` seconds are merged into one event.
 
     Parameters
     ----------
@@ -136,7 +138,7 @@ def alarm_events(decisions, times, *, merge_gap_s: float = 0.0) -> np.ndarray:
     check_positive(merge_gap_s, "merge_gap_s", allow_zero=True, allow_inf=True, unit="seconds")
     events: list[list[float]] = []
     prev = False
-    for value, time in zip(d, t):
+    for value, time in zip(d, t, strict=True):
         if value:
             if not prev and events and time - events[-1][1] <= merge_gap_s:
                 events[-1][1] = time

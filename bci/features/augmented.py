@@ -252,6 +252,7 @@ class AugmentedCovariance(TransformerMixin, BaseEstimator):
         return covariances(embedded, estimator=self.estimator)
 
     def __sklearn_tags__(self):
+        """Declare 3-D input (epochs ``(n_epochs, n_chans, n_times)``) besides 2-D arrays."""
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags

@@ -12,8 +12,9 @@ from .._checks import ensure_int
 
 @contextlib.contextmanager
 def torch_threads(n_threads: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n_threads)``, restoring the previous count
-    (nothing changes when None).
+    """Run the block with ``torch.set_num_threads(n_threads)``, then restore the previous count.
+
+    Nothing changes when ``n_threads`` is None.
     """
     if n_threads is None:
         yield

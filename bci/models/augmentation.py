@@ -64,6 +64,7 @@ class EpochAugmentation(nn.Module):
         self.recombine = ensure_int(recombine, "recombine", minimum=0, what="segments")
 
     def extra_repr(self) -> str:
+        """Return the transform settings, for ``repr``."""
         return (f"time_shift={self.time_shift}, scale={self.scale}, noise={self.noise}, "
                 f"channel_dropout={self.channel_dropout}, recombine={self.recombine}")
 
@@ -99,7 +100,7 @@ class EpochAugmentation(nn.Module):
         n, _, n_times = x.shape
         bounds = torch.linspace(0, n_times, self.recombine + 1).round().long().tolist()
         out = torch.empty_like(x)
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
             # for every trial, a random donor among the trials of its class
             scores = torch.rand(n, n, device=x.device).masked_fill(y[None, :] != y[:, None], -1)
             donors = scores.argmax(1)
@@ -108,7 +109,7 @@ class EpochAugmentation(nn.Module):
 
 
 def make_augmentation(spec: EpochAugmentation | dict | None) -> EpochAugmentation | None:
-    """An :class:`EpochAugmentation` from keywords (``dict``), an instance, or None (off)."""
+    """Return an :class:`EpochAugmentation` from keywords (``dict``), an instance, or None (off)."""
     if spec is None or isinstance(spec, EpochAugmentation):
         return spec
     if isinstance(spec, dict):

@@ -76,8 +76,9 @@ class EEGModule(nn.Module):
                 if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
     def get_config(self) -> dict[str, Any]:
-        """Constructor arguments of this model: ``type(self)(**self.get_config())`` rebuilds it
-        (with fresh weights).
+        """Return the constructor arguments of this model.
+
+        ``type(self)(**self.get_config())`` rebuilds it (with fresh weights).
 
         Returns
         -------
@@ -122,8 +123,9 @@ class EEGModule(nn.Module):
 
     # -- window length -------------------------------------------------------------------------
     def _fits(self, n_times: int) -> bool:
-        """Whether a window of ``n_times`` samples fits the architecture (monotone in
-        ``n_times``).
+        """Tell whether a window of ``n_times`` samples fits the architecture.
+
+        The answer is monotone in ``n_times``.
         """
         raise NotImplementedError
 
@@ -148,8 +150,10 @@ class EEGModule(nn.Module):
             )
 
     def _check_input(self, x: torch.Tensor) -> None:
-        """Raise ``TypeError``/``ValueError`` unless ``x`` is a floating-point tensor of shape
-        ``(batch, n_chans, n_times)`` (skipped while ``torch.jit.trace`` records the graph).
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor of the input shape.
+
+        The input shape is ``(batch, n_chans, n_times)``; the check is skipped while
+        ``torch.jit.trace`` records the graph.
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{type(self).__name__} expects a torch.Tensor (batch, n_chans, "
@@ -170,5 +174,6 @@ class EEGModule(nn.Module):
             )
 
     def extra_repr(self) -> str:
+        """Return the signal arguments, for ``repr``."""
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
                          if k in ("n_chans", "n_outputs", "n_times", "sfreq"))

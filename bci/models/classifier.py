@@ -186,6 +186,7 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         self.log_dir = log_dir
 
     def __sklearn_tags__(self):
+        """Declare 3-D input, and non-deterministic training when ``seed`` is None."""
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.non_deterministic = self.seed is None
@@ -306,8 +307,10 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
 
     # -- decoder files -----------------------------------------------------------------------
     def _network_state(self) -> tuple[dict[str, Any], dict]:
-        """(JSON-serialisable description, ``state_dict``) of the fitted classifier, as decoder
-        files store it; :meth:`_from_network_state` rebuilds it without Lightning.
+        """Return (JSON-serialisable description, ``state_dict``) of the fitted classifier.
+
+        Decoder files store these; :meth:`_from_network_state` rebuilds the classifier without
+        Lightning.
         """
         check_is_fitted(self, "model_")
         params = self.get_params()
@@ -374,7 +377,7 @@ def plot_learning_curves(history: list[dict[str, float]], fname: str | Path | No
         raise ValueError("history is empty: fit the classifier first.")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
     epochs = [row["epoch"] for row in history]
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for stage in ("train", "val"):
             key = f"{stage}_{metric}"
             values = [row.get(key, np.nan) for row in history]

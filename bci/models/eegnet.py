@@ -1,5 +1,6 @@
-"""EEGNet (Lawhern et al. 2018), as in the authors' Keras code (``EEGNet`` in
-github.com/vlawhern/arl-eegmodels ``EEGModels.py``); defaults are EEGNet-8,2.
+"""EEGNet (Lawhern et al. 2018), as in the authors' Keras code; defaults are EEGNet-8,2.
+
+The authors' code is ``EEGNet`` in github.com/vlawhern/arl-eegmodels ``EEGModels.py``.
 
 Differences with braindecode's ``braindecode.models.EEGNet`` (1.8.1), which has the same
 parameters (so the same parameter count for the same configuration):
@@ -159,7 +160,9 @@ class EEGNet(EEGModule):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Keras initialisation: ``glorot_uniform`` kernels with Keras' fans, zero dense bias,
+        """Initialise the weights as Keras does.
+
+        Keras initialisation: ``glorot_uniform`` kernels with Keras' fans, zero dense bias,
         BatchNorm ``gamma=1, beta=0``, fresh running statistics.
         """
         f1, d = self.F1, self.D

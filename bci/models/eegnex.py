@@ -242,7 +242,9 @@ class EEGNeX(EEGModule):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Keras initialisation of the authors' code: ``glorot_uniform`` kernels (fans as Keras
+        """Initialise the weights as the authors' Keras code does.
+
+        Keras initialisation of the authors' code: ``glorot_uniform`` kernels (fans as Keras
         computes them), zero dense bias, BatchNorm ``gamma=1, beta=0``, fresh running stats.
         """
         f1, f2, d = self.filter_1, self.filter_2, self.depth_multiplier
@@ -351,9 +353,10 @@ class EEGNeX(EEGModule):
         return _SubtractEdges.apply(out, left, right)
 
     def _bn_1_statistics(self, h1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance block 1's BatchNorm uses, with ``nn.BatchNorm2d``'s semantics
-        (batch statistics and running-statistics update in training, running statistics in
-        eval).
+        """Return the mean and variance block 1's BatchNorm uses.
+
+        With ``nn.BatchNorm2d``'s semantics: batch statistics and running-statistics update in
+        training, running statistics in eval.
         """
         bn = self.bn_1
         if not bn.training and bn.track_running_stats:
@@ -422,9 +425,10 @@ def _edge_product(outside: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 
 class _SubtractEdges(torch.autograd.Function):
-    """``out[..., :L] -= left`` and ``out[..., T - R:] -= right`` in place, with a backward pass
-    that does not copy the full ``(B, F2, C, T)`` gradient (autograd's own in-place slice
-    assignment does).
+    """Subtract the edge corrections in place, with a light backward pass.
+
+    ``out[..., :L] -= left`` and ``out[..., T - R:] -= right``; the backward pass does not copy the
+    full ``(B, F2, C, T)`` gradient (autograd's own in-place slice assignment does).
     """
 
     @staticmethod

@@ -1,5 +1,7 @@
-"""ShallowConvNet / Shallow FBCSP net (Schirrmeister et al. 2017), as in braindecode's
-``ShallowFBCSPNet`` (the authors' own code base) with its default, paper configuration.
+"""ShallowConvNet / Shallow FBCSP net (Schirrmeister et al. 2017), as in braindecode.
+
+Braindecode's ``ShallowFBCSPNet`` is the authors' own code base; this module follows it with its
+default, paper configuration.
 
 The architecture mirrors filter-bank CSP: temporal filters, spatial filters, squaring, mean
 pooling, logarithm, then a linear classifier. The temporal and spatial convolutions have no
@@ -22,8 +24,10 @@ __all__ = ["ShallowConvNet", "load_braindecode_state_dict"]
 
 
 class _TemporalSpatialConv(nn.Module):
-    """``n_filters_time`` temporal filters (with bias) then ``n_filters_spat`` spatial filters
-    (no bias), applied as one ``conv1d`` ``(B, n_chans, T) -> (B, n_filters_spat, T - K + 1)``.
+    """Temporal then spatial filters of ShallowConvNet, applied as one convolution.
+
+    ``n_filters_time`` temporal filters (with bias) then ``n_filters_spat`` spatial filters (no
+    bias), applied as one ``conv1d`` ``(B, n_chans, T) -> (B, n_filters_spat, T - K + 1)``.
 
     Weights: ``time_weight`` ``(n_filters_time, K)``, ``time_bias`` ``(n_filters_time,)``,
     ``spat_weight`` ``(n_filters_spat, n_filters_time, n_chans)``.
@@ -141,8 +145,10 @@ class ShallowConvNet(EEGModule):
         return (n_conv - self.pool_time_length) // self.pool_time_stride + 1
 
     def reset_parameters(self) -> None:
-        """Initialisation of braindecode's ``ShallowFBCSPNet``: Xavier-uniform weights (with the
-        fans of the original convolution layers), zero biases, BatchNorm ``gamma=1, beta=0``.
+        """Initialise the weights as braindecode's ``ShallowFBCSPNet`` does.
+
+        Xavier-uniform weights (with the fans of the original convolution layers), zero biases,
+        BatchNorm ``gamma=1, beta=0``.
         """
         k, n_time, n_spat = self.filter_time_length, self.n_filters_time, self.n_filters_spat
         conv = self.conv_time_spat

@@ -1,5 +1,7 @@
-"""Lightning training of any :mod:`bci.models` decoder: :class:`DecoderModule` and
-:func:`train_model` (the data side is :class:`bci.data.datamodule.EEGDataModule`).
+"""Lightning training of any :mod:`bci.models` decoder.
+
+:class:`DecoderModule` and :func:`train_model`; the data side is
+:class:`bci.data.datamodule.EEGDataModule`.
 
 One :class:`DecoderModule` trains every network (``(batch, n_chans, n_times)`` -> logits or
 regression outputs) with AdamW, a cosine or plateau learning-rate schedule and gradient clipping;
@@ -150,8 +152,9 @@ class DecoderModule(pl.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_": make() for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's output: ``model(x)``, or ``model.forward_sequence(x)`` for sequence
-        regression.
+        """Return the network's output.
+
+        ``model(x)``, or ``model.forward_sequence(x)`` for sequence regression.
         """
         if self.hparams.task == "sequence_regression":
             return self.model.forward_sequence(x)
@@ -192,23 +195,28 @@ class DecoderModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Return the training loss of one batch (logs loss and metric)."""
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Return the validation loss of one batch (logs loss and metric)."""
         return self._step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Return the test loss of one batch (logs loss and metric)."""
         return self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """Class probabilities (classification) or outputs (regression; every time step for
-        sequence regression).
+        """Return class probabilities (classification) or outputs (regression).
+
+        For sequence regression, the outputs at every time step.
         """
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self(x)
         return out.softmax(1) if self.hparams.task == "classification" else out
 
     def configure_optimizers(self):
+        """Return AdamW and the learning-rate schedule chosen by ``scheduler``."""
         hp = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
@@ -227,8 +235,10 @@ class DecoderModule(pl.LightningModule):
 
 
 def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the real time steps and the outputs: ``out``, ``y``
-    ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real steps.
+    """Return the mean squared error over the real time steps and the outputs.
+
+    ``out``, ``y`` ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real
+    steps.
     """
     if out.shape != y.shape or mask.shape != (out.shape[0], out.shape[2]):
         raise ValueError(f"sequence regression expects outputs and targets (batch, n_outputs, "
@@ -242,8 +252,9 @@ def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch
 # Callbacks and the training function
 # ---------------------------------------------------------------------------------------------
 class _BestWeights(pl.Callback):
-    """Keep (in memory) the weights of the epoch with the lowest ``monitor``; restore them at
-    the end of training.
+    """Keep (in memory) the weights of the epoch with the lowest ``monitor``.
+
+    They are restored at the end of training.
     """
 
     def __init__(self, monitor: str) -> None:
@@ -319,8 +330,9 @@ class TrainingResult:
 
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
-    """Silence Lightning's per-Trainer banners ("GPU available: ...") and its hints for small
-    in-memory datasets while ``quiet``; restores the logger level afterwards.
+    """Silence Lightning's per-Trainer banners and small-dataset hints while ``quiet``.
+
+    Banners such as "GPU available: ..."; the logger level is restored afterwards.
     """
     lightning_logger = logging.getLogger("lightning.pytorch")
     level = lightning_logger.level
@@ -380,7 +392,7 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
                 if len(batch) > 1:  # a batch of one has no variance
                     model(batch)
     finally:
-        for m, momentum in zip(norms, momenta):
+        for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         model.eval()
     return model

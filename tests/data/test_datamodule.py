@@ -21,8 +21,9 @@ def _planted(n_epochs=40, seed=0):
 
 
 def _padded_trials(n_trials, seed):
-    """Trials of 8-30 steps, zero-padded to 30; target 2 x0 - x1 + 0.5 on real steps, 100 on
-    the padding.
+    """Return trials of 8-30 steps, zero-padded to 30, with targets and masks.
+
+    Target 2 x0 - x1 + 0.5 on real steps, 100 on the padding.
     """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)

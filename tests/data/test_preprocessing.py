@@ -30,8 +30,10 @@ def _raw(components: dict[float, float], offsets=(0.0, 1.0, -2.0, 0.5)) -> mne.i
 
 
 def _amplitude(x, freq, sfreq=SFREQ, skip_s=2.0):
-    """Amplitude of the freq-Hz sinusoid in x (..., n_times), by least squares on sin/cos/DC,
-    away from the edges (skip_s seconds each side, where filters have transients).
+    """Return the amplitude of the freq-Hz sinusoid in x (..., n_times).
+
+    By least squares on sin/cos/DC, away from the edges (skip_s seconds each side, where filters
+    have transients).
     """
     skip = int(skip_s * sfreq)
     t = _times(x.shape[-1], sfreq)[skip:-skip]

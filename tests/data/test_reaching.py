@@ -98,7 +98,7 @@ def test_argument_errors(call, exc, match):
 
 
 def _write_neurobench_file(path: Path, rng) -> dict:
-    """A small file in the O'Doherty/Sabes MATLAB 7.3 layout NeuroBench reads."""
+    """Write a small file in the O'Doherty/Sabes MATLAB 7.3 layout NeuroBench reads."""
     import h5py
 
     n_samples, n_chans, n_units = 300, 3, 2

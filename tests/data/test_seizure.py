@@ -1,5 +1,6 @@
-"""Seizure data: the Bonn loader (on files the test writes, and on the staged data when
-present), streams built from segments, sliding windows, the synthetic generator.
+"""Seizure data: Bonn loader, streams, sliding windows, synthetic generator.
+
+The loader runs on files the test writes, and on the staged data when present.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def test_sliding_windows_errors():
     with pytest.raises(ValueError, match=r"window_s must be a finite number > 0 \(seconds\), "
                                          r"got -2.0"):
         sliding_windows(np.zeros(10), 1.0, -2.0, 1.0)
-    with pytest.raises(ValueError, match=r"step_s must be a finite number > 0 \(seconds\), got nan"):
+    with pytest.raises(ValueError, match=r"step_s must be a finite number > 0 \(seconds\), "
+                                         r"got nan"):
         sliding_windows(np.zeros(10), 1.0, 2.0, float("nan"))
     with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got bool"):
         sliding_windows(np.zeros(10), True, 2.0, 1.0)

@@ -302,7 +302,7 @@ def test_moabb_cca_finds_the_frequencies_in_an_evaluation(tmp_path):
 # --------------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(("kwargs", "match"), [
     (dict(n_trials=0), r"n_trials must be an int >= 1 \(trials per class\), got 0"),
     (dict(classes=("left_hand", "tongue")), r"Unknown class 'tongue'"),
     (dict(classes=("left_hnd",)), r"Did you mean 'left_hand'"),
@@ -327,7 +327,7 @@ def test_motor_imagery_bad_arguments(kwargs, match):
         make_motor_imagery(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(("kwargs", "match"), [
     (dict(n_trials=0), r"n_trials must be an int >= 1"),
     (dict(snr=-0.1), r"snr must be a finite number >= 0"),
     (dict(n_chans=MAX_N_CHANS + 1), r"n_chans must be between 1 .* got"),

@@ -256,7 +256,8 @@ def test_grid_search_finds_temporal_structure():
                         cv=StratifiedKFold(3, shuffle=True, random_state=0))
     grid.fit(X, y)
     scores = {(p["acm__order"], p["acm__lag"]): s
-              for p, s in zip(grid.cv_results_["params"], grid.cv_results_["mean_test_score"])}
+              for p, s in zip(grid.cv_results_["params"], grid.cv_results_["mean_test_score"],
+                              strict=True)}
     assert grid.best_params_["acm__order"] == 2
     assert grid.best_score_ >= 0.95
     assert max(scores[(1, 1)], scores[(1, 2)]) <= 0.75  # ... so order 1 is near chance

@@ -113,9 +113,10 @@ def test_deep_classifier_trains_with_augmentation_only_on_training_batches():
     module = DecoderModule(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2)),
                            task="regression", augmentation=Spy(noise=0.1))
     batch = (torch.randn(4, 2, 4), torch.randn(4, 2))
-    with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached here
-        module._step(batch, "val")
-        module._step(batch, "test")
-        assert calls == []
+    for stage in ("val", "test"):
+        with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached here
+            module._step(batch, stage)
+    assert calls == []
+    with pytest.warns(UserWarning, match="self.log"):
         module._step(batch, "train")
     assert calls == [4]

@@ -283,8 +283,8 @@ _TINY_EEGNET = dict(F1=4, D=2, kernel_length=1, depthwise_kernel_length=1, pool_
     [DeepClassifier("EEGNet", model_params=_TINY_EEGNET, max_epochs=15, batch_size=64, lr=1e-2,
                     weight_decay=0.0, seed=0)],
     expected_failed_checks=lambda est: {
-        "check_supervised_y_2d": "y must be 1-D: a column vector (n_epochs, 1) is refused with a "
-                                 "ValueError instead of being ravelled with a DataConversionWarning",
+        "check_supervised_y_2d": "y must be 1-D: a column vector (n_epochs, 1) is refused with "
+                                 "a ValueError, not ravelled with a DataConversionWarning",
     })
 def test_sklearn_compatible(estimator, check):
     check(estimator)

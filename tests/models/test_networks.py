@@ -1,5 +1,6 @@
-"""Shared contract of every registered network (bci.models.registry.MODELS), parameter counts
-against braindecode, and the layers the networks share.
+"""Shared contract of every registered network, parameter counts, shared layers.
+
+Every network of bci.models.registry.MODELS; parameter counts against braindecode.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ SMALL = (4, 3, 128)
 
 @pytest.fixture(autouse=True)
 def _one_thread_for_unrolled_networks(request):
-    """Spiking networks unroll their neurons into many tiny ops, which oversubscribed OpenMP
-    threads on a busy machine slow down many times over (SpikingConformer's overfitting test:
-    about 2 s on 1 thread, 30 s on 2 busy cores).
+    """Run spiking networks on one torch thread.
+
+    They unroll their neurons into many tiny ops, which oversubscribed OpenMP threads on a busy
+    machine slow down many times over (SpikingConformer's overfitting test: about 2 s on 1 thread,
+    30 s on 2 busy cores).
     """
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     with torch_threads(1 if params.get("name") in NOT_IN_BRAINDECODE else None):
@@ -145,7 +148,8 @@ def test_overfits_tiny_batch(name):
     x = torch.randn(8, SMALL[0], SMALL[2], generator=gen)
     y = torch.tensor([0, 1] * 4)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for step in range(300):
+    n_steps = 0
+    while n_steps < 300:
         opt.zero_grad()
         out = model(x)
         loss = F.cross_entropy(out, y)
@@ -153,8 +157,9 @@ def test_overfits_tiny_batch(name):
             break
         loss.backward()
         opt.step()
+        n_steps += 1
     accuracy = (out.argmax(1) == y).float().mean().item()
-    assert accuracy == 1.0, f"{name}: train accuracy {accuracy} after {step} steps"
+    assert accuracy == 1.0, f"{name}: train accuracy {accuracy} after {n_steps} steps"
     assert loss.item() < 0.1
     # the deployed (eval-mode) network predicts the same once BatchNorm's running statistics are
     # those of the training batch

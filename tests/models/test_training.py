@@ -57,8 +57,10 @@ def test_tiny_batch_overfits():
 
 
 def test_recalibrated_batch_norm_holds_training_statistics():
-    """After recalibration, each BatchNorm's running statistics are those of the training
-    epochs under the final weights, so eval mode matches train mode on the full set.
+    """Check that recalibrated BatchNorm statistics are those of the training epochs.
+
+    After recalibration, each BatchNorm's running statistics are those of the training epochs under
+    the final weights, so eval mode matches train mode on the full set.
     """
     X, y = _planted(24)
     net = _net(1, "EEGNeX")
@@ -83,7 +85,7 @@ def test_recalibrated_batch_norm_holds_training_statistics():
     on = train_model(_net(1), data, max_epochs=2, seed=0)
     bn_off = [m.running_var for m in off.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     bn_on = [m.running_var for m in on.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert not all(torch.allclose(a, b) for a, b in zip(bn_off, bn_on))
+    assert not all(torch.allclose(a, b) for a, b in zip(bn_off, bn_on, strict=True))
 
 
 def test_seed_reproducibility_and_global_rng_untouched():
@@ -176,8 +178,10 @@ class _Pointwise(torch.nn.Module):
 
 
 def _padded_trials(n_trials, seed):
-    """Trials of 8-30 steps, zero-padded to 30; target 2 x0 - x1 + 0.5 on real steps and 100
-    on the padding, so a loss that counted padded steps could not learn the map.
+    """Return trials of 8-30 steps, zero-padded to 30, with targets and masks.
+
+    Target 2 x0 - x1 + 0.5 on real steps and 100 on the padding, so a loss that counted padded steps
+    could not learn the map.
     """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)
@@ -226,8 +230,8 @@ def test_decoder_module_errors():
     with pytest.raises(TypeError, match=r"model must be Module, got str \('EEGNet'\)\. Pass a "
                                         r"torch.nn.Module"):
         DecoderModule("EEGNet")
-    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got 0.0\. It is the peak "
-                                         r"learning rate"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got 0.0\. It is the "
+                                         r"peak learning rate"):
         DecoderModule(_net(), lr=0.0)
     with pytest.raises(ValueError, match=r"weight_decay must be a finite number >= 0, got nan"):
         DecoderModule(_net(), weight_decay=float("nan"))

@@ -79,11 +79,14 @@ TWIN_ATTENTIONS = ("softmax", "linear")
 
 
 class MatMul(nn.Module):
-    """``a @ b`` as a module, so that :func:`~bci.models.spiking.cost.count_operations` can count
-    the products of attention (a product with a spike operand is an accumulate).
+    """``a @ b`` as a module, so that its products can be counted.
+
+    :func:`~bci.models.spiking.cost.count_operations` counts the products of attention (a product
+    with a spike operand is an accumulate).
     """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Return ``a @ b``."""
         return torch.matmul(a, b)
 
 
@@ -99,8 +102,9 @@ class _TokenNorm(nn.Module):
 
 
 class _Neurons(nn.Module):
-    """Neuron layer on tokens ``(B, N, n)`` -> ``(B, N, n)``: LIF/ApproxLIF spikes over the
-    ``N`` token steps (from rest), or ReLU in the non-spiking twin.
+    """Neuron layer on tokens ``(B, N, n)`` -> ``(B, N, n)``.
+
+    LIF/ApproxLIF spikes over the ``N`` token steps (from rest), or ReLU in the non-spiking twin.
     """
 
     def __init__(self, n_neurons: int, *, spiking: bool, approximate: bool, beta: float,
@@ -342,7 +346,7 @@ class SpikingConformer(EEGModule):
                                        _same_padding(self.kernel_token)))
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual stream after the last block, ``(batch, n_tokens, d_model)``."""
+        """Return the residual stream after the last block, ``(batch, n_tokens, d_model)``."""
         self._check_input(x)
         batch = x.shape[0]
         z = self.conv_time(F.pad(x, (0, self._extra_pad)).unsqueeze(1))

@@ -87,8 +87,9 @@ class _IBMIDecoder(EEGModule):
                              f"{self.n_chans}, n_bins), got {tuple(x.shape)}.")
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Causal predictions at every bin: ``(batch, n_chans, n_bins)`` -> ``(batch,
-        n_outputs, n_bins)``.
+        """Predict causally at every bin.
+
+        ``(batch, n_chans, n_bins)`` -> ``(batch, n_outputs, n_bins)``.
         """
         raise NotImplementedError
 
@@ -100,8 +101,9 @@ class _WindowedDecoder(_IBMIDecoder):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Prediction at the last bin of each window: ``(batch, n_chans, n_times)`` ->
-        ``(batch, n_outputs)``.
+        """Predict at the last bin of each window.
+
+        ``(batch, n_chans, n_times)`` -> ``(batch, n_outputs)``.
         """
         self._check_input(x)
         return self._destandardise(self._window(x), 1)
@@ -120,8 +122,9 @@ class _StreamingDecoder(_IBMIDecoder):
     streaming = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Prediction at the last bin, starting from rest at the first: ``(batch, n_chans,
-        n_times)`` -> ``(batch, n_outputs)``.
+        """Predict at the last bin, starting from rest at the first.
+
+        ``(batch, n_chans, n_times)`` -> ``(batch, n_outputs)``.
         """
         self._check_input(x)
         return self.forward_sequence(x)[..., -1]
@@ -367,8 +370,9 @@ class ANNDecoder(_WindowedDecoder):
 
 
 class LinearDecoder(_WindowedDecoder):
-    """Linear map of the flattened (compressed) window: ``Linear(n_chans * n_times,
-    n_outputs)``; fit it in closed form with :func:`fit_ridge` (ridge regression).
+    """Linear map of the flattened (compressed) window: ``Linear(n_chans * n_times, n_outputs)``.
+
+    Fit it in closed form with :func:`fit_ridge` (ridge regression).
 
     Parameters
     ----------
@@ -425,8 +429,9 @@ class GRUDecoder(_StreamingDecoder):
 
     def forward_sequence(self, x: torch.Tensor, state: torch.Tensor | None = None, *,
                          return_state: bool = False):
-        """Predictions at every bin; ``state`` ``(1, batch, n_hidden)`` as in
-        :meth:`SNNStreaming.forward_sequence`.
+        """Predict at every bin, from ``state`` (rest when None).
+
+        ``state`` is ``(1, batch, n_hidden)`` as in :meth:`SNNStreaming.forward_sequence`.
         """
         self._check_sequence(x)
         h, state = self.gru(self.encoder(x), state)
@@ -532,7 +537,7 @@ class FitResult:
 
 
 def _shuffle_seed(random_state) -> int | None:
-    """The data loader's seed: an int as is, one draw from a Generator, None unseeded."""
+    """Return the data loader's seed: an int as is, one draw from a Generator, None unseeded."""
     if random_state is None:
         return None
     if isinstance(random_state, np.random.Generator):
@@ -543,8 +548,10 @@ def _shuffle_seed(random_state) -> int | None:
 
 def _datamodule(model: _IBMIDecoder, train: ReachingData, val: ReachingData | None,
                 mean: np.ndarray, std: np.ndarray, batch_size: int, random_state):
-    """Standardised training (and validation) data for :func:`~bci.models.training.train_model`:
-    zero-padded trials with masks (streaming decoders) or the causal window of every bin.
+    """Build standardised training (and validation) data for the Lightning training.
+
+    For :func:`~bci.models.training.train_model`: zero-padded trials with masks (streaming decoders)
+    or the causal window of every bin.
     """
     from ...data.datamodule import EEGDataModule
 
@@ -583,9 +590,10 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
                          n_threads: int | None = 1,
                          scheduler: Literal["cosine", "plateau", "none"] = "none",
                          seed: int | None = None) -> FitResult:
-    """Train an iBMI decoder on trials of ``train`` (in place) with the Lightning
-    :class:`~bci.models.training.DecoderModule`, through
-    :func:`~bci.models.training.train_model` (AdamW, gradient clipping, early stopping).
+    """Train an iBMI decoder on trials of ``train`` (in place) with Lightning.
+
+    Through :class:`~bci.models.training.DecoderModule` and :func:`~bci.models.training.train_model`
+    (AdamW, gradient clipping, early stopping).
 
     Streaming decoders (:class:`SNNStreaming`, :class:`GRUDecoder`) see whole zero-padded trials
     and a loss masked to the real bins (task ``"sequence_regression"``: ``forward_sequence``
@@ -663,8 +671,9 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
 
 def predict_sequences(model: _IBMIDecoder, data: ReachingData, *,
                       n_threads: int | None = 1) -> list[np.ndarray]:
-    """Causal predictions for every trial of ``data`` (evaluation mode, no gradients; torch
-    runs on ``n_threads`` CPU threads, restored afterwards).
+    """Predict causally every trial of ``data``.
+
+    Evaluation mode, no gradients; torch runs on ``n_threads`` CPU threads, restored afterwards.
 
     Returns
     -------

@@ -43,8 +43,9 @@ Reset = Literal["subtract", "zero", "none"]
 
 
 def decay_from_tau(tau_s: float, sfreq: float) -> float:
-    """Decay per step ``exp(-1 / (tau_s * sfreq))`` of a time constant ``tau_s`` (seconds) at
-    ``sfreq`` steps per second.
+    """Return the decay per step ``exp(-1 / (tau_s * sfreq))`` of a time constant.
+
+    ``tau_s`` in seconds, ``sfreq`` steps per second.
 
     Examples
     --------
@@ -61,8 +62,9 @@ DECAY_HINT = "A decay per step is exp(-dt / tau) (see decay_from_tau)."
 
 
 class _Decay(nn.Module):
-    """A decay per step, fixed (a Python float, exact in any dtype) or learnable per neuron
-    (sigmoid of a parameter).
+    """A decay per step, fixed or learnable per neuron.
+
+    Fixed: a Python float, exact in any dtype; learnable: the sigmoid of a parameter.
     """
 
     def __init__(self, value: float, n_neurons: int, learn: bool) -> None:
@@ -138,12 +140,14 @@ class LIF(nn.Module):
 
     @property
     def learn_beta(self) -> bool:
+        """Whether the membrane decay is learned (one per neuron)."""
         return self.beta.learn
 
     def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
-        """Resting state: membrane 0 and no spike at the previous step, ``(batch, n_neurons)``
-        each.
+        """Return the resting state, ``(batch, n_neurons)`` tensors.
+
+        Membrane 0 and no spike at the previous step.
         """
         zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
         return (zeros, zeros.clone())
@@ -204,6 +208,7 @@ class LIF(nn.Module):
         return torch.stack(outputs, dim=1), (v, s)
 
     def extra_repr(self) -> str:
+        """Return the neuron settings, for ``repr``."""
         return (f"{self.n_neurons}, threshold={self.threshold}, reset={self.reset!r}, "
                 f"learn_beta={self.learn_beta}, surrogate={self.surrogate!r}, "
                 f"slope={self.slope}, output={self.output!r}")
@@ -246,20 +251,25 @@ class CubaLIF(LIF):
 
     @property
     def learn_alpha(self) -> bool:
+        """Whether the synaptic decay is learned (one per neuron)."""
         return self.alpha.learn
 
     def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
-        """Resting state ``(synaptic current, membrane, last spikes)``, each ``(batch,
-        n_neurons)``.
+        """Return the resting state, ``(batch, n_neurons)`` tensors.
+
+        ``(synaptic current, membrane, last spikes)``, all zero.
         """
         zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
         return (zeros, zeros.clone(), zeros.clone())
 
     def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Unroll over ``(batch, n_steps, n_neurons)`` currents; state is ``(synaptic current,
-        membrane, last spikes)``. See :meth:`LIF.forward`.
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`).
+
+        The membrane never goes below 0 and resting neurons with non-positive input are skipped.
+
+        The state is ``(synaptic current, membrane, last spikes)``.
         """
         self._check(current)
         if state is None:
@@ -337,8 +347,9 @@ class ApproxLIF(LIF):
 
     def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`); the
-        membrane never goes below 0 and resting neurons with non-positive input are skipped.
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`).
+
+        The membrane never goes below 0 and resting neurons with non-positive input are skipped.
         """
         out, state, _ = self._unroll(current, state)
         return out, state

@@ -86,8 +86,9 @@ class BesselFilter:
         self._pending = np.zeros((0, 0))
 
     def _steady(self, value: np.ndarray) -> np.ndarray:
-        """Steady state for a constant input ``value`` ``(n_signals,)``: ``(n_sections,
-        n_signals, 2)``.
+        """Return the steady state for a constant input ``value`` ``(n_signals,)``.
+
+        Shape ``(n_sections, n_signals, 2)``.
         """
         return self._zi_unit[:, None, :] * value[None, :, None]
 
@@ -143,8 +144,9 @@ class BesselFilter:
 
     # -- offline -------------------------------------------------------------------------------
     def filter(self, x: np.ndarray) -> np.ndarray:
-        """Filter one whole stream offline (same result as :meth:`push` chunk by chunk, then
-        :meth:`flush`); the filter is reset before and after.
+        """Filter one whole stream offline; the filter is reset before and after.
+
+        Same result as :meth:`push` chunk by chunk, then :meth:`flush`.
 
         Parameters
         ----------
@@ -169,18 +171,20 @@ class BesselFilter:
 
     # -- latency -------------------------------------------------------------------------------
     def group_delay_s(self) -> float:
-        """Group delay of the causal filter at low frequency (seconds): how far its output lags
-        a slowly varying input.
+        """Return the group delay of the causal filter at low frequency (seconds).
+
+        How far its output lags a slowly varying input.
         """
         b, a = signal.sos2tf(self.sos)
         _, delay = signal.group_delay((b, a), w=[1e-3 * self.cutoff_hz], fs=self.sfreq)
         return float(delay[0]) / self.sfreq
 
     def ramp_lag_s(self, n_samples: int = 400) -> float:
-        """Mean lag of the filtered output behind a linear ramp (seconds), measured by filtering
-        one: the causal filter's group delay, or what is left of it after the backward passes
-        of ``"block_bidirectional"`` (averaged over the positions inside a block). The start-up
-        quarter of the ramp is left out.
+        """Return the mean lag of the filtered output behind a linear ramp (seconds).
+
+        Measured by filtering one: the causal filter's group delay, or what is left of it after the
+        backward passes of ``"block_bidirectional"`` (averaged over the positions inside a block).
+        The start-up quarter of the ramp is left out.
         """
         ramp = np.arange(float(n_samples))[None]
         out = BesselFilter(self.cutoff_hz, self.sfreq, order=self.order, mode=self.mode,
@@ -189,14 +193,16 @@ class BesselFilter:
         return float(np.mean(ramp[0, skip:] - out[0, skip:])) / self.sfreq
 
     def buffering_s(self) -> float:
-        """Worst-case wait of a sample before it is released (seconds): ``(block_size - 1) /
-        sfreq`` for ``"block_bidirectional"``, 0 for ``"causal"``.
+        """Return the worst-case wait of a sample before it is released (seconds).
+
+        ``(block_size - 1) / sfreq`` for ``"block_bidirectional"``, 0 for ``"causal"``.
         """
         if self.mode == "causal":
             return 0.0
         return round((self.block_size - 1) / self.sfreq, 12)
 
     def __repr__(self) -> str:
+        """Return the filter settings as a constructor call."""
         extra = f", block_size={self.block_size}" if self.mode != "causal" else ""
         return (f"BesselFilter(cutoff_hz={self.cutoff_hz:g}, sfreq={self.sfreq:g}, "
                 f"order={self.order}, mode={self.mode!r}{extra})")

@@ -131,15 +131,16 @@ def spike(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
 
 def surrogate_derivative(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
                          slope: float = 25.0) -> torch.Tensor:
-    """The derivative the backward pass of :func:`spike` uses at ``x``."""
+    """Return the derivative the backward pass of :func:`spike` uses at ``x``."""
     name, slope = check_surrogate(surrogate, slope)
     return SURROGATES[name][0](x, slope)
 
 
 def surrogate_proxy(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
                     slope: float = 25.0) -> torch.Tensor:
-    """The smooth function whose exact derivative is :func:`surrogate_derivative` (for tests and
-    straight-through estimators).
+    """Return the smooth function whose exact derivative is :func:`surrogate_derivative`.
+
+    For tests and straight-through estimators.
     """
     name, slope = check_surrogate(surrogate, slope)
     return SURROGATES[name][1](x, slope)

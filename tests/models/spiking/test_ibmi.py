@@ -1,5 +1,6 @@
-"""iBMI velocity decoders: contract, streaming = windowed consistency, a planted tuning is
-decoded, training loop behaviour.
+"""iBMI velocity decoders: contract, consistency, planted tuning, training loop.
+
+Streaming = windowed consistency; a planted tuning is decoded.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def test_ridge_decodes_the_planted_tuning(sim):
                                rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("name,bar", [("SNNStreaming", 0.5), ("SNN3D", 0.6)])
+@pytest.mark.parametrize(("name", "bar"), [("SNNStreaming", 0.5), ("SNN3D", 0.6)])
 def test_spiking_decoders_learn_the_planted_tuning(name, bar, sim):
     train, val = sim.subset(range(32)), sim.subset(range(32, 40))
     test = sim.subset(range(40, 48))
@@ -160,8 +161,10 @@ def test_snn_streaming_variants_cuba_and_learnable_time_constants():
 
 @pytest.mark.parametrize("name", ["GRUDecoder", "SNN3D"])
 def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkeypatch):
-    """fit_sequence_decoder runs DecoderModule (masked whole trials for streaming decoders,
-    windows for windowed ones), stops early, restores the best epoch and is seeded.
+    """Fit with DecoderModule, stop early, restore the best epoch, seeded.
+
+    fit_sequence_decoder trains masked whole trials for streaming decoders and windows for windowed
+    ones.
     """
     from bci.models.training import DecoderModule
 
@@ -198,7 +201,8 @@ def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkey
     # targets (numpy, over every real bin) is the minimum of the history
     mean = model.output_offset.numpy()[:, None]
     sd = model.output_scale.numpy()[:, None]
-    err = [((p - v) / sd) ** 2 for p, v in zip(predict_sequences(model, val), val.velocity)]
+    err = [((p - v) / sd) ** 2
+           for p, v in zip(predict_sequences(model, val), val.velocity, strict=True)]
     loss = np.concatenate(err, axis=1).mean()
     assert loss == pytest.approx(min(result.val_loss), rel=1e-4)
     np.testing.assert_allclose(mean[:, 0], np.concatenate(train.velocity, 1).mean(1), rtol=1e-5)
@@ -213,8 +217,10 @@ def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkey
 
 
 def test_fit_without_validation_and_a_last_batch_of_one(sim, monkeypatch):
-    """Without validation: max_epochs, last epoch kept. A last training batch of one window
-    is dropped (ANNDecoder's BatchNorm cannot train on it), the other batches are kept.
+    """Without validation: max_epochs, last epoch kept.
+
+    A last training batch of one window is dropped (ANNDecoder's BatchNorm cannot train on it), the
+    other batches are kept.
     """
     from bci.models.training import DecoderModule
 

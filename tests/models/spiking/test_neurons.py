@@ -1,5 +1,6 @@
-"""Surrogate gradients and LIF / current-based LIF neurons: closed forms, finite differences,
-and snnTorch (the reference implementation) on the same currents.
+"""Surrogate gradients and LIF / current-based LIF neurons.
+
+Closed forms, finite differences, and snnTorch (the reference implementation) on the same currents.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def test_lif_closed_form_subtract_and_zero_reset():
 
 def test_decay_from_tau():
     assert decay_from_tau(0.1, 20.0) == pytest.approx(math.exp(-0.5))
-    with pytest.raises(ValueError, match=r"tau_s must be a finite number > 0 \(seconds\), got -1.0"):
+    with pytest.raises(ValueError, match=r"tau_s must be a finite number > 0 \(seconds\), "
+                                         r"got -1.0"):
         decay_from_tau(-1.0, 20.0)
     with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got str"):
         decay_from_tau(0.1, "20")
@@ -123,8 +125,9 @@ def test_lif_gradients_match_snntorch():
 
 
 def _straight_through_lif(current, beta, threshold, slope):
-    """An independent LIF whose spike is a straight-through estimator with the fast-sigmoid
-    proxy: forward H(v - theta), backward d proxy / dv.
+    """Run an independent LIF whose spike is a straight-through estimator.
+
+    With the fast-sigmoid proxy: forward H(v - theta), backward d proxy / dv.
     """
     v = torch.zeros_like(current[:, 0])
     s = torch.zeros_like(v)

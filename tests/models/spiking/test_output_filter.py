@@ -25,7 +25,7 @@ def test_causal_equals_scipy_sosfilt_with_steady_start():
     np.testing.assert_allclose(filt.filter(x), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("mode,block", [("causal", 1), ("block_bidirectional", 5)])
+@pytest.mark.parametrize(("mode", "block"), [("causal", 1), ("block_bidirectional", 5)])
 def test_streaming_in_chunks_equals_offline(mode, block):
     _, x = _noisy(1, n=103)
     filt = BesselFilter(1.5, 20.0, mode=mode, block_size=block)

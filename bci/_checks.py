@@ -19,6 +19,7 @@ import ast
 import difflib
 import math
 import numbers
+import reprlib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -31,7 +32,23 @@ def _type_names(types: type | tuple[type, ...]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def check_type(value: Any, types: type | tuple[type, ...], name: str) -> Any:
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+
+
+def _short(value: Any) -> str:
+    """Return ``repr(value)`` shortened for messages (a whole array or model would drown them)."""
+    return _REPR.repr(value)
+
+
+def _hinted(message: str, hint: str) -> str:
+    """Append ``hint`` (a sentence: what the value means or how to fix it) to ``message``."""
+    return f"{message} {hint}" if hint else message
+
+
+def check_type(value: Any, types: type | tuple[type, ...], name: str, *,
+               hint: str = "") -> Any:
     """Return ``value`` if it is an instance of ``types``; raise ``TypeError`` otherwise.
 
     Parameters
@@ -42,28 +59,43 @@ def check_type(value: Any, types: type | tuple[type, ...], name: str) -> Any:
         Accepted types (``type(None)`` for None).
     name : str
         Name of the argument, used in the message.
+    hint : str
+        A sentence appended to the message (what the value is for, how to fix it).
 
     Returns
     -------
     value : object
         ``value``, unchanged.
+
+    Examples
+    --------
+    >>> check_type("a.fif", (str, type(None)), "fname")
+    'a.fif'
     """
     if not isinstance(value, types):
-        raise TypeError(
-            f"{name} must be {_type_names(types)}, got {type(value).__name__} ({value!r})."
-        )
+        raise TypeError(_hinted(
+            f"{name} must be {_type_names(types)}, got {type(value).__name__} "
+            f"({_short(value)}).", hint
+        ))
     return value
 
 
-def check_bool(value: Any, name: str) -> bool:
-    """Return ``value`` if it is a bool (numpy bools too); raise ``TypeError`` otherwise."""
+def check_bool(value: Any, name: str, *, hint: str = "") -> bool:
+    """Return ``value`` as a bool if it is one (numpy bools too); raise ``TypeError`` otherwise.
+
+    Integers (``0``, ``1``) are refused: ``spiking=1`` is more often a slip than a choice.
+    ``hint`` is a sentence appended to the message.
+    """
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} ({value!r}).")
+        raise TypeError(_hinted(
+            f"{name} must be True or False, got {type(value).__name__} ({_short(value)}).",
+            hint
+        ))
     return bool(value)
 
 
 def ensure_int(value: Any, name: str, *, minimum: int | None = None,
-               maximum: int | None = None, what: str = "") -> int:
+               maximum: int | None = None, what: str = "", hint: str = "") -> int:
     """Return ``value`` as an int, checking its type and range.
 
     Parameters
@@ -76,6 +108,8 @@ def ensure_int(value: Any, name: str, *, minimum: int | None = None,
         Inclusive bounds; None for none.
     what : str
         What the number counts (``"samples"``, ``"epochs"``), added to the messages.
+    hint : str
+        A sentence appended to the messages (what the value is for, how to fix it).
 
     Returns
     -------
@@ -87,22 +121,30 @@ def ensure_int(value: Any, name: str, *, minimum: int | None = None,
         ``value`` is not an integer.
     ValueError
         ``value`` is out of range.
+
+    Examples
+    --------
+    >>> ensure_int(4, "n_chans", minimum=1, what="channels")
+    4
     """
     unit = f" ({what})" if what else ""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int{unit}, got {type(value).__name__} ({value!r}).")
+        raise TypeError(_hinted(
+            f"{name} must be an int{unit}, got {type(value).__name__} ({_short(value)}).",
+            hint
+        ))
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = (f">= {minimum}" if maximum is None else f"<= {maximum}" if minimum is None
                   else f"between {minimum} and {maximum}")
-        raise ValueError(f"{name} must be an int {bounds}{unit}, got {value}.")
+        raise ValueError(_hinted(f"{name} must be an int {bounds}{unit}, got {value}.", hint))
     return value
 
 
 def check_real(value: Any, name: str, *, unit: str = "", low: float | None = None,
                high: float | None = None, low_inclusive: bool = True,
                high_inclusive: bool = True, allow_inf: bool = False,
-               kind: str = "number") -> float:
+               kind: str = "number", hint: str = "") -> float:
     """Return ``value`` as a float, checking that it is a real number in a range.
 
     NaN is always refused (every comparison with NaN is False, so a NaN limit would silently
@@ -124,6 +166,8 @@ def check_real(value: Any, name: str, *, unit: str = "", low: float | None = Non
         Accept ``inf``/``-inf`` (within the bounds), e.g. "no limit".
     kind : str
         What the number is, in the message (``"fraction"``, ``"probability"``).
+    hint : str
+        A sentence appended to the messages (what the value is for, how to fix it).
 
     Returns
     -------
@@ -135,12 +179,18 @@ def check_real(value: Any, name: str, *, unit: str = "", low: float | None = Non
         ``value`` is not a real number.
     ValueError
         ``value`` is NaN, infinite (unless allowed) or out of range.
+
+    Examples
+    --------
+    >>> check_real(0.5, "erd_depth", low=0.0, high=1.0)
+    0.5
     """
     unit_txt = f" ({unit})" if unit else ""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a number{unit_txt}, got {type(value).__name__} ({value!r})."
-        )
+        raise TypeError(_hinted(
+            f"{name} must be a {kind}{unit_txt}, got {type(value).__name__} "
+            f"({_short(value)}).", hint
+        ))
     value = float(value)
     if low is not None and high is not None:
         expected = (f"in {'[' if low_inclusive else '('}{low:g}, {high:g}"
@@ -158,29 +208,40 @@ def check_real(value: Any, name: str, *, unit: str = "", low: float | None = Non
         bad |= value > high if high_inclusive else value >= high
     if bad:
         kind = f"finite {kind}" if kind == "number" and not allow_inf else kind
-        raise ValueError(f"{name} must be a {kind} {expected}".rstrip()
-                         + f"{unit_txt}, got {value!r}.")
+        raise ValueError(_hinted(f"{name} must be a {kind} {expected}".rstrip()
+                                 + f"{unit_txt}, got {value!r}.", hint))
     return value
 
 
 def check_positive(value: Any, name: str, *, unit: str = "", allow_zero: bool = False,
-                   allow_inf: bool = False) -> float:
+                   allow_inf: bool = False, hint: str = "") -> float:
     """Return ``value`` as a float, checking that it is positive (or zero) and not NaN.
 
     See :func:`check_real` for the parameters and errors.
+
+    Examples
+    --------
+    >>> check_positive(250, "sfreq", unit="Hz")
+    250.0
     """
     return check_real(value, name, unit=unit, low=0.0, low_inclusive=allow_zero,
-                      allow_inf=allow_inf)
+                      allow_inf=allow_inf, hint=hint)
 
 
 def check_fraction(value: Any, name: str, *, allow_zero: bool = True,
-                   allow_one: bool = False) -> float:
+                   allow_one: bool = False, kind: str = "fraction", hint: str = "") -> float:
     """Return ``value`` as a float, checking that it is a fraction in ``[0, 1)`` (by default).
 
-    ``allow_zero`` and ``allow_one`` choose whether the ends of the interval are allowed.
+    ``allow_zero`` and ``allow_one`` choose whether the ends of the interval are allowed;
+    ``kind`` names the number in the messages (``"probability"``); see :func:`check_real`.
+
+    Examples
+    --------
+    >>> check_fraction(0.25, "drop_prob", kind="probability")
+    0.25
     """
     return check_real(value, name, low=0.0, high=1.0, low_inclusive=allow_zero,
-                      high_inclusive=allow_one, kind="fraction")
+                      high_inclusive=allow_one, kind=kind, hint=hint)
 
 
 def check_random_state(random_state: Any, name: str = "random_state") -> np.random.Generator:
@@ -291,7 +352,7 @@ def check_sequence_of(values: Any, types: type | tuple[type, ...], name: str) ->
     """Return ``values`` as a list, checking that it is a sequence (not a string) of ``types``."""
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise TypeError(f"{name} must be a sequence of {_type_names(types)}, got "
-                        f"{type(values).__name__} ({values!r}).")
+                        f"{type(values).__name__} ({_short(values)}).")
     for item in values:
         check_type(item, types, f"each item of {name}")
     return list(values)
@@ -306,8 +367,21 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 
 
 def check_option(kind: str, name: str, candidates: Iterable[str]) -> str:
-    """Check that ``name`` is one of ``candidates``; else raise a ``ValueError`` with a hint."""
+    """Check that ``name`` is one of ``candidates``; else raise a ``ValueError`` with a hint.
+
+    A ``name`` that is not a string raises ``TypeError``.
+
+    Examples
+    --------
+    >>> check_option("scheduler", "cosine", ["cosine", "plateau", "none"])
+    'cosine'
+    """
     candidates = list(candidates)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{kind} must be a string, one of {', '.join(sorted(candidates))}; got "
+            f"{type(name).__name__} ({name!r})."
+        )
     if name not in candidates:
         raise ValueError(
             f"Unknown {kind} {name!r}.{did_you_mean(name, candidates)} "

@@ -155,6 +155,7 @@ class EuclideanAlignment(TransformerMixin, BaseEstimator):
         return self.R_inv_sqrt_ @ X
 
     def __sklearn_tags__(self):
+        """Declare 3-D input (epochs ``(n_epochs, n_chans, n_times)``) besides 2-D arrays."""
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags

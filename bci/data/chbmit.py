@@ -327,13 +327,13 @@ def _case(subject: int) -> str:
 
 
 def _data_root(path: str | os.PathLike | None) -> Path:
-    """The folder to look in: ``path``, else MNE_DATASETS_CHBMIT_PATH, MNE_DATA, ~/mne_data."""
-    if path is not None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
-        return Path(path).expanduser()
-    root = mne.get_config(_CONFIG_KEY) or mne.get_config("MNE_DATA")
-    return Path(root).expanduser() if root else Path.home() / "mne_data"
+    """Return the folder to search: ``path``, else MNE_DATASETS_CHBMIT_PATH, MNE_DATA, ~/mne_data.
+
+    See :func:`bci._config.dataset_path` (no sub-folder: MNE_DATA itself is searched).
+    """
+    from .._config import dataset_path
+
+    return dataset_path("CHBMIT", None, path)
 
 
 def _candidates(subject: int, root: Path) -> list[Path]:

@@ -15,7 +15,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from .._checks import check_fraction, check_option, ensure_int
+from .._checks import check_bool, check_fraction, check_option, ensure_int
 from .._logging import logger
 
 __all__ = ["TASKS", "EEGDataModule", "split_train_val"]
@@ -27,7 +27,7 @@ TASKS = ("classification", "regression", "sequence_regression")
 # ---------------------------------------------------------------------------------------------
 def split_train_val(y: np.ndarray, val_fraction: float, *, stratify: bool,
                     random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a (stratified) random split into training and validation sets.
+    """Return the indices of a (stratified) random split into training and validation sets.
 
     Parameters
     ----------
@@ -62,7 +62,8 @@ def split_train_val(y: np.ndarray, val_fraction: float, *, stratify: bool,
             for i in np.argsort(-(share - take))[: n_val - take.sum()]:
                 take[i] += 1
             take = np.clip(take, 1 if n_val >= len(classes) else 0, counts - 1)
-            val = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+            val = [rng.permutation(np.flatnonzero(y == c))[:k]
+                   for c, k in zip(classes, take, strict=True)]
             val_idx = np.sort(np.concatenate(val))
             return np.setdiff1d(np.arange(n), val_idx), val_idx
     perm = rng.permutation(n)
@@ -147,12 +148,11 @@ class EEGDataModule(pl.LightningDataModule):
                          if sequence and self.X_val is not None else None)
         self.val_fraction = check_fraction(val_fraction, "val_fraction")
         self.batch_size = ensure_int(batch_size, "batch_size", minimum=1)
-        if not isinstance(drop_last, bool):
-            raise TypeError(f"drop_last must be True or False, got {drop_last!r}.")
-        self.drop_last = drop_last
+        self.drop_last = check_bool(drop_last, "drop_last")
         self.task = task
         self.random_state = random_state
-        self.num_workers = int(num_workers)
+        self.num_workers = ensure_int(num_workers, "num_workers", minimum=0,
+                                      what="data-loading processes")
         self.train_idx: np.ndarray | None = None
         self.val_idx: np.ndarray | None = None
 
@@ -222,6 +222,7 @@ class EEGDataModule(pl.LightningDataModule):
         return cls(X, y, **kwargs), classes
 
     def setup(self, stage: str | None = None) -> None:
+        """Split the epochs into training and validation sets (once; later calls keep the split)."""
         if self.train_idx is not None:
             return
         if self.X_val is not None:
@@ -251,6 +252,7 @@ class EEGDataModule(pl.LightningDataModule):
                              None if self.mask is None else self.mask[idx])
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
+        """Return the shuffled loader of the training epochs (seeded by ``random_state``)."""
         self.setup()
         generator = torch.Generator()
         generator.manual_seed(0 if self.random_state is None else int(self.random_state))
@@ -261,6 +263,7 @@ class EEGDataModule(pl.LightningDataModule):
             generator=generator, num_workers=self.num_workers, drop_last=self.drop_last)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader | list:
+        """Return the loader of the validation epochs, or an empty list without validation."""
         self.setup()
         if self.n_val == 0:
             return []

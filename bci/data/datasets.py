@@ -19,12 +19,12 @@ parameters: after changing a parameter, evaluate with ``overwrite=True`` (or ano
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 from moabb.datasets.base import BaseDataset
 
+from .._checks import ensure_int
 from . import synthetic as _syn
 
 logger = logging.getLogger(__name__)
@@ -33,19 +33,13 @@ logger = logging.getLogger(__name__)
 _SUBJECT_KEY, _SESSION_KEY, _RUN_KEY = 0, 1, 2
 
 
-def _check_entropy(random_state) -> int:
+def _seed_entropy(random_state) -> int:
     """Entropy of the dataset's seed tree: the int seed, or fresh entropy for None."""
     if random_state is None:
         return int(np.random.SeedSequence().entropy)
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int seed, got {random_state}.")
-        return int(random_state)
-    raise TypeError(
-        "random_state must be an int seed (or None for a fresh one), got "
-        f"{type(random_state).__name__}; a dataset derives one seed per subject, session and "
-        "run from it."
-    )
+    return ensure_int(random_state, "random_state", minimum=0, what="seed",
+                      hint="A dataset derives one seed per subject, session and run from it; "
+                           "None draws a fresh one.")
 
 
 def _ssvep_event_id(freqs: Sequence[float], include_rest: bool) -> dict[str, int]:
@@ -53,14 +47,14 @@ def _ssvep_event_id(freqs: Sequence[float], include_rest: bool) -> dict[str, int
 
     MOABB's evaluations label-encode the classes and its ``SSVEP_CCA`` / ``SSVEP_eCCA`` then read
     the stimulation frequencies from the epochs' event codes (MOABB names epochs' events by
-    their codes), so codes equal to the frequencies let them find the right ones. ``"rest"`` takes the
-    smallest positive code left (1 for the default frequencies).
+    their codes), so codes equal to the frequencies let them find the right ones. ``"rest"`` takes
+    the smallest positive code left (1 for the default frequencies).
     """
     if all(float(f).is_integer() for f in freqs):
         codes = [int(f) for f in freqs]
     else:
         codes = list(range(1, len(freqs) + 1))
-    event_id = {_syn._freq_label(f): code for f, code in zip(freqs, codes)}
+    event_id = {_syn._freq_label(f): code for f, code in zip(freqs, codes, strict=True)}
     if include_rest:
         event_id["rest"] = min(set(range(1, len(codes) + 2)) - set(codes))
     return event_id
@@ -71,12 +65,12 @@ class _SyntheticDataset(BaseDataset):
 
     def __init__(self, *, n_subjects, n_sessions, n_runs, events, code, interval, paradigm,
                  random_state, subjects, sessions):
-        n_subjects = _syn._check_int("n_subjects", n_subjects, 1, "number of subjects")
-        n_sessions = _syn._check_int("n_sessions", n_sessions, 1, "sessions per subject")
-        self.n_runs = _syn._check_int("n_runs", n_runs, 1, "runs per session")
+        n_subjects = ensure_int(n_subjects, "n_subjects", minimum=1, what="number of subjects")
+        n_sessions = ensure_int(n_sessions, "n_sessions", minimum=1, what="sessions per subject")
+        self.n_runs = ensure_int(n_runs, "n_runs", minimum=1, what="runs per session")
         self.n_subjects = n_subjects
         self.random_state = random_state
-        self._entropy = _check_entropy(random_state)
+        self._entropy = _seed_entropy(random_state)
         super().__init__(
             subjects=list(range(1, n_subjects + 1)),
             sessions_per_subject=n_sessions,
@@ -226,7 +220,7 @@ class SyntheticMotorImagery(_SyntheticDataset):
         )
 
     def subject_params(self, subject: int) -> dict[str, float]:
-        """The planted-effect parameters of one subject.
+        """Return the planted-effect parameters of one subject.
 
         Parameters
         ----------
@@ -328,7 +322,7 @@ class SyntheticSSVEP(_SyntheticDataset):
         )
 
     def subject_params(self, subject: int) -> dict:
-        """The planted-effect parameters of one subject.
+        """Return the planted-effect parameters of one subject.
 
         Parameters
         ----------

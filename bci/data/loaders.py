@@ -178,9 +178,10 @@ def check_subjects(dataset, subjects: Sequence[int] | None) -> list[int]:
 
 
 def _mne_data_root() -> Path:
-    import mne
+    """Return the MNE data root (see :func:`bci._config.mne_data_root`)."""
+    from .._config import mne_data_root
 
-    return Path(mne.get_config("MNE_DATA", default=str(Path.home() / "mne_data"))).expanduser()
+    return mne_data_root()
 
 
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (

@@ -23,14 +23,13 @@ False
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 import mne
 import numpy as np
 
-from .._checks import check_option, did_you_mean
+from .._checks import check_option, check_positive, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +38,11 @@ __all__ = ["bandpass", "notch", "resample", "rereference"]
 Inst = TypeVar("Inst", mne.io.BaseRaw, mne.BaseEpochs, np.ndarray)
 
 
-def _positive_float(name: str, value, unit: str = "Hz") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number ({unit}), got {value!r} of type "
-                        f"{type(value).__name__}.")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive, finite number ({unit}), got {value}.")
-    return value
-
-
 def _sfreq_of(inst, sfreq: float | None, *, name: str = "sfreq") -> float:
-    """Sampling frequency (Hz) of ``inst``; ``sfreq`` is required for, and only for, arrays."""
+    """Return the sampling frequency (Hz) of ``inst``.
+
+    ``sfreq`` is required for, and only for, arrays.
+    """
     if isinstance(inst, (mne.io.BaseRaw, mne.BaseEpochs)):
         if sfreq is not None:
             raise ValueError(
@@ -64,7 +56,7 @@ def _sfreq_of(inst, sfreq: float | None, *, name: str = "sfreq") -> float:
                 f"{name} (Hz) is required for ndarray input of shape {inst.shape}, e.g. "
                 f"{name}=250.0; MNE objects carry it in info['sfreq']."
             )
-        return _positive_float(name, sfreq)
+        return check_positive(sfreq, name, unit="Hz")
     raise TypeError(
         "inst must be an mne.io.Raw, an mne.Epochs or a numpy ndarray (..., n_times), got "
         f"{type(inst).__name__}."
@@ -89,7 +81,7 @@ def _check_array(x: np.ndarray) -> np.ndarray:
 
 
 def _copy_loaded(inst):
-    """A preloaded copy of an MNE object; the input stays as it is (preloaded or not)."""
+    """Return a preloaded copy of an MNE object; the input stays as it is (preloaded or not)."""
     out = inst.copy()
     if not out.preload:
         out.load_data(verbose=False)
@@ -146,8 +138,8 @@ def bandpass(inst: Inst, l_freq: float, h_freq: float, *, sfreq: float | None = 
     """
     fs = _sfreq_of(inst, sfreq)
     check_option("filter method", method, ["iir", "fir"])
-    l_freq = _positive_float("l_freq", l_freq)
-    h_freq = _positive_float("h_freq", h_freq)
+    l_freq = check_positive(l_freq, "l_freq", unit="Hz")
+    h_freq = check_positive(h_freq, "h_freq", unit="Hz")
     if not l_freq < h_freq:
         raise ValueError(
             f"l_freq must be below h_freq, got l_freq={l_freq} Hz >= h_freq={h_freq} Hz; "
@@ -207,7 +199,8 @@ def notch(inst: Inst, freqs: float | Sequence[float] = 50.0, *, sfreq: float | N
     fs = _sfreq_of(inst, sfreq)
     check_option("notch method", method, ["fir", "iir", "spectrum_fit"])
     scalar = np.ndim(freqs) == 0
-    values = [_positive_float("freqs", f) for f in np.atleast_1d(np.asarray(freqs, dtype=object))]
+    values = [check_positive(f, "freqs", unit="Hz")
+              for f in np.atleast_1d(np.asarray(freqs, dtype=object))]
     if not values:
         raise ValueError("freqs must name at least one frequency (Hz), got an empty sequence.")
     for f in values:
@@ -285,7 +278,7 @@ def resample(inst: Inst, sfreq: float, *, orig_sfreq: float | None = None,
         rule), ``info["sfreq"] == sfreq`` for MNE objects.
     """
     fs = _sfreq_of(inst, orig_sfreq, name="orig_sfreq")
-    new = _positive_float("sfreq", sfreq)
+    new = check_positive(sfreq, "sfreq", unit="Hz")
     check_option("resampling method", method, ["fft", "polyphase"])
     logger.debug("resample %s Hz -> %s Hz (%s, npad=%s)", fs, new, method, npad)
     kwargs = dict(npad=npad, method=method, verbose=verbose)

@@ -23,7 +23,6 @@ Paths: an explicit ``path``, else ``MNE_DATASETS_REACHING_PATH``, else ``<MNE_DA
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,13 @@ from typing import Literal
 
 import numpy as np
 
+from .._checks import (
+    check_fraction,
+    check_positive,
+    check_random_state,
+    ensure_int,
+)
+from .._config import config_help, dataset_path
 from .._logging import logger
 
 __all__ = ["ReachingData", "load_center_out", "load_primate_reaching", "neurobench_split",
@@ -80,12 +86,13 @@ class ReachingData:
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Check that trials, velocities and channel names agree."""
         if len(self.spikes) != len(self.velocity) or not self.spikes:
             raise ValueError(f"spikes and velocity must be non-empty lists of the same length "
                              f"(one array per trial), got {len(self.spikes)} and "
                              f"{len(self.velocity)}.")
         n_chans = self.spikes[0].shape[0]
-        for i, (s, v) in enumerate(zip(self.spikes, self.velocity)):
+        for i, (s, v) in enumerate(zip(self.spikes, self.velocity, strict=True)):
             if s.ndim != 2 or s.shape[0] != n_chans:
                 raise ValueError(f"trial {i}: spikes must be (n_chans={n_chans}, n_bins), got "
                                  f"{s.shape}.")
@@ -97,10 +104,12 @@ class ReachingData:
 
     @property
     def n_trials(self) -> int:
+        """Number of trials."""
         return len(self.spikes)
 
     @property
     def n_chans(self) -> int:
+        """Number of channels (units)."""
         return self.spikes[0].shape[0]
 
     @property
@@ -109,7 +118,7 @@ class ReachingData:
         return int(sum(s.shape[1] for s in self.spikes))
 
     def subset(self, trials: Sequence[int] | np.ndarray) -> ReachingData:
-        """The trials at the given indices (in that order), metadata included."""
+        """Return the trials at the given indices (in that order), metadata included."""
         idx = np.asarray(trials, dtype=int)
         return ReachingData(
             spikes=[self.spikes[i] for i in idx], velocity=[self.velocity[i] for i in idx],
@@ -120,24 +129,21 @@ class ReachingData:
 
 
 def _resolve(path: str | os.PathLike | None, filename: str) -> Path:
-    if path is None:
-        import mne
+    """Return the path of ``filename``, or raise ``FileNotFoundError`` naming the fix.
 
-        root = mne.get_config("MNE_DATASETS_REACHING_PATH")
-        if root is None:
-            root = Path(mne.get_config("MNE_DATA", default=str(Path.home() / "mne_data"))
-                        ) / "reaching"
-        path = Path(root) / filename
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / filename
-    if not path.is_file():
+    ``path`` (the file or its folder), else the folder MNE_DATASETS_REACHING_PATH, else
+    ``$MNE_DATA/reaching`` (see :func:`bci._config.dataset_path`).
+    """
+    found = dataset_path("REACHING", "reaching", path)
+    if path is None or found.is_dir():
+        found = found / filename
+    if not found.is_file():
         raise FileNotFoundError(
-            f"{filename} not found at {path}. Pass path= (the file or its folder), or set "
-            "MNE_DATASETS_REACHING_PATH (environment or mne.set_config) to the folder that "
-            "holds it."
+            f"{filename} not found at {found}. Pass path= (the file or its folder), or "
+            f"{config_help('REACHING')} (MNE_DATASETS_REACHING_PATH: the folder that holds it; "
+            "MNE_DATA: the folder holding reaching/)."
         )
-    return path
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +208,10 @@ def load_center_out(path: str | os.PathLike | None = None, *,
 # NeuroBench primate reaching (O'Doherty et al., MATLAB 7.3 / HDF5)
 # ---------------------------------------------------------------------------------------------
 def _segment_bounds(target_pos: np.ndarray) -> np.ndarray:
-    """``(n_segments, 2)`` start/stop sample indices between changes of the target position
-    ``(2, n_samples)`` (NeuroBench's ``get_flag_index`` + ``split_into_segments``).
+    """Return the ``(n_segments, 2)`` start/stop sample indices of the reaching segments.
+
+    A segment lies between two changes of the target position ``(2, n_samples)`` (NeuroBench's
+    ``get_flag_index`` + ``split_into_segments``).
     """
     diff = np.diff(target_pos, axis=1, append=target_pos[:, -1:])
     flags = np.nonzero(np.abs(diff).sum(axis=0))[0]
@@ -257,6 +265,8 @@ def load_primate_reaching(path: str | os.PathLike, *, bin_width_s: float = 0.028
     except ImportError as err:  # pragma: no cover - h5py ships with the scientific stack
         raise ImportError("Reading NeuroBench primate-reaching files needs h5py: "
                           "pip install h5py") from err
+    check_positive(bin_width_s, "bin_width_s", unit="seconds")
+    check_positive(stride_s, "stride_s", unit="seconds")
     ratio = int(round(bin_width_s / NEUROBENCH_STEP_S))
     step = int(round(stride_s / NEUROBENCH_STEP_S))
     for value, n, name in ((bin_width_s, ratio, "bin_width_s"), (stride_s, step, "stride_s")):
@@ -292,7 +302,7 @@ def load_primate_reaching(path: str | os.PathLike, *, bin_width_s: float = 0.028
         keep = flat.any(axis=1)
         grid = flat[keep].astype(np.float64)
         ch_names = [f"ch{c}_u{u}" for c in range(n_chans) for u in range(n_units)]
-        ch_names = [n for n, k in zip(ch_names, keep) if k]
+        ch_names = [n for n, k in zip(ch_names, keep, strict=True) if k]
     else:
         grid = marks.any(axis=0).astype(np.float64)
         ch_names = [f"ch{c}" for c in range(n_chans)]
@@ -318,20 +328,18 @@ def load_primate_reaching(path: str | os.PathLike, *, bin_width_s: float = 0.028
 
 def neurobench_split(n_segments: int, train_ratio: float = 0.8
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """NeuroBench's chronological split of segments (``split_num=1``): the first
-    ``floor(train_ratio * n)`` for training, then half of the rest (floored) for validation, the
-    remainder for testing.
+    """Split segments chronologically, as NeuroBench does (``split_num=1``).
+
+    The first ``floor(train_ratio * n)`` for training, then half of the rest (floored) for
+    validation, the remainder for testing.
 
     Examples
     --------
     >>> [s.tolist() for s in neurobench_split(10)]
     [[0, 1, 2, 3, 4, 5, 6, 7], [8], [9]]
     """
-    if isinstance(n_segments, bool) or not isinstance(n_segments, numbers.Integral) \
-            or n_segments < 1:
-        raise ValueError(f"n_segments must be a positive integer, got {n_segments!r}.")
-    if not 0 <= train_ratio <= 1:
-        raise ValueError(f"train_ratio must be in [0, 1], got {train_ratio!r}.")
+    n_segments = ensure_int(n_segments, "n_segments", minimum=1)
+    check_fraction(train_ratio, "train_ratio", allow_one=True)
     n_train = int(np.floor(train_ratio * n_segments))
     n_val = (n_segments - n_train) // 2
     idx = np.arange(n_segments)
@@ -345,7 +353,7 @@ def make_reaching(n_trials: int = 64, n_chans: int = 32, *, sfreq: float = 20.0,
                   trial_s: float = 2.0, n_targets: int = 8, peak_speed: float = 20.0,
                   base_rate_hz: float = 10.0, modulation_hz: float = 1.0,
                   random_state: int | np.random.Generator | None = None) -> ReachingData:
-    """Simulated center-out reaches with spike counts linearly tuned to the hand velocity.
+    """Simulate center-out reaches with spike counts linearly tuned to the hand velocity.
 
     Each trial rests, then reaches towards one of ``n_targets`` directions with a bell-shaped
     (minimum-jerk) speed profile peaking at ``peak_speed`` (cm/s) at a random onset. Unit ``i``
@@ -377,14 +385,14 @@ def make_reaching(n_trials: int = 64, n_chans: int = 32, *, sfreq: float = 20.0,
     data : ReachingData
         ``kind="simulated"``; ``trial_info["target_direction"]`` in rad.
     """
-    for value, name in ((n_trials, "n_trials"), (n_chans, "n_chans"), (n_targets, "n_targets")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    for value, name in ((sfreq, "sfreq (Hz)"), (trial_s, "trial_s (seconds)"),
-                        (peak_speed, "peak_speed"), (base_rate_hz, "base_rate_hz")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    rng = np.random.default_rng(random_state)
+    ensure_int(n_trials, "n_trials", minimum=1)
+    ensure_int(n_chans, "n_chans", minimum=1, what="units")
+    ensure_int(n_targets, "n_targets", minimum=1, what="reach directions")
+    check_positive(sfreq, "sfreq", unit="Hz")
+    check_positive(trial_s, "trial_s", unit="seconds")
+    check_positive(peak_speed, "peak_speed", unit="cm/s")
+    check_positive(base_rate_hz, "base_rate_hz", unit="Hz")
+    rng = check_random_state(random_state)
     n_bins = int(round(trial_s * sfreq))
     if n_bins < 8:
         raise ValueError(f"trial_s * sfreq = {n_bins} bins; a trial needs >= 8 bins.")
@@ -431,7 +439,7 @@ def pad_trials(data: ReachingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X = np.zeros((data.n_trials, data.n_chans, n_max), dtype=np.float32)
     Y = np.zeros((data.n_trials, 2, n_max), dtype=np.float32)
     mask = np.zeros((data.n_trials, n_max), dtype=bool)
-    for i, (s, v) in enumerate(zip(data.spikes, data.velocity)):
+    for i, (s, v) in enumerate(zip(data.spikes, data.velocity, strict=True)):
         X[i, :, :s.shape[1]] = s
         Y[i, :, :s.shape[1]] = v
         mask[i, :s.shape[1]] = True
@@ -450,10 +458,9 @@ def make_windows(data: ReachingData, n_times: int) -> tuple[np.ndarray, np.ndarr
     groups : ndarray of int, shape (n_bins_total,)
         Trial index of each window (for grouped cross-validation).
     """
-    if isinstance(n_times, bool) or not isinstance(n_times, numbers.Integral) or n_times < 1:
-        raise ValueError(f"n_times must be a positive integer (bins), got {n_times!r}.")
+    n_times = ensure_int(n_times, "n_times", minimum=1, what="bins")
     Xs, ys, groups = [], [], []
-    for i, (s, v) in enumerate(zip(data.spikes, data.velocity)):
+    for i, (s, v) in enumerate(zip(data.spikes, data.velocity, strict=True)):
         padded = np.pad(s, ((0, 0), (n_times - 1, 0))).astype(np.float32)
         win = np.lib.stride_tricks.sliding_window_view(padded, n_times, axis=1)  # (C, T, n)
         Xs.append(np.ascontiguousarray(win.transpose(1, 0, 2)))

@@ -17,13 +17,14 @@ synthetic generator.
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .._checks import check_fraction, check_positive, ensure_int
 
 __all__ = ["BONN_SETS", "BONN_SFREQ", "SeizureSegments", "SeizureStream", "load_bonn",
            "make_seizure_eeg", "make_seizure_stream", "seizure_overlap_s", "sliding_windows"]
@@ -111,20 +112,19 @@ class SeizureStream:
 
 
 def _bonn_root(path: str | os.PathLike | None) -> Path:
-    if path is None:
-        import mne
+    """Return the folder of the Bonn sets, or raise ``FileNotFoundError`` naming the fix.
 
-        root = mne.get_config("MNE_DATASETS_BONN_PATH")
-        if root is None:
-            root = Path(mne.get_config("MNE_DATA", default=str(Path.home() / "mne_data"))
-                        ) / "bonn_epilepsy"
-        path = root
-    path = Path(path).expanduser()
+    ``path``, else MNE_DATASETS_BONN_PATH, else ``$MNE_DATA/bonn_epilepsy`` (see
+    :func:`bci._config.dataset_path`).
+    """
+    from .._config import config_help, dataset_path
+
+    path = dataset_path("BONN", "bonn_epilepsy", path)
     if not path.is_dir():
         raise FileNotFoundError(
             f"Bonn epilepsy data not found at {path}. Pass path= (the folder holding the Z, O, "
-            "N, F and S folders of text files), or set MNE_DATASETS_BONN_PATH (environment or "
-            "mne.set_config) to it."
+            f"N, F and S folders of text files), or {config_help('BONN')} (MNE_DATA: the "
+            "folder holding bonn_epilepsy/)."
         )
     return path
 
@@ -185,12 +185,6 @@ def load_bonn(path: str | os.PathLike | None = None, sets: Sequence[str] = BONN_
                            sfreq=BONN_SFREQ, source="bonn")
 
 
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
-
-
 def make_seizure_stream(segments: SeizureSegments, *, n_seizures: int | None = None,
                         random_state: int | np.random.Generator | None = None
                         ) -> SeizureStream:
@@ -223,10 +217,8 @@ def make_seizure_stream(segments: SeizureSegments, *, n_seizures: int | None = N
     rng = np.random.default_rng(random_state)
     ictal = rng.permutation(ictal)
     if n_seizures is not None:
-        if isinstance(n_seizures, bool) or not isinstance(n_seizures, numbers.Integral) \
-                or not 0 <= n_seizures <= len(ictal):
-            raise ValueError(f"n_seizures must be an integer in [0, {len(ictal)}] (the ictal "
-                             f"segments available), got {n_seizures!r}.")
+        n_seizures = ensure_int(n_seizures, "n_seizures", minimum=0, maximum=len(ictal),
+                                what="the ictal segments available")
         ictal = ictal[:n_seizures]
     if len(ictal) > len(background) - 1:
         raise ValueError(f"{len(ictal)} seizures need at least {len(ictal) + 1} non-ictal "
@@ -288,11 +280,10 @@ def sliding_windows(signal: np.ndarray, sfreq: float, window_s: float, step_s: f
     >>> w.shape, y.tolist(), t.tolist()
     ((9, 1, 200), [0, 0, 0, 1, 1, 1, 1, 0, 0], [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
     """
-    sfreq = _check_positive(sfreq, "sfreq (Hz)")
-    window_s = _check_positive(window_s, "window_s (seconds)")
-    step_s = _check_positive(step_s, "step_s (seconds)")
-    if isinstance(ictal_fraction, bool) or not 0 < ictal_fraction <= 1:
-        raise ValueError(f"ictal_fraction must be in (0, 1], got {ictal_fraction!r}.")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    window_s = check_positive(window_s, "window_s", unit="seconds")
+    step_s = check_positive(step_s, "step_s", unit="seconds")
+    check_fraction(ictal_fraction, "ictal_fraction", allow_zero=False, allow_one=True)
     signal = np.asarray(signal, dtype=np.float32)
     if signal.ndim == 1:
         signal = signal[None]
@@ -377,11 +368,9 @@ def make_seizure_eeg(n_segments: int = 40, *, n_times: int = 1024, sfreq: float 
     """
     from scipy.signal import lfilter
 
-    sfreq = _check_positive(sfreq, "sfreq (Hz)")
-    if not 0 < ictal_ratio < 1:
-        raise ValueError(f"ictal_ratio must be in (0, 1), got {ictal_ratio!r}.")
-    if n_segments < 2:
-        raise ValueError(f"n_segments must be >= 2, got {n_segments!r}.")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    check_fraction(ictal_ratio, "ictal_ratio", allow_zero=False)
+    ensure_int(n_segments, "n_segments", minimum=2)
     rng = np.random.default_rng(random_state)
     n_ictal = int(np.clip(round(ictal_ratio * n_segments), 1, n_segments - 1))
     is_ictal = np.zeros(n_segments, dtype=bool)

@@ -21,13 +21,20 @@ All randomness comes from the ``random_state`` argument (an ``int`` seed or a
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_option
+from .._checks import (
+    check_bool,
+    check_fraction,
+    check_option,
+    check_positive,
+    check_random_state,
+    check_type,
+    ensure_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,56 +105,17 @@ _ALPHA_RATIO = 0.5  # alpha RMS at Oz / background RMS
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-def _check_random_state(random_state) -> np.random.Generator:
-    """Return a :class:`numpy.random.Generator` from ``None``, an ``int`` seed or a Generator."""
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(
-                f"random_state must be a non-negative int seed, got {random_state}."
-            )
-        return np.random.default_rng(int(random_state))
-    raise TypeError(
-        "random_state must be None, an int seed or a numpy.random.Generator, got "
-        f"{type(random_state).__name__}."
-    )
-
-
-def _check_int(name: str, value, minimum: int, what: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int ({what}), got {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} ({what}), got {value}.")
-    return int(value)
-
-
-def _check_float(name: str, value, *, minimum: float = 0.0, strict: bool = True,
-                 unit: str = "") -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number{unit and f' ({unit})'}, got "
-                        f"{type(value).__name__}.")
-    value = float(value)
-    bad = not np.isfinite(value) or (value <= minimum if strict else value < minimum)
-    if bad:
-        relation = ">" if strict else ">="
-        raise ValueError(
-            f"{name} must be finite and {relation} {minimum:g}{unit and f' ({unit})'}, "
-            f"got {value!r}."
-        )
-    return value
-
-
 def _check_range_s(name: str, value) -> tuple[float, float]:
+    """Check a ``(min, max)`` pair of durations in seconds, ``0 < min <= max``."""
     try:
-        low, high = (float(v) for v in value)
+        low, high = value
     except (TypeError, ValueError):
         raise TypeError(
             f"{name} must be a (min, max) pair of durations in seconds, got {value!r}."
         ) from None
-    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+    low = check_positive(low, f"{name}[0] (min)", unit="seconds")
+    high = check_positive(high, f"{name}[1] (max)", unit="seconds")
+    if low > high:
         raise ValueError(
             f"{name} must be (min, max) seconds with 0 < min <= max, got {value!r}."
         )
@@ -155,7 +123,7 @@ def _check_range_s(name: str, value) -> tuple[float, float]:
 
 
 def _check_n_chans(n_chans, minimum: int, needs: str) -> int:
-    n_chans = _check_int("n_chans", n_chans, 1, "number of EEG channels")
+    n_chans = ensure_int(n_chans, "n_chans", what="number of EEG channels")
     if not minimum <= n_chans <= MAX_N_CHANS:
         raise ValueError(
             f"n_chans must be between {minimum} ({needs}) and {MAX_N_CHANS} (the 10-10 "
@@ -177,8 +145,7 @@ def _check_mi_classes(classes) -> tuple[str, ...]:
             f"classes must name at least one class among {sorted(MI_CLASSES)}, got ()."
         )
     for name in classes:
-        if not isinstance(name, str):
-            raise TypeError(f"class names must be strings, got {name!r}.")
+        check_type(name, str, "each class name")
         check_option("class", name, MI_CLASSES)
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes must be unique, got {classes}.")
@@ -193,9 +160,8 @@ def _check_ssvep_freqs(freqs, sfreq: float) -> tuple[float, ...]:
         raise TypeError(f"freqs must be a sequence of frequencies in Hz, got {freqs!r}.") from None
     if not freqs:
         raise ValueError("freqs must hold at least one stimulation frequency (Hz), got ().")
-    for f in freqs:
-        if not (np.isfinite(f) and f > 0):
-            raise ValueError(f"freqs must be positive frequencies (Hz), got {freqs}.")
+    for i, f in enumerate(freqs):
+        check_positive(f, f"freqs[{i}]", unit="Hz")
     labels = [_freq_label(f) for f in freqs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"freqs must be distinct, got {freqs}.")
@@ -365,7 +331,7 @@ def _simulate_motor_imagery(n_trials, classes, n_chans, sfreq, snr, mu_freq, bet
                                              size=len(sched.labels)), 0.0, 1.0)
     gains = np.ones((len(sources), n_times))
     span = int(np.ceil((imagery_s + _ERD_RISE_S + _ERD_LATENCY_S) * sfreq)) + 2
-    for onset, label, depth in zip(sched.onsets_s, sched.labels, depths):
+    for onset, label, depth in zip(sched.onsets_s, sched.labels, depths, strict=True):
         target = MI_CLASSES[label]
         if target is None:
             continue
@@ -378,7 +344,7 @@ def _simulate_motor_imagery(n_trials, classes, n_chans, sfreq, snr, mu_freq, bet
 
     mont_pos = montage.get_positions()["ch_pos"]
     amplitude = snr * BACKGROUND_RMS_V
-    for k, (name, weight) in enumerate(zip(sources, weights)):
+    for k, (name, weight) in enumerate(zip(sources, weights, strict=True)):
         pattern = _pattern(pos, mont_pos[name], _MI_SPREAD_M)
         data += np.outer(weight * amplitude * pattern, gains[k] * rhythm[k])
 
@@ -396,25 +362,23 @@ def _simulate_motor_imagery(n_trials, classes, n_chans, sfreq, snr, mu_freq, bet
 
 def _check_mi_args(n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq, erd_depth,
                    imagery_s, iti_s):
-    n_trials = _check_int("n_trials", n_trials, 1, "trials per class")
+    n_trials = ensure_int(n_trials, "n_trials", minimum=1, what="trials per class")
     classes = _check_mi_classes(classes)
     n_chans = _check_n_chans(n_chans, 3, "C3, Cz and C4 are always included")
-    sfreq = _check_float("sfreq", sfreq, unit="Hz")
-    snr = _check_float("snr", snr, strict=False, unit="rhythm RMS / background RMS")
-    mu_freq = _check_float("mu_freq", mu_freq, unit="Hz")
-    beta_freq = _check_float("beta_freq", beta_freq, unit="Hz")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    snr = check_positive(snr, "snr", allow_zero=True, unit="rhythm RMS / background RMS")
+    mu_freq = check_positive(mu_freq, "mu_freq", unit="Hz")
+    beta_freq = check_positive(beta_freq, "beta_freq", unit="Hz")
     top = max(mu_freq, beta_freq) + 3 * _BETA_BW_HZ
     if sfreq / 2 <= top:
         raise ValueError(
             f"sfreq must be above {2 * top:g} Hz so that the rhythms (up to {top:g} Hz) are "
             f"below Nyquist, got sfreq={sfreq:g} Hz; raise sfreq or lower beta_freq."
         )
-    erd_depth = _check_float("erd_depth", erd_depth, strict=False,
-                             unit="fraction of rhythm amplitude")
-    if erd_depth > 1:
-        raise ValueError(f"erd_depth must be in [0, 1] (fraction of the rhythm amplitude "
-                         f"removed during imagery), got {erd_depth!r}.")
-    imagery_s = _check_float("imagery_s", imagery_s, unit="seconds")
+    erd_depth = check_fraction(erd_depth, "erd_depth", allow_one=True,
+                               hint="It is the fraction of the rhythm amplitude removed during "
+                                    "imagery.")
+    imagery_s = check_positive(imagery_s, "imagery_s", unit="seconds")
     iti_s = _check_range_s("iti_s", iti_s)
     return (n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq, erd_depth, imagery_s,
             iti_s)
@@ -505,7 +469,7 @@ def make_motor_imagery(n_trials: int = 50, *,
     """
     args = _check_mi_args(n_trials, classes, n_chans, sfreq, snr, mu_freq, beta_freq,
                           erd_depth, imagery_s, iti_s)
-    rng = _check_random_state(random_state)
+    rng = check_random_state(random_state)
     return _simulate_motor_imagery(*args, rng=rng)
 
 
@@ -536,7 +500,7 @@ def _simulate_ssvep(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s,
     span = int(np.ceil((trial_s + _SSVEP_RISE_S) * sfreq)) + 2
     jitters = rng.normal(0.0, _SSVEP_PHASE_JITTER_RAD, size=len(sched.labels))
     amps = np.exp(rng.normal(0.0, _SSVEP_AMP_JITTER, size=len(sched.labels)))
-    for onset, label, jit, amp in zip(sched.onsets_s, sched.labels, jitters, amps):
+    for onset, label, jit, amp in zip(sched.onsets_s, sched.labels, jitters, amps, strict=True):
         if label == "rest":
             continue
         k = labels.index(label)
@@ -563,16 +527,15 @@ def _simulate_ssvep(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s,
 
 
 def _check_ssvep_args(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s):
-    n_trials = _check_int("n_trials", n_trials, 1, "trials per class")
-    sfreq = _check_float("sfreq", sfreq, unit="Hz")
+    n_trials = ensure_int(n_trials, "n_trials", minimum=1, what="trials per class")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
     freqs = _check_ssvep_freqs(freqs, sfreq)
-    if not isinstance(include_rest, (bool, np.bool_)):
-        raise TypeError(f"include_rest must be True or False, got {include_rest!r}.")
+    include_rest = check_bool(include_rest, "include_rest")
     n_chans = _check_n_chans(n_chans, 1, "Oz is always included")
-    snr = _check_float("snr", snr, strict=False, unit="response RMS / background RMS")
-    trial_s = _check_float("trial_s", trial_s, unit="seconds")
+    snr = check_positive(snr, "snr", allow_zero=True, unit="response RMS / background RMS")
+    trial_s = check_positive(trial_s, "trial_s", unit="seconds")
     iti_s = _check_range_s("iti_s", iti_s)
-    return n_trials, freqs, bool(include_rest), n_chans, sfreq, snr, trial_s, iti_s
+    return n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s
 
 
 def make_ssvep(n_trials: int = 10, *, freqs: Sequence[float] = (13.0, 17.0, 21.0),
@@ -632,5 +595,5 @@ def make_ssvep(n_trials: int = 10, *, freqs: Sequence[float] = (13.0, 17.0, 21.0
     ['13', '17', '21', 'rest']
     """
     args = _check_ssvep_args(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s)
-    rng = _check_random_state(random_state)
+    rng = check_random_state(random_state)
     return _simulate_ssvep(*args, rng=rng)

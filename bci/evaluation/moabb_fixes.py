@@ -17,10 +17,11 @@ one and then asks the paradigm for the data of that single pipeline:
 A filter-bank paradigm makes one processing pipeline per band (``paradigms/base.py``,
 ``make_process_pipelines``, lines 360-379), so the pipeline being evaluated receives only the
 first band: ``get_data`` stacks the one result it got into ``(n_epochs, n_chans, n_times, 1)``
-(``paradigms/base.py`` lines 571-575) instead of ``(n_epochs, n_chans, n_times, n_bands)``. For ``FilterBankSSVEP`` on Kalunga2016 that is the 12.5-13.5 Hz band alone, and
-MOABB's SSVEP TS+LR drops from about 0.69 to 0.44 mean accuracy over 11 subjects. Paradigms
-with one band (``SSVEP``, ``MotorImagery``...) and pipelines that take MNE epochs (MOABB's
-CCA/TRCA/MsetCCA, for which ``process_pipelines=None``) are not affected.
+(``paradigms/base.py`` lines 571-575) instead of ``(n_epochs, n_chans, n_times, n_bands)``.
+For ``FilterBankSSVEP`` on Kalunga2016 that is the 12.5-13.5 Hz band alone, and MOABB's SSVEP
+TS+LR drops from about 0.69 to 0.44 mean accuracy over 11 subjects. Paradigms with one band
+(``SSVEP``, ``MotorImagery``...) and pipelines that take MNE epochs (MOABB's CCA/TRCA/MsetCCA,
+for which ``process_pipelines=None``) are not affected.
 Upstream code: https://github.com/NeuroTechX/moabb/blob/develop/moabb/evaluations/base.py
 
 :func:`fix_paradigm` returns a copy of a MOABB filter-bank paradigm whose ``get_data``

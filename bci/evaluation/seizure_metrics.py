@@ -29,10 +29,11 @@ the epilepsy benchmarks of Dan et al. 2024):
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from .._checks import check_positive, ensure_int
 
 __all__ = ["SeizureMetrics", "alarm_events", "consecutive_decisions", "seizure_metrics"]
 
@@ -86,8 +87,9 @@ def _as_1d(values, name: str, dtype=float) -> np.ndarray:
 
 
 def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
-    """Causal k-of-k rule: True where this window and the ``min_consecutive - 1`` before it
-    are all True.
+    """Apply the causal k-of-k rule to window decisions.
+
+    True where this window and the ``min_consecutive - 1`` before it are all True.
 
     Examples
     --------
@@ -95,10 +97,7 @@ def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
     [0, 1, 0, 0, 1, 1]
     """
     d = _as_1d(decisions, "decisions", bool)
-    if isinstance(min_consecutive, bool) or not isinstance(min_consecutive, numbers.Integral) \
-            or min_consecutive < 1:
-        raise ValueError(f"min_consecutive must be a positive integer (windows), got "
-                         f"{min_consecutive!r}.")
+    min_consecutive = ensure_int(min_consecutive, "min_consecutive", minimum=1, what="windows")
     if min_consecutive == 1:
         return d.copy()
     run = np.zeros(len(d), dtype=int)
@@ -110,8 +109,9 @@ def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
 
 
 def alarm_events(decisions, times, *, merge_gap_s: float = 0.0) -> np.ndarray:
-    """Alarm events ``(n_events, 2)``: ``[first, last]`` decision times of runs of positive
-    windows, merging runs whose gap is at most ``merge_gap_s`` seconds.
+    """Return alarm events ``(n_events, 2)``: ``[first, last]`` decision times of positive runs.
+
+    Runs whose gap is at most ``merge_gap_s`` seconds are merged into one event.
 
     Parameters
     ----------
@@ -135,11 +135,10 @@ def alarm_events(decisions, times, *, merge_gap_s: float = 0.0) -> np.ndarray:
                          "window.")
     if len(t) > 1 and np.any(np.diff(t) <= 0):
         raise ValueError("times must be strictly increasing (window decision times, seconds).")
-    if not merge_gap_s >= 0:
-        raise ValueError(f"merge_gap_s must be >= 0 (seconds), got {merge_gap_s!r}.")
+    check_positive(merge_gap_s, "merge_gap_s", allow_zero=True, allow_inf=True, unit="seconds")
     events: list[list[float]] = []
     prev = False
-    for value, time in zip(d, t):
+    for value, time in zip(d, t, strict=True):
         if value:
             if not prev and events and time - events[-1][1] <= merge_gap_s:
                 events[-1][1] = time
@@ -203,11 +202,9 @@ def seizure_metrics(scores, times, intervals, *, labels=None, threshold: float =
     if np.any(intervals[:, 1] < intervals[:, 0]):
         raise ValueError("Every seizure interval must be [onset, offset] with offset >= onset "
                          "(seconds).")
-    if not tolerance_s >= 0:
-        raise ValueError(f"tolerance_s must be >= 0 (seconds), got {tolerance_s!r}.")
-    duration_s = float(times[-1]) if duration_s is None else float(duration_s)
-    if not duration_s > 0:
-        raise ValueError(f"duration_s must be positive (seconds), got {duration_s!r}.")
+    check_positive(tolerance_s, "tolerance_s", allow_zero=True, allow_inf=True, unit="seconds")
+    duration_s = check_positive(float(times[-1]) if duration_s is None else duration_s,
+                                "duration_s", unit="seconds")
     decisions = consecutive_decisions(scores >= threshold, min_consecutive)
     events = alarm_events(decisions, times, merge_gap_s=merge_gap_s)
 

@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -34,7 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._checks import check_option, validate_epochs
+from .._checks import check_option, ensure_int, validate_epochs
 
 try:  # pyRiemann >= 0.12 (pyriemann.utils.covariance is a deprecated alias there)
     from pyriemann.geometry.covariance import cov_est_functions, covariances
@@ -48,16 +47,10 @@ __all__ = ["AugmentedCovariance", "delay_embedding"]
 
 def _check_order_lag(order, lag, n_times: int | None = None) -> None:
     """Check the embedding parameters (and that the epochs are long enough for them)."""
-    meaning = {"order": "the number of stacked copies; order=1 is the plain covariance",
-               "lag": "the delay between copies in samples; 1 = consecutive samples"}
-    for name, value in (("order", order), ("lag", lag)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(
-                f"{name} must be an integer ({meaning[name]}), got {value!r} of type "
-                f"{type(value).__name__}."
-            )
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1 ({meaning[name]}), got {name}={value}.")
+    ensure_int(order, "order", minimum=1, what="stacked copies",
+               hint="order=1 is the plain covariance.")
+    ensure_int(lag, "lag", minimum=1, what="samples between copies",
+               hint="lag=1 stacks consecutive samples.")
     if n_times is not None and (order - 1) * lag >= n_times:
         raise ValueError(
             f"The embedding spans (order - 1) * lag + 1 = {(order - 1) * lag + 1} samples "
@@ -259,6 +252,7 @@ class AugmentedCovariance(TransformerMixin, BaseEstimator):
         return covariances(embedded, estimator=self.estimator)
 
     def __sklearn_tags__(self):
+        """Declare 3-D input (epochs ``(n_epochs, n_chans, n_times)``) besides 2-D arrays."""
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags

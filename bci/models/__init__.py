@@ -1,5 +1,6 @@
-"""Models: deep decoders, their Lightning training and scikit-learn wrapper, decoder files;
-spiking neurons and decoders in :mod:`bci.models.spiking`.
+"""Models: deep decoders, their Lightning training, scikit-learn wrapper and decoder files.
+
+Spiking neurons and decoders are in :mod:`bci.models.spiking`.
 """
 
 import lazy_loader as _lazy

@@ -63,8 +63,10 @@ def _smallest(predicate: Callable[[int], bool], upper: int = 1 << 24) -> int:
 
 
 def _glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
-    """Keras' default ``glorot_uniform`` with explicit fans (Keras and torch count depthwise fans
-    differently, so the fans are given, not inferred from the torch weight shape).
+    """Fill ``tensor`` with Keras' default ``glorot_uniform``, with explicit fans.
+
+    Keras and torch count depthwise fans differently, so the fans are given, not inferred from the
+    torch weight shape.
     """
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     with torch.no_grad():
@@ -72,8 +74,9 @@ def _glorot_uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> torch.T
 
 
 def _max_norm(weight: torch.Tensor, max_norm: float) -> torch.Tensor:
-    """``weight`` with every output unit (slice along dim 0) rescaled to an L2 norm
-    ``<= max_norm``.
+    """Return ``weight`` with every output unit rescaled to an L2 norm ``<= max_norm``.
+
+    An output unit is a slice along dim 0.
 
     Computed in the forward pass from the stored weight, so the effective weight always satisfies
     the constraint and gradients flow through the projection; this is what braindecode's
@@ -166,8 +169,9 @@ class _TemporalConv(nn.Module):
 
 
 class _SpatialDepthwise(nn.Module):
-    """Depthwise spatial filters: ``depth_multiplier`` spatial filters (over all ``n_chans``
-    electrodes) per input feature map, each with a max-norm constraint.
+    """Depthwise spatial filters, each with a max-norm constraint.
+
+    ``depth_multiplier`` spatial filters (over all ``n_chans`` electrodes) per input feature map.
 
     ``(B, n_maps, C, T)`` -> ``(B, n_maps * depth_multiplier, T)``; the weight is
     ``(n_maps * depth_multiplier, n_chans)`` (a ``Conv2d(n_maps, n_maps * depth_multiplier,
@@ -211,8 +215,9 @@ class _MaxNormLinear(nn.Linear):
 
 
 def _avg_pool_same(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Keras/TensorFlow ``AveragePooling(size, padding="same")`` over the last axis of
-    ``(B, F, T)``.
+    """Average-pool the last axis of ``(B, F, T)`` as Keras does with ``padding="same"``.
+
+    Keras/TensorFlow ``AveragePooling(size, padding="same")``.
 
     ``ceil(T / size)`` outputs; when ``T`` is not a multiple of ``size`` the windows overhang by
     ``size * ceil(T / size) - T`` samples, split as in :func:`_same_padding` (extra on the right),

@@ -16,19 +16,12 @@ recombination, Rommel et al. 2022 for a review):
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 from torch import nn
 
+from .._checks import check_fraction, check_positive, check_real, ensure_int
+
 __all__ = ["EpochAugmentation", "make_augmentation"]
-
-
-def _fraction(value: Any, name: str, upper: float = 1.0) -> float:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < upper):
-        raise ValueError(f"{name} must be a number in [0, {upper}), got {value!r}.")
-    return float(value)
 
 
 class EpochAugmentation(nn.Module):
@@ -61,15 +54,17 @@ class EpochAugmentation(nn.Module):
     def __init__(self, *, time_shift: float = 0.0, scale: float = 0.0, noise: float = 0.0,
                  channel_dropout: float = 0.0, recombine: int = 0) -> None:
         super().__init__()
-        self.time_shift = _fraction(time_shift, "time_shift", 0.5)
-        self.scale = _fraction(scale, "scale")
-        self.noise = _fraction(noise, "noise", math.inf)
-        self.channel_dropout = _fraction(channel_dropout, "channel_dropout")
-        if isinstance(recombine, bool) or not isinstance(recombine, int) or recombine < 0:
-            raise ValueError(f"recombine must be a number of segments >= 0, got {recombine!r}.")
-        self.recombine = recombine
+        self.time_shift = check_real(time_shift, "time_shift", low=0.0, high=0.5,
+                                     high_inclusive=False, kind="fraction of the window")
+        self.scale = check_fraction(scale, "scale")
+        self.noise = check_positive(noise, "noise", allow_zero=True,
+                                    unit="relative to each trial's standard deviation")
+        self.channel_dropout = check_fraction(channel_dropout, "channel_dropout",
+                                              kind="probability")
+        self.recombine = ensure_int(recombine, "recombine", minimum=0, what="segments")
 
     def extra_repr(self) -> str:
+        """Return the transform settings, for ``repr``."""
         return (f"time_shift={self.time_shift}, scale={self.scale}, noise={self.noise}, "
                 f"channel_dropout={self.channel_dropout}, recombine={self.recombine}")
 
@@ -105,7 +100,7 @@ class EpochAugmentation(nn.Module):
         n, _, n_times = x.shape
         bounds = torch.linspace(0, n_times, self.recombine + 1).round().long().tolist()
         out = torch.empty_like(x)
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
             # for every trial, a random donor among the trials of its class
             scores = torch.rand(n, n, device=x.device).masked_fill(y[None, :] != y[:, None], -1)
             donors = scores.argmax(1)
@@ -114,7 +109,7 @@ class EpochAugmentation(nn.Module):
 
 
 def make_augmentation(spec: EpochAugmentation | dict | None) -> EpochAugmentation | None:
-    """An :class:`EpochAugmentation` from keywords (``dict``), an instance, or None (off)."""
+    """Return an :class:`EpochAugmentation` from keywords (``dict``), an instance, or None (off)."""
     if spec is None or isinstance(spec, EpochAugmentation):
         return spec
     if isinstance(spec, dict):

@@ -19,48 +19,21 @@ never receives a gradient, so it is a parameter the network cannot learn.
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._checks import did_you_mean
+from .._checks import check_positive, did_you_mean, ensure_int
 from ._layers import _smallest
 
 __all__ = ["EEGModule"]
 
 
-def _check_count(value: Any, name: str) -> int:
-    """A positive integer count (``n_chans``, filters...); ``ValueError`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _check_probability(value: Any, name: str) -> float:
-    """A probability in ``[0, 1)`` (dropout rates)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}.")
-    return float(value)
-
-
-def _check_momentum(value: Any, name: str = "batch_norm_momentum") -> float:
-    """A BatchNorm momentum in ``[0, 1]`` (torch convention: weight of the new batch)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be in [0, 1] (torch convention; Keras' momentum m is "
-                         f"1 - m here), got {value!r}.")
-    return float(value)
-
-
-def _check_positive(value: Any, name: str) -> float:
-    """A positive finite float (max-norms, BatchNorm eps)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
+#: Appended to the message of an out-of-range ``batch_norm_momentum``.
+MOMENTUM_HINT = ("It is the weight of the new batch (torch convention); Keras' momentum m is "
+                 "1 - m here.")
 
 
 class EEGModule(nn.Module):
@@ -88,11 +61,11 @@ class EEGModule(nn.Module):
     def __init__(self, n_chans: int, n_outputs: int, n_times: int, *,
                  sfreq: float | None = None) -> None:
         super().__init__()
-        self.n_chans = _check_count(n_chans, "n_chans")
-        self.n_outputs = _check_count(n_outputs, "n_outputs")
-        self.n_times = _check_count(n_times, "n_times")
+        self.n_chans = ensure_int(n_chans, "n_chans", minimum=1, what="EEG channels")
+        self.n_outputs = ensure_int(n_outputs, "n_outputs", minimum=1, what="outputs")
+        self.n_times = ensure_int(n_times, "n_times", minimum=1, what="samples per window")
         if sfreq is not None:
-            sfreq = _check_positive(sfreq, "sfreq (Hz)")
+            sfreq = check_positive(sfreq, "sfreq", unit="Hz")
         self.sfreq = sfreq
 
     # -- configuration -------------------------------------------------------------------------
@@ -103,8 +76,9 @@ class EEGModule(nn.Module):
                 if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
     def get_config(self) -> dict[str, Any]:
-        """Constructor arguments of this model: ``type(self)(**self.get_config())`` rebuilds it
-        (with fresh weights).
+        """Return the constructor arguments of this model.
+
+        ``type(self)(**self.get_config())`` rebuilds it (with fresh weights).
 
         Returns
         -------
@@ -149,8 +123,9 @@ class EEGModule(nn.Module):
 
     # -- window length -------------------------------------------------------------------------
     def _fits(self, n_times: int) -> bool:
-        """Whether a window of ``n_times`` samples fits the architecture (monotone in
-        ``n_times``).
+        """Tell whether a window of ``n_times`` samples fits the architecture.
+
+        The answer is monotone in ``n_times``.
         """
         raise NotImplementedError
 
@@ -175,8 +150,10 @@ class EEGModule(nn.Module):
             )
 
     def _check_input(self, x: torch.Tensor) -> None:
-        """Raise ``TypeError``/``ValueError`` unless ``x`` is a floating-point tensor of shape
-        ``(batch, n_chans, n_times)`` (skipped while ``torch.jit.trace`` records the graph).
+        """Raise ``TypeError``/``ValueError`` unless ``x`` is a float tensor of the input shape.
+
+        The input shape is ``(batch, n_chans, n_times)``; the check is skipped while
+        ``torch.jit.trace`` records the graph.
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{type(self).__name__} expects a torch.Tensor (batch, n_chans, "
@@ -197,5 +174,6 @@ class EEGModule(nn.Module):
             )
 
     def extra_repr(self) -> str:
+        """Return the signal arguments, for ``repr``."""
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
                          if k in ("n_chans", "n_outputs", "n_times", "sfreq"))

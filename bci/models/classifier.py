@@ -186,6 +186,7 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         self.log_dir = log_dir
 
     def __sklearn_tags__(self):
+        """Declare 3-D input, and non-deterministic training when ``seed`` is None."""
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.non_deterministic = self.seed is None
@@ -211,15 +212,23 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         check_option("model", self.model, MODELS)
         check_option("scaling", self.scaling, SCALINGS)
         X = validate_epochs(self, X, reset=True)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is "
+                             "None; pass one label per epoch.")
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must be 1-D with one label per epoch ({len(X)}), got shape "
                              f"{y.shape}.")
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise ValueError(f"y contains {int((~np.isfinite(y)).sum())} NaN or infinite labels, "
+                             f"first at epoch {int(np.flatnonzero(~np.isfinite(y))[0])}; drop "
+                             "those epochs.")
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
-            raise ValueError(f"y has a single class ({encoder.classes_[0]!r}); a classifier "
-                             "needs at least 2.")
+            only = np.asarray(encoder.classes_[0]).item()
+            raise ValueError(f"y has a single class ({only!r}): one class cannot be classified, "
+                             "a classifier needs at least 2.")
         self.classes_ = encoder.classes_
         self.n_times_ = X.shape[2]
         if self.scaling == "channel":
@@ -298,8 +307,10 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
 
     # -- decoder files -----------------------------------------------------------------------
     def _network_state(self) -> tuple[dict[str, Any], dict]:
-        """(JSON-serialisable description, ``state_dict``) of the fitted classifier, as decoder
-        files store it; :meth:`_from_network_state` rebuilds it without Lightning.
+        """Return (JSON-serialisable description, ``state_dict``) of the fitted classifier.
+
+        Decoder files store these; :meth:`_from_network_state` rebuilds the classifier without
+        Lightning.
         """
         check_is_fitted(self, "model_")
         params = self.get_params()
@@ -366,7 +377,7 @@ def plot_learning_curves(history: list[dict[str, float]], fname: str | Path | No
         raise ValueError("history is empty: fit the classifier first.")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
     epochs = [row["epoch"] for row in history]
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for stage in ("train", "val"):
             key = f"{stage}_{metric}"
             values = [row.get(key, np.nan) for row in history]

@@ -1,5 +1,6 @@
-"""EEGNet (Lawhern et al. 2018), as in the authors' Keras code (``EEGNet`` in
-github.com/vlawhern/arl-eegmodels ``EEGModels.py``); defaults are EEGNet-8,2.
+"""EEGNet (Lawhern et al. 2018), as in the authors' Keras code; defaults are EEGNet-8,2.
+
+The authors' code is ``EEGNet`` in github.com/vlawhern/arl-eegmodels ``EEGModels.py``.
 
 Differences with braindecode's ``braindecode.models.EEGNet`` (1.8.1), which has the same
 parameters (so the same parameter count for the same configuration):
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_fraction, check_positive, ensure_int
 from ._layers import (
     _glorot_uniform_,
     _MaxNormLinear,
@@ -33,13 +35,7 @@ from ._layers import (
     _taps_reach_signal,
     _TemporalConv,
 )
-from .base import (
-    EEGModule,
-    _check_count,
-    _check_momentum,
-    _check_positive,
-    _check_probability,
-)
+from .base import MOMENTUM_HINT, EEGModule
 
 __all__ = ["EEGNet"]
 
@@ -127,19 +123,20 @@ class EEGNet(EEGModule):
         batch_norm_momentum: float = 0.01,
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.F1 = _check_count(F1, "F1")
-        self.D = _check_count(D, "D")
-        self.F2 = None if F2 is None else _check_count(F2, "F2")
-        self.kernel_length = _check_count(kernel_length, "kernel_length")
-        self.depthwise_kernel_length = _check_count(depthwise_kernel_length,
-                                                    "depthwise_kernel_length")
-        self.pool_1 = _check_count(pool_1, "pool_1")
-        self.pool_2 = _check_count(pool_2, "pool_2")
-        self.drop_prob = _check_probability(drop_prob, "drop_prob")
-        self.max_norm_spatial = _check_positive(max_norm_spatial, "max_norm_spatial")
-        self.max_norm_linear = _check_positive(max_norm_linear, "max_norm_linear")
-        self.batch_norm_eps = _check_positive(batch_norm_eps, "batch_norm_eps")
-        self.batch_norm_momentum = _check_momentum(batch_norm_momentum)
+        self.F1 = ensure_int(F1, "F1", minimum=1)
+        self.D = ensure_int(D, "D", minimum=1)
+        self.F2 = None if F2 is None else ensure_int(F2, "F2", minimum=1)
+        self.kernel_length = ensure_int(kernel_length, "kernel_length", minimum=1)
+        self.depthwise_kernel_length = ensure_int(depthwise_kernel_length,
+                                                  "depthwise_kernel_length", minimum=1)
+        self.pool_1 = ensure_int(pool_1, "pool_1", minimum=1)
+        self.pool_2 = ensure_int(pool_2, "pool_2", minimum=1)
+        self.drop_prob = check_fraction(drop_prob, "drop_prob", kind="probability")
+        self.max_norm_spatial = check_positive(max_norm_spatial, "max_norm_spatial")
+        self.max_norm_linear = check_positive(max_norm_linear, "max_norm_linear")
+        self.batch_norm_eps = check_positive(batch_norm_eps, "batch_norm_eps")
+        self.batch_norm_momentum = check_fraction(batch_norm_momentum, "batch_norm_momentum",
+                                                  allow_one=True, hint=MOMENTUM_HINT)
         self._check_n_times()
 
         f1, f1d = self.F1, self.F1 * self.D
@@ -163,7 +160,9 @@ class EEGNet(EEGModule):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Keras initialisation: ``glorot_uniform`` kernels with Keras' fans, zero dense bias,
+        """Initialise the weights as Keras does.
+
+        Keras initialisation: ``glorot_uniform`` kernels with Keras' fans, zero dense bias,
         BatchNorm ``gamma=1, beta=0``, fresh running statistics.
         """
         f1, d = self.F1, self.D

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_option
+from .._checks import check_bool, check_fraction, check_option, check_positive, ensure_int
 from ._layers import (
     _avg_pool_same,
     _avg_pool_same_length,
@@ -71,13 +71,7 @@ from ._layers import (
     _temporal_filter_bank,
     _TemporalConv,
 )
-from .base import (
-    EEGModule,
-    _check_count,
-    _check_momentum,
-    _check_positive,
-    _check_probability,
-)
+from .base import MOMENTUM_HINT, EEGModule
 
 __all__ = ["BRAINDECODE_KWARGS", "EEGNeX", "load_braindecode_state_dict"]
 
@@ -193,31 +187,29 @@ class EEGNeX(EEGModule):
         batch_norm_momentum: float = 0.01,
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.filter_1 = _check_count(filter_1, "filter_1")
-        self.filter_2 = _check_count(filter_2, "filter_2")
-        self.depth_multiplier = _check_count(depth_multiplier, "depth_multiplier")
-        self.kernel_block_1_2 = _check_count(kernel_block_1_2, "kernel_block_1_2")
-        self.kernel_block_4 = _check_count(kernel_block_4, "kernel_block_4")
-        self.dilation_block_4 = _check_count(dilation_block_4, "dilation_block_4")
-        self.kernel_block_5 = _check_count(kernel_block_5, "kernel_block_5")
-        self.dilation_block_5 = _check_count(dilation_block_5, "dilation_block_5")
-        self.pool_block_3 = _check_count(pool_block_3, "pool_block_3")
-        self.pool_block_5 = _check_count(pool_block_5, "pool_block_5")
+        self.filter_1 = ensure_int(filter_1, "filter_1", minimum=1)
+        self.filter_2 = ensure_int(filter_2, "filter_2", minimum=1)
+        self.depth_multiplier = ensure_int(depth_multiplier, "depth_multiplier", minimum=1)
+        self.kernel_block_1_2 = ensure_int(kernel_block_1_2, "kernel_block_1_2", minimum=1)
+        self.kernel_block_4 = ensure_int(kernel_block_4, "kernel_block_4", minimum=1)
+        self.dilation_block_4 = ensure_int(dilation_block_4, "dilation_block_4", minimum=1)
+        self.kernel_block_5 = ensure_int(kernel_block_5, "kernel_block_5", minimum=1)
+        self.dilation_block_5 = ensure_int(dilation_block_5, "dilation_block_5", minimum=1)
+        self.pool_block_3 = ensure_int(pool_block_3, "pool_block_3", minimum=1)
+        self.pool_block_5 = ensure_int(pool_block_5, "pool_block_5", minimum=1)
         self.pool_padding = check_option("pool_padding", pool_padding, _POOL_PADDINGS)
         if pool_padding == "pad1" and min(pool_block_3, pool_block_5) < 2:
             raise ValueError(
                 "pool_padding='pad1' needs pooling sizes >= 2 (samples), got "
                 f"pool_block_3={pool_block_3}, pool_block_5={pool_block_5}."
             )
-        if not isinstance(activation_block_1, bool):
-            raise ValueError(f"activation_block_1 must be True or False, got "
-                             f"{activation_block_1!r}.")
-        self.activation_block_1 = activation_block_1
-        self.drop_prob = _check_probability(drop_prob, "drop_prob")
-        self.max_norm_conv = _check_positive(max_norm_conv, "max_norm_conv")
-        self.max_norm_linear = _check_positive(max_norm_linear, "max_norm_linear")
-        self.batch_norm_eps = _check_positive(batch_norm_eps, "batch_norm_eps")
-        self.batch_norm_momentum = _check_momentum(batch_norm_momentum)
+        self.activation_block_1 = check_bool(activation_block_1, "activation_block_1")
+        self.drop_prob = check_fraction(drop_prob, "drop_prob", kind="probability")
+        self.max_norm_conv = check_positive(max_norm_conv, "max_norm_conv")
+        self.max_norm_linear = check_positive(max_norm_linear, "max_norm_linear")
+        self.batch_norm_eps = check_positive(batch_norm_eps, "batch_norm_eps")
+        self.batch_norm_momentum = check_fraction(batch_norm_momentum, "batch_norm_momentum",
+                                                  allow_one=True, hint=MOMENTUM_HINT)
         self._check_n_times()
 
         f1, f2, f3 = self.filter_1, self.filter_2, self.filter_2 * self.depth_multiplier
@@ -250,7 +242,9 @@ class EEGNeX(EEGModule):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Keras initialisation of the authors' code: ``glorot_uniform`` kernels (fans as Keras
+        """Initialise the weights as the authors' Keras code does.
+
+        Keras initialisation of the authors' code: ``glorot_uniform`` kernels (fans as Keras
         computes them), zero dense bias, BatchNorm ``gamma=1, beta=0``, fresh running stats.
         """
         f1, f2, d = self.filter_1, self.filter_2, self.depth_multiplier
@@ -359,9 +353,10 @@ class EEGNeX(EEGModule):
         return _SubtractEdges.apply(out, left, right)
 
     def _bn_1_statistics(self, h1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance block 1's BatchNorm uses, with ``nn.BatchNorm2d``'s semantics
-        (batch statistics and running-statistics update in training, running statistics in
-        eval).
+        """Return the mean and variance block 1's BatchNorm uses.
+
+        With ``nn.BatchNorm2d``'s semantics: batch statistics and running-statistics update in
+        training, running statistics in eval.
         """
         bn = self.bn_1
         if not bn.training and bn.track_running_stats:
@@ -430,9 +425,10 @@ def _edge_product(outside: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 
 class _SubtractEdges(torch.autograd.Function):
-    """``out[..., :L] -= left`` and ``out[..., T - R:] -= right`` in place, with a backward pass
-    that does not copy the full ``(B, F2, C, T)`` gradient (autograd's own in-place slice
-    assignment does).
+    """Subtract the edge corrections in place, with a light backward pass.
+
+    ``out[..., :L] -= left`` and ``out[..., T - R:] -= right``; the backward pass does not copy the
+    full ``(B, F2, C, T)`` gradient (autograd's own in-place slice assignment does).
     """
 
     @staticmethod

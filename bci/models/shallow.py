@@ -1,5 +1,7 @@
-"""ShallowConvNet / Shallow FBCSP net (Schirrmeister et al. 2017), as in braindecode's
-``ShallowFBCSPNet`` (the authors' own code base) with its default, paper configuration.
+"""ShallowConvNet / Shallow FBCSP net (Schirrmeister et al. 2017), as in braindecode.
+
+Braindecode's ``ShallowFBCSPNet`` is the authors' own code base; this module follows it with its
+default, paper configuration.
 
 The architecture mirrors filter-bank CSP: temporal filters, spatial filters, squaring, mean
 pooling, logarithm, then a linear classifier. The temporal and spatial convolutions have no
@@ -14,21 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_fraction, check_positive, ensure_int
 from ._layers import _glorot_uniform_
-from .base import (
-    EEGModule,
-    _check_count,
-    _check_momentum,
-    _check_positive,
-    _check_probability,
-)
+from .base import MOMENTUM_HINT, EEGModule
 
 __all__ = ["ShallowConvNet", "load_braindecode_state_dict"]
 
 
 class _TemporalSpatialConv(nn.Module):
-    """``n_filters_time`` temporal filters (with bias) then ``n_filters_spat`` spatial filters
-    (no bias), applied as one ``conv1d`` ``(B, n_chans, T) -> (B, n_filters_spat, T - K + 1)``.
+    """Temporal then spatial filters of ShallowConvNet, applied as one convolution.
+
+    ``n_filters_time`` temporal filters (with bias) then ``n_filters_spat`` spatial filters (no
+    bias), applied as one ``conv1d`` ``(B, n_chans, T) -> (B, n_filters_spat, T - K + 1)``.
 
     Weights: ``time_weight`` ``(n_filters_time, K)``, ``time_bias`` ``(n_filters_time,)``,
     ``spat_weight`` ``(n_filters_spat, n_filters_time, n_chans)``.
@@ -119,14 +118,15 @@ class ShallowConvNet(EEGModule):
         batch_norm_momentum: float = 0.1,
     ) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_filters_time = _check_count(n_filters_time, "n_filters_time")
-        self.filter_time_length = _check_count(filter_time_length, "filter_time_length")
-        self.n_filters_spat = _check_count(n_filters_spat, "n_filters_spat")
-        self.pool_time_length = _check_count(pool_time_length, "pool_time_length")
-        self.pool_time_stride = _check_count(pool_time_stride, "pool_time_stride")
-        self.drop_prob = _check_probability(drop_prob, "drop_prob")
-        self.batch_norm_eps = _check_positive(batch_norm_eps, "batch_norm_eps")
-        self.batch_norm_momentum = _check_momentum(batch_norm_momentum)
+        self.n_filters_time = ensure_int(n_filters_time, "n_filters_time", minimum=1)
+        self.filter_time_length = ensure_int(filter_time_length, "filter_time_length", minimum=1)
+        self.n_filters_spat = ensure_int(n_filters_spat, "n_filters_spat", minimum=1)
+        self.pool_time_length = ensure_int(pool_time_length, "pool_time_length", minimum=1)
+        self.pool_time_stride = ensure_int(pool_time_stride, "pool_time_stride", minimum=1)
+        self.drop_prob = check_fraction(drop_prob, "drop_prob", kind="probability")
+        self.batch_norm_eps = check_positive(batch_norm_eps, "batch_norm_eps")
+        self.batch_norm_momentum = check_fraction(batch_norm_momentum, "batch_norm_momentum",
+                                                  allow_one=True, hint=MOMENTUM_HINT)
         self._check_n_times()
 
         self._n_times_final = self._pooled_length(self.n_times)
@@ -145,8 +145,10 @@ class ShallowConvNet(EEGModule):
         return (n_conv - self.pool_time_length) // self.pool_time_stride + 1
 
     def reset_parameters(self) -> None:
-        """Initialisation of braindecode's ``ShallowFBCSPNet``: Xavier-uniform weights (with the
-        fans of the original convolution layers), zero biases, BatchNorm ``gamma=1, beta=0``.
+        """Initialise the weights as braindecode's ``ShallowFBCSPNet`` does.
+
+        Xavier-uniform weights (with the fans of the original convolution layers), zero biases,
+        BatchNorm ``gamma=1, beta=0``.
         """
         k, n_time, n_spat = self.filter_time_length, self.n_filters_time, self.n_filters_spat
         conv = self.conv_time_spat

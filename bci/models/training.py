@@ -1,5 +1,7 @@
-"""Lightning training of any :mod:`bci.models` decoder: :class:`DecoderModule` and
-:func:`train_model` (the data side is :class:`bci.data.datamodule.EEGDataModule`).
+"""Lightning training of any :mod:`bci.models` decoder.
+
+:class:`DecoderModule` and :func:`train_model`; the data side is
+:class:`bci.data.datamodule.EEGDataModule`.
 
 One :class:`DecoderModule` trains every network (``(batch, n_chans, n_times)`` -> logits or
 regression outputs) with AdamW, a cosine or plateau learning-rate schedule and gradient clipping;
@@ -47,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_fraction, check_option, ensure_int
+from .._checks import check_fraction, check_option, check_positive, check_type, ensure_int
 from .._logging import logger
 from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
@@ -115,14 +117,12 @@ class DecoderModule(pl.LightningModule):
         super().__init__()
         import torchmetrics
 
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        check_type(model, nn.Module, "model",
+                   hint="Pass a torch.nn.Module, e.g. from bci.models.registry.get_model.")
         check_option("task", task, TASKS)
         check_option("scheduler", scheduler, SCHEDULERS)
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive learning rate, got {lr!r}.")
-        if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+        check_positive(lr, "lr", hint="It is the peak learning rate of AdamW.")
+        check_positive(weight_decay, "weight_decay", allow_zero=True)
         check_fraction(label_smoothing, "label_smoothing")
         check_fraction(min_lr_ratio, "min_lr_ratio")
         if task == "sequence_regression":
@@ -152,8 +152,9 @@ class DecoderModule(pl.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_": make() for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's output: ``model(x)``, or ``model.forward_sequence(x)`` for sequence
-        regression.
+        """Return the network's output.
+
+        ``model(x)``, or ``model.forward_sequence(x)`` for sequence regression.
         """
         if self.hparams.task == "sequence_regression":
             return self.model.forward_sequence(x)
@@ -194,23 +195,28 @@ class DecoderModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Return the training loss of one batch (logs loss and metric)."""
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Return the validation loss of one batch (logs loss and metric)."""
         return self._step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Return the test loss of one batch (logs loss and metric)."""
         return self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """Class probabilities (classification) or outputs (regression; every time step for
-        sequence regression).
+        """Return class probabilities (classification) or outputs (regression).
+
+        For sequence regression, the outputs at every time step.
         """
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self(x)
         return out.softmax(1) if self.hparams.task == "classification" else out
 
     def configure_optimizers(self):
+        """Return AdamW and the learning-rate schedule chosen by ``scheduler``."""
         hp = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
@@ -229,8 +235,10 @@ class DecoderModule(pl.LightningModule):
 
 
 def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the real time steps and the outputs: ``out``, ``y``
-    ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real steps.
+    """Return the mean squared error over the real time steps and the outputs.
+
+    ``out``, ``y`` ``(batch, n_outputs, n_times)``, ``mask`` ``(batch, n_times)`` True on real
+    steps.
     """
     if out.shape != y.shape or mask.shape != (out.shape[0], out.shape[2]):
         raise ValueError(f"sequence regression expects outputs and targets (batch, n_outputs, "
@@ -244,8 +252,9 @@ def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch
 # Callbacks and the training function
 # ---------------------------------------------------------------------------------------------
 class _BestWeights(pl.Callback):
-    """Keep (in memory) the weights of the epoch with the lowest ``monitor``; restore them at
-    the end of training.
+    """Keep (in memory) the weights of the epoch with the lowest ``monitor``.
+
+    They are restored at the end of training.
     """
 
     def __init__(self, monitor: str) -> None:
@@ -321,8 +330,9 @@ class TrainingResult:
 
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
-    """Silence Lightning's per-Trainer banners ("GPU available: ...") and its hints for small
-    in-memory datasets while ``quiet``; restores the logger level afterwards.
+    """Silence Lightning's per-Trainer banners and small-dataset hints while ``quiet``.
+
+    Banners such as "GPU available: ..."; the logger level is restored afterwards.
     """
     lightning_logger = logging.getLogger("lightning.pytorch")
     level = lightning_logger.level
@@ -382,7 +392,7 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
                 if len(batch) > 1:  # a batch of one has no variance
                     model(batch)
     finally:
-        for m, momentum in zip(norms, momenta):
+        for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         model.eval()
     return model
@@ -450,8 +460,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     -------
     result : TrainingResult
     """
-    if not isinstance(datamodule, EEGDataModule):
-        raise TypeError(f"datamodule must be an EEGDataModule, got {type(datamodule).__name__}.")
+    check_type(datamodule, EEGDataModule, "datamodule",
+               hint="Wrap the epochs in bci.data.datamodule.EEGDataModule(X, y).")
     max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
     if patience is not None:
         patience = ensure_int(patience, "patience", minimum=1)

@@ -255,7 +255,10 @@ def list_pipelines(family: str | None = None) -> list[str]:
 
 
 def get_spec(name: str) -> PipelineSpec:
-    """The :class:`PipelineSpec` registered under ``name`` (``ValueError`` with a hint if none)."""
+    """Return the :class:`PipelineSpec` registered under ``name``.
+
+    Raises ``ValueError`` with a hint if there is none.
+    """
     check_option("pipeline", name, PIPELINES)
     return PIPELINES[name]
 

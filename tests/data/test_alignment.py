@@ -95,8 +95,9 @@ def test_transform_applies_fitted_reference():
 
 
 def test_moabb_euclidean_alignment_reference():
-    """MOABB's signal-level EA with estimator='scm' centres each trial in time: equal to ours
-    on zero-mean trials only.
+    """Compare with MOABB's signal-level EA, which centres each trial in time.
+
+    With estimator='scm' it equals ours on zero-mean trials only.
     """
     from moabb.datasets.preprocessing import EuclideanAlignment as MoabbEA
 

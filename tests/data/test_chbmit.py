@@ -103,7 +103,7 @@ def test_read_summary_without_seizure_numbers(tmp_path):
     assert read_chbmit_channels(summary) == {"chb05_06.edf": [], "chb05_07.edf": []}
 
 
-@pytest.mark.parametrize("bad, match", [
+@pytest.mark.parametrize(("bad", "match"), [
     ("Seizure Start Time: soon seconds", r"line 4 .*Seizure Start Time: 2996 seconds"),
     ("File Name chb01_03.edf", r"line 4 .*File Name: chb01_03.edf"),
     ("Number of Seizures in File: two", r"line 4 .*Number of Seizures in File: 1"),
@@ -116,7 +116,7 @@ def test_malformed_summary_line_names_the_line(tmp_path, bad, match):
         read_chbmit_summary(summary)
 
 
-@pytest.mark.parametrize("text, match", [
+@pytest.mark.parametrize(("text", "match"), [
     ("File Name: a.edf\nNumber of Seizures in File: 2\nSeizure Start Time: 1 seconds\n"
      "Seizure End Time: 2 seconds\n", r"Number of Seizures in File: 2' but 1 seizure"),
     ("File Name: a.edf\nNumber of Seizures in File: 1\nSeizure Start Time: 5 seconds\n",
@@ -148,7 +148,7 @@ def test_load_subject_reads_data_channels_and_seizures(tree):
     assert first.get_channel_types() == ["eeg", "eeg", "eeg", "misc", "eeg", "eeg"]
     assert second.ch_names == ["FP1-F7", "F7-T7", "T8-P8-0", "FZ-CZ", "T8-P8-1"]
     assert set(second.get_channel_types()) == {"eeg"}
-    for raw, name in zip(raws, FILES):
+    for raw, name in zip(raws, FILES, strict=True):
         assert raw.info["sfreq"] == SFREQ
         assert raw.n_times == FILES[name][1] * SFREQ
         # volts in MNE, equal to what was written within the EDF quantisation
@@ -222,7 +222,7 @@ def test_paradigm_free_windowing(tree):
     # windows at least half inside [20, 35] or [60, 72] s
     starts = t - 4.0
     expected = [(max(0, min(e, 35) - max(s, 20)) + max(0, min(e, 72) - max(s, 60))) >= 2.0
-                for s, e in zip(starts, t)]
+                for s, e in zip(starts, t, strict=True)]
     assert y.tolist() == [int(v) for v in expected]
     rms = np.sqrt((X.astype(float) ** 2).mean(axis=(1, 2)))
     assert rms[y == 1].min() > rms[y == 0].max()

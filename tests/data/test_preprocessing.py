@@ -30,8 +30,10 @@ def _raw(components: dict[float, float], offsets=(0.0, 1.0, -2.0, 0.5)) -> mne.i
 
 
 def _amplitude(x, freq, sfreq=SFREQ, skip_s=2.0):
-    """Amplitude of the freq-Hz sinusoid in x (..., n_times), by least squares on sin/cos/DC,
-    away from the edges (skip_s seconds each side, where filters have transients).
+    """Return the amplitude of the freq-Hz sinusoid in x (..., n_times).
+
+    By least squares on sin/cos/DC, away from the edges (skip_s seconds each side, where filters
+    have transients).
     """
     skip = int(skip_s * sfreq)
     t = _times(x.shape[-1], sfreq)[skip:-skip]
@@ -189,7 +191,12 @@ def test_channel_reference():
     (lambda r: bandpass(r, 8.0, 125.0), ValueError,
      r"h_freq=125.0 Hz must be below the Nyquist frequency sfreq / 2 = 125.0 Hz "
      r"\(sfreq=250.0 Hz\)"),
-    (lambda r: bandpass(r, 0.0, 30.0), ValueError, r"l_freq must be a positive.*got 0.0"),
+    (lambda r: bandpass(r, 0.0, 30.0), ValueError,
+     r"l_freq must be a finite number > 0 \(Hz\), got 0.0"),
+    (lambda r: bandpass(r, "8", 30.0), TypeError, r"l_freq must be a number \(Hz\), got str"),
+    (lambda r: bandpass(r, 8.0, True), TypeError, r"h_freq must be a number \(Hz\), got bool"),
+    (lambda r: notch(r, float("nan")), ValueError, r"freqs must be a finite number > 0 \(Hz\), "
+                                                   r"got nan"),
     (lambda r: bandpass(r, 8.0, 30.0, method="butter"), ValueError,
      r"Unknown filter method 'butter'"),
     (lambda r: bandpass(r, 8.0, 30.0, sfreq=250.0), ValueError, r"sfreq is only for ndarray"),
@@ -206,7 +213,8 @@ def test_channel_reference():
     (lambda r: notch(r, 50.0, method="butter"), ValueError, r"Unknown notch method 'butter'"),
     (lambda r: resample(r, 100.0, method="sinc"), ValueError,
      r"Unknown resampling method 'sinc'\."),
-    (lambda r: resample(r, -100.0), ValueError, r"sfreq must be a positive.*got -100.0"),
+    (lambda r: resample(r, -100.0), ValueError,
+     r"sfreq must be a finite number > 0 \(Hz\), got -100.0"),
     (lambda r: resample(r.get_data(), 100.0), ValueError, r"orig_sfreq \(Hz\) is required"),
     (lambda r: rereference(r, ["cz"]), ValueError,
      r"Reference channel 'cz' is not in the recording\. Did you mean 'Cz'\?"),

@@ -69,12 +69,36 @@ def test_pad_trials_and_windows_keep_every_bin_in_place():
 def test_reaching_data_validation():
     with pytest.raises(ValueError, match="velocity must be \\(2, n_bins=4\\)"):
         ReachingData([np.zeros((3, 4))], [np.zeros((2, 5))], 20.0, ["a", "b", "c"])
-    with pytest.raises(ValueError, match="n_times must be a positive integer"):
+    with pytest.raises(ValueError, match=r"n_times must be an int >= 1 \(bins\), got 0"):
         make_windows(make_reaching(2, 3, random_state=0), 0)
+    with pytest.raises(TypeError, match=r"n_times must be an int \(bins\), got float"):
+        make_windows(make_reaching(2, 3, random_state=0), 2.0)
+
+
+@pytest.mark.parametrize(("call", "exc", "match"), [
+    (lambda: make_reaching(0, 3), ValueError, r"n_trials must be an int >= 1, got 0"),
+    (lambda: make_reaching(2, 3.0), TypeError, r"n_chans must be an int \(units\), got float"),
+    (lambda: make_reaching(2, 3, sfreq=-20.0), ValueError,
+     r"sfreq must be a finite number > 0 \(Hz\), got -20.0"),
+    (lambda: make_reaching(2, 3, trial_s=float("nan")), ValueError,
+     r"trial_s must be a finite number > 0 \(seconds\), got nan"),
+    (lambda: make_reaching(2, 3, peak_speed=True), TypeError,
+     r"peak_speed must be a number \(cm/s\), got bool"),
+    (lambda: make_reaching(2, 3, random_state=-1), ValueError,
+     r"random_state must be a non-negative int seed"),
+    (lambda: neurobench_split(0), ValueError, r"n_segments must be an int >= 1, got 0"),
+    (lambda: neurobench_split(10.0), TypeError, r"n_segments must be an int, got float"),
+    (lambda: neurobench_split(10, 1.5), ValueError,
+     r"train_ratio must be a fraction in \[0, 1\], got 1.5"),
+    (lambda: neurobench_split(10, float("nan")), ValueError, r"train_ratio .* got nan"),
+])
+def test_argument_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
 
 
 def _write_neurobench_file(path: Path, rng) -> dict:
-    """A small file in the O'Doherty/Sabes MATLAB 7.3 layout NeuroBench reads."""
+    """Write a small file in the O'Doherty/Sabes MATLAB 7.3 layout NeuroBench reads."""
     import h5py
 
     n_samples, n_chans, n_units = 300, 3, 2

@@ -1,5 +1,6 @@
-"""Seizure data: the Bonn loader (on files the test writes, and on the staged data when
-present), streams built from segments, sliding windows, the synthetic generator.
+"""Seizure data: Bonn loader, streams, sliding windows, synthetic generator.
+
+The loader runs on files the test writes, and on the staged data when present.
 """
 
 from __future__ import annotations
@@ -94,8 +95,14 @@ def test_make_seizure_eeg_is_seeded_and_plants_the_effect():
     assert a.source == "synthetic"
     std = a.X[:, 0].std(axis=1)
     assert std[a.ictal].min() > 1.5 * std[~a.ictal].max()
-    with pytest.raises(ValueError, match="ictal_ratio must be in"):
+    with pytest.raises(ValueError, match=r"ictal_ratio must be a fraction in \(0, 1\), got 1.0"):
         make_seizure_eeg(10, ictal_ratio=1.0)
+    with pytest.raises(ValueError, match=r"n_segments must be an int >= 2, got 1"):
+        make_seizure_eeg(1)
+    with pytest.raises(TypeError, match=r"n_segments must be an int, got float \(10.0\)"):
+        make_seizure_eeg(10.0)
+    with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got str"):
+        make_seizure_eeg(10, sfreq="173.61")
 
 
 def _segments(n_bg: int = 5, n_ictal: int = 2, n_times: int = 10) -> SeizureSegments:
@@ -129,8 +136,12 @@ def test_make_seizure_stream_places_seizures_between_background():
 def test_make_seizure_stream_errors():
     with pytest.raises(ValueError, match="3 seizures need at least 4 non-ictal segments"):
         make_seizure_stream(_segments(n_bg=3, n_ictal=3))
-    with pytest.raises(ValueError, match="n_seizures must be an integer in \\[0, 2\\]"):
+    with pytest.raises(ValueError, match=r"n_seizures must be an int between 0 and 2 \(the ictal "
+                                         r"segments available\), got 5"):
         make_seizure_stream(_segments(), n_seizures=5)
+    with pytest.raises(TypeError, match=r"n_seizures must be an int \(the ictal segments "
+                                        r"available\), got float"):
+        make_seizure_stream(_segments(), n_seizures=1.0)
 
 
 def test_sliding_windows_labels_and_times():
@@ -149,8 +160,16 @@ def test_sliding_windows_labels_and_times():
 
 
 def test_sliding_windows_errors():
-    with pytest.raises(ValueError, match=r"window_s \(seconds\) must be a positive number"):
+    with pytest.raises(ValueError, match=r"window_s must be a finite number > 0 \(seconds\), "
+                                         r"got -2.0"):
         sliding_windows(np.zeros(10), 1.0, -2.0, 1.0)
+    with pytest.raises(ValueError, match=r"step_s must be a finite number > 0 \(seconds\), "
+                                         r"got nan"):
+        sliding_windows(np.zeros(10), 1.0, 2.0, float("nan"))
+    with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got bool"):
+        sliding_windows(np.zeros(10), True, 2.0, 1.0)
+    with pytest.raises(ValueError, match=r"ictal_fraction must be a fraction in \(0, 1\], got 0.0"):
+        sliding_windows(np.zeros(10), 1.0, 2.0, 1.0, ictal_fraction=0.0)
     with pytest.raises(ValueError, match="longer than the signal"):
         sliding_windows(np.zeros(10), 1.0, 20.0, 1.0)
     with pytest.raises(ValueError, match="signal must be"):

@@ -302,18 +302,24 @@ def test_moabb_cca_finds_the_frequencies_in_an_evaluation(tmp_path):
 # --------------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n_trials=0), r"n_trials must be >= 1 \(trials per class\), got 0"),
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(n_trials=0), r"n_trials must be an int >= 1 \(trials per class\), got 0"),
     (dict(classes=("left_hand", "tongue")), r"Unknown class 'tongue'"),
     (dict(classes=("left_hnd",)), r"Did you mean 'left_hand'"),
     (dict(classes=()), r"classes must name at least one class"),
     (dict(classes=("feet", "feet")), r"classes must be unique"),
-    (dict(snr=-1.0), r"snr must be finite and >= 0"),
+    (dict(snr=-1.0), r"snr must be a finite number >= 0 \(rhythm RMS / background RMS\), "
+                     r"got -1.0"),
+    (dict(snr=float("nan")), r"snr must be a finite number >= 0 .* got nan"),
     (dict(n_chans=2), r"n_chans must be between 3 .* got 2"),
     (dict(n_chans=MAX_N_CHANS + 1), rf"n_chans must be between 3 .*got {MAX_N_CHANS + 1}"),
     (dict(sfreq=40.0), r"sfreq must be above .* Hz"),
-    (dict(erd_depth=1.5), r"erd_depth must be in \[0, 1\]"),
+    (dict(erd_depth=1.5), r"erd_depth must be a fraction in \[0, 1\], got 1.5. It is the "
+                          r"fraction of the rhythm amplitude removed during imagery"),
     (dict(iti_s=(3.0, 2.0)), r"iti_s must be \(min, max\) seconds"),
+    (dict(iti_s=(0.0, 2.0)), r"iti_s\[0\] \(min\) must be a finite number > 0 \(seconds\)"),
+    (dict(imagery_s=float("inf")), r"imagery_s must be a finite number > 0 \(seconds\), got "
+                                   r"inf"),
     (dict(random_state=-1), r"random_state must be a non-negative int"),
 ])
 def test_motor_imagery_bad_arguments(kwargs, match):
@@ -321,12 +327,12 @@ def test_motor_imagery_bad_arguments(kwargs, match):
         make_motor_imagery(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n_trials=0), r"n_trials must be >= 1"),
-    (dict(snr=-0.1), r"snr must be finite and >= 0"),
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(n_trials=0), r"n_trials must be an int >= 1"),
+    (dict(snr=-0.1), r"snr must be a finite number >= 0"),
     (dict(n_chans=MAX_N_CHANS + 1), r"n_chans must be between 1 .* got"),
     (dict(freqs=(13.0, 13.0)), r"freqs must be distinct"),
-    (dict(freqs=(-5.0,)), r"freqs must be positive"),
+    (dict(freqs=(13.0, -5.0)), r"freqs\[1\] must be a finite number > 0 \(Hz\), got -5.0"),
     (dict(freqs=(70.0,)), r"2nd harmonic .* below Nyquist"),
 ])
 def test_ssvep_bad_arguments(kwargs, match):
@@ -335,15 +341,38 @@ def test_ssvep_bad_arguments(kwargs, match):
 
 
 def test_dataset_bad_arguments():
-    with pytest.raises(ValueError, match=r"n_subjects must be >= 1"):
+    with pytest.raises(ValueError, match=r"n_subjects must be an int >= 1 \(number of "
+                                         r"subjects\), got 0"):
         SyntheticMotorImagery(n_subjects=0)
     with pytest.raises(ValueError, match=r"Unknown class 'tongue'"):
         SyntheticMotorImagery(classes=("tongue",))
-    with pytest.raises(ValueError, match=r"snr must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"snr must be a finite number >= 0"):
         SyntheticSSVEP(snr=-1)
     with pytest.raises(ValueError, match=r"n_chans must be between 1 .* got 100"):
         SyntheticSSVEP(n_chans=100)
-    with pytest.raises(TypeError, match=r"random_state must be an int seed"):
+    with pytest.raises(TypeError, match=r"random_state must be an int \(seed\), got Generator"
+                                        r".* A dataset derives one seed per subject"):
         SyntheticMotorImagery(random_state=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"random_state must be an int >= 0 \(seed\), got -3"):
+        SyntheticSSVEP(random_state=-3)
     with pytest.raises(TypeError, match=r"classes must be a sequence of class names"):
         make_motor_imagery(classes="left_hand")
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: make_motor_imagery(n_trials=2.0), r"n_trials must be an int \(trials per class\), "
+                                               r"got float \(2.0\)"),
+    (lambda: make_motor_imagery(n_chans=True), r"n_chans must be an int \(number of EEG "
+                                               r"channels\), got bool"),
+    (lambda: make_motor_imagery(sfreq="128"), r"sfreq must be a number \(Hz\), got str"),
+    (lambda: make_motor_imagery(classes=("left_hand", 3)), r"each class name must be str, got "
+                                                           r"int \(3\)"),
+    (lambda: make_motor_imagery(iti_s=2.0), r"iti_s must be a \(min, max\) pair of durations"),
+    (lambda: make_motor_imagery(iti_s=(None, 2.0)), r"iti_s\[0\] \(min\) must be a number"),
+    (lambda: make_motor_imagery(random_state=1.5), r"random_state must be None, an int seed"),
+    (lambda: make_ssvep(include_rest=1), r"include_rest must be True or False, got int \(1\)"),
+    (lambda: SyntheticSSVEP(n_runs=1.0), r"n_runs must be an int \(runs per session\)"),
+])
+def test_bad_argument_types(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()

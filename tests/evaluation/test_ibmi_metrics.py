@@ -25,12 +25,12 @@ def test_r2_matches_neurobench_accumulation_and_sklearn():
     true = [rng.standard_normal((2, n)) * [[1.0], [3.0]] for n in (30, 50, 20)]
     pred = [t + 0.5 * rng.standard_normal(t.shape) for t in true]
     ours = r2_neurobench(true, pred)
-    batches = [(t.T, p.T) for t, p in zip(true, pred)]
+    batches = [(t.T, p.T) for t, p in zip(true, pred, strict=True)]
     assert ours == pytest.approx(_neurobench_accumulated(batches), abs=1e-12)
     flat_t, flat_p = np.concatenate(true, 1).T, np.concatenate(pred, 1).T
     assert ours == pytest.approx(r2_score(flat_t, flat_p), abs=1e-12)
     # pooled over samples, not a mean of per-trial scores
-    per_trial = np.mean([r2_score(t.T, p.T) for t, p in zip(true, pred)])
+    per_trial = np.mean([r2_score(t.T, p.T) for t, p in zip(true, pred, strict=True)])
     assert ours != pytest.approx(per_trial, abs=1e-6)
     np.testing.assert_allclose(r2_per_output(flat_t, flat_p),
                                r2_score(flat_t, flat_p, multioutput="raw_values"))

@@ -83,7 +83,7 @@ def _evaluate(cls, paradigm, dataset, tmp_path, log_path):
 
 
 def _as_stored(score: float) -> float:
-    """A score as MOABB returns it: its results table is an HDF5 array of float32.
+    """Round a score as MOABB returns it: its results table is an HDF5 array of float32.
 
     (``moabb/analysis/results.py``, ``create_dataset("data", ...)`` without a dtype), so
     equality to float32 precision is the closest MOABB's scores can match a float64 one.
@@ -92,7 +92,7 @@ def _as_stored(score: float) -> float:
 
 
 def _direct_scores(kind, X, y, meta):
-    """The folds of each MOABB evaluation, with scikit-learn on ``paradigm.get_data`` arrays."""
+    """Return the folds of each MOABB evaluation, with scikit-learn on ``paradigm.get_data``."""
     subject, session = meta.subject.to_numpy(), meta.session.to_numpy()
     out = {}
     for s in np.unique(subject):

@@ -112,7 +112,19 @@ def test_errors():
         seizure_metrics(_scores(), T, [[5.0, 2.0]])
     with pytest.raises(ValueError, match="strictly increasing"):
         alarm_events([1, 1], [2.0, 1.0])
-    with pytest.raises(ValueError, match="min_consecutive must be a positive integer"):
+    with pytest.raises(ValueError, match=r"min_consecutive must be an int >= 1 \(windows\), got 0"):
         consecutive_decisions([1, 0], 0)
+    with pytest.raises(TypeError, match=r"min_consecutive must be an int \(windows\), got float"):
+        consecutive_decisions([1, 0], 2.0)
+    with pytest.raises(ValueError, match=r"merge_gap_s must be a number >= 0 \(seconds\), got nan"):
+        alarm_events([1, 1], [1.0, 2.0], merge_gap_s=float("nan"))
+    assert alarm_events([1, 0, 1], [1.0, 2.0, 3.0], merge_gap_s=np.inf).tolist() == [[1.0, 3.0]]
+    with pytest.raises(ValueError, match=r"tolerance_s must be a number >= 0 \(seconds\), got -1"):
+        seizure_metrics(_scores(), T, [], tolerance_s=-1.0)
+    with pytest.raises(ValueError, match=r"duration_s must be a finite number > 0 \(seconds\), "
+                                         r"got 0.0"):
+        seizure_metrics(_scores(), T, [], duration_s=0.0)
+    with pytest.raises(TypeError, match=r"duration_s must be a number \(seconds\), got str"):
+        seizure_metrics(_scores(), T, [], duration_s="3600")
     with pytest.raises(ValueError, match=r"labels \(3\) and times \(100\)"):
         seizure_metrics(_scores(), T, [], labels=[0, 1, 0])

@@ -142,11 +142,13 @@ def test_transform_other_length_and_refit_forgets():
 
 
 @pytest.mark.parametrize(("params", "exc", "match"), [
-    ({"order": 0}, ValueError, r"order must be >= 1 .*got order=0"),
-    ({"order": -2}, ValueError, r"order must be >= 1 .*got order=-2"),
-    ({"lag": 0}, ValueError, r"lag must be >= 1 .*got lag=0"),
-    ({"order": 2.5}, TypeError, r"order must be an integer .*got 2\.5"),
-    ({"lag": True}, TypeError, r"lag must be an integer"),
+    ({"order": 0}, ValueError,
+     r"order must be an int >= 1 \(stacked copies\), got 0\. order=1 is the plain covariance"),
+    ({"order": -2}, ValueError, r"order must be an int >= 1 .*got -2"),
+    ({"lag": 0}, ValueError,
+     r"lag must be an int >= 1 \(samples between copies\), got 0\. lag=1 stacks consecutive"),
+    ({"order": 2.5}, TypeError, r"order must be an int \(stacked copies\), got float \(2\.5\)"),
+    ({"lag": True}, TypeError, r"lag must be an int \(samples between copies\), got bool"),
     ({"order": 4, "lag": 4}, ValueError,
      r"spans \(order - 1\) \* lag \+ 1 = 13 samples \(order=4, lag=4\) .*n_times=12"),
     ({"estimator": "oass"}, ValueError,
@@ -163,7 +165,7 @@ def test_delay_embedding_errors():
     X = np.zeros((2, 3, 10))
     with pytest.raises(ValueError, match=r"needs \(order - 1\) \* lag < n_times"):
         delay_embedding(X, order=2, lag=10)
-    with pytest.raises(ValueError, match="lag must be >= 1"):
+    with pytest.raises(ValueError, match="lag must be an int >= 1"):
         delay_embedding(X, order=2, lag=0)
     with pytest.raises(ValueError, match=r"got shape \(10,\)"):
         delay_embedding(np.zeros(10), order=1, lag=1)
@@ -254,7 +256,8 @@ def test_grid_search_finds_temporal_structure():
                         cv=StratifiedKFold(3, shuffle=True, random_state=0))
     grid.fit(X, y)
     scores = {(p["acm__order"], p["acm__lag"]): s
-              for p, s in zip(grid.cv_results_["params"], grid.cv_results_["mean_test_score"])}
+              for p, s in zip(grid.cv_results_["params"], grid.cv_results_["mean_test_score"],
+                              strict=True)}
     assert grid.best_params_["acm__order"] == 2
     assert grid.best_score_ >= 0.95
     assert max(scores[(1, 1)], scores[(1, 2)]) <= 0.75  # ... so order 1 is near chance

@@ -67,9 +67,19 @@ def test_seeded_and_validated():
     a = aug(x, y)[0]
     torch.manual_seed(5)
     assert torch.equal(a, aug(x, y)[0])
-    for bad in ({"time_shift": 0.5}, {"scale": -0.1}, {"noise": float("nan")},
-                {"recombine": 1.5}, {"channel_dropout": 1.0}):
-        with pytest.raises(ValueError):
+    for bad, exc, match in [
+        ({"time_shift": 0.5}, ValueError,
+         r"time_shift must be a fraction of the window in \[0, 0.5\), got 0.5"),
+        ({"scale": -0.1}, ValueError, r"scale must be a fraction in \[0, 1\), got -0.1"),
+        ({"noise": float("nan")}, ValueError, r"noise must be a finite number >= 0 \(relative to "
+                                              r"each trial's standard deviation\), got nan"),
+        ({"recombine": 1.5}, TypeError, r"recombine must be an int \(segments\), got float"),
+        ({"recombine": -1}, ValueError, r"recombine must be an int >= 0 \(segments\), got -1"),
+        ({"channel_dropout": 1.0}, ValueError,
+         r"channel_dropout must be a probability in \[0, 1\), got 1.0"),
+        ({"scale": "0.1"}, TypeError, r"scale must be a fraction, got str"),
+    ]:
+        with pytest.raises(exc, match=match):
             EpochAugmentation(**bad)
     with pytest.raises(TypeError, match="augmentation must be"):
         make_augmentation("shift")
@@ -103,9 +113,10 @@ def test_deep_classifier_trains_with_augmentation_only_on_training_batches():
     module = DecoderModule(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2)),
                            task="regression", augmentation=Spy(noise=0.1))
     batch = (torch.randn(4, 2, 4), torch.randn(4, 2))
-    with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached here
-        module._step(batch, "val")
-        module._step(batch, "test")
-        assert calls == []
+    for stage in ("val", "test"):
+        with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached here
+            module._step(batch, stage)
+    assert calls == []
+    with pytest.warns(UserWarning, match="self.log"):
         module._step(batch, "train")
     assert calls == [4]

@@ -1,5 +1,6 @@
-"""Shared contract of every registered network (bci.models.registry.MODELS), parameter counts
-against braindecode, and the layers the networks share.
+"""Shared contract of every registered network, parameter counts, shared layers.
+
+Every network of bci.models.registry.MODELS; parameter counts against braindecode.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ SMALL = (4, 3, 128)
 
 @pytest.fixture(autouse=True)
 def _one_thread_for_unrolled_networks(request):
-    """Spiking networks unroll their neurons into many tiny ops, which oversubscribed OpenMP
-    threads on a busy machine slow down many times over (SpikingConformer's overfitting test:
-    about 2 s on 1 thread, 30 s on 2 busy cores).
+    """Run spiking networks on one torch thread.
+
+    They unroll their neurons into many tiny ops, which oversubscribed OpenMP threads on a busy
+    machine slow down many times over (SpikingConformer's overfitting test: about 2 s on 1 thread,
+    30 s on 2 busy cores).
     """
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     with torch_threads(1 if params.get("name") in NOT_IN_BRAINDECODE else None):
@@ -145,7 +148,8 @@ def test_overfits_tiny_batch(name):
     x = torch.randn(8, SMALL[0], SMALL[2], generator=gen)
     y = torch.tensor([0, 1] * 4)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for step in range(300):
+    n_steps = 0
+    while n_steps < 300:
         opt.zero_grad()
         out = model(x)
         loss = F.cross_entropy(out, y)
@@ -153,8 +157,9 @@ def test_overfits_tiny_batch(name):
             break
         loss.backward()
         opt.step()
+        n_steps += 1
     accuracy = (out.argmax(1) == y).float().mean().item()
-    assert accuracy == 1.0, f"{name}: train accuracy {accuracy} after {step} steps"
+    assert accuracy == 1.0, f"{name}: train accuracy {accuracy} after {n_steps} steps"
     assert loss.item() < 0.1
     # the deployed (eval-mode) network predicts the same once BatchNorm's running statistics are
     # those of the training batch
@@ -211,17 +216,22 @@ def test_too_short_input(name):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"n_chans": 0}, "n_chans must be a positive integer, got 0"),
-    ({"n_outputs": 2.0}, "n_outputs must be a positive integer, got 2.0"),
-    ({"n_times": True}, "n_times must be a positive integer, got True"),
-    ({"sfreq": -250.0}, r"sfreq \(Hz\) must be a positive number, got -250.0"),
-    ({"drop_prob": 1.5}, r"drop_prob must be a probability in \[0, 1\), got 1.5"),
-    ({"batch_norm_momentum": 2}, r"batch_norm_momentum must be in \[0, 1\]"),
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"n_chans": 0}, ValueError, r"n_chans must be an int >= 1 \(EEG channels\), got 0"),
+    ({"n_outputs": 2.0}, TypeError, r"n_outputs must be an int \(outputs\), got float \(2.0\)"),
+    ({"n_times": True}, TypeError, r"n_times must be an int \(samples per window\), got bool"),
+    ({"sfreq": -250.0}, ValueError, r"sfreq must be a finite number > 0 \(Hz\), got -250.0"),
+    ({"sfreq": float("nan")}, ValueError, r"sfreq must be a finite number > 0 \(Hz\), got nan"),
+    ({"sfreq": "250"}, TypeError, r"sfreq must be a number \(Hz\), got str"),
+    ({"drop_prob": 1.5}, ValueError, r"drop_prob must be a probability in \[0, 1\), got 1.5"),
+    ({"drop_prob": None}, TypeError, r"drop_prob must be a probability, got NoneType"),
+    ({"batch_norm_momentum": 2}, ValueError,
+     r"batch_norm_momentum must be a fraction in \[0, 1\], got 2.0. It is the weight of the new "
+     r"batch \(torch convention\); Keras' momentum m is 1 - m here"),
 ])
-def test_invalid_arguments(name, kwargs, match):
+def test_invalid_arguments(name, kwargs, exc, match):
     args = {"n_chans": 4, "n_outputs": 2, "n_times": 256, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(exc, match=match):
         MODELS[name](args.pop("n_chans"), args.pop("n_outputs"), args.pop("n_times"), **args)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bci.data.datamodule import EEGDataModule, split_train_val
+from bci.data.datamodule import EEGDataModule
 from bci.models.registry import get_model
 from bci.models.training import (
     DecoderModule,
@@ -40,38 +40,6 @@ def _net(seed=0, name="EEGNet", n_outputs=2):
     return get_model(name, N_CHANS, n_outputs, N_TIMES, sfreq=SFREQ)
 
 
-def test_stratified_split_keeps_proportions_and_is_seeded():
-    y = np.array([0] * 30 + [1] * 10)
-    train, val = split_train_val(y, 0.2, stratify=True, random_state=1)
-    assert len(val) == 8
-    assert np.bincount(y[val]).tolist() == [6, 2]
-    assert np.intersect1d(train, val).size == 0
-    assert len(train) + len(val) == 40
-    again = split_train_val(y, 0.2, stratify=True, random_state=1)
-    assert np.array_equal(again[1], val)
-    assert not np.array_equal(split_train_val(y, 0.2, stratify=True, random_state=2)[1], val)
-    # every class keeps training epochs, even with a large fraction
-    train, val = split_train_val(np.array([0, 0, 1, 1, 1]), 0.8, stratify=True, random_state=0)
-    assert set(np.array([0, 0, 1, 1, 1])[train]) == {0, 1}
-    assert len(split_train_val(y, 0.0, stratify=True, random_state=0)[1]) == 0
-
-
-def test_datamodule_errors():
-    X, y = _planted(10)
-    with pytest.raises(ValueError, match="must be 3-D"):
-        EEGDataModule(X[0], y)
-    with pytest.raises(ValueError, match="class indices"):
-        EEGDataModule(X, y.astype(float))
-    with pytest.raises(ValueError, match="Give both X_val and y_val"):
-        EEGDataModule(X, y, X_val=X)
-    with pytest.raises(ValueError, match="val_fraction must be a fraction"):
-        EEGDataModule(X, y, val_fraction=1.5)
-    with pytest.raises(ValueError, match="Unknown task"):
-        EEGDataModule(X, y, task="segmentation")
-    with pytest.raises(ValueError, match="Unknown scheduler 'cosin'. Did you mean 'cosine'"):
-        DecoderModule(_net(), scheduler="cosin")
-
-
 def test_tiny_batch_overfits():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((8, N_CHANS, N_TIMES)).astype(np.float32)
@@ -89,8 +57,10 @@ def test_tiny_batch_overfits():
 
 
 def test_recalibrated_batch_norm_holds_training_statistics():
-    """After recalibration, each BatchNorm's running statistics are those of the training
-    epochs under the final weights, so eval mode matches train mode on the full set.
+    """Check that recalibrated BatchNorm statistics are those of the training epochs.
+
+    After recalibration, each BatchNorm's running statistics are those of the training epochs under
+    the final weights, so eval mode matches train mode on the full set.
     """
     X, y = _planted(24)
     net = _net(1, "EEGNeX")
@@ -115,7 +85,7 @@ def test_recalibrated_batch_norm_holds_training_statistics():
     on = train_model(_net(1), data, max_epochs=2, seed=0)
     bn_off = [m.running_var for m in off.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     bn_on = [m.running_var for m in on.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert not all(torch.allclose(a, b) for a, b in zip(bn_off, bn_on))
+    assert not all(torch.allclose(a, b) for a, b in zip(bn_off, bn_on, strict=True))
 
 
 def test_seed_reproducibility_and_global_rng_untouched():
@@ -182,9 +152,13 @@ def test_torch_threads_restores():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="n_threads must be a positive integer"):
-        with torch_threads(0):
-            pass
+    with pytest.raises(ValueError, match=r"n_threads must be an int >= 1 \(CPU threads\), got 0"), \
+            torch_threads(0):
+        pass
+    with pytest.raises(TypeError, match=r"n_threads must be an int \(CPU threads\), got float"), \
+            torch_threads(2.0):
+        pass
+    assert torch.get_num_threads() == before
 
 
 class _Pointwise(torch.nn.Module):
@@ -204,8 +178,10 @@ class _Pointwise(torch.nn.Module):
 
 
 def _padded_trials(n_trials, seed):
-    """Trials of 8-30 steps, zero-padded to 30; target 2 x0 - x1 + 0.5 on real steps and 100
-    on the padding, so a loss that counted padded steps could not learn the map.
+    """Return trials of 8-30 steps, zero-padded to 30, with targets and masks.
+
+    Target 2 x0 - x1 + 0.5 on real steps and 100 on the padding, so a loss that counted padded steps
+    could not learn the map.
     """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)
@@ -246,29 +222,22 @@ def test_sequence_regression_masks_padding_and_learns_the_map():
     torch.testing.assert_close(loss, expected)
 
 
-def test_sequence_datamodule_batches_and_errors():
-    X, y, mask = _padded_trials(9, 0)
-    data = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.0,
-                         batch_size=4, drop_last=True, random_state=0)
-    batches = list(data.train_dataloader())
-    assert [len(b[0]) for b in batches] == [4, 4]
-    assert all(len(b) == 3 for b in batches)
-    assert batches[0][2].dtype == torch.bool
-    split = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.3,
-                          random_state=0)
-    split.setup()
-    xv, yv, mv = next(iter(split.val_dataloader()))
-    assert len(xv) == split.n_val == 3
-    assert torch.equal(mv, torch.from_numpy(mask[split.val_idx]))
-    with pytest.raises(ValueError, match=r"\(n_epochs, n_outputs, n_times=30\)"):
-        EEGDataModule(X, y[..., :20], task="sequence_regression")
-    empty = mask.copy()
-    empty[3] = False
-    with pytest.raises(ValueError, match=r"no real time step in trials \[3\]"):
-        EEGDataModule(X, y, mask=empty, task="sequence_regression")
-    with pytest.raises(ValueError, match="mask and mask_val are for task='sequence_regression'"):
-        EEGDataModule(X[:, :, :4], y[:, 0, 0], mask=mask, task="regression")
-    with pytest.raises(ValueError, match="must match n_chans"):
-        EEGDataModule(X, y, X_val=X[:, :1], y_val=y, task="sequence_regression")
+def test_decoder_module_errors():
+    with pytest.raises(ValueError, match="Unknown scheduler 'cosin'. Did you mean 'cosine'"):
+        DecoderModule(_net(), scheduler="cosin")
     with pytest.raises(TypeError, match="forward_sequence"):
         DecoderModule(_net(), task="sequence_regression")
+    with pytest.raises(TypeError, match=r"model must be Module, got str \('EEGNet'\)\. Pass a "
+                                        r"torch.nn.Module"):
+        DecoderModule("EEGNet")
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0, got 0.0\. It is the "
+                                         r"peak learning rate"):
+        DecoderModule(_net(), lr=0.0)
+    with pytest.raises(ValueError, match=r"weight_decay must be a finite number >= 0, got nan"):
+        DecoderModule(_net(), weight_decay=float("nan"))
+    with pytest.raises(TypeError, match=r"lr must be a number, got str"):
+        DecoderModule(_net(), lr="1e-3")
+    X, y = _planted(10)
+    with pytest.raises(TypeError, match=r"datamodule must be EEGDataModule, got tuple .* Wrap the "
+                                        r"epochs in bci.data.datamodule.EEGDataModule"):
+        train_model(_net(), (X, y))

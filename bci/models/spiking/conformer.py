@@ -60,16 +60,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._checks import check_option
-from .._layers import _same_padding, _taps_reach_signal
-from ..base import (
-    EEGModule,
-    _check_count,
-    _check_momentum,
-    _check_positive,
-    _check_probability,
+from ..._checks import (
+    check_bool,
+    check_fraction,
+    check_option,
+    check_positive,
+    check_real,
+    ensure_int,
 )
-from .neurons import LIF, ApproxLIF, _check_decay
+from .._layers import _same_padding, _taps_reach_signal
+from ..base import MOMENTUM_HINT, EEGModule
+from .neurons import DECAY_HINT, LIF, ApproxLIF
 from .surrogate import SurrogateName, check_surrogate
 
 __all__ = ["MatMul", "SpikingConformer"]
@@ -78,11 +79,14 @@ TWIN_ATTENTIONS = ("softmax", "linear")
 
 
 class MatMul(nn.Module):
-    """``a @ b`` as a module, so that :func:`~bci.models.spiking.cost.count_operations` can count
-    the products of attention (a product with a spike operand is an accumulate).
+    """``a @ b`` as a module, so that its products can be counted.
+
+    :func:`~bci.models.spiking.cost.count_operations` counts the products of attention (a product
+    with a spike operand is an accumulate).
     """
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Return ``a @ b``."""
         return torch.matmul(a, b)
 
 
@@ -98,8 +102,9 @@ class _TokenNorm(nn.Module):
 
 
 class _Neurons(nn.Module):
-    """Neuron layer on tokens ``(B, N, n)`` -> ``(B, N, n)``: LIF/ApproxLIF spikes over the
-    ``N`` token steps (from rest), or ReLU in the non-spiking twin.
+    """Neuron layer on tokens ``(B, N, n)`` -> ``(B, N, n)``.
+
+    LIF/ApproxLIF spikes over the ``N`` token steps (from rest), or ReLU in the non-spiking twin.
     """
 
     def __init__(self, n_neurons: int, *, spiking: bool, approximate: bool, beta: float,
@@ -280,28 +285,27 @@ class SpikingConformer(EEGModule):
                  twin_attention: Literal["softmax", "linear"] = "softmax",
                  drop_prob: float = 0.25, batch_norm_momentum: float = 0.1) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        for value, name in ((spiking, "spiking"), (approximate, "approximate")):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be True or False, got {value!r}.")
-        self.spiking = spiking
-        self.approximate = approximate
-        self.n_filters_time = _check_count(n_filters_time, "n_filters_time")
-        self.kernel_time = _check_count(kernel_time, "kernel_time")
-        self.pool_size = _check_count(pool_size, "pool_size")
-        self.d_model = _check_count(d_model, "d_model")
-        self.n_heads = _check_count(n_heads, "n_heads")
+        self.spiking = check_bool(spiking, "spiking")
+        self.approximate = check_bool(approximate, "approximate")
+        self.n_filters_time = ensure_int(n_filters_time, "n_filters_time", minimum=1)
+        self.kernel_time = ensure_int(kernel_time, "kernel_time", minimum=1)
+        self.pool_size = ensure_int(pool_size, "pool_size", minimum=1)
+        self.d_model = ensure_int(d_model, "d_model", minimum=1)
+        self.n_heads = ensure_int(n_heads, "n_heads", minimum=1)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}.")
-        self.depth = _check_count(depth, "depth")
-        self.mlp_ratio = _check_count(mlp_ratio, "mlp_ratio")
-        self.kernel_token = _check_count(kernel_token, "kernel_token")
-        self.beta = _check_decay(beta, "beta")
-        self.threshold = _check_positive(threshold, "threshold")
-        self.attention_threshold = _check_positive(attention_threshold, "attention_threshold")
+        self.depth = ensure_int(depth, "depth", minimum=1)
+        self.mlp_ratio = ensure_int(mlp_ratio, "mlp_ratio", minimum=1)
+        self.kernel_token = ensure_int(kernel_token, "kernel_token", minimum=1)
+        self.beta = check_real(beta, "beta", low=0.0, high=1.0, low_inclusive=False,
+                               high_inclusive=False, kind="decay per step", hint=DECAY_HINT)
+        self.threshold = check_positive(threshold, "threshold")
+        self.attention_threshold = check_positive(attention_threshold, "attention_threshold")
         self.surrogate, self.slope = check_surrogate(surrogate, slope)
         self.twin_attention = check_option("twin_attention", twin_attention, TWIN_ATTENTIONS)
-        self.drop_prob = _check_probability(drop_prob, "drop_prob")
-        self.batch_norm_momentum = _check_momentum(batch_norm_momentum)
+        self.drop_prob = check_fraction(drop_prob, "drop_prob", kind="probability")
+        self.batch_norm_momentum = check_fraction(batch_norm_momentum, "batch_norm_momentum",
+                                                  allow_one=True, hint=MOMENTUM_HINT)
         self._check_n_times()
 
         momentum = self.batch_norm_momentum
@@ -342,7 +346,7 @@ class SpikingConformer(EEGModule):
                                        _same_padding(self.kernel_token)))
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual stream after the last block, ``(batch, n_tokens, d_model)``."""
+        """Return the residual stream after the last block, ``(batch, n_tokens, d_model)``."""
         self._check_input(x)
         batch = x.shape[0]
         z = self.conv_time(F.pad(x, (0, self._extra_pad)).unsqueeze(1))

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._checks import check_positive, check_type
 from .conformer import MatMul
 from .neurons import LIF, ApproxLIF, CubaLIF
 
@@ -229,11 +230,14 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
     The first window is half zero padding (6 + 4 x 12 products over 5 predictions). Binary
     inputs (0/1 counts) are accumulates, as in NeuroBench.
     """
-    if not isinstance(x, torch.Tensor) or x.ndim != 3:
-        raise ValueError("x must be a torch.Tensor (batch, n_chans, n_bins) of counts.")
+    check_type(x, torch.Tensor, "x", hint="Pass counts (batch, n_chans, n_bins) as a tensor.")
+    if x.ndim != 3:
+        raise ValueError(f"x must be a torch.Tensor (batch, n_chans, n_bins) of counts, got shape "
+                         f"{tuple(x.shape)}.")
     sfreq = getattr(model, "sfreq", None) if sfreq is None else sfreq
-    if sfreq is None or not sfreq > 0:
+    if sfreq is None:
         raise ValueError("sfreq (predictions per second) is needed: pass sfreq=.")
+    sfreq = check_positive(sfreq, "sfreq", unit="predictions per second")
     counter = _Counter()
     handles = []
     for module in model.modules():

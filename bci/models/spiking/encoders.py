@@ -15,13 +15,12 @@ Both map ``(batch, n_chans, n_times)`` (the ``bci`` network convention) to time-
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import torch
 from torch import nn
 
-from ..._checks import check_option
+from ..._checks import check_option, check_real, ensure_int
 from .surrogate import SurrogateName, check_surrogate, spike
 
 __all__ = ["DirectEncoder", "ThresholdEncoder", "TRANSFORMS"]
@@ -73,9 +72,8 @@ class DirectEncoder(nn.Module):
     def __init__(self, n_chans: int, *, transform: Transform = "none", learn_gain: bool = False,
                  repeat: int = 1) -> None:
         super().__init__()
-        for value, name in ((n_chans, "n_chans"), (repeat, "repeat")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        ensure_int(n_chans, "n_chans", minimum=1)
+        ensure_int(repeat, "repeat", minimum=1, what="steps per sample")
         check_option("transform", transform, TRANSFORMS)
         self.n_chans, self.transform, self.repeat = int(n_chans), transform, int(repeat)
         self.learn_gain = bool(learn_gain)
@@ -125,10 +123,14 @@ class ThresholdEncoder(nn.Module):
                  init_range: tuple[float, float] = (0.0, 2.0), transform: Transform = "none",
                  surrogate: SurrogateName = "fast_sigmoid", slope: float = 5.0) -> None:
         super().__init__()
-        for value, name in ((n_chans, "n_chans"), (n_levels, "n_levels")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        low, high = (float(v) for v in init_range)
+        ensure_int(n_chans, "n_chans", minimum=1)
+        ensure_int(n_levels, "n_levels", minimum=1)
+        try:
+            low, high = init_range
+        except (TypeError, ValueError):
+            raise TypeError(f"init_range must be a (low, high) pair, got {init_range!r}.") from None
+        low = check_real(low, "init_range[0] (low)")
+        high = check_real(high, "init_range[1] (high)")
         if not high > low:
             raise ValueError(f"init_range must be (low, high) with high > low, got {init_range}.")
         check_option("transform", transform, TRANSFORMS)

@@ -35,7 +35,6 @@ caller seeds, and dropout the generator seeded with ``seed`` (else a fork of the
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,10 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._checks import check_option
+from ..._checks import check_bool, check_fraction, check_option, check_positive, ensure_int
 from ...data.reaching import ReachingData, make_windows, pad_trials
 from .._threads import torch_threads
-from ..base import EEGModule, _check_count, _check_positive, _check_probability
+from ..base import EEGModule
 from .encoders import TRANSFORMS, DirectEncoder
 from .neurons import LIF, RESETS, CubaLIF, decay_from_tau
 from .surrogate import SURROGATES
@@ -88,8 +87,9 @@ class _IBMIDecoder(EEGModule):
                              f"{self.n_chans}, n_bins), got {tuple(x.shape)}.")
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Causal predictions at every bin: ``(batch, n_chans, n_bins)`` -> ``(batch,
-        n_outputs, n_bins)``.
+        """Predict causally at every bin.
+
+        ``(batch, n_chans, n_bins)`` -> ``(batch, n_outputs, n_bins)``.
         """
         raise NotImplementedError
 
@@ -101,8 +101,9 @@ class _WindowedDecoder(_IBMIDecoder):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Prediction at the last bin of each window: ``(batch, n_chans, n_times)`` ->
-        ``(batch, n_outputs)``.
+        """Predict at the last bin of each window.
+
+        ``(batch, n_chans, n_times)`` -> ``(batch, n_outputs)``.
         """
         self._check_input(x)
         return self._destandardise(self._window(x), 1)
@@ -121,21 +122,12 @@ class _StreamingDecoder(_IBMIDecoder):
     streaming = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Prediction at the last bin, starting from rest at the first: ``(batch, n_chans,
-        n_times)`` -> ``(batch, n_outputs)``.
+        """Predict at the last bin, starting from rest at the first.
+
+        ``(batch, n_chans, n_times)`` -> ``(batch, n_outputs)``.
         """
         self._check_input(x)
         return self.forward_sequence(x)[..., -1]
-
-
-def _check_choice(kind: str, value: str, options) -> str:
-    return check_option(kind, value, options)
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,18 +180,18 @@ class SNNStreaming(_StreamingDecoder):
                  surrogate: str = "fast_sigmoid", slope: float = 20.0, dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden = _check_count(n_hidden, "n_hidden")
-        self.tau_s = _check_positive(tau_s, "tau_s (seconds)")
-        self.readout_tau_s = _check_positive(readout_tau_s, "readout_tau_s (seconds)")
-        self.syn_tau_s = _check_positive(syn_tau_s, "syn_tau_s (seconds)")
-        self.neuron = _check_choice("neuron", neuron, ("lif", "cuba"))
-        self.threshold = _check_positive(threshold, "threshold")
-        self.reset = _check_choice("reset", reset, RESETS)
-        self.learn_tau = _check_bool(learn_tau, "learn_tau")
-        self.surrogate = _check_choice("surrogate", surrogate, SURROGATES)
-        self.slope = _check_positive(slope, "slope")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
+        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
+        self.readout_tau_s = check_positive(readout_tau_s, "readout_tau_s", unit="seconds")
+        self.syn_tau_s = check_positive(syn_tau_s, "syn_tau_s", unit="seconds")
+        self.neuron = check_option("neuron", neuron, ("lif", "cuba"))
+        self.threshold = check_positive(threshold, "threshold")
+        self.reset = check_option("reset", reset, RESETS)
+        self.learn_tau = check_bool(learn_tau, "learn_tau")
+        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
+        self.slope = check_positive(slope, "slope")
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
 
         beta = decay_from_tau(self.tau_s, self.sfreq)
@@ -291,16 +283,16 @@ class SNN3D(_WindowedDecoder):
                  dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden_1 = _check_count(n_hidden_1, "n_hidden_1")
-        self.n_hidden_2 = _check_count(n_hidden_2, "n_hidden_2")
-        self.tau_s = _check_positive(tau_s, "tau_s (seconds)")
-        self.threshold = _check_positive(threshold, "threshold")
-        self.reset = _check_choice("reset", reset, RESETS)
-        self.learn_tau = _check_bool(learn_tau, "learn_tau")
-        self.surrogate = _check_choice("surrogate", surrogate, SURROGATES)
-        self.slope = _check_positive(slope, "slope")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden_1 = ensure_int(n_hidden_1, "n_hidden_1", minimum=1)
+        self.n_hidden_2 = ensure_int(n_hidden_2, "n_hidden_2", minimum=1)
+        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
+        self.threshold = check_positive(threshold, "threshold")
+        self.reset = check_option("reset", reset, RESETS)
+        self.learn_tau = check_bool(learn_tau, "learn_tau")
+        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
+        self.slope = check_positive(slope, "slope")
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
 
         beta = decay_from_tau(self.tau_s, self.sfreq)
@@ -355,10 +347,10 @@ class ANNDecoder(_WindowedDecoder):
                  dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden_1 = _check_count(n_hidden_1, "n_hidden_1")
-        self.n_hidden_2 = _check_count(n_hidden_2, "n_hidden_2")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden_1 = ensure_int(n_hidden_1, "n_hidden_1", minimum=1)
+        self.n_hidden_2 = ensure_int(n_hidden_2, "n_hidden_2", minimum=1)
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
         self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
         self.fc1 = nn.Linear(self.n_chans * self.n_times, self.n_hidden_1)
@@ -378,8 +370,9 @@ class ANNDecoder(_WindowedDecoder):
 
 
 class LinearDecoder(_WindowedDecoder):
-    """Linear map of the flattened (compressed) window: ``Linear(n_chans * n_times,
-    n_outputs)``; fit it in closed form with :func:`fit_ridge` (ridge regression).
+    """Linear map of the flattened (compressed) window: ``Linear(n_chans * n_times, n_outputs)``.
+
+    Fit it in closed form with :func:`fit_ridge` (ridge regression).
 
     Parameters
     ----------
@@ -395,7 +388,7 @@ class LinearDecoder(_WindowedDecoder):
                  sfreq: float | None = None,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
         self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
         self.fc = nn.Linear(self.n_chans * self.n_times, self.n_outputs)
@@ -425,9 +418,9 @@ class GRUDecoder(_StreamingDecoder):
                  sfreq: float | None = None, n_hidden: int = 32, dropout: float = 0.2,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden = _check_count(n_hidden, "n_hidden")
-        self.dropout = _check_probability(dropout, "dropout")
-        self.input_transform = _check_choice("input_transform", input_transform, TRANSFORMS)
+        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
         self._check_n_times()
         self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
         self.gru = nn.GRU(self.n_chans, self.n_hidden, batch_first=True)
@@ -436,8 +429,9 @@ class GRUDecoder(_StreamingDecoder):
 
     def forward_sequence(self, x: torch.Tensor, state: torch.Tensor | None = None, *,
                          return_state: bool = False):
-        """Predictions at every bin; ``state`` ``(1, batch, n_hidden)`` as in
-        :meth:`SNNStreaming.forward_sequence`.
+        """Predict at every bin, from ``state`` (rest when None).
+
+        ``state`` is ``(1, batch, n_hidden)`` as in :meth:`SNNStreaming.forward_sequence`.
         """
         self._check_sequence(x)
         h, state = self.gru(self.encoder(x), state)
@@ -500,8 +494,8 @@ def fit_ridge(model: LinearDecoder, data: ReachingData, *, alpha: float = 1.0
     """
     if not isinstance(model, LinearDecoder):
         raise TypeError(f"fit_ridge fits a LinearDecoder, got {type(model).__name__}.")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha < 0:
-        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}.")
+    alpha = check_positive(alpha, "alpha", allow_zero=True,
+                           hint="It is the ridge penalty on the weights.")
     X, y, _ = make_windows(data, model.n_times)
     with torch.no_grad():
         feats = model.encoder(torch.as_tensor(X)).flatten(1).double().numpy()
@@ -543,21 +537,21 @@ class FitResult:
 
 
 def _shuffle_seed(random_state) -> int | None:
-    """The data loader's seed: an int as is, one draw from a Generator, None unseeded."""
+    """Return the data loader's seed: an int as is, one draw from a Generator, None unseeded."""
     if random_state is None:
         return None
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**63 - 1))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    raise TypeError(f"random_state must be an int, a numpy Generator or None, got "
-                    f"{type(random_state).__name__}.")
+    return ensure_int(random_state, "random_state",
+                      hint="Pass an int seed, a numpy.random.Generator or None.")
 
 
 def _datamodule(model: _IBMIDecoder, train: ReachingData, val: ReachingData | None,
                 mean: np.ndarray, std: np.ndarray, batch_size: int, random_state):
-    """Standardised training (and validation) data for :func:`~bci.models.training.train_model`:
-    zero-padded trials with masks (streaming decoders) or the causal window of every bin.
+    """Build standardised training (and validation) data for the Lightning training.
+
+    For :func:`~bci.models.training.train_model`: zero-padded trials with masks (streaming decoders)
+    or the causal window of every bin.
     """
     from ...data.datamodule import EEGDataModule
 
@@ -596,9 +590,10 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
                          n_threads: int | None = 1,
                          scheduler: Literal["cosine", "plateau", "none"] = "none",
                          seed: int | None = None) -> FitResult:
-    """Train an iBMI decoder on trials of ``train`` (in place) with the Lightning
-    :class:`~bci.models.training.DecoderModule`, through
-    :func:`~bci.models.training.train_model` (AdamW, gradient clipping, early stopping).
+    """Train an iBMI decoder on trials of ``train`` (in place) with Lightning.
+
+    Through :class:`~bci.models.training.DecoderModule` and :func:`~bci.models.training.train_model`
+    (AdamW, gradient clipping, early stopping).
 
     Streaming decoders (:class:`SNNStreaming`, :class:`GRUDecoder`) see whole zero-padded trials
     and a loss masked to the real bins (task ``"sequence_regression"``: ``forward_sequence``
@@ -648,10 +643,10 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
     _check_model(model)
     if isinstance(model, LinearDecoder):
         raise TypeError("fit a LinearDecoder with fit_ridge (closed form).")
-    max_epochs = _check_count(max_epochs, "max_epochs")
+    max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
     if batch_size is None:
         batch_size = 16 if model.streaming else 256
-    batch_size = _check_count(batch_size, "batch_size")
+    batch_size = ensure_int(batch_size, "batch_size", minimum=1)
     from ..training import train_model
 
     mean, std = _target_stats(train)
@@ -676,8 +671,9 @@ def fit_sequence_decoder(model: _IBMIDecoder, train: ReachingData, *,
 
 def predict_sequences(model: _IBMIDecoder, data: ReachingData, *,
                       n_threads: int | None = 1) -> list[np.ndarray]:
-    """Causal predictions for every trial of ``data`` (evaluation mode, no gradients; torch
-    runs on ``n_threads`` CPU threads, restored afterwards).
+    """Predict causally every trial of ``data``.
+
+    Evaluation mode, no gradients; torch runs on ``n_threads`` CPU threads, restored afterwards.
 
     Returns
     -------

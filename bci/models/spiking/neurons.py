@@ -28,13 +28,12 @@ their ``sfreq``: :func:`decay_from_tau`.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Literal
 
 import torch
 from torch import nn
 
-from ..._checks import check_option
+from ..._checks import check_option, check_positive, check_real, ensure_int
 from .surrogate import SurrogateName, check_surrogate, spike
 
 __all__ = ["LIF", "ApproxLIF", "CubaLIF", "RESETS", "decay_from_tau"]
@@ -44,30 +43,28 @@ Reset = Literal["subtract", "zero", "none"]
 
 
 def decay_from_tau(tau_s: float, sfreq: float) -> float:
-    """Decay per step ``exp(-1 / (tau_s * sfreq))`` of a time constant ``tau_s`` (seconds) at
-    ``sfreq`` steps per second.
+    """Return the decay per step ``exp(-1 / (tau_s * sfreq))`` of a time constant.
+
+    ``tau_s`` in seconds, ``sfreq`` steps per second.
 
     Examples
     --------
     >>> round(decay_from_tau(0.1, 20.0), 4)  # 100 ms at 50 ms bins
     0.6065
     """
-    for value, name in ((tau_s, "tau_s (seconds)"), (sfreq, "sfreq (Hz)")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return math.exp(-1.0 / (float(tau_s) * float(sfreq)))
+    tau_s = check_positive(tau_s, "tau_s", unit="seconds")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    return math.exp(-1.0 / (tau_s * sfreq))
 
 
-def _check_decay(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a decay per step in (0, 1) (exp(-dt / tau)), got "
-                         f"{value!r}.")
-    return float(value)
+#: Appended to the message of an out-of-range decay.
+DECAY_HINT = "A decay per step is exp(-dt / tau) (see decay_from_tau)."
 
 
 class _Decay(nn.Module):
-    """A decay per step, fixed (a Python float, exact in any dtype) or learnable per neuron
-    (sigmoid of a parameter).
+    """A decay per step, fixed or learnable per neuron.
+
+    Fixed: a Python float, exact in any dtype; learnable: the sigmoid of a parameter.
     """
 
     def __init__(self, value: float, n_neurons: int, learn: bool) -> None:
@@ -129,30 +126,28 @@ class LIF(nn.Module):
                  detach_reset: bool = True,
                  output: Literal["spikes", "membrane"] = "spikes") -> None:
         super().__init__()
-        if isinstance(n_neurons, bool) or not isinstance(n_neurons, numbers.Integral) \
-                or n_neurons < 1:
-            raise ValueError(f"n_neurons must be a positive integer, got {n_neurons!r}.")
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
-                or not threshold > 0:
-            raise ValueError(f"threshold must be a positive number, got {threshold!r}.")
+        self.n_neurons = ensure_int(n_neurons, "n_neurons", minimum=1)
+        self.threshold = check_positive(threshold, "threshold")
         check_option("reset", reset, RESETS)
         check_option("output", output, ("spikes", "membrane"))
-        self.n_neurons = int(n_neurons)
-        self.threshold = float(threshold)
         self.reset = reset
         self.surrogate, self.slope = check_surrogate(surrogate, slope)
         self.detach_reset = bool(detach_reset)
         self.output = output
-        self.beta = _Decay(_check_decay(beta, "beta"), self.n_neurons, learn_beta)
+        beta = check_real(beta, "beta", low=0.0, high=1.0, low_inclusive=False,
+                          high_inclusive=False, kind="decay per step", hint=DECAY_HINT)
+        self.beta = _Decay(beta, self.n_neurons, learn_beta)
 
     @property
     def learn_beta(self) -> bool:
+        """Whether the membrane decay is learned (one per neuron)."""
         return self.beta.learn
 
     def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
-        """Resting state: membrane 0 and no spike at the previous step, ``(batch, n_neurons)``
-        each.
+        """Return the resting state, ``(batch, n_neurons)`` tensors.
+
+        Membrane 0 and no spike at the previous step.
         """
         zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
         return (zeros, zeros.clone())
@@ -213,6 +208,7 @@ class LIF(nn.Module):
         return torch.stack(outputs, dim=1), (v, s)
 
     def extra_repr(self) -> str:
+        """Return the neuron settings, for ``repr``."""
         return (f"{self.n_neurons}, threshold={self.threshold}, reset={self.reset!r}, "
                 f"learn_beta={self.learn_beta}, surrogate={self.surrogate!r}, "
                 f"slope={self.slope}, output={self.output!r}")
@@ -249,24 +245,31 @@ class CubaLIF(LIF):
         super().__init__(n_neurons, beta=beta, threshold=threshold, reset=reset,
                          learn_beta=learn_beta, surrogate=surrogate, slope=slope,
                          detach_reset=detach_reset, output=output)
-        self.alpha = _Decay(_check_decay(alpha, "alpha"), self.n_neurons, learn_alpha)
+        alpha = check_real(alpha, "alpha", low=0.0, high=1.0, low_inclusive=False,
+                           high_inclusive=False, kind="decay per step", hint=DECAY_HINT)
+        self.alpha = _Decay(alpha, self.n_neurons, learn_alpha)
 
     @property
     def learn_alpha(self) -> bool:
+        """Whether the synaptic decay is learned (one per neuron)."""
         return self.alpha.learn
 
     def init_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
-        """Resting state ``(synaptic current, membrane, last spikes)``, each ``(batch,
-        n_neurons)``.
+        """Return the resting state, ``(batch, n_neurons)`` tensors.
+
+        ``(synaptic current, membrane, last spikes)``, all zero.
         """
         zeros = torch.zeros(batch, self.n_neurons, dtype=dtype, device=device)
         return (zeros, zeros.clone(), zeros.clone())
 
     def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Unroll over ``(batch, n_steps, n_neurons)`` currents; state is ``(synaptic current,
-        membrane, last spikes)``. See :meth:`LIF.forward`.
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`).
+
+        The membrane never goes below 0 and resting neurons with non-positive input are skipped.
+
+        The state is ``(synaptic current, membrane, last spikes)``.
         """
         self._check(current)
         if state is None:
@@ -344,8 +347,9 @@ class ApproxLIF(LIF):
 
     def forward(self, current: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`); the
-        membrane never goes below 0 and resting neurons with non-positive input are skipped.
+        """Unroll over ``(batch, n_steps, n_neurons)`` currents (see :meth:`LIF.forward`).
+
+        The membrane never goes below 0 and resting neurons with non-positive input are skipped.
         """
         out, state, _ = self._unroll(current, state)
         return out, state

@@ -20,13 +20,12 @@ Each stream starts from the steady state of its first sample (no start-up transi
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal
 
 import numpy as np
 from scipy import signal
 
-from ..._checks import check_option
+from ..._checks import check_option, check_positive, ensure_int
 
 __all__ = ["BesselFilter", "MODES"]
 
@@ -64,15 +63,13 @@ class BesselFilter:
     def __init__(self, cutoff_hz: float, sfreq: float, *, order: int = 2,
                  mode: Literal["causal", "block_bidirectional"] = "causal",
                  block_size: int = 4, norm: Literal["phase", "delay", "mag"] = "phase") -> None:
-        for value, name in ((cutoff_hz, "cutoff_hz"), (sfreq, "sfreq (Hz)")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        check_positive(cutoff_hz, "cutoff_hz", unit="Hz")
+        check_positive(sfreq, "sfreq", unit="Hz")
         if not cutoff_hz < sfreq / 2:
             raise ValueError(f"cutoff_hz={cutoff_hz} must be below the Nyquist frequency "
                              f"sfreq / 2 = {sfreq / 2} Hz.")
-        for value, name in ((order, "order"), (block_size, "block_size")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        ensure_int(order, "order", minimum=1)
+        ensure_int(block_size, "block_size", minimum=1, what="samples")
         check_option("mode", mode, MODES)
         check_option("norm", norm, ("phase", "delay", "mag"))
         self.cutoff_hz, self.sfreq = float(cutoff_hz), float(sfreq)
@@ -89,8 +86,9 @@ class BesselFilter:
         self._pending = np.zeros((0, 0))
 
     def _steady(self, value: np.ndarray) -> np.ndarray:
-        """Steady state for a constant input ``value`` ``(n_signals,)``: ``(n_sections,
-        n_signals, 2)``.
+        """Return the steady state for a constant input ``value`` ``(n_signals,)``.
+
+        Shape ``(n_sections, n_signals, 2)``.
         """
         return self._zi_unit[:, None, :] * value[None, :, None]
 
@@ -146,8 +144,9 @@ class BesselFilter:
 
     # -- offline -------------------------------------------------------------------------------
     def filter(self, x: np.ndarray) -> np.ndarray:
-        """Filter one whole stream offline (same result as :meth:`push` chunk by chunk, then
-        :meth:`flush`); the filter is reset before and after.
+        """Filter one whole stream offline; the filter is reset before and after.
+
+        Same result as :meth:`push` chunk by chunk, then :meth:`flush`.
 
         Parameters
         ----------
@@ -172,18 +171,20 @@ class BesselFilter:
 
     # -- latency -------------------------------------------------------------------------------
     def group_delay_s(self) -> float:
-        """Group delay of the causal filter at low frequency (seconds): how far its output lags
-        a slowly varying input.
+        """Return the group delay of the causal filter at low frequency (seconds).
+
+        How far its output lags a slowly varying input.
         """
         b, a = signal.sos2tf(self.sos)
         _, delay = signal.group_delay((b, a), w=[1e-3 * self.cutoff_hz], fs=self.sfreq)
         return float(delay[0]) / self.sfreq
 
     def ramp_lag_s(self, n_samples: int = 400) -> float:
-        """Mean lag of the filtered output behind a linear ramp (seconds), measured by filtering
-        one: the causal filter's group delay, or what is left of it after the backward passes
-        of ``"block_bidirectional"`` (averaged over the positions inside a block). The start-up
-        quarter of the ramp is left out.
+        """Return the mean lag of the filtered output behind a linear ramp (seconds).
+
+        Measured by filtering one: the causal filter's group delay, or what is left of it after the
+        backward passes of ``"block_bidirectional"`` (averaged over the positions inside a block).
+        The start-up quarter of the ramp is left out.
         """
         ramp = np.arange(float(n_samples))[None]
         out = BesselFilter(self.cutoff_hz, self.sfreq, order=self.order, mode=self.mode,
@@ -192,14 +193,16 @@ class BesselFilter:
         return float(np.mean(ramp[0, skip:] - out[0, skip:])) / self.sfreq
 
     def buffering_s(self) -> float:
-        """Worst-case wait of a sample before it is released (seconds): ``(block_size - 1) /
-        sfreq`` for ``"block_bidirectional"``, 0 for ``"causal"``.
+        """Return the worst-case wait of a sample before it is released (seconds).
+
+        ``(block_size - 1) / sfreq`` for ``"block_bidirectional"``, 0 for ``"causal"``.
         """
         if self.mode == "causal":
             return 0.0
         return round((self.block_size - 1) / self.sfreq, 12)
 
     def __repr__(self) -> str:
+        """Return the filter settings as a constructor call."""
         extra = f", block_size={self.block_size}" if self.mode != "causal" else ""
         return (f"BesselFilter(cutoff_hz={self.cutoff_hz:g}, sfreq={self.sfreq:g}, "
                 f"order={self.order}, mode={self.mode!r}{extra})")

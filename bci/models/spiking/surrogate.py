@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from ..._checks import check_option
+from ..._checks import check_option, check_positive
 
 __all__ = ["SURROGATES", "spike", "surrogate_derivative", "surrogate_proxy"]
 
@@ -80,8 +80,7 @@ SURROGATES: dict[str, tuple[Callable[[torch.Tensor, float], torch.Tensor],
 def check_surrogate(name: str, slope: float) -> tuple[str, float]:
     """Validate a surrogate name and its (positive) slope."""
     check_option("surrogate", name, SURROGATES)
-    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not slope > 0:
-        raise ValueError(f"surrogate slope must be a positive number, got {slope!r}.")
+    slope = check_positive(slope, "slope", hint="It is the steepness of the surrogate gradient.")
     return name, float(slope)
 
 
@@ -132,15 +131,16 @@ def spike(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
 
 def surrogate_derivative(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
                          slope: float = 25.0) -> torch.Tensor:
-    """The derivative the backward pass of :func:`spike` uses at ``x``."""
+    """Return the derivative the backward pass of :func:`spike` uses at ``x``."""
     name, slope = check_surrogate(surrogate, slope)
     return SURROGATES[name][0](x, slope)
 
 
 def surrogate_proxy(x: torch.Tensor, surrogate: SurrogateName = "fast_sigmoid",
                     slope: float = 25.0) -> torch.Tensor:
-    """The smooth function whose exact derivative is :func:`surrogate_derivative` (for tests and
-    straight-through estimators).
+    """Return the smooth function whose exact derivative is :func:`surrogate_derivative`.
+
+    For tests and straight-through estimators.
     """
     name, slope = check_surrogate(surrogate, slope)
     return SURROGATES[name][1](x, slope)

@@ -19,8 +19,10 @@ from bci.models.training import recalibrate_batch_norm_stats
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """One torch thread: the unrolled neurons run many tiny ops, which oversubscribed OpenMP
-    threads on a busy machine slow down many times over.
+    """Run on one torch thread.
+
+    The unrolled neurons run many tiny ops, which oversubscribed OpenMP threads on a busy machine
+    slow down many times over.
     """
     with torch_threads(1):
         yield
@@ -40,8 +42,9 @@ def _x(batch: int = 6, seed: int = 1, n_chans: int = 2, n_times: int = 64) -> to
 
 
 def _calibrated(model: SpikingConformer, x: torch.Tensor) -> SpikingConformer:
-    """BatchNorm statistics of ``x``, so the untrained network's neurons receive unit-scale
-    currents and spike.
+    """Set the BatchNorm statistics to those of ``x``.
+
+    So the untrained network's neurons receive unit-scale currents and spike.
     """
     return recalibrate_batch_norm_stats(model, x, batch_size=len(x))
 
@@ -130,7 +133,7 @@ def test_spiking_layers_emit_binary_spikes_and_twin_is_real_valued():
         model = _calibrated(_tiny(spiking=spiking), x)
         seen = []
         kinds = (LIF,) if spiking else (nn.ReLU,)
-        hooks = [m.register_forward_hook(lambda mod, args, out: seen.append(
+        hooks = [m.register_forward_hook(lambda mod, args, out, seen=seen: seen.append(
             out[0] if isinstance(out, tuple) else out)) for m in model.modules()
             if isinstance(m, kinds)]
         with torch.no_grad():
@@ -166,7 +169,8 @@ def test_surrogate_gradients_flow_and_training_lowers_the_loss():
     loss0 = F.cross_entropy(model(x), y)
     loss0.backward()
     for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
     assert model.conv_time.weight.grad.abs().sum() > 0
     for _ in range(20):
         opt.step()

@@ -1,5 +1,6 @@
-"""Operation counts against hand computation, NeuroBench's binary-copy method and, where it
-is installed, NeuroBench's own harness.
+"""Operation counts against hand computation and NeuroBench.
+
+NeuroBench's binary-copy method and, where it is installed, NeuroBench's own harness.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ class _Tiny(nn.Module):
 
 
 def _neurobench_linear_ops(layer: nn.Linear, inputs: torch.Tensor, total: bool) -> int:
-    """NeuroBench's stateless_layer_macs: a copy of the layer with binary weights (all ones for
-    the dense count) and no bias, applied to the binarised input, summed.
+    """Count operations as NeuroBench's stateless_layer_macs does.
+
+    A copy of the layer with binary weights (all ones for the dense count) and no bias, applied to
+    the binarised input, summed.
     """
     binary = copy.deepcopy(layer)
     with torch.no_grad():
@@ -88,7 +91,7 @@ def test_counts_equal_neurobench_binary_copy_method():
 
 
 class _Sequence(nn.Module):
-    """A decoder whose forward runs ``forward_sequence``, as NeuroBench's ``TorchModel`` calls it."""
+    """A decoder whose forward runs ``forward_sequence``, as NeuroBench's ``TorchModel`` does."""
 
     def __init__(self, decoder: nn.Module):
         super().__init__()
@@ -104,8 +107,10 @@ class _Sequence(nn.Module):
     lambda: SNN3D(8, 2, 1, sfreq=20.0),
 ], ids=["ANN", "SNNStreaming", "SNN3D"])
 def test_counts_equal_neurobench_harness(make):
-    """NeuroBench's SynapticOperations (hooks on its own copy of every connection layer) gives
-    the same effective MACs, effective ACs and dense operations per bin.
+    """Match NeuroBench's SynapticOperations: same MACs, ACs and dense operations per bin.
+
+    NeuroBench hooks its own copy of every connection layer; it gives the same effective MACs,
+    effective ACs and dense operations per bin.
     """
     pytest.importorskip("neurobench", reason="neurobench is not installed (pip install "
                         "--no-deps neurobench: its torchaudio requirement pulls a CUDA build)")
@@ -153,8 +158,15 @@ def test_gru_counts_follow_the_cell_equations():
 
 
 def test_count_errors():
-    with pytest.raises(ValueError, match="batch, n_chans, n_bins"):
+    with pytest.raises(ValueError, match=r"batch, n_chans, n_bins\) of counts, got shape \(3, 2\)"):
         count_operations(_Tiny(), torch.zeros(3, 2))
+    with pytest.raises(TypeError, match=r"x must be Tensor, got list .* Pass counts"):
+        count_operations(_Tiny(), [[[0.0]]])
+    with pytest.raises(ValueError, match=r"sfreq \(predictions per second\) is needed"):
+        count_operations(nn.Identity(), torch.zeros(1, 3, 2))
+    with pytest.raises(ValueError, match=r"sfreq must be a finite number > 0 \(predictions per "
+                                         r"second\), got -1.0"):
+        count_operations(_Tiny(), torch.zeros(1, 3, 2), sfreq=-1.0)
 
 
 class _Conv(nn.Module):

@@ -36,5 +36,14 @@ def test_threshold_encoder_thermometer_code_and_threshold_gradients():
     assert (enc.thresholds.grad < 0).all()  # raising a threshold can only remove spikes
     with pytest.raises(ValueError, match="high > low"):
         ThresholdEncoder(1, init_range=(1.0, 1.0))
+    with pytest.raises(TypeError, match=r"init_range must be a \(low, high\) pair, got 2.0"):
+        ThresholdEncoder(1, init_range=2.0)
+    with pytest.raises(ValueError, match=r"init_range\[1\] \(high\) must be a finite number, got "
+                                         r"nan"):
+        ThresholdEncoder(1, init_range=(0.0, float("nan")))
+    with pytest.raises(TypeError, match=r"n_levels must be an int, got float"):
+        ThresholdEncoder(1, n_levels=2.0)
+    with pytest.raises(ValueError, match=r"repeat must be an int >= 1 \(steps per sample\), got 0"):
+        DirectEncoder(1, repeat=0)
     with pytest.raises(ValueError, match="n_chans=1, n_times"):
         enc(torch.zeros(1, 2, 3))

@@ -1,5 +1,6 @@
-"""iBMI velocity decoders: contract, streaming = windowed consistency, a planted tuning is
-decoded, training loop behaviour.
+"""iBMI velocity decoders: contract, consistency, planted tuning, training loop.
+
+Streaming = windowed consistency; a planted tuning is decoded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from bci.data.reaching import make_reaching, make_windows
 from bci.evaluation.ibmi_metrics import r2_neurobench
 from bci.models.spiking.ibmi import (
     IBMI_MODELS,
+    SNN3D,
     GRUDecoder,
     LinearDecoder,
     SNNStreaming,
@@ -105,7 +107,7 @@ def test_ridge_decodes_the_planted_tuning(sim):
                                rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("name,bar", [("SNNStreaming", 0.5), ("SNN3D", 0.6)])
+@pytest.mark.parametrize(("name", "bar"), [("SNNStreaming", 0.5), ("SNN3D", 0.6)])
 def test_spiking_decoders_learn_the_planted_tuning(name, bar, sim):
     train, val = sim.subset(range(32)), sim.subset(range(32, 40))
     test = sim.subset(range(40, 48))
@@ -129,6 +131,20 @@ def test_fitting_errors(sim):
         SNNStreaming(16)
     with pytest.raises(ValueError, match="Did you mean 'zero'"):
         SNNStreaming(16, sfreq=20.0, reset="zer")
+    with pytest.raises(TypeError, match=r"learn_tau must be True or False, got int \(1\)"):
+        SNNStreaming(16, sfreq=20.0, learn_tau=1)
+    with pytest.raises(ValueError, match=r"tau_s must be a finite number > 0 \(seconds\), got 0.0"):
+        SNN3D(16, sfreq=20.0, tau_s=0.0)
+    with pytest.raises(TypeError, match=r"n_hidden must be an int, got float"):
+        GRUDecoder(16, sfreq=20.0, n_hidden=8.0)
+    with pytest.raises(ValueError, match=r"alpha must be a finite number >= 0, got -1.0. It is the "
+                                         r"ridge penalty"):
+        fit_ridge(LinearDecoder(16, 2, 3, sfreq=20.0), sim, alpha=-1.0)
+    with pytest.raises(TypeError, match=r"random_state must be an int, got float .* Pass an int "
+                                        r"seed, a numpy.random.Generator or None"):
+        fit_sequence_decoder(GRUDecoder(16, sfreq=20.0), sim, max_epochs=1, random_state=0.5)
+    with pytest.raises(TypeError, match=r"max_epochs must be an int, got float"):
+        fit_sequence_decoder(GRUDecoder(16, sfreq=20.0), sim, max_epochs=1.0)
 
 
 def test_snn_streaming_variants_cuba_and_learnable_time_constants():
@@ -145,8 +161,10 @@ def test_snn_streaming_variants_cuba_and_learnable_time_constants():
 
 @pytest.mark.parametrize("name", ["GRUDecoder", "SNN3D"])
 def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkeypatch):
-    """fit_sequence_decoder runs DecoderModule (masked whole trials for streaming decoders,
-    windows for windowed ones), stops early, restores the best epoch and is seeded.
+    """Fit with DecoderModule, stop early, restore the best epoch, seeded.
+
+    fit_sequence_decoder trains masked whole trials for streaming decoders and windows for windowed
+    ones.
     """
     from bci.models.training import DecoderModule
 
@@ -183,7 +201,8 @@ def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkey
     # targets (numpy, over every real bin) is the minimum of the history
     mean = model.output_offset.numpy()[:, None]
     sd = model.output_scale.numpy()[:, None]
-    err = [((p - v) / sd) ** 2 for p, v in zip(predict_sequences(model, val), val.velocity)]
+    err = [((p - v) / sd) ** 2
+           for p, v in zip(predict_sequences(model, val), val.velocity, strict=True)]
     loss = np.concatenate(err, axis=1).mean()
     assert loss == pytest.approx(min(result.val_loss), rel=1e-4)
     np.testing.assert_allclose(mean[:, 0], np.concatenate(train.velocity, 1).mean(1), rtol=1e-5)
@@ -198,8 +217,10 @@ def test_fit_trains_through_decoder_module_with_early_stopping(name, sim, monkey
 
 
 def test_fit_without_validation_and_a_last_batch_of_one(sim, monkeypatch):
-    """Without validation: max_epochs, last epoch kept. A last training batch of one window
-    is dropped (ANNDecoder's BatchNorm cannot train on it), the other batches are kept.
+    """Without validation: max_epochs, last epoch kept.
+
+    A last training batch of one window is dropped (ANNDecoder's BatchNorm cannot train on it), the
+    other batches are kept.
     """
     from bci.models.training import DecoderModule
 

@@ -1,5 +1,6 @@
-"""Surrogate gradients and LIF / current-based LIF neurons: closed forms, finite differences,
-and snnTorch (the reference implementation) on the same currents.
+"""Surrogate gradients and LIF / current-based LIF neurons.
+
+Closed forms, finite differences, and snnTorch (the reference implementation) on the same currents.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ def test_spike_forward_is_heaviside_and_closed_form_derivatives():
 def test_surrogate_errors():
     with pytest.raises(ValueError, match="Did you mean 'atan'"):
         spike(torch.zeros(1), "atann")
-    with pytest.raises(ValueError, match="slope must be a positive"):
+    with pytest.raises(ValueError, match=r"slope must be a finite number > 0, got 0.0. It is the "
+                                         r"steepness of the surrogate gradient"):
         spike(torch.zeros(1), "atan", 0.0)
+    with pytest.raises(TypeError, match=r"slope must be a number, got str"):
+        spike(torch.zeros(1), "atan", "2")
+    with pytest.raises(TypeError, match=r"surrogate must be a string, one of atan, "):
+        spike(torch.zeros(1), None)
 
 
 def test_lif_closed_form_subtract_and_zero_reset():
@@ -64,8 +70,11 @@ def test_lif_closed_form_subtract_and_zero_reset():
 
 def test_decay_from_tau():
     assert decay_from_tau(0.1, 20.0) == pytest.approx(math.exp(-0.5))
-    with pytest.raises(ValueError, match="tau_s"):
+    with pytest.raises(ValueError, match=r"tau_s must be a finite number > 0 \(seconds\), "
+                                         r"got -1.0"):
         decay_from_tau(-1.0, 20.0)
+    with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got str"):
+        decay_from_tau(0.1, "20")
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
@@ -116,8 +125,9 @@ def test_lif_gradients_match_snntorch():
 
 
 def _straight_through_lif(current, beta, threshold, slope):
-    """An independent LIF whose spike is a straight-through estimator with the fast-sigmoid
-    proxy: forward H(v - theta), backward d proxy / dv.
+    """Run an independent LIF whose spike is a straight-through estimator.
+
+    With the fast-sigmoid proxy: forward H(v - theta), backward d proxy / dv.
     """
     v = torch.zeros_like(current[:, 0])
     s = torch.zeros_like(v)
@@ -185,3 +195,16 @@ def test_neuron_errors():
         LIF(3, reset="zeros")
     with pytest.raises(ValueError, match="n_neurons=3\\), got \\(2, 5, 4\\)"):
         LIF(3)(torch.zeros(2, 5, 4))
+    with pytest.raises(ValueError, match=r"beta must be a decay per step in \(0, 1\), got nan. A "
+                                         r"decay per step is exp\(-dt / tau\)"):
+        LIF(3, beta=float("nan"))
+    with pytest.raises(ValueError, match=r"alpha must be a decay per step in \(0, 1\), got 0.0"):
+        CubaLIF(3, alpha=0.0)
+    with pytest.raises(TypeError, match=r"n_neurons must be an int, got float \(3.0\)"):
+        LIF(3.0)
+    with pytest.raises(ValueError, match=r"n_neurons must be an int >= 1, got 0"):
+        LIF(0)
+    with pytest.raises(ValueError, match=r"threshold must be a finite number > 0, got inf"):
+        LIF(3, threshold=float("inf"))
+    with pytest.raises(TypeError, match=r"beta must be a decay per step, got str"):
+        LIF(3, beta="0.9")

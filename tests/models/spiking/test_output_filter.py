@@ -25,7 +25,7 @@ def test_causal_equals_scipy_sosfilt_with_steady_start():
     np.testing.assert_allclose(filt.filter(x), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("mode,block", [("causal", 1), ("block_bidirectional", 5)])
+@pytest.mark.parametrize(("mode", "block"), [("causal", 1), ("block_bidirectional", 5)])
 def test_streaming_in_chunks_equals_offline(mode, block):
     _, x = _noisy(1, n=103)
     filt = BesselFilter(1.5, 20.0, mode=mode, block_size=block)
@@ -80,6 +80,14 @@ def test_latency_figures():
 def test_filter_errors():
     with pytest.raises(ValueError, match="below the Nyquist frequency"):
         BesselFilter(10.0, 20.0)
+    with pytest.raises(ValueError, match=r"cutoff_hz must be a finite number > 0 \(Hz\), got 0.0"):
+        BesselFilter(0.0, 20.0)
+    with pytest.raises(TypeError, match=r"sfreq must be a number \(Hz\), got str"):
+        BesselFilter(2.0, "20")
+    with pytest.raises(TypeError, match=r"order must be an int, got float"):
+        BesselFilter(2.0, 20.0, order=2.0)
+    with pytest.raises(ValueError, match=r"block_size must be an int >= 1 \(samples\), got 0"):
+        BesselFilter(2.0, 20.0, block_size=0)
     with pytest.raises(ValueError, match="Did you mean 'block_bidirectional'"):
         BesselFilter(2.0, 20.0, mode="block_bidirectional_")
     filt = BesselFilter(2.0, 20.0)

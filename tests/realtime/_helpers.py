@@ -27,7 +27,8 @@ class FaultySource(Source):
     nan : set of int
         Pull numbers whose chunk is replaced by NaN.
     jump : dict of int -> float
-        Pull numbers from which every timestamp is shifted by this many seconds.
+        Pull numbers from which every timestamp is shifted by this many seconds (the device's
+        clock jumps; the arrival clock, :meth:`now`, does not).
     lose_at : int | None
         Pull number at which the source is lost (raises SourceLostError).
     come_back : bool
@@ -39,7 +40,6 @@ class FaultySource(Source):
     def __init__(self, inner: ArraySource, *, drop=(), nan=(), jump=None, lose_at=None,
                  come_back=True, raise_at=None) -> None:
         self.inner = inner
-        self.info = inner.info
         self.drop, self.nan = set(drop), set(nan)
         self.jump = dict(jump or {})
         self.lose_at, self.come_back, self.raise_at = lose_at, come_back, raise_at
@@ -49,11 +49,15 @@ class FaultySource(Source):
         self.n_reconnects = 0
 
     @property
+    def info(self):
+        return self.inner.info
+
+    @property
     def exhausted(self) -> bool:
         return self.inner.exhausted
 
     def now(self) -> float:
-        return self.inner.now() + self._shift
+        return self.inner.now()
 
     def pull(self, max_samples=None):
         if self.lost:

@@ -159,7 +159,7 @@ class LSLSource(Source):
     (``proc_clocksync``) maps the sender's clock onto this machine's. liblsl's own dejitter
     (``proc_dejitter``) is not used: it fits one line to all timestamps of the session, so
     a step is smeared over minutes (a 2-s clock jump on a 256-Hz stream became 479
-    one-sample gaps, 506 samples "lost" and a latency of -2.6 s); the
+    one-sample gaps, 506 samples "lost" and latencies of -2.5 s); the
     :class:`~bci.realtime.sources.Dejitterer` smooths the same way between steps. When the
     outlet disappears :meth:`pull` raises :class:`~bci.realtime.sources.SourceLostError`;
     :meth:`reconnect` resolves the stream again by the same name/type.

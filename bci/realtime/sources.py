@@ -121,8 +121,8 @@ class Dejitterer:
     Timestamps of a regularly sampled device jitter (a chunk is stamped when it reaches the
     computer). liblsl's dejitter fits one line to every timestamp of the session, so a step
     (samples lost, or the device clock corrected) is smeared over minutes: a 2-s clock jump on a
-    256-Hz stream came out as 479 one-sample "gaps" and timestamps 2.6 s ahead of the local
-    clock. This one fits the same exponentially weighted line (timestamp against sample
+    256-Hz stream came out as 479 one-sample "gaps" and end-to-end latencies of -2.5 s. This
+    one fits the same exponentially weighted line (timestamp against sample
     count, recursive least squares with a half-life of ``halftime_s``) but treats a
     departure from the line of more than ``max_jitter_s`` as a step: the line is moved by the
     step, which comes out intact, between two samples, for the stream to classify (lost

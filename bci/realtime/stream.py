@@ -80,9 +80,12 @@ class Stream:
     timestamp) is what it was before. If instead the source's clock jumped, the samples kept
     arriving at the nominal rate and the latency dropped by the jump. Each discontinuity is
     classified so, with the newest sample of the :meth:`pump` that brought it, against the
-    median latency of the previous pumps: a ``gap`` event counts its lost samples
-    (:attr:`n_lost`), a ``clock_jump`` event gives its size (``detail["jump_s"]``, the step
-    minus one sample period) and loses nothing. A backward step is always a clock jump.
+    median latency of the previous pumps (0 before the first: by the
+    :class:`~bci.realtime.sources.Source` contract timestamps are on the clock of
+    :meth:`now`, where a sample arrives just after it is stamped). A ``gap`` event counts its
+    lost samples (:attr:`n_lost`); a ``clock_jump`` event gives its size
+    (``detail["jump_s"]``, the step minus one sample period) and loses nothing. A backward
+    step is always a clock jump.
     After a clock jump, :meth:`clock_offset` says by how much the timestamps moved: latencies
     are measured on ``timestamp - clock_offset(index)`` (the latency reference re-anchored),
     so that they stay true for the rest of the session. A step smaller than
@@ -334,8 +337,11 @@ class Stream:
         candidates = [i for i, e in enumerate(excess)
                       if i not in jumps and e > self.min_clock_jump_s]
         change = None
-        if pending and self._latencies:
-            change = (arrival - (t_newest - base)) - float(np.median(self._latencies))
+        if pending:
+            # before any pump measured it, the latency is taken as 0: by the Source contract
+            # timestamps are on the clock of now(), where a sample arrives after it is stamped
+            reference = float(np.median(self._latencies)) if self._latencies else 0.0
+            change = (arrival - (t_newest - base)) - reference
             if candidates and len(candidates) <= 12:
                 # which forward steps, with the backward ones, add up to the latency's change?
                 known = sum(excess[i] for i in jumps)
@@ -350,9 +356,7 @@ class Stream:
                 total += excess[i]
                 self._jump_offset.append(total)  # before the index: readers bisect indices
                 self._jump_index.append(index)
-                detail = {"jump_s": excess[i], "step_s": step}
-                if change is not None:
-                    detail["latency_change_s"] = change
+                detail = {"jump_s": excess[i], "step_s": step, "latency_change_s": change}
                 self._emit(StreamEvent(
                     "clock_jump", t, index, detail,
                     f"the source's clock jumped by {excess[i]:+.3f} s (samples kept arriving; "

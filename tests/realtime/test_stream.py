@@ -196,6 +196,32 @@ def test_many_steps_in_one_pull_are_matched_to_the_latency_change():
     assert stream.events[1].index == 530
 
 
+@pytest.mark.parametrize("kind", ["clock_jump", "gap"])
+def test_step_in_the_first_pull_is_judged_against_a_zero_latency(kind):
+    """No latency measured yet: a sample arrives just after it is stamped (Source contract)."""
+    produced = np.arange(300)  # samples 0-299, produced at i / 100 s; pulled at 2.99 s
+    idx = produced if kind == "clock_jump" else np.r_[0:100, 250:300]
+    ts = idx / 100.0 + (1.5 * (idx >= 100) if kind == "clock_jump" else 0.0)
+
+    class FirstPull(Source):
+        info = SourceInfo("first", ["idx"], 100.0)
+        chunks = [idx]
+
+        def now(self):
+            return 2.99
+
+        def pull(self, max_samples=None):
+            i = self.chunks.pop(0) if self.chunks else np.r_[0:0]
+            return i[np.newaxis].astype(float), ts[:i.size]
+
+    stream = Stream(FirstPull(), threaded=False)
+    with stream:
+        stream.pump()
+    assert [e.kind for e in stream.events] == [kind]
+    assert stream.events[0].index == 100
+    assert stream.n_lost == (150 if kind == "gap" else 0)
+
+
 def test_unpaced_replay_of_steps_in_the_timestamps_counts_them_as_lost():
     """Without a clock, arrival follows the timestamps: a forward step is lost samples."""
 

@@ -81,7 +81,6 @@ def test_lsl_discovery_on_loopback_but_data_servers_on_every_interface():
         finally:
             source.close()
     multicast_port = _cfg("MulticastPort", 16571)
-    base, n_ports = _cfg("BasePort", 16572), _cfg("PortRange", 32)
     assert sockets, "ss showed no socket of this process"
     # no IPv6 at all (IPv6 = disable)
     assert all(":" not in s["host"] for s in sockets), sockets
@@ -95,10 +94,10 @@ def test_lsl_discovery_on_loopback_but_data_servers_on_every_interface():
     assert all(s["host"] == LOOPBACK and s["peer"].startswith(f"{LOOPBACK}:")
                for s in connected), connected
     # what liblsl cannot keep private: the outlet's data server listens on every interface,
-    # on a port of the configured range, and so does its UDP time/info service
+    # and so does its UDP time/info service (on ports of BasePort..BasePort+PortRange-1, or
+    # random ones when other LSL processes hold those)
     listening = [s for s in sockets if s["proto"] == "tcp" and s["state"] == "LISTEN"]
     assert [s["host"] for s in listening] == [WILDCARD]
-    assert base <= listening[0]["port"] < base + n_ports
     exposed = [s for s in sockets if s["host"] != LOOPBACK]
     assert {s["host"] for s in exposed} == {WILDCARD}
-    assert any(s["proto"] == "udp" and base <= s["port"] < base + n_ports for s in exposed)
+    assert {s["proto"] for s in exposed} == {"tcp", "udp"}

@@ -82,15 +82,15 @@ def use_loopback_config(directory: str | Path | None = None) -> Path:
     127.0.0.1:16571, IPv6 is off. Nothing this process sends leaves the machine as long as it
     only connects to streams found so.
 
-    What it cannot do: bind the servers of an outlet to loopback. liblsl (checked up to 1.18,
-    the version pylsl bundles) binds each outlet's TCP data server and UDP time/info service
-    to the wildcard address (``0.0.0.0``) on a port of ``BasePort..BasePort+PortRange-1``
-    (16572-16603, or a random port when those are taken); ``ListenAddress`` applies only to
-    the multicast responder. Any host that can reach this machine can ask a UDP port for the
-    stream's description and connect to the TCP port to receive its samples, without
-    authentication (``ss -lntu`` shows them while ``bci play`` runs). Keep such machines
-    behind a firewall that drops inbound TCP/UDP 16571-16603 (see the README's Security
-    section).
+    What it cannot do: bind the servers of an outlet to loopback. liblsl (its source up to
+    1.17.7; the 1.18.0b6 that pylsl 1.18.6 bundles, measured) binds each outlet's TCP data
+    server and UDP time/info service to the wildcard address (``0.0.0.0``) on a port of
+    ``BasePort..BasePort+PortRange-1`` (16572-16603, or a random port when those are taken);
+    ``ListenAddress`` applies only to the multicast responder. Any host that can reach this
+    machine can ask a UDP port for the stream's description and connect to the TCP port to
+    receive its samples, without authentication (``ss -lntu`` shows them while ``bci play``
+    runs). Keep such machines behind a firewall that drops inbound TCP/UDP 16571-16603 (see
+    the README's Security section).
     """
     directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp("_bci_lsl"))
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""Real time: sources, ring buffer, stream, causal processing, online loop, policies, safety,
-recording and session reports.
+"""Real time: sources, stream, causal processing, online loop, policies, safety, recording.
+
+Also the ring buffer and the session reports.
 
 Only :mod:`bci.realtime.lsl` imports pylsl; everything else runs (and is tested) on replayed
 arrays with ``threaded=False`` streams. Stimulator back-ends live in :mod:`bci.hw`.
@@ -9,7 +10,8 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "buffer": ["RingBuffer"],
-    "sources": ["Source", "SourceInfo", "SourceLostError", "ArraySource", "raw_source"],
+    "sources": ["Source", "SourceInfo", "SourceLostError", "ArraySource", "Dejitterer",
+                "raw_source"],
     "stream": ["Stream"],
     "events": ["Decision", "StimEvent", "StimRequest", "StreamEvent"],
     "processing": ["CausalFilter", "Envelope", "FunctionProcessor", "HoldNonFinite",

@@ -25,7 +25,10 @@ class StreamEvent:
     index : int
         Absolute sample index (samples received before it).
     detail : dict
-        Kind-specific facts, e.g. ``{"n_lost": 12}`` for a gap, ``{"channels": [...]}``.
+        Kind-specific facts: ``{"n_lost", "step_s"}`` for a gap (samples lost, step between
+        the timestamps around it, s); ``{"jump_s", "step_s", "latency_change_s"}`` for a clock
+        jump (its size, s: the step minus one sample period; and the change of latency that
+        told it from lost samples, s); ``{"channels": [...]}`` for NaN and flat channels.
     message : str
         Human-readable description.
     """

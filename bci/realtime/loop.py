@@ -307,7 +307,8 @@ class OnlineLoop:
         span = t_end - t_start
         decision.has_gap = bool(span > (self.n_window - 1 + 1.5) / self.sfreq)
         arrival = self.stream.arrival_time(end)
-        acquire_ms = (arrival - t_end) * 1e3
+        t_ref = t_end - self.stream.clock_offset(end)  # latency reference, re-anchored after
+        acquire_ms = (arrival - t_ref) * 1e3          # the source's clock jumps
         wait_ms = max(self._step_start - arrival, 0.0) * 1e3
         proba, decode_ms = None, 0.0
         if self.decoder is not None:
@@ -339,7 +340,7 @@ class OnlineLoop:
             score = "" if decision.score is None else f"{decision.score:.4g}"
             self.markers.push(f"decision/{decision.label or ''}/{score}")
         act_ms = (time.perf_counter() - t0) * 1e3
-        e2e_ms = (self.stream.now() - t_end) * 1e3
+        e2e_ms = (self.stream.now() - t_ref) * 1e3
         decision.latency_ms = {"acquire": acquire_ms, "wait": wait_ms,
                                "process": self._process_ms,
                                "decode": decode_ms, "act": act_ms, "end_to_end": e2e_ms}
@@ -400,7 +401,7 @@ class OnlineLoop:
                             consecutive=False)
                 return
         event.t_fired = self.stream.now()
-        latency = (event.t_fired - event.t_trigger) * 1e3
+        latency = (event.t_fired - event.t_trigger + self.stream.clock_offset()) * 1e3
         self.stim_events.append(event)
         self.stim_latency_ms.append(latency)
         if self.recorder is not None:

@@ -2,7 +2,8 @@
 
 It holds the LSL signal source (:class:`LSLSource`), the outlets that publish a signal or
 markers (:class:`SignalOutlet`, :class:`MarkerOutlet`), the LSL clock (:func:`local_clock`) and
-:func:`use_loopback_config`, which keeps every LSL packet on this machine (tests, benchmarks).
+:func:`use_loopback_config`, which keeps LSL's stream discovery on this machine (tests,
+benchmarks; it does not make streams private: see its notes).
 
 pylsl behaviours this module is built around:
 
@@ -11,8 +12,12 @@ pylsl behaviours this module is built around:
 - samples pushed before an inlet connects are dropped: a publisher that must not lose the first
   samples calls :meth:`SignalOutlet.wait_for_consumers` first;
 - timestamps are corrected to the local clock (``time_correction``, applied by liblsl's
-  ``proc_clocksync``) and dejittered (``proc_dejitter``), so they can be compared with
-  :func:`local_clock` on this machine.
+  ``proc_clocksync``), so they can be compared with :func:`local_clock` on this machine, and
+  dejittered by a :class:`~bci.realtime.sources.Dejitterer` (not liblsl's ``proc_dejitter``,
+  which smears a clock jump or a gap over minutes);
+- liblsl has no authentication, and every outlet's data server (TCP) and time/info service
+  (UDP) listen on all network interfaces, whatever its configuration (``ListenAddress`` only
+  moves the multicast responder): see :func:`use_loopback_config`.
 """
 
 from __future__ import annotations
@@ -24,15 +29,22 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_bool, check_positive, ensure_int
 from .._logging import logger as _root_logger
-from .sources import Source, SourceInfo, SourceLostError
+from .sources import Dejitterer, Source, SourceInfo, SourceLostError
 
 logger = _root_logger.getChild("realtime.lsl")
 
-#: LSL configuration that keeps every packet on this machine (no multicast/broadcast on the
-#: network card). Same content as the project's ``shared/lsl_api.cfg``.
+#: LSL configuration that keeps stream discovery on this machine: no multicast or broadcast
+#: leaves it, streams are looked for on 127.0.0.1 only and the multicast responder listens on
+#: 127.0.0.1 only. It cannot keep the streams themselves private: liblsl's data (TCP) and
+#: time/info (UDP) servers listen on every interface (liblsl has no setting for their
+#: address). Same content as the project's ``shared/lsl_api.cfg``.
 LOOPBACK_CONFIG = """\
-; written by bci.realtime.lsl.use_loopback_config: keep every LSL packet on this machine
+; written by bci.realtime.lsl.use_loopback_config: LSL discovery stays on this machine (no
+; multicast or broadcast leaves it; streams are looked for on 127.0.0.1 only). It does NOT make
+; streams private: liblsl's data (TCP) and time/info (UDP) servers still listen on every
+; interface, on ports BasePort..BasePort+PortRange-1 (16572-16603); firewall them.
 [ports]
 IPv6 = disable
 [multicast]
@@ -47,7 +59,7 @@ level = -3
 
 
 def use_loopback_config(directory: str | Path | None = None) -> Path:
-    """Make LSL stay on this machine: write :data:`LOOPBACK_CONFIG` and point ``LSLAPICFG`` at it.
+    """Keep LSL discovery on this machine: write :data:`LOOPBACK_CONFIG`, point ``LSLAPICFG`` at it.
 
     Must run before the first pylsl call of the process (liblsl reads its configuration once).
     Real sessions keep the user's own LSL configuration: call this only in tests, benchmarks
@@ -62,6 +74,23 @@ def use_loopback_config(directory: str | Path | None = None) -> Path:
     -------
     path : Path
         The configuration file now named by ``LSLAPICFG``.
+
+    Notes
+    -----
+    What it does: streams are resolved over 127.0.0.1 only (multicast scope ``machine``,
+    address override and known peers ``127.0.0.1``), the multicast responder binds
+    127.0.0.1:16571, IPv6 is off. Nothing this process sends leaves the machine as long as it
+    only connects to streams found so.
+
+    What it cannot do: bind the servers of an outlet to loopback. liblsl (its source up to
+    1.17.7; the 1.18.0b6 that pylsl 1.18.6 bundles, measured) binds each outlet's TCP data
+    server and UDP time/info service to the wildcard address (``0.0.0.0``) on a port of
+    ``BasePort..BasePort+PortRange-1`` (16572-16603, or a random port when those are taken);
+    ``ListenAddress`` applies only to the multicast responder. Any host that can reach this
+    machine can ask a UDP port for the stream's description and connect to the TCP port to
+    receive its samples, without authentication (``ss -lntu`` shows them while ``bci play``
+    runs). Keep such machines behind a firewall that drops inbound TCP/UDP 16571-16603 (see
+    the README's Security section).
     """
     directory = Path(directory) if directory is not None else Path(tempfile.mkdtemp("_bci_lsl"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -116,31 +145,48 @@ class LSLSource(Source):
         How much (s) liblsl keeps for us between pulls; older samples are lost (and show up
         as a gap).
     dejitter : bool
-        Smooth timestamps with liblsl's ``proc_dejitter`` (recommended for regular streams).
+        Smooth the timestamps' jitter (recommended for regular streams) with a
+        :class:`~bci.realtime.sources.Dejitterer`, which keeps their steps (lost samples,
+        clock jumps) sharp; False: the timestamps as sent (clock-synchronised).
+    max_jitter_s : float
+        With ``dejitter``: the largest departure (s) from the stream's regular clock taken for
+        jitter; larger ones are steps, which the stream reports as lost samples or a clock
+        jump. Raise it for devices whose timestamps jitter more (some wireless ones).
 
     Notes
     -----
-    Timestamps are in the local LSL clock (``time_correction`` applied by liblsl). When the
+    Timestamps are in the local LSL clock: liblsl's clock synchronisation
+    (``proc_clocksync``) maps the sender's clock onto this machine's. liblsl's own dejitter
+    (``proc_dejitter``) is not used: it fits one line to all timestamps of the session, so
+    a step is smeared over minutes (a 2-s clock jump on a 256-Hz stream became 479
+    one-sample gaps, 506 samples "lost" and latencies of -2.5 s); the
+    :class:`~bci.realtime.sources.Dejitterer` smooths the same way between steps. When the
     outlet disappears :meth:`pull` raises :class:`~bci.realtime.sources.SourceLostError`;
     :meth:`reconnect` resolves the stream again by the same name/type.
     """
 
     def __init__(self, name: str | None = None, *, stype: str | None = None,
                  timeout_s: float = 5.0, max_samples: int = 4096,
-                 max_buffered_s: float = 60.0, dejitter: bool = True) -> None:
+                 max_buffered_s: float = 60.0, dejitter: bool = True,
+                 max_jitter_s: float = 0.01) -> None:
         if name is None and stype is None:
             raise ValueError("Give the stream's name or stype (e.g. name='bci-player').")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive (seconds), got {timeout_s}.")
         self.name = name
         self.stype = stype
-        self.timeout_s = float(timeout_s)
-        self.max_samples = int(max_samples)
-        self.max_buffered_s = float(max_buffered_s)
-        self.dejitter = dejitter
+        self.timeout_s = check_positive(timeout_s, "timeout_s", unit="s")
+        self.max_samples = ensure_int(max_samples, "max_samples", minimum=1, what="samples")
+        self.max_buffered_s = check_positive(max_buffered_s, "max_buffered_s", unit="s")
+        self.dejitter = check_bool(dejitter, "dejitter")
+        self.max_jitter_s = check_positive(max_jitter_s, "max_jitter_s", unit="s")
         self._inlet = None
         self._buf: np.ndarray | None = None
-        self.info = self._open()
+        self._dejitterer: Dejitterer | None = None
+        self._info = self._open()
+
+    @property
+    def info(self) -> SourceInfo:
+        """Name, channels, nominal rate and source id of the stream read."""
+        return self._info
 
     def _resolve(self):
         import pylsl
@@ -165,9 +211,9 @@ class LSLSource(Source):
         import pylsl
 
         stream = self._resolve()
-        flags = pylsl.proc_clocksync | (pylsl.proc_dejitter if self.dejitter else 0)
+        # clock synchronisation only: liblsl's dejitter would smear steps (see Notes)
         inlet = pylsl.StreamInlet(stream, max_buflen=max(1, int(np.ceil(self.max_buffered_s))),
-                                  processing_flags=flags, recover=False)
+                                  processing_flags=pylsl.proc_clocksync, recover=False)
         info = inlet.info(timeout=self.timeout_s)
         n_chans = info.channel_count()
         sfreq = info.nominal_srate()
@@ -184,6 +230,8 @@ class LSLSource(Source):
             self._dtype = None  # integer streams: let pylsl allocate (rare)
         self._buf = (np.empty((self.max_samples, n_chans), dtype=self._dtype)
                      if self._dtype is not None else None)
+        self._dejitterer = (Dejitterer(float(sfreq), max_jitter_s=self.max_jitter_s)
+                            if self.dejitter else None)
         return SourceInfo(name=info.name(), ch_names=_channel_names(info, n_chans),
                           sfreq=float(sfreq), source_id=info.source_id())
 
@@ -192,13 +240,13 @@ class LSLSource(Source):
         return local_clock()
 
     def pull(self, max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Samples available now (never waits).
+        """Return the samples available now (never waits).
 
         Returns
         -------
         data : ndarray, shape (n_chans, n_samples), float64
         timestamps : ndarray, shape (n_samples,), float64
-            Local LSL clock (s).
+            Local LSL clock (s), dejittered unless ``dejitter=False``.
         """
         from pylsl.util import LostError
 
@@ -215,7 +263,10 @@ class LSLSource(Source):
                 data = np.asarray(samples, dtype=np.float64).reshape(len(ts), -1).T
         except LostError as err:
             raise SourceLostError(f"LSL stream {self.info.name!r} was lost ({err}).") from err
-        return data, np.asarray(ts, dtype=np.float64)
+        ts = np.asarray(ts, dtype=np.float64)
+        if self._dejitterer is not None and ts.size:
+            ts = self._dejitterer(ts)
+        return data, ts
 
     def reconnect(self) -> SourceInfo:
         """Resolve and open the stream again after it was lost; checks it still matches."""
@@ -227,7 +278,7 @@ class LSLSource(Source):
                 f"({info.n_chans} channels at {info.sfreq:g} Hz, before {self.info.n_chans} "
                 f"at {self.info.sfreq:g} Hz); start a new session."
             )
-        self.info = info
+        self._info = info
         return info
 
     def close(self) -> None:

@@ -1,19 +1,25 @@
 """Signal sources: what a :class:`~bci.realtime.stream.Stream` pulls samples from.
 
-A source has ``info`` (:class:`SourceInfo`) and a non-blocking ``pull(max_samples)`` returning
-``(data (n_chans, n_samples), timestamps (n_samples,))``. :class:`ArraySource` and
-:func:`raw_source` replay a recording deterministically (tests, offline runs of the online
-code); :class:`~bci.realtime.lsl.LSLSource` reads a live LSL stream.
+A source (:class:`Source`, an abstract base class) has ``info`` (:class:`SourceInfo`) and a
+non-blocking ``pull(max_samples)`` returning ``(data (n_chans, n_samples), timestamps
+(n_samples,))``. :class:`ArraySource` and :func:`raw_source` replay a recording
+deterministically (tests, offline runs of the online code);
+:class:`~bci.realtime.lsl.LSLSource` reads a live LSL stream. :class:`Dejitterer` smooths the
+jitter of a regular stream's timestamps without smearing their steps (lost samples, clock
+jumps), so that the stream can tell them apart.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .._checks import check_positive
 
 
 class SourceLostError(RuntimeError):
@@ -47,37 +53,188 @@ class SourceInfo:
         return len(self.ch_names)
 
 
-class Source:
-    """Base class of signal sources (subclasses set ``info`` and implement :meth:`pull`)."""
+class Source(ABC):
+    """Abstract base class of signal sources.
 
-    info: SourceInfo
+    A subclass must define :attr:`info` (a property) and :meth:`pull`; it may override
+    :meth:`now` (when its timestamps are not on :func:`time.perf_counter`'s clock),
+    :meth:`reconnect` (when a lost source can come back) and :meth:`close`.
 
+    Examples
+    --------
+    >>> class Silent(Source):
+    ...     info = SourceInfo("silent", ["Cz"], 100.0)
+    ...     def pull(self, max_samples=None):
+    ...         return np.empty((1, 0)), np.empty(0)
+    >>> Silent().pull()[1].shape
+    (0,)
+    """
+
+    @property
+    @abstractmethod
+    def info(self) -> SourceInfo:
+        """What this source delivers (name, channels, nominal rate)."""
+
+    @abstractmethod
     def pull(self, max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return the samples available now without waiting.
+
+        Parameters
+        ----------
+        max_samples : int | None
+            Return at most this many samples (None: all that are available).
 
         Returns
         -------
         data : ndarray, shape (n_chans, n_samples), float64
         timestamps : ndarray, shape (n_samples,), float64 (s)
         """
-        raise NotImplementedError
 
     def now(self) -> float:
-        """Current time (s) on the clock of this source's timestamps."""
+        """Return the current time (s) on the clock that timestamps are compared with.
+
+        The stream stamps each pulled chunk with it (its arrival time) and reads latencies and
+        stalls from it: it must not jump when the source's timestamps do (a source whose
+        device clock is corrected mid-session keeps a steady ``now``).
+        """
         return time.perf_counter()
 
     def reconnect(self) -> SourceInfo:
         """Re-open a lost source; sources that cannot come back raise ``SourceLostError``."""
         raise SourceLostError(f"{type(self).__name__} cannot reconnect.")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most sources hold nothing)
         """Release the source (idempotent)."""
 
-    def __enter__(self):
+    def __enter__(self) -> Source:
+        """Return the source (released by ``__exit__``)."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Release the source (:meth:`close`)."""
         self.close()
+
+
+class Dejitterer:
+    """Smooth the jitter of a regular stream's timestamps and keep their steps sharp.
+
+    Timestamps of a regularly sampled device jitter (a chunk is stamped when it reaches the
+    computer). liblsl's dejitter fits one line to every timestamp of the session, so a step
+    (samples lost, or the device clock corrected) is smeared over minutes: a 2-s clock jump on a
+    256-Hz stream came out as 479 one-sample "gaps" and end-to-end latencies of -2.5 s. This
+    one fits the same exponentially weighted line (timestamp against sample
+    count, recursive least squares with a half-life of ``halftime_s``) but treats a
+    departure from the line of more than ``max_jitter_s`` as a step: the line is moved by the
+    step, which comes out intact, between two samples, for the stream to classify (lost
+    samples or clock jump, see :class:`~bci.realtime.stream.Stream`). Departures up to
+    ``max_jitter_s`` are jitter and are smoothed away, as by liblsl.
+
+    Parameters
+    ----------
+    sfreq : float
+        Nominal rate (Hz); the line's slope starts at ``1 / sfreq`` and is then fitted (a
+        device's true rate differs slightly).
+    halftime_s : float
+        Half-life (s of samples) of the weights of past timestamps (liblsl's default, 90 s).
+    max_jitter_s : float
+        Largest departure (s) from the fitted line still taken for jitter; larger ones are
+        steps. Steps smaller than this cannot be told from jitter and are smoothed over (not
+        reported), so set it above the device's jitter and below the smallest step that must
+        be seen (0.01 s: steps of 3 samples at 256 Hz, 10 at 1 kHz).
+
+    Attributes
+    ----------
+    steps : list of (int, float)
+        Every step found: (index of the first sample after it, counted from the first
+        timestamp given; size in s).
+
+    Examples
+    --------
+    >>> dj = Dejitterer(100.0)
+    >>> ts = np.r_[np.arange(50), np.arange(60, 110)] / 100.0  # 10 samples missing
+    >>> out = dj(ts)
+    >>> round(float(out[50] - out[49]), 6), [(i, round(s, 6)) for i, s in dj.steps]
+    (0.11, [(50, 0.1)])
+    """
+
+    def __init__(self, sfreq: float, *, halftime_s: float = 90.0,
+                 max_jitter_s: float = 0.01) -> None:
+        self.sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+        self.halftime_s = check_positive(halftime_s, "halftime_s", unit="s")
+        self.max_jitter_s = check_positive(max_jitter_s, "max_jitter_s", unit="s")
+        self._lam = 2.0 ** (-1.0 / (self.halftime_s * self.sfreq))
+        self._period = 1.0 / self.sfreq
+        n_prior = max(self.sfreq, 2.0)  # prior on the slope: worth 1 s of regular samples
+        self._prior = n_prior * (n_prior ** 2 - 1.0) / 12.0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the fitted line (the next timestamp starts a new one)."""
+        self._n = 0  # timestamps seen
+        self._t_ref: float | None = None
+        self._w = 0.0  # sum of weights
+        self._mx = self._my = 0.0  # weighted means of sample count and timestamp
+        self._sxx = self._sxy = 0.0  # weighted centred sums of squares and products
+        self.steps: list[tuple[int, float]] = []
+
+    @property
+    def period_s(self) -> float:
+        """The fitted sampling period (s), ``1 / sfreq`` before any timestamp."""
+        return (self._sxy + self._prior * self._period) / (self._sxx + self._prior)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self._my + self.period_s * (x - self._mx)
+
+    def _update(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Add samples ``(x, y)`` (consecutive counts) to the exponentially weighted fit."""
+        m = x.size
+        w = self._lam ** np.arange(m - 1, -1, -1, dtype=float)
+        wc = float(w.sum())
+        mx, my = float(w @ x) / wc, float(w @ y) / wc
+        sxx, sxy = float(w @ (x - mx) ** 2), float(w @ ((x - mx) * (y - my)))
+        decay = self._lam ** m
+        w_old = self._w * decay
+        w_new = w_old + wc
+        cross = w_old * wc / w_new
+        dx, dy = self._mx - mx, self._my - my
+        self._sxx = self._sxx * decay + sxx + cross * dx * dx
+        self._sxy = self._sxy * decay + sxy + cross * dx * dy
+        self._mx = (w_old * self._mx + wc * mx) / w_new
+        self._my = (w_old * self._my + wc * my) / w_new
+        self._w = w_new
+
+    def __call__(self, timestamps) -> np.ndarray:
+        """Dejitter the next chunk of timestamps (s); returns a new array."""
+        y = np.asarray(timestamps, dtype=np.float64)
+        if y.ndim != 1:
+            raise ValueError(f"timestamps must be 1-D (n_samples,), got shape {y.shape}.")
+        m = y.size
+        out = np.empty(m)
+        if m == 0:
+            return out
+        if self._t_ref is None:
+            self._t_ref = float(y[0])
+        y = y - self._t_ref
+        x = self._n + np.arange(m, dtype=float)
+        start = 0
+        while start < m:
+            if self._w == 0.0:  # no line yet: start one at this sample
+                self._mx, self._my = float(x[start]), float(y[start])
+            resid = y[start:] - self._predict(x[start:])
+            off = np.abs(resid) > self.max_jitter_s
+            if off[0]:  # a step before sample `start`: move the line by it
+                same = np.abs(resid - resid[0]) <= self.max_jitter_s
+                stop = start + (int(np.argmin(same)) if not same.all() else same.size)
+                step = float(np.median(resid[:stop - start]))
+                self._my += step
+                self.steps.append((int(x[start]), step))
+            else:
+                stop = start + (int(np.argmax(off)) if off.any() else off.size)
+            self._update(x[start:stop], y[start:stop])
+            out[start:stop] = self._predict(x[start:stop])
+            start = stop
+        self._n += m
+        return out + self._t_ref
 
 
 class ArraySource(Source):
@@ -125,11 +282,16 @@ class ArraySource(Source):
         self.t0 = float(t0)
         self.clock = clock
         self.loop = loop
-        self.info = SourceInfo(name=name, ch_names=ch_names, sfreq=float(sfreq),
-                               source_id=f"array-{name}")
+        self._info = SourceInfo(name=name, ch_names=ch_names, sfreq=float(sfreq),
+                                source_id=f"array-{name}")
         self.n_pulled = 0
         self._clock0: float | None = None
         self._last_pull: tuple[float, float] | None = None  # (timestamp, perf_counter)
+
+    @property
+    def info(self) -> SourceInfo:
+        """Name, channels and rate of the replayed array."""
+        return self._info
 
     @property
     def exhausted(self) -> bool:
@@ -137,9 +299,11 @@ class ArraySource(Source):
         return not self.loop and self.n_pulled >= self.data.shape[1]
 
     def now(self) -> float:
-        """Source time (s): with a ``clock``, ``t0`` plus the clock time since the first pull;
-        without, the last pulled sample's timestamp plus the real time since that pull (so
-        that latencies of a replay count only the processing time).
+        """Return the source time (s).
+
+        With a ``clock``: ``t0`` plus the clock time since the first pull. Without: the last
+        pulled sample's timestamp plus the real time since that pull (so that latencies of a
+        replay count only the processing time).
         """
         if self.clock is not None:
             return self.t0 + (self.clock() - self._clock0) if self._clock0 is not None \
@@ -150,6 +314,14 @@ class ArraySource(Source):
         return ts + (time.perf_counter() - perf)
 
     def pull(self, max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return the next chunk (``chunk_size``) or, with a ``clock``, the samples now due.
+
+        Returns
+        -------
+        data : ndarray, shape (n_chans, n_samples), float64
+        timestamps : ndarray, shape (n_samples,), float64
+            ``t0 + index / sfreq`` (s).
+        """
         n_total = self.data.shape[1]
         if self.clock is None:
             n = self.chunk_size
@@ -176,7 +348,7 @@ class ArraySource(Source):
 def raw_source(raw, *, picks=None, chunk_size: int = 32, t0: float = 0.0,
                clock: Callable[[], float] | None = None, loop: bool = False,
                name: str | None = None) -> ArraySource:
-    """An :class:`ArraySource` replaying an MNE Raw (or any file MNE reads).
+    """Make an :class:`ArraySource` that replays an MNE Raw (or any file MNE reads).
 
     Parameters
     ----------

@@ -6,16 +6,25 @@
 samples, flat channels, a stalled or lost source (reconnected, or the stream stops with a clear
 message). With ``threaded=False`` nothing runs in the background: call :meth:`Stream.pump`
 (tests, offline replays of the online code).
+
+A step in the timestamps is either samples lost or the source's clock jumping (a device clock
+corrected by NTP): the stream tells them apart by the arrival clock (:meth:`Source.now
+<bci.realtime.sources.Source.now>`), since samples that keep arriving at the nominal rate
+were not lost.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
+from .._checks import check_bool, check_positive, check_real, ensure_int
 from .._logging import logger as _root_logger
 from .buffer import RingBuffer
 from .events import StreamEvent
@@ -42,11 +51,17 @@ class Stream:
     poll_s : float
         Worker's sleep (s) when a pull returned nothing.
     gap_tolerance : float
-        A step between consecutive timestamps longer than ``gap_tolerance / sfreq`` is a gap;
-        its lost samples are counted as ``round(step * sfreq) - 1``.
+        A step between consecutive timestamps longer than ``gap_tolerance / sfreq`` (or not
+        forward) is a discontinuity: lost samples, or a clock jump.
     clock_jump_s : float
-        A step backwards, or forwards longer than this (s), is a clock jump (no samples are
-        counted lost).
+        Forward steps longer than this (s) make the :class:`~bci.realtime.loop.OnlineLoop`
+        start its windows afresh after them (a window across so long a step is not worth
+        deciding on), whether they are lost samples or a clock jump. It does not decide which
+        they are (see Notes).
+    min_clock_jump_s : float
+        A forward step must exceed this (s) to be taken for a clock jump; shorter ones are
+        always lost samples (the arrival clock cannot resolve them, and clocks are corrected
+        by slewing, not steps, below ~0.1 s).
     flat_s : float
         A channel whose last ``flat_s`` seconds are constant is reported flat (0 disables).
     stall_s : float
@@ -59,6 +74,27 @@ class Stream:
 
     Notes
     -----
+    **Lost samples or a clock jump.** A forward step of ``step`` s between two samples leaves
+    ``round(step * sfreq) - 1`` samples missing if the samples were lost: then nothing arrived
+    for that long, and the newest sample's latency (arrival time on :meth:`now` minus its
+    timestamp) is what it was before. If instead the source's clock jumped, the samples kept
+    arriving at the nominal rate and the latency dropped by the jump. Each discontinuity is
+    classified so, with the newest sample of the :meth:`pump` that brought it, against the
+    median latency of the previous pumps (0 before the first: by the
+    :class:`~bci.realtime.sources.Source` contract timestamps are on the clock of
+    :meth:`now`, where a sample arrives just after it is stamped). A ``gap`` event counts its
+    lost samples (:attr:`n_lost`); a ``clock_jump`` event gives its size
+    (``detail["jump_s"]``, the step minus one sample period) and loses nothing. A backward
+    step is always a clock jump.
+    After a clock jump, :meth:`clock_offset` says by how much the timestamps moved: latencies
+    are measured on ``timestamp - clock_offset(index)`` (the latency reference re-anchored),
+    so that they stay true for the rest of the session. A step smaller than
+    ``min_clock_jump_s`` is always lost samples. Timestamps must keep their steps sharp:
+    :class:`~bci.realtime.lsl.LSLSource` dejitters with a
+    :class:`~bci.realtime.sources.Dejitterer`, which does (liblsl's dejitter does not).
+    Without a paced clock (an :class:`~bci.realtime.sources.ArraySource` without ``clock``),
+    arrival follows the timestamps and every forward step counts as lost samples.
+
     Errors of the worker thread (including a source that cannot reconnect) are stored and
     re-raised in the caller's thread by :meth:`check`, :meth:`get`, :meth:`wait` and
     :meth:`stop`. Use the stream as a context manager, or call :meth:`stop`.
@@ -66,23 +102,28 @@ class Stream:
 
     def __init__(self, source: Source, *, buffer_s: float = 30.0, threaded: bool = True,
                  poll_s: float = 0.0005, gap_tolerance: float = 1.5, clock_jump_s: float = 5.0,
-                 flat_s: float = 1.0, stall_s: float = 2.0, reconnect_s: float = 5.0,
-                 max_pull: int = 4096) -> None:
-        if buffer_s <= 0:
-            raise ValueError(f"buffer_s must be positive (seconds), got {buffer_s}.")
+                 min_clock_jump_s: float = 0.1, flat_s: float = 1.0, stall_s: float = 2.0,
+                 reconnect_s: float = 5.0, max_pull: int = 4096) -> None:
+        if not isinstance(source, Source):
+            raise TypeError(f"source must be a bci.realtime.sources.Source (LSLSource, "
+                            f"ArraySource...), got {type(source).__name__}.")
         self.source = source
         self.info = source.info
         self.sfreq = float(source.info.sfreq)
         self.ch_names = list(source.info.ch_names)
-        self.buffer_s = float(buffer_s)
-        self.threaded = threaded
-        self.poll_s = float(poll_s)
-        self.gap_tolerance = float(gap_tolerance)
-        self.clock_jump_s = float(clock_jump_s)
-        self.flat_s = float(flat_s)
-        self.stall_s = float(stall_s)
-        self.reconnect_s = float(reconnect_s)
-        self.max_pull = int(max_pull)
+        self.buffer_s = check_positive(buffer_s, "buffer_s", unit="s")
+        self.threaded = check_bool(threaded, "threaded")
+        self.poll_s = check_positive(poll_s, "poll_s", unit="s")
+        self.gap_tolerance = check_real(gap_tolerance, "gap_tolerance", unit="sample periods",
+                                        low=1.0, low_inclusive=False)
+        self.clock_jump_s = check_positive(clock_jump_s, "clock_jump_s", unit="s")
+        self.min_clock_jump_s = check_positive(min_clock_jump_s, "min_clock_jump_s", unit="s",
+                                               allow_zero=True)
+        self.flat_s = check_positive(flat_s, "flat_s", unit="s", allow_zero=True)
+        self.stall_s = check_positive(stall_s, "stall_s", unit="s", allow_zero=True)
+        self.reconnect_s = check_positive(reconnect_s, "reconnect_s", unit="s",
+                                          allow_zero=True)
+        self.max_pull = ensure_int(max_pull, "max_pull", minimum=1, what="samples")
         n = max(int(np.ceil(self.buffer_s * self.sfreq)), 1)
         self._buffer = RingBuffer(len(self.ch_names), n)
         self._arrival = np.full(n, np.nan)  # source-clock time each sample was pulled
@@ -102,6 +143,13 @@ class Stream:
         self._stalled = False
         self._flat: set[str] = set()
         self._next_flat_check = 0
+        # clock jumps: where the timestamps moved (absolute index of the first sample after
+        # each jump) and the total offset from there on (s)
+        self._jump_index: list[int] = []
+        self._jump_offset: list[float] = []
+        self._latencies: deque[float] = deque(maxlen=32)  # newest-sample latency, per pump
+        self._pending: list[tuple[int, float, float]] = []  # (index, time, step) to classify
+        self._n_checked = 0  # samples whose discontinuities are classified (n_written)
 
     # --------------------------------------------------------------------- lifecycle
     def start(self) -> Stream:
@@ -129,11 +177,13 @@ class Stream:
         self.check()
 
     def __enter__(self) -> Stream:
+        """Start acquiring (unless running already); returns self."""
         if not self.running:
             self.start()
         return self
 
     def __exit__(self, exc_type, *_) -> None:
+        """Stop (see :meth:`stop`); a worker error does not mask an exception in flight."""
         if exc_type is not None and self._error is not None:
             logger.error("Stream %r: worker error during another error: %s", self.info.name,
                          self._error)
@@ -141,8 +191,9 @@ class Stream:
         self.stop()
 
     def add_chunk_listener(self, fn: ChunkListener) -> None:
-        """Call ``fn(data, timestamps, first_index)`` with every chunk, in the acquiring thread
-        (e.g. a recorder). An exception in ``fn`` stops the stream and is re-raised.
+        """Call ``fn(data, timestamps, first_index)`` with every chunk, in the acquiring thread.
+
+        E.g. a recorder. An exception in ``fn`` stops the stream and is re-raised.
         """
         self._chunk_listeners.append(fn)
 
@@ -158,8 +209,27 @@ class Stream:
 
     # --------------------------------------------------------------------- acquisition
     def now(self) -> float:
-        """Current time (s) on the source's clock."""
+        """Return the current time (s) on the source's arrival clock (:meth:`Source.now`).
+
+        It does not jump with the timestamps: compare it with
+        ``timestamp - clock_offset(index)``.
+        """
         return self.source.now()
+
+    def clock_offset(self, index: int | None = None) -> float:
+        """How far (s) the source's clock had jumped, in all, when sample ``index`` was stamped.
+
+        0 until a ``clock_jump``; the sum of the jumps before ``index`` (absolute sample
+        index; the newest sample when None). ``timestamp - clock_offset(index)`` is the sample's
+        time on the clock it was stamped with before any jump, the reference of latencies
+        (:meth:`now` minus it is the sample's age).
+        """
+        if not self._jump_index:
+            return 0.0
+        if index is None:
+            return self._jump_offset[-1]
+        k = bisect.bisect_right(self._jump_index, int(index))
+        return self._jump_offset[k - 1] if k else 0.0
 
     def pump(self) -> int:
         """Pull everything available now into the buffer; returns the number of new samples.
@@ -172,19 +242,28 @@ class Stream:
         if not self.running:
             raise RuntimeError("Start the stream first (stream.start() or `with stream:`).")
         total = 0
-        while True:
-            try:
-                data, ts = self.source.pull(self.max_pull)
-            except SourceLostError as err:
-                self._handle_lost(err)
-                break
-            n = len(ts)
-            if n == 0:
-                break
-            self._ingest(data, ts)
-            total += n
-            if n < self.max_pull:
-                break
+        fresh: tuple[float, float] | None = None  # (arrival, timestamp) of the newest sample
+        try:
+            while True:
+                try:
+                    data, ts = self.source.pull(self.max_pull)
+                except SourceLostError as err:
+                    self._handle_lost(err)
+                    break
+                n = len(ts)
+                if n == 0:
+                    break
+                fresh = (self._ingest(data, ts), float(ts[-1]))
+                total += n
+                if n < self.max_pull:
+                    break
+        finally:
+            if fresh is not None:
+                self._classify(*fresh)
+            if total:
+                with self._cond:
+                    self._n_checked = self._buffer.n_written
+                    self._cond.notify_all()
         if total == 0:
             self._check_stall()
         return total
@@ -203,7 +282,8 @@ class Stream:
             with self._cond:
                 self._cond.notify_all()
 
-    def _ingest(self, data: np.ndarray, ts: np.ndarray) -> None:
+    def _ingest(self, data: np.ndarray, ts: np.ndarray) -> float:
+        """Check and store one pulled chunk; returns its arrival time (:meth:`now`)."""
         arrival = self.source.now()
         first = self._buffer.n_written
         self._check_timestamps(ts, first)
@@ -224,7 +304,6 @@ class Stream:
             else:
                 self._arrival[start:] = arrival
                 self._arrival[:stop - self._buffer.n_samples] = arrival
-            self._cond.notify_all()
         self._last_ts = float(ts[-1])
         self._last_data_time = arrival
         self._stalled = False
@@ -232,25 +311,63 @@ class Stream:
             fn(data, ts, first)
         if self.flat_s > 0 and self._buffer.n_written >= self._next_flat_check:
             self._check_flat()
+        return arrival
 
     def _check_timestamps(self, ts: np.ndarray, first: int) -> None:
+        """Note the discontinuities of a chunk; :meth:`_classify` decides what they are."""
         steps = np.diff(ts) if self._last_ts is None else np.diff(ts, prepend=self._last_ts)
         offset = 1 if self._last_ts is None else 0
-        period = 1.0 / self.sfreq
-        odd = np.flatnonzero((steps > self.gap_tolerance * period) | (steps <= 0))
+        odd = np.flatnonzero((steps > self.gap_tolerance / self.sfreq) | (steps <= 0))
         for k in odd:
-            step = float(steps[k])
-            index = first + int(k) + offset
-            t = float(ts[k + offset])
-            if step <= 0 or step > self.clock_jump_s:
-                self._emit(StreamEvent("clock_jump", t, index, {"step_s": step},
-                                       f"timestamps jumped by {step:+.3f} s"))
+            self._pending.append((first + int(k) + offset, float(ts[k + offset]),
+                                  float(steps[k])))
+
+    def _classify(self, arrival: float, t_newest: float) -> None:
+        """Report the pending discontinuities as lost samples or clock jumps.
+
+        ``arrival`` and ``t_newest`` are the arrival time and timestamp of the newest sample
+        received; its latency, against the median of earlier pumps', says how far the
+        timestamps ran ahead of the arrival clock in between: by the sum of the clock jumps.
+        """
+        pending, self._pending = self._pending, []
+        period = 1.0 / self.sfreq
+        excess = [step - period for _, _, step in pending]
+        base = self.clock_offset()  # before the pending jumps
+        jumps = {i for i, (_, _, step) in enumerate(pending) if step <= 0}
+        candidates = [i for i, e in enumerate(excess)
+                      if i not in jumps and e > self.min_clock_jump_s]
+        change = None
+        if pending:
+            # before any pump measured it, the latency is taken as 0: by the Source contract
+            # timestamps are on the clock of now(), where a sample arrives after it is stamped
+            reference = float(np.median(self._latencies)) if self._latencies else 0.0
+            change = (arrival - (t_newest - base)) - reference
+            if candidates and len(candidates) <= 12:
+                # which forward steps, with the backward ones, add up to the latency's change?
+                known = sum(excess[i] for i in jumps)
+                best = min((subset for r in range(len(candidates) + 1)
+                            for subset in itertools.combinations(candidates, r)),
+                           key=lambda sub: (abs(change + known + sum(excess[i] for i in sub)),
+                                            len(sub)))
+                jumps |= set(best)
+        total = base
+        for i, (index, t, step) in enumerate(pending):
+            if i in jumps:
+                total += excess[i]
+                self._jump_offset.append(total)  # before the index: readers bisect indices
+                self._jump_index.append(index)
+                detail = {"jump_s": excess[i], "step_s": step, "latency_change_s": change}
+                self._emit(StreamEvent(
+                    "clock_jump", t, index, detail,
+                    f"the source's clock jumped by {excess[i]:+.3f} s (samples kept arriving; "
+                    "none lost)"))
             else:
                 n_lost = max(int(round(step * self.sfreq)) - 1, 1)
                 self.n_lost += n_lost
                 self.n_gaps += 1
                 self._emit(StreamEvent("gap", t, index, {"n_lost": n_lost, "step_s": step},
                                        f"{n_lost} samples lost ({step * 1e3:.1f} ms gap)"))
+        self._latencies.append(arrival - (t_newest - total))
 
     def _check_flat(self) -> None:
         n = int(round(self.flat_s * self.sfreq))
@@ -313,8 +430,12 @@ class Stream:
     # --------------------------------------------------------------------- reading
     @property
     def n_written(self) -> int:
-        """Samples received so far (absolute index of the next sample)."""
-        return self._buffer.n_written
+        """Samples received so far (absolute index of the next sample).
+
+        Counted once a :meth:`pump` has checked them (gaps and clock jumps classified), so
+        that a reader never sees a sample whose discontinuity is not reported yet.
+        """
+        return self._n_checked
 
     @property
     def n_buffer(self) -> int:
@@ -331,7 +452,7 @@ class Stream:
         """Copy of the newest ``n`` samples and their timestamps."""
         self.check()
         with self._cond:
-            return self._buffer.get_last(n)
+            return self._buffer.get(self._n_checked - n, self._n_checked)
 
     def arrival_time(self, index: int) -> float:
         """Source-clock time (s) at which sample ``index`` was pulled."""
@@ -343,9 +464,9 @@ class Stream:
         Returns whether new samples are there; re-raises a worker error.
         """
         with self._cond:
-            if self._buffer.n_written <= n_written and self.running:
+            if self._n_checked <= n_written and self.running:
                 self._cond.wait(timeout_s)
-            fresh = self._buffer.n_written > n_written
+            fresh = self._n_checked > n_written
         self.check()
         return fresh
 

@@ -1,6 +1,8 @@
-"""Test helpers: a source that injects faults, index-carrying signals, a fake clock."""
+"""Test helpers: faulty sources, index signals, a fake clock, an LSL publisher with steps."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -27,7 +29,8 @@ class FaultySource(Source):
     nan : set of int
         Pull numbers whose chunk is replaced by NaN.
     jump : dict of int -> float
-        Pull numbers from which every timestamp is shifted by this many seconds.
+        Pull numbers from which every timestamp is shifted by this many seconds (the device's
+        clock jumps; the arrival clock, :meth:`now`, does not).
     lose_at : int | None
         Pull number at which the source is lost (raises SourceLostError).
     come_back : bool
@@ -39,7 +42,6 @@ class FaultySource(Source):
     def __init__(self, inner: ArraySource, *, drop=(), nan=(), jump=None, lose_at=None,
                  come_back=True, raise_at=None) -> None:
         self.inner = inner
-        self.info = inner.info
         self.drop, self.nan = set(drop), set(nan)
         self.jump = dict(jump or {})
         self.lose_at, self.come_back, self.raise_at = lose_at, come_back, raise_at
@@ -49,11 +51,15 @@ class FaultySource(Source):
         self.n_reconnects = 0
 
     @property
+    def info(self):
+        return self.inner.info
+
+    @property
     def exhausted(self) -> bool:
         return self.inner.exhausted
 
     def now(self) -> float:
-        return self.inner.now() + self._shift
+        return self.inner.now()
 
     def pull(self, max_samples=None):
         if self.lost:
@@ -94,3 +100,97 @@ class FakeClock:
 
     def advance(self, dt: float) -> None:
         self.t += dt
+
+
+class StepPublisher:
+    """Publish an index signal on loopback LSL in real time, with clock jumps and real gaps.
+
+    Sample ``i`` is produced at ``t0 + i / sfreq`` (LSL clock) and stamped with that time plus
+    the clock jumps before it; the samples of a gap are produced (time passes) but never
+    pushed. Pushes every ``chunk_s``, one push per run of regular timestamps (as a device
+    that stamps each chunk), after a first consumer connected.
+
+    Parameters
+    ----------
+    name : str
+        LSL stream name.
+    sfreq : float
+        Rate (Hz).
+    n_times : int
+        Samples produced, the lost ones included.
+    steps : list of (int, str, float)
+        ``(index, "jump", size_s)``: every timestamp from sample ``index`` on moves by
+        ``size_s``; ``(index, "gap", size_s)``: samples ``index`` to
+        ``index + round(size_s * sfreq) - 1`` are lost.
+    chunk_s : float
+        Push period (s).
+    """
+
+    def __init__(self, name: str, sfreq: float, n_times: int, steps=(), *,
+                 chunk_s: float = 0.01) -> None:
+        from bci.realtime.lsl import SignalOutlet
+
+        self.sfreq, self.n_times, self.chunk_s = float(sfreq), int(n_times), float(chunk_s)
+        idx = np.arange(self.n_times)
+        self.offset = np.zeros(self.n_times)
+        lost = np.zeros(self.n_times, dtype=bool)
+        for index, kind, size_s in steps:
+            if kind == "jump":
+                self.offset[index:] += size_s
+            else:
+                lost[index:index + int(round(size_s * self.sfreq))] = True
+        self.indices = idx[~lost]  # what a consumer must receive, in order
+        self._data = np.ascontiguousarray(
+            np.c_[idx, np.random.default_rng(0).standard_normal(self.n_times)], np.float32)
+        self._lost = lost
+        self._outlet = SignalOutlet(name, ["idx", "x"], self.sfreq)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=f"publisher-{name}",
+                                        daemon=True)
+        self.error: BaseException | None = None
+        self.n_pushed = 0
+        self.t0: float | None = None
+
+    def start(self) -> StepPublisher:
+        self._thread.start()
+        return self
+
+    def _work(self) -> None:
+        from bci.realtime.lsl import local_clock
+
+        try:
+            if not self._outlet.wait_for_consumers(10.0):
+                raise RuntimeError("no consumer connected within 10 s")
+            self.t0 = local_clock() + 0.02
+            sent = 0
+            while sent < self.n_times and not self._stop.is_set():
+                due = min(int((local_clock() - self.t0) * self.sfreq) + 1, self.n_times)
+                idx = np.arange(sent, max(due, sent))
+                idx = idx[~self._lost[idx]]
+                ts = self.t0 + idx / self.sfreq + self.offset[idx]
+                runs = np.flatnonzero(np.abs(np.diff(ts) - 1 / self.sfreq) > 1e-9) + 1
+                for run in np.split(np.arange(idx.size), runs):
+                    if run.size:
+                        self._outlet.push_rows(self._data[idx[run]],
+                                               timestamp=float(ts[run[-1]]))
+                        self.n_pushed += run.size
+                sent = max(due, sent)
+                self._stop.wait(self.chunk_s)
+        except BaseException as err:  # thread boundary: re-raised by join()
+            self.error = err
+
+    @property
+    def done(self) -> bool:
+        """Whether every sample was produced (pushed or lost)."""
+        return not self._thread.is_alive()
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+        if self.error is not None:
+            raise RuntimeError(f"publisher failed: {self.error}") from self.error
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self._outlet.close()

@@ -22,11 +22,18 @@ def _name(tag: str) -> str:
     return f"bci-test-{tag}-{os.getpid()}"
 
 
-def test_lsl_stays_on_this_machine():
-    cfg = Path(os.environ["LSLAPICFG"])
-    text = cfg.read_text()
-    assert "ResolveScope = machine" in text
-    assert "KnownPeers = {127.0.0.1}" in text
+def test_lsl_discovery_stays_on_this_machine():
+    """The tests' configuration and the one bci writes keep discovery on loopback."""
+    from bci.realtime.lsl import LOOPBACK_CONFIG
+
+    for text in (Path(os.environ["LSLAPICFG"]).read_text(), LOOPBACK_CONFIG):
+        assert "ResolveScope = machine" in text
+        assert "AddressesOverride = {127.0.0.1}" in text
+        assert "ListenAddress = 127.0.0.1" in text
+        assert "KnownPeers = {127.0.0.1}" in text
+        assert "IPv6 = disable" in text
+    # and says what it cannot do (see test_lsl_exposure.py, which checks it with ss)
+    assert "does NOT make\n; streams private" in LOOPBACK_CONFIG
 
 
 def test_exact_index_over_loopback_lsl():
@@ -79,7 +86,8 @@ def test_stream_killed_and_restarted_session_continues(tmp_path):
     summary = loop.run(duration_s=4.0)
     thread.join()
     kinds = summary["faults"]
-    assert kinds.get("lost") == 1 and kinds.get("reconnected") == 1, kinds
+    assert kinds.get("lost") == 1, kinds
+    assert kinds.get("reconnected") == 1, kinds
     assert summary["stopped_reason"] == "duration reached"
     sig, ts, _ = read_signal(tmp_path / "s")
     idx = sig[0]

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bci.realtime.sources import ArraySource
+from bci.realtime.events import StimRequest
+from bci.realtime.loop import OnlineLoop
+from bci.realtime.policies import Policy
+from bci.realtime.report import summarize
+from bci.realtime.safety import SafetyGate
+from bci.realtime.sources import ArraySource, Source, SourceInfo
 from bci.realtime.stream import Stream
 
 from ._helpers import FakeClock, FaultySource, index_signal
@@ -84,6 +89,169 @@ def test_clock_jump_is_not_counted_as_lost_samples():
     assert stream.n_written == 400
 
 
+class _FireAlways(Policy):
+    """Ask for a stimulus at every decision (to measure the trigger -> stimulus latency)."""
+
+    def update(self, decision):
+        return StimRequest(reason="always", t_trigger=decision.t_end)
+
+
+@pytest.mark.parametrize("size_s", [0.5, 2.0, 10.0])
+def test_clock_jumps_and_real_gap_of_the_same_size_paced_replay(size_s):
+    """Plain path, deterministic: +jump, real gap, -jump of the same size; exact counts.
+
+    128 Hz, a fake clock advanced by 0.125 s per step (16 samples a pull, exact in binary;
+    the first pull holds sample 0 alone). The jumps shift the timestamps while samples keep
+    arriving; the gap drops the pulls of ``size_s`` seconds (nothing arrives for that long).
+    Latencies (acquire, end to end, stimulus) are the fake clock minus the re-anchored
+    timestamp of the window's last sample: 0 or one period, for every window.
+    """
+    sfreq, chunk = 128.0, 16
+    n_gap_pulls = int(size_s * sfreq) // chunk
+    jump_at, gap_at = 16, 32
+    back_at = gap_at + n_gap_pulls + 16
+    n_pulls = back_at + 24
+    n_total = 1 + (n_pulls - 1) * chunk
+
+    def first_of(pull: int) -> int:  # index of the first sample of a pull
+        return 1 + (pull - 1) * chunk
+
+    clock = FakeClock(50.0)
+    src = FaultySource(ArraySource(index_signal(n_total), sfreq, clock=clock),
+                       jump={jump_at: size_s, back_at: -size_s},
+                       drop=set(range(gap_at, gap_at + n_gap_pulls)))
+    stream = Stream(src, threaded=False, stall_s=60.0)
+    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, policy=_FireAlways(),
+                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
+                                        max_per_session=None))
+    stream.start()
+    for _ in range(n_pulls):
+        loop.step()
+        clock.advance(chunk / sfreq)
+    loop.close()
+    summary = summarize(loop)
+
+    n_lost = n_gap_pulls * chunk
+    assert [e.kind for e in stream.events] == ["clock_jump", "gap", "clock_jump"]
+    jump, gap, back = stream.events
+    assert [jump.index, gap.index, back.index] == [first_of(jump_at), first_of(gap_at),
+                                                   first_of(back_at) - n_lost]
+    assert jump.detail["jump_s"] == pytest.approx(size_s, abs=1e-9)
+    assert back.detail["jump_s"] == pytest.approx(-size_s, abs=1e-9)
+    assert jump.detail["latency_change_s"] == pytest.approx(-size_s, abs=1 / sfreq)
+    assert gap.detail["n_lost"] == n_lost
+    assert summary["samples_lost"] == stream.n_lost == n_lost
+    assert summary["samples_received"] == n_total - n_lost
+    assert summary["gaps"] == 1
+    assert summary["faults"] == {"clock_jump": 2, "gap": 1}
+    # the index channel proves what was lost: exactly the dropped pulls' samples
+    data, _ = stream.get_last(stream.n_written)
+    kept = np.r_[0:first_of(gap_at), first_of(gap_at + n_gap_pulls):n_total]
+    np.testing.assert_array_equal(data[0], kept)
+    # the latency reference is re-anchored after each jump
+    assert stream.clock_offset(jump.index - 1) == 0.0
+    assert stream.clock_offset(jump.index) == pytest.approx(size_s, abs=1e-9)
+    assert stream.clock_offset() == pytest.approx(0.0, abs=1e-9)
+    # a window ends on the newest sample or the one before: age 0 or 1 period, never less
+    # than 0 (-size_s without re-anchoring) nor more than a period (+size_s)
+    period_ms = 1e3 / sfreq
+    assert len([d for d in loop.decisions if d.stop_index > jump.index]) > 30
+    for values in (loop.latencies["acquire"], loop.latencies["end_to_end"],
+                   loop.stim_latency_ms):
+        assert len(values) == len(loop.decisions)
+        assert 0.0 <= min(values) <= max(values) <= period_ms + 1e-6
+
+
+def test_many_steps_in_one_pull_are_matched_to_the_latency_change():
+    """A backlog that holds a gap and a clock jump: the arrival clock says which is which."""
+    sfreq = 100.0
+    ts = np.arange(1000) / sfreq  # sample i produced at i / 100 s
+    ts[600:] += 1.5  # the device clock jumps 1.5 s forward at sample 600
+    data = index_signal(1000)
+    clock = FakeClock(0.0)
+
+    class Backlog(Source):
+        """Samples 0-99 on time, then (after a stall) 100-999 but 300-369, lost in transit."""
+
+        info = SourceInfo("backlog", ["idx", "a", "b"], sfreq)
+        chunks = [np.r_[0:100], np.r_[100:300, 370:1000]]
+
+        def now(self):
+            return clock()
+
+        def pull(self, max_samples=None):
+            idx = self.chunks.pop(0) if self.chunks else np.r_[0:0]
+            return data[:, idx], ts[idx]
+
+    stream = Stream(Backlog(), threaded=False)
+    with stream:
+        clock.advance(0.99)  # sample 99 was just produced
+        stream.pump()
+        clock.advance(9.0)  # sample 999 was just produced
+        stream.pump()
+    assert [e.kind for e in stream.events] == ["gap", "clock_jump"]
+    assert stream.n_lost == 70
+    assert stream.events[0].index == 300
+    assert stream.events[1].detail["jump_s"] == pytest.approx(1.5, abs=1e-9)
+    assert stream.events[1].index == 530
+
+
+@pytest.mark.parametrize("kind", ["clock_jump", "gap"])
+def test_step_in_the_first_pull_is_judged_against_a_zero_latency(kind):
+    """No latency measured yet: a sample arrives just after it is stamped (Source contract)."""
+    produced = np.arange(300)  # samples 0-299, produced at i / 100 s; pulled at 2.99 s
+    idx = produced if kind == "clock_jump" else np.r_[0:100, 250:300]
+    ts = idx / 100.0 + (1.5 * (idx >= 100) if kind == "clock_jump" else 0.0)
+
+    class FirstPull(Source):
+        info = SourceInfo("first", ["idx"], 100.0)
+        chunks = [idx]
+
+        def now(self):
+            return 2.99
+
+        def pull(self, max_samples=None):
+            i = self.chunks.pop(0) if self.chunks else np.r_[0:0]
+            return i[np.newaxis].astype(float), ts[:i.size]
+
+    stream = Stream(FirstPull(), threaded=False)
+    with stream:
+        stream.pump()
+    assert [e.kind for e in stream.events] == [kind]
+    assert stream.events[0].index == 100
+    assert stream.n_lost == (150 if kind == "gap" else 0)
+
+
+def test_unpaced_replay_of_steps_in_the_timestamps_counts_them_as_lost():
+    """Without a clock, arrival follows the timestamps: a forward step is lost samples."""
+
+    class StepReplay(ArraySource):
+        def pull(self, max_samples=None):
+            data, ts = super().pull(max_samples)
+            return data, ts + 2.0 * (ts >= 1.0)
+
+        def now(self):  # arrival on the replayed timestamps, as ArraySource without a clock
+            return super().now() + 2.0 * (self.n_pulled > 100)
+
+    stream = Stream(StepReplay(index_signal(400), SFREQ, chunk_size=10), threaded=False)
+    with stream:
+        _drain(stream)
+    assert [e.kind for e in stream.events] == ["gap"]
+    assert stream.n_lost == 200
+
+
+def test_small_forward_step_is_always_lost_samples():
+    clock = FakeClock()
+    src = FaultySource(ArraySource(index_signal(400), SFREQ, clock=clock), jump={5: 0.05})
+    stream = Stream(src, threaded=False, min_clock_jump_s=0.1)
+    with stream:
+        for _ in range(20):
+            clock.advance(0.1)
+            stream.pump()
+    assert [e.kind for e in stream.events] == ["gap"]
+    assert stream.n_lost == 5
+
+
 def test_lost_source_reconnects_and_keeps_indices():
     src = FaultySource(ArraySource(index_signal(300), SFREQ, chunk_size=10), lose_at=7)
     stream = Stream(src, threaded=False, reconnect_s=1.0)
@@ -100,9 +268,10 @@ def test_lost_for_good_stops_with_clear_message():
                        come_back=False)
     stream = Stream(src, threaded=False, reconnect_s=0.05)
     stream.start()
+    for _ in range(3):
+        stream.pump()
     with pytest.raises(RuntimeError, match="did not come back within reconnect_s"):
-        for _ in range(10):
-            stream.pump()
+        stream.pump()
     assert stream.n_written == 30  # what arrived before the loss is kept
     stream.stop()
 
@@ -140,7 +309,14 @@ def test_threaded_acquisition_with_fake_clock():
 
 def test_bad_arguments():
     src = ArraySource(np.zeros((2, 10)), SFREQ)
-    with pytest.raises(ValueError, match="buffer_s must be positive"):
+    with pytest.raises(TypeError, match="source must be a bci.realtime.sources.Source"):
+        Stream(np.zeros((2, 10)))
+    with pytest.raises(ValueError, match=r"min_clock_jump_s must be a finite number >= 0 "
+                                         r"\(s\), got nan"):
+        Stream(src, min_clock_jump_s=float("nan"))
+    with pytest.raises(ValueError, match=r"gap_tolerance must be a finite number > 1"):
+        Stream(src, gap_tolerance=1.0)
+    with pytest.raises(ValueError, match=r"buffer_s must be a finite number > 0 \(s\), got 0.0"):
         Stream(src, buffer_s=0)
     with pytest.raises(RuntimeError, match="Start the stream first"):
         Stream(src, threaded=False).pump()

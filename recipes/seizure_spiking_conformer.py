@@ -456,22 +456,14 @@ def summarise(cfg: Config, prep: Prepared, results: dict, elapsed_s: float) -> d
                         "test_files": prep.info["split"]["test"],
                         "test_hours": prep.info["test_hours"],
                         "n_test_seizures": prep.info["n_test_seizures"]})
-    summary.update({
-        "sensitivity": stream["spiking"]["sensitivity"],
-        "specificity": stream["spiking"]["specificity"],
-        "false_alarms_per_hour": stream["spiking"]["false_alarms_per_hour"],
-        "latency_s": stream["spiking"]["latency_s"],
-        f"{u}_accuracy": held["spiking"]["accuracy"],
-        f"{u}_sensitivity": held["spiking"]["sensitivity"],
-        f"{u}_specificity": held["spiking"]["specificity"],
-    })
+    events = ("sensitivity", "specificity", "false_alarms_per_hour", "latency_s")
+    summary.update({key: stream["spiking"][key] for key in events})
+    summary.update({f"{u}_{key}": held["spiking"][key]
+                    for key in ("accuracy", "sensitivity", "specificity")})
     if u == "window":
         summary["window_balanced_accuracy"] = held["spiking"]["balanced_accuracy"]
+    summary.update({f"twin_{key}": stream["twin"][key] for key in events})
     summary.update({
-        "twin_sensitivity": stream["twin"]["sensitivity"],
-        "twin_specificity": stream["twin"]["specificity"],
-        "twin_false_alarms_per_hour": stream["twin"]["false_alarms_per_hour"],
-        "twin_latency_s": stream["twin"]["latency_s"],
         f"twin_{u}_accuracy": held["twin"]["accuracy"],
         "synops_spiking": approx_ops["synaptic_operations"],
         "effective_acs_spiking": approx_ops["effective_acs"],

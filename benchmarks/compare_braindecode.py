@@ -2,8 +2,8 @@
 
 braindecode is not a dependency of bci; run this in an environment that has both, e.g.::
 
-    python3 -m venv /tmp/bdenv && /tmp/bdenv/bin/pip install torch braindecode
-    PYTHONPATH=/path/to/bci /tmp/bdenv/bin/python benchmarks/compare_braindecode.py
+    python3 -m venv /tmp/bdenv && /tmp/bdenv/bin/pip install torch braindecode -e /path/to/bci
+    /tmp/bdenv/bin/python benchmarks/compare_braindecode.py
 
 It prints:
 
@@ -27,7 +27,12 @@ import torch
 from torch import nn
 
 from bci.models.eegnet import EEGNet
-from bci.models.eegnex import BRAINDECODE_KWARGS, EEGNeX, load_braindecode_state_dict
+from bci.models.eegnex import (
+    BRAINDECODE_KWARGS,
+    EEGNeX,
+    braindecode_parameter_name,
+    load_braindecode_state_dict,
+)
 from bci.models.shallow import ShallowConvNet
 from bci.models.shallow import load_braindecode_state_dict as load_shallow_state_dict
 
@@ -42,6 +47,7 @@ CONFIGS = [(22, 4, 1000), (22, 4, 500), (22, 4, 512), (3, 2, 256), (64, 2, 384)]
 
 
 def n_params(model: nn.Module) -> int:
+    """Count the parameters of a network."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -60,6 +66,7 @@ def randomize_batch_norms(model: nn.Module, generator: torch.Generator) -> None:
 
 
 def print_counts() -> None:
+    """Print the parameter counts of ours and braindecode's networks, per configuration."""
     print(f"braindecode {braindecode.__version__}, torch {torch.__version__}")
     print("parameter counts (n_chans, n_outputs, n_times): ours / braindecode")
     for c, o, t in CONFIGS:
@@ -78,6 +85,7 @@ def print_counts() -> None:
 
 
 def compare_eegnex(n_times: int = 1000, batch: int = 16) -> None:
+    """Print the output and gradient differences of EEGNeX at identical weights."""
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     theirs = BDEEGNeX(n_chans=22, n_outputs=4, n_times=n_times)
@@ -108,7 +116,7 @@ def compare_eegnex(n_times: int = 1000, batch: int = 16) -> None:
         ours_params = dict(ours.named_parameters())
         grad_diff = grad_max = 0.0
         for key, param in theirs.named_parameters():
-            grad_o = ours_params[_our_key(key)].grad
+            grad_o = ours_params[braindecode_parameter_name(key)].grad
             grad_diff = max(grad_diff,
                             (grad_o - param.grad.reshape(grad_o.shape)).abs().max().item())
             grad_max = max(grad_max, param.grad.abs().max().item())
@@ -126,16 +134,8 @@ def compare_eegnex(n_times: int = 1000, batch: int = 16) -> None:
               f"step (eval, updated running stats) max |output diff| = {step_diff:.3g}")
 
 
-def _our_key(braindecode_key: str) -> str:
-    from bci.models.eegnex import _BRAINDECODE_BN, _BRAINDECODE_KEYS
-
-    if braindecode_key in _BRAINDECODE_KEYS:
-        return _BRAINDECODE_KEYS[braindecode_key]
-    prefix, name = braindecode_key.rsplit(".", 1)
-    return f"{_BRAINDECODE_BN[prefix]}.{name}"
-
-
 def compare_shallow(n_times: int = 1000, batch: int = 16) -> None:
+    """Print the output difference of ShallowConvNet at identical weights (eval mode)."""
     gen = torch.Generator().manual_seed(1)
     torch.manual_seed(1)
     theirs = BDShallow(n_chans=22, n_outputs=4, n_times=n_times)
@@ -153,6 +153,7 @@ def compare_shallow(n_times: int = 1000, batch: int = 16) -> None:
 
 
 def main() -> None:
+    """Run every comparison."""
     argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     print_counts()
     compare_eegnex(1000)

@@ -19,12 +19,14 @@ play --loop``, as a device would), and in this process:
 The first second of each phase is a warm-up (connection backlog) and is left out. The loop
 limits BLAS to one thread (``OnlineLoop(blas_threads=1)``, its default).
 
-Configurations (``--configs``), from ``../shared/data``:
+Configurations (``--configs``), files under ``--data`` (default: the folder that holds
+``MNE_DATA``, where the staged recordings sit beside ``mne_data/``):
 
-- ``64x1000``: 64 magnetometers of the KIT/Yokogawa MEG test recording (``meg_ieeg/.../
-  test_bin_raw.fif``, recorded at 1,000 Hz; 2 s long, so it loops);
-- ``8x256``: the 8 EEG channels of Kalunga2016 (SSVEP exoskeleton) subject 1 run 1,
-  recorded at 256 Hz (the nearest real 8-channel recording to 250 Hz that is staged).
+- ``64x1000``: 64 magnetometers of the KIT/Yokogawa MEG test recording of mne-python
+  (``meg_ieeg/mne-python/.../test_bin_raw.fif``, recorded at 1,000 Hz; 2 s long, so it loops);
+- ``8x256``: the 8 EEG channels of Kalunga2016 (SSVEP exoskeleton) subject 1 run 1 as MOABB
+  stores it under ``MNE_DATA`` (``mne_data/MNE-ssvepexo-data/...``), recorded at 256 Hz (the
+  nearest real 8-channel recording to 250 Hz that is staged).
 
 The decoder is fitted on windows of the same recording with alternating labels: its accuracy is
 meaningless, its cost (filtering, 64x64 covariance, tangent space, logistic regression) real.
@@ -45,40 +47,48 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import mne
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import bci
+from bci.evaluation.latency import latency_stats
+from bci.models.decoder import Decoder
+from bci.realtime.events import StimRequest
+from bci.realtime.loop import OnlineLoop
+from bci.realtime.lsl import use_loopback_config  # imports no pylsl: LSLAPICFG is set first
+from bci.realtime.policies import Policy
+from bci.realtime.safety import SafetyGate
+from bci.realtime.stream import Stream
 
-from bci.realtime.lsl import use_loopback_config  # noqa: E402  (no pylsl import yet)
-
-DATA = ROOT.parent / "shared" / "data"
+#: file (relative to ``--data``), channels and unit of each configuration
 CONFIGS = {
-    "64x1000": {"file": DATA / "meg_ieeg/mne-python/mne/io/kit/tests/data/test_bin_raw.fif",
+    "64x1000": {"file": "meg_ieeg/mne-python/mne/io/kit/tests/data/test_bin_raw.fif",
                 "picks": "mag", "n_chans": 64, "unit_factor": 1e15},
-    "8x256": {"file": DATA / "mne_data/MNE-ssvepexo-data/zenodo/2392979/subject01_run1_raw.fif",
+    "8x256": {"file": "mne_data/MNE-ssvepexo-data/zenodo/2392979/subject01_run1_raw.fif",
               "picks": "eeg", "n_chans": 8, "unit_factor": 1e6},
 }
 
 
-def _load(config: dict):
-    import mne
+class EveryDecision(Policy):
+    """Request a stimulus at every decision (the benchmark's load)."""
 
-    raw = mne.io.read_raw_fif(config["file"], preload=True, verbose=False)
+    def update(self, decision):
+        """Return a stimulus request triggered by the window's last sample."""
+        return StimRequest(reason="benchmark", t_trigger=decision.t_end)
+
+
+def _load(file: Path, config: dict) -> mne.io.BaseRaw:
+    raw = mne.io.read_raw_fif(file, preload=True, verbose=False)
     raw.pick(config["picks"])
     raw.pick(raw.ch_names[:config["n_chans"]])
     return raw
 
 
 def _decoder(raw, unit_factor: float, window_s: float = 0.5):
-    """A TS+LR decoder on ``window_s`` windows of ``raw`` (alternating labels)."""
-    import bci
-    from bci.models.decoder import Decoder
-
+    """Fit a TS+LR decoder on ``window_s`` windows of ``raw`` (alternating labels)."""
     sfreq = raw.info["sfreq"]
     dec = Decoder(estimator=bci.get_pipeline("TS+LR"), ch_names=raw.ch_names, sfreq=sfreq,
                   tmin=0.0, tmax=window_s, classes=["a", "b"], filters=[(8.0, 30.0)],
@@ -115,35 +125,22 @@ def _floor(name: str, seconds: float) -> np.ndarray:
 
 
 def _pct(values) -> dict:
-    values = np.asarray(values, float)
-    if values.size == 0:
-        return {"p50": None, "p99": None, "max": None, "n": 0}
-    return {"p50": round(float(np.percentile(values, 50)), 3),
-            "p99": round(float(np.percentile(values, 99)), 3),
-            "max": round(float(values.max()), 3), "n": int(values.size)}
+    return latency_stats(values, percentiles=(50, 99), decimals=3)
 
 
-def run_config(key: str, duration_s: float, floor_s: float, out: Path) -> dict:
-    from bci.hw.lsl_marker import LSLMarkerStimulator
-    from bci.realtime.events import StimRequest
-    from bci.realtime.loop import OnlineLoop
+def run_config(key: str, duration_s: float, floor_s: float, out: Path, data: Path) -> dict:
+    """Measure one configuration: transport floor, then the closed loop (see the docstring)."""
+    from bci.hw.lsl_marker import LSLMarkerStimulator  # pylsl: after LSLAPICFG is set
     from bci.realtime.lsl import LSLSource
-    from bci.realtime.policies import Policy
-    from bci.realtime.safety import SafetyGate
-    from bci.realtime.stream import Stream
-
-    class EveryDecision(Policy):
-        def update(self, decision):
-            return StimRequest(reason="benchmark", t_trigger=decision.t_end)
 
     config = CONFIGS[key]
-    raw = _load(config)
+    raw = _load(data / config["file"], config)
     fif = out / f"{key}_raw.fif"
     raw.save(fif, overwrite=True, verbose=False)
     decoder = _decoder(raw, config["unit_factor"])
     name = f"bci-bench-{key}-{os.getpid()}"
     player = subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
-                               "--loop"], cwd=ROOT, env=os.environ.copy(),
+                               "--loop"], env=os.environ.copy(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     load_before = os.getloadavg()
     try:
@@ -169,7 +166,7 @@ def run_config(key: str, duration_s: float, floor_s: float, out: Path) -> dict:
     received = summary["samples_received"]
     expected = round(summary["duration_s"] * raw.info["sfreq"]) + n_before
     result = {
-        "config": key, "file": str(config["file"].relative_to(DATA)),
+        "config": key, "file": config["file"],
         "n_chans": len(raw.ch_names), "sfreq": raw.info["sfreq"],
         "duration_s": summary["duration_s"], "floor_s": floor_s,
         "loadavg_before": [round(v, 2) for v in load_before],
@@ -196,38 +193,43 @@ def run_config(key: str, duration_s: float, floor_s: float, out: Path) -> dict:
 
 
 def _table(results: list[dict]) -> str:
+    """Markdown table of the results, one row a configuration."""
     rows = ["| config | load (1/5 min) | lost / received | floor p50 / p99 | end-to-end p50 / "
             "p99 | acquire p50 / p99 | wait p50 / p99 | decode p50 / p99 | loop overhead p50 / "
             "p99 | goals (overhead, e2e) |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        def pp(k):
-            return f"{r[k]['p50']} / {r[k]['p99']}"
+        pp = {k: f"{v['p50']} / {v['p99']}" for k, v in r.items() if k.endswith("_ms")}
         rows.append(
             f"| {r['n_chans']} ch @ {r['sfreq']:g} Hz, {r['duration_s']:.0f} s | "
             f"{r['loadavg_before'][0]}/{r['loadavg_before'][1]} -> {r['loadavg_after'][0]} | "
-            f"{r['samples_lost']} / {r['samples_received']} | {pp('transport_floor_ms')} | "
-            f"{pp('end_to_end_ms')} | {pp('acquire_ms')} | {pp('wait_ms')} | "
-            f"{pp('decode_ms')} | {pp('loop_overhead_ms')} | "
+            f"{r['samples_lost']} / {r['samples_received']} | {pp['transport_floor_ms']} | "
+            f"{pp['end_to_end_ms']} | {pp['acquire_ms']} | {pp['wait_ms']} | "
+            f"{pp['decode_ms']} | {pp['loop_overhead_ms']} | "
             f"{'yes' if r['goal_overhead_p99_below_5ms'] else 'NO'}, "
             f"{'yes' if r['goal_e2e_p99_within_2x_floor_plus_decoder'] else 'NO'} |")
     return "\n".join(rows)
 
 
-def main(argv=None) -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the benchmark from the command line (``argv``); returns one result a config."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="64x1000,8x256")
     parser.add_argument("--duration", type=float, default=300.0, help="loop seconds per config")
     parser.add_argument("--floor", type=float, default=60.0, help="transport-floor seconds")
-    parser.add_argument("--out", default=str(ROOT / "results" / "realtime_latency"))
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder of the recordings (default: the folder holding MNE_DATA)")
+    parser.add_argument("--out", type=Path, default=Path("results") / "realtime_latency")
     args = parser.parse_args(argv)
-    if "LSLAPICFG" not in os.environ or not Path(os.environ["LSLAPICFG"]).is_file():
-        use_loopback_config(Path(tempfile.mkdtemp(prefix="bci_bench_lsl_")))
-    else:  # keep a loopback config given by the caller (tests), refuse a network one
-        text = Path(os.environ["LSLAPICFG"]).read_text()
-        if "ResolveScope = machine" not in text:
-            use_loopback_config(Path(tempfile.mkdtemp(prefix="bci_bench_lsl_")))
-    out = Path(args.out)
+    data = args.data
+    if data is None:
+        data = Path(mne.get_config("MNE_DATA", str(Path.home() / "mne_data"))).expanduser().parent
+    # keep a loopback config given by the caller (tests), refuse a network one
+    lsl_config = os.environ.get("LSLAPICFG")
+    if not lsl_config or not Path(lsl_config).is_file() \
+            or "ResolveScope = machine" not in Path(lsl_config).read_text():
+        use_loopback_config()  # LSL stays on this machine (before the first pylsl call)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     print(f"os.getloadavg() at start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
     results = []
@@ -235,10 +237,11 @@ def main(argv=None) -> list[dict]:
         key = key.strip()
         if key not in CONFIGS:
             raise SystemExit(f"Unknown config {key!r}; choose from {sorted(CONFIGS)}.")
-        if not CONFIGS[key]["file"].is_file():
-            raise SystemExit(f"{CONFIGS[key]['file']} is missing (../shared/data not staged).")
+        if not (data / CONFIGS[key]["file"]).is_file():
+            raise SystemExit(f"{data / CONFIGS[key]['file']} is missing: pass --data (the "
+                             "folder holding mne_data/ and meg_ieeg/) or set MNE_DATA.")
         print(f"[{key}] floor {args.floor:g} s + loop {args.duration:g} s ...", flush=True)
-        result = run_config(key, args.duration, args.floor, out)
+        result = run_config(key, args.duration, args.floor, out, data)
         print(json.dumps(result, indent=1), flush=True)
         results.append(result)
     table = _table(results)

@@ -3,9 +3,8 @@
 braindecode is not a dependency of bci (it is the optional ``bench`` extra); run this in an
 environment that has both, e.g.::
 
-    python3 -m venv /tmp/bdenv && /tmp/bdenv/bin/pip install torch braindecode
-    PYTHONPATH=/path/to/bci nice /tmp/bdenv/bin/python benchmarks/train_speed.py \\
-        --json results/train_speed.json
+    python3 -m venv /tmp/bdenv && /tmp/bdenv/bin/pip install torch braindecode -e /path/to/bci
+    nice /tmp/bdenv/bin/python benchmarks/train_speed.py --json results/train_speed.json
 
 What it does, in this order:
 
@@ -55,10 +54,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bci.models.eegnex import (
-    _BRAINDECODE_BN,
-    _BRAINDECODE_KEYS,
     BRAINDECODE_KWARGS,
     EEGNeX,
+    braindecode_parameter_name,
     load_braindecode_state_dict,
 )
 
@@ -73,15 +71,8 @@ except ImportError as err:  # pragma: no cover - benchmark extra
 
 
 def n_params(model: nn.Module) -> int:
+    """Count the parameters of a network."""
     return sum(p.numel() for p in model.parameters())
-
-
-def our_key(braindecode_key: str) -> str:
-    """Our parameter name for a braindecode EEGNeX parameter name."""
-    if braindecode_key in _BRAINDECODE_KEYS:
-        return _BRAINDECODE_KEYS[braindecode_key]
-    prefix, name = braindecode_key.rsplit(".", 1)
-    return f"{_BRAINDECODE_BN[prefix]}.{name}"
 
 
 def build_pair(n_chans: int, n_outputs: int, n_times: int, *, drop_prob: float = 0.5,
@@ -143,7 +134,8 @@ def parity(args: argparse.Namespace) -> dict:
         ours_params = dict(ours.named_parameters())
         grad_abs = grad_scale = 0.0
         for key, param in theirs.named_parameters():
-            grad_abs = max(grad_abs, _max_diff(ours_params[our_key(key)].grad, param.grad)[0])
+            grad_abs = max(grad_abs, _max_diff(ours_params[braindecode_parameter_name(key)].grad,
+                                           param.grad)[0])
             grad_scale = max(grad_scale, param.grad.abs().max().item())
         grad_rel = grad_abs / grad_scale
         # a few AdamW steps on the same batches (BatchNorm running statistics update too)
@@ -170,6 +162,7 @@ def parity(args: argparse.Namespace) -> dict:
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor) -> None:
+    """Run one optimiser step of the cross-entropy loss on a batch."""
     opt.zero_grad(set_to_none=True)
     nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
@@ -238,7 +231,7 @@ def time_training(models: dict[str, nn.Module], args: argparse.Namespace) -> dic
 
 def profile_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str,
                 n_rows: int = 10) -> list[dict]:
-    """The most expensive operators (self time) of one training step."""
+    """Profile one training step; returns its most expensive operators (self time)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
@@ -262,6 +255,7 @@ def _fmt(value: float) -> str:
 
 
 def main() -> None:
+    """Run the benchmark from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-chans", type=int, default=22)
     parser.add_argument("--n-outputs", type=int, default=4)

@@ -24,7 +24,11 @@ Experiments
               frequency, bands stacked as channels by MOABB's ``ExtendedSSVEPSignal``).
 
 All deep pipelines use the registered training settings (``bci.pipelines.registry.
-DEEP_SETTINGS``) unless the ablation changes them. CPU only; torch uses ``--threads`` threads.
+DEEP_SETTINGS``) unless the ablation changes them (``--max-epochs`` and ``--quick`` change the
+epoch budget for the run only). CPU only; torch uses ``--threads`` threads.
+
+Data: MOABB downloads or finds PhysionetMI and Kalunga2016 under ``MNE_DATA`` (or their
+``MNE_DATASETS_<SIGN>_PATH``); set ``MOABB_DOWNLOAD_PROVIDER=upstream`` offline.
 
 Usage::
 
@@ -39,15 +43,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
-os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
-_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mne_data"
-if "MNE_DATA" not in os.environ and _DATA.is_dir():
-    os.environ["MNE_DATA"] = str(_DATA)
+import torch
+from moabb.evaluations import WithinSessionEvaluation
+from moabb.pipelines import ExtendedSSVEPSignal
+from sklearn.pipeline import make_pipeline
+
+import bci
+from bci.evaluation.benchmarks import format_table, summarize
+from bci.models.classifier import DeepClassifier
+from bci.pipelines.registry import DEEP_SETTINGS
 
 DEEP = ["EEGNeX", "EEGNet", "ShallowConvNet"]
 EXPERIMENTS = {
@@ -73,9 +82,6 @@ BUILT_EXPERIMENTS = ("ablation", "augment", "augment-lr", "filterbank")
 
 def _ablation_pipelines(max_epochs: int) -> dict:
     """EEGNeX under training variants (name -> estimator), on the LeftRightImagery paradigm."""
-    from bci.models.classifier import DeepClassifier
-    from bci.pipelines.registry import DEEP_SETTINGS
-
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     # the registered settings themselves are the EEGNeX row of the "lr" experiment
     variants = {
@@ -110,9 +116,6 @@ AUGMENTATIONS = {
 
 def _augment_pipelines(max_epochs: int) -> dict:
     """EEGNeX and ShallowConvNet with each augmentation of :data:`AUGMENTATIONS`."""
-    from bci.models.classifier import DeepClassifier
-    from bci.pipelines.registry import DEEP_SETTINGS
-
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     return {f"{model} aug={name}": DeepClassifier(model, **{**base, "augmentation": aug})
             for model in ("EEGNeX", "ShallowConvNet") for name, aug in AUGMENTATIONS.items()}
@@ -120,12 +123,6 @@ def _augment_pipelines(max_epochs: int) -> dict:
 
 def _filterbank_pipelines(max_epochs: int) -> dict:
     """EEGNeX and ShallowConvNet on filter-bank epochs, bands stacked as channels."""
-    from moabb.pipelines import ExtendedSSVEPSignal
-    from sklearn.pipeline import make_pipeline
-
-    from bci.models.classifier import DeepClassifier
-    from bci.pipelines.registry import DEEP_SETTINGS
-
     base = {**DEEP_SETTINGS, "max_epochs": max_epochs}
     return {f"{model} filter bank": make_pipeline(ExtendedSSVEPSignal(),
                                                   DeepClassifier(model, **base))
@@ -133,26 +130,17 @@ def _filterbank_pipelines(max_epochs: int) -> dict:
 
 
 def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: bool,
-        max_epochs: int | None, only: list[str] | None = None,
-        subjects: list[int] | None = None) -> dict:
-    import bci
-    from bci.evaluation.benchmarks import format_table, summarize
-    from bci.features import pipelines as registry
-
-    if max_epochs is not None:
-        registry.DEEP_SETTINGS["max_epochs"] = max_epochs
-    if quick:
-        registry.DEEP_SETTINGS["max_epochs"] = 2
+        only: list[str] | None = None, subjects: list[int] | None = None) -> dict:
+    """Run one experiment with :func:`bci.benchmark`; print its table, write its JSON."""
     if name == "ablation":
         exp = dict(dataset="PhysionetMI", paradigm="LeftRightImagery", subjects=[1],
-                   metric="ROC-AUC",
-                   pipelines=_ablation_pipelines(registry.DEEP_SETTINGS["max_epochs"]))
+                   metric="ROC-AUC", pipelines=_ablation_pipelines(DEEP_SETTINGS["max_epochs"]))
     elif name == "filterbank":
         exp = {**EXPERIMENTS["ssvep"], "paradigm": "FilterBankSSVEP",
-               "pipelines": _filterbank_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
+               "pipelines": _filterbank_pipelines(DEEP_SETTINGS["max_epochs"])}
     elif name in ("augment", "augment-lr"):
         exp = {**EXPERIMENTS["ssvep" if name == "augment" else "lr"],
-               "pipelines": _augment_pipelines(registry.DEEP_SETTINGS["max_epochs"])}
+               "pipelines": _augment_pipelines(DEEP_SETTINGS["max_epochs"])}
     else:
         exp = dict(EXPERIMENTS[name])
     if only:
@@ -192,7 +180,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
     report = {
         "experiment": name, "dataset": dataset, "subjects": subjects,
         "paradigm": exp["paradigm"], "paradigm_params": params, "metric": exp["metric"],
-        "per_fold": per_fold, "deep_settings": dict(registry.DEEP_SETTINGS),
+        "per_fold": per_fold, "deep_settings": dict(DEEP_SETTINGS),
         "seconds": round(elapsed, 1),
         **({"augmentations": AUGMENTATIONS} if name.startswith("augment") else {}),
         "summary": {p: {k: float(v) for k, v in row.items()} for p, row in summary.iterrows()},
@@ -205,6 +193,7 @@ def run(name: str, out: Path, *, resample: float | None, quick: bool, per_fold: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the experiments named on the command line (``argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+",
                         choices=[*EXPERIMENTS, *BUILT_EXPERIMENTS])
@@ -226,18 +215,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="synthetic data, 2 epochs: check that the recipe runs")
     args = parser.parse_args(argv)
 
-    import torch
-    from moabb.evaluations import WithinSessionEvaluation
-
     torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    # the epoch budget of the registered deep pipelines, for this run only
+    max_epochs = 2 if args.quick else args.max_epochs
+    settings = {} if max_epochs is None else {"max_epochs": max_epochs}
     # MOABB >= 1.5 averages the 5 folds of a within-session evaluation into one row; keep the
     # folds to report their spread (the mean is the same number MOABB reports)
-    WithinSessionEvaluation._aggregate_folds = not args.per_fold
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.experiments:
-        run(name, args.out, resample=args.resample or None, quick=args.quick,
-            per_fold=args.per_fold, max_epochs=args.max_epochs, only=args.pipelines,
-            subjects=args.subjects)
+    with mock.patch.dict(DEEP_SETTINGS, settings), \
+            mock.patch.object(WithinSessionEvaluation, "_aggregate_folds", not args.per_fold):
+        for name in args.experiments:
+            run(name, args.out, resample=args.resample or None, quick=args.quick,
+                per_fold=args.per_fold, only=args.pipelines, subjects=args.subjects)
     return 0
 
 

@@ -13,9 +13,10 @@ NeuroBench's (mean over x and y of ``1 - SSE / (n var)`` over all test bins of t
 the table shows mean ± sd over folds. Operations (effective ACs / MACs, NeuroBench's
 definitions) and memory are counted on the first fold's test trials.
 
-Data: ``../shared/data/reaching/center_out_data.mat`` (real; one macaque, 84 M1 units, 50 ms
-bins) when present, else simulated reaches (:func:`bci.data.reaching.make_reaching`); the
-JSON says which.
+Data: ``center_out_data.mat`` (real; one macaque, 84 M1 units, 50 ms bins;
+:func:`bci.data.reaching.load_center_out` finds it in ``MNE_DATASETS_REACHING_PATH``, else
+``$MNE_DATA/reaching``, or ``--path``) when present, else simulated reaches
+(:func:`bci.data.reaching.make_reaching`); the JSON says which.
 
 Usage::
 
@@ -37,8 +38,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-_REACHING = Path(__file__).resolve().parents[2] / "shared" / "data" / "reaching"
+from bci.data.reaching import load_center_out, make_reaching, pad_trials
+from bci.evaluation.ibmi_metrics import r2_neurobench
+from bci.models.decoder import save_network
+from bci.models.spiking.cost import count_operations
+from bci.models.spiking.ibmi import (
+    IBMI_MODELS,
+    fit_ridge,
+    fit_sequence_decoder,
+    predict_sequences,
+)
+from bci.models.spiking.output_filter import BesselFilter
 
 DECODERS = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder"]
 #: Window (bins) each decoder reads; streaming decoders carry a state instead.
@@ -52,21 +64,20 @@ BESSEL_ORDER = 2
 RIDGE_ALPHA = 10.0
 
 
-def load(data: str, path: Path, seed: int):
-    from bci.data.reaching import load_center_out, make_reaching
-
-    if data in ("auto", "real") and (path / "center_out_data.mat").is_file():
-        return load_center_out(path)
-    if data == "real":
-        sys.exit(f"--data real: {path / 'center_out_data.mat'} not found.")
+def load(data: str, path: Path | None, seed: int):
+    """Load the real center-out session, or simulate reaches (``--data``)."""
+    if data in ("auto", "real"):
+        try:
+            return load_center_out(path)
+        except FileNotFoundError as err:
+            if data == "real":
+                sys.exit(f"--data real: {err}")
+            print(f"{err}\nFalling back to SIMULATED reaches.")
     return make_reaching(200, 48, sfreq=20.0, random_state=seed)
 
 
 def train(name: str, train_set, val_set, epochs: int, seed: int):
-    import torch
-
-    from bci.models.spiking.ibmi import IBMI_MODELS, fit_ridge, fit_sequence_decoder
-
+    """Build and fit one decoder (ridge regression, or Lightning with early stopping)."""
     torch.manual_seed(seed)
     model = IBMI_MODELS[name](train_set.n_chans, 2, N_TIMES[name], sfreq=train_set.sfreq)
     if name == "LinearDecoder":
@@ -78,10 +89,7 @@ def train(name: str, train_set, val_set, epochs: int, seed: int):
 
 
 def tune_filter(mode: str, block: int, sfreq: float, val_pred, val_true):
-    """Cutoff with the best validation R^2 for one filter variant."""
-    from bci.evaluation.ibmi_metrics import r2_neurobench
-    from bci.models.spiking.output_filter import BesselFilter
-
+    """Return the filter whose cutoff has the best validation R^2, for one filter variant."""
     best = None
     for cutoff in CUTOFFS_HZ:
         filt = BesselFilter(cutoff, sfreq, order=BESSEL_ORDER, mode=mode, block_size=block)
@@ -92,14 +100,7 @@ def tune_filter(mode: str, block: int, sfreq: float, val_pred, val_true):
 
 
 def run(args) -> dict:
-    import torch
-
-    from bci.data.reaching import pad_trials
-    from bci.evaluation.ibmi_metrics import r2_neurobench
-    from bci.models.decoder import save_network
-    from bci.models.spiking.cost import count_operations
-    from bci.models.spiking.ibmi import predict_sequences
-
+    """Cross-validate every decoder and filter variant; returns scores, costs and examples."""
     data = load(args.data, args.path, args.seed)
     print(f"data: {data.kind} ({data.source}), {data.n_trials} trials, {data.n_chans} units, "
           f"{1e3 / data.sfreq:.0f} ms bins, {data.n_bins} bins", flush=True)
@@ -146,6 +147,7 @@ def run(args) -> dict:
 
 
 def report(res: dict, args) -> dict:
+    """Print the tables; returns the JSON summary."""
     data, scores, costs = res["data"], res["scores"], res["costs"]
     variants = list(next(iter(scores.values())))
     print(f"\nR^2 (NeuroBench definition), mean ± sd over {args.folds} folds, "
@@ -198,6 +200,7 @@ def report(res: dict, args) -> dict:
 
 
 def plot(res: dict, out: Path) -> list[Path]:
+    """Plot three test trials of each decoder (true, decoded, filtered)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,16 +211,16 @@ def plot(res: dict, out: Path) -> list[Path]:
     for name, (true, pred, filt) in res["examples"].items():
         fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
         offset = 0
-        for t, p, f in zip(true, pred, filt):
+        for t, p, f in zip(true, pred, filt, strict=True):
             time_s = (offset + np.arange(t.shape[1])) / data.sfreq
-            for ax, comp in zip(axes, range(2)):
+            for ax, comp in zip(axes, range(2), strict=True):
                 ax.plot(time_s, t[comp], "k", lw=1.5, label="true" if offset == 0 else None)
                 ax.plot(time_s, p[comp], color="tab:orange", lw=1,
                         label="decoded" if offset == 0 else None)
                 ax.plot(time_s, f[comp], color="tab:blue", lw=1.2,
                         label="decoded + Bessel (high-accuracy)" if offset == 0 else None)
             offset += t.shape[1] + 5
-        for ax, comp in zip(axes, "xy"):
+        for ax, comp in zip(axes, "xy", strict=True):
             ax.set_ylabel(f"v_{comp} ({data.velocity_unit.split(' ')[0]})")
         axes[0].legend(loc="upper right", fontsize=8)
         axes[0].set_title(f"{name}: three test trials (fold 1), {data.kind} data")
@@ -230,13 +233,15 @@ def plot(res: dict, out: Path) -> list[Path]:
     return paths
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the recipe from the command line (``argv``); returns the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 folds, 5 epochs: a smoke run of about a minute")
     parser.add_argument("--data", choices=["auto", "real", "simulated"], default="auto")
-    parser.add_argument("--path", type=Path, default=_REACHING,
-                        help="folder holding center_out_data.mat")
+    parser.add_argument("--path", type=Path, default=None,
+                        help="center_out_data.mat or its folder (default: "
+                             "MNE_DATASETS_REACHING_PATH, else $MNE_DATA/reaching)")
     parser.add_argument("--folds", type=int, default=None, help="default 5 (2 with --quick)")
     parser.add_argument("--epochs", type=int, default=None, help="default 40 (5 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
@@ -253,6 +258,7 @@ def main(argv=None) -> None:
     print(f"\nwrote {len(paths)} figures, metrics.json and the first fold's networks (*.bci) to "
           f"{args.out} ({time.time() - t0:.0f} s)")
     print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Seizure detection with the Spiking Conformer and its non-spiking twin (Gao et al. 2024).
+r"""Seizure detection with the Spiking Conformer and its non-spiking twin (Gao et al. 2024).
 
 Two data modes share the training, evaluation and reporting code:
 
@@ -9,18 +9,21 @@ Two data modes share the training, evaluation and reporting code:
 
 Protocol, Bonn:
 
-1. Data: the Bonn epilepsy segments (``../shared/data/bonn_epilepsy``: sets Z, O, N, F, S x 100
-   single-channel segments of 23.6 s at 173.61 Hz; S = seizures) when present, else seeded
-   synthetic segments (:func:`bci.data.seizure.make_seizure_eeg`); the output says which.
-   Task: seizure (set S) vs everything else (Z, O, N, F).
-2. Split **by segment**, stratified by set and seeded: 60 % training, 10 % validation (early
-   stopping), 30 % test; the same split for both models. Segments are cut into windows
-   (``window_s``, 50 % overlap) scaled by 1/100 (µV -> 100 µV); a segment's prediction is the
-   mean seizure probability of its windows.
+1. Data: the Bonn epilepsy segments (:func:`bci.data.seizure.load_bonn`: sets Z, O, N, F, S x
+   100 single-channel segments of 23.6 s at 173.61 Hz; S = seizures), found through
+   ``MNE_DATASETS_BONN_PATH`` (else ``$MNE_DATA/bonn_epilepsy``, or ``--path``) when present,
+   else seeded synthetic segments (:func:`bci.data.seizure.make_seizure_eeg`); the output says
+   which. Task: seizure (set S) vs everything else (Z, O, N, F).
+2. Split **by segment**, stratified by set and seeded (:func:`bci.data.seizure.split_segments`):
+   60 % training, 10 % validation (early stopping), 30 % test; the same split for both models.
+   Segments are cut into windows (``window_s``, 50 % overlap,
+   :func:`bci.data.seizure.segment_windows`) scaled by 1/100 (µV -> 100 µV); a segment's
+   prediction is the mean seizure probability of its windows.
 3. Train :class:`bci.models.spiking.conformer.SpikingConformer` (approximate neurons) and its
    twin (``spiking=False``: ReLU, softmax attention, same parameters) with the Lightning path
    (:func:`bci.models.training.train_model`), same seed and budget.
-4. Segment metrics on the test segments: accuracy, sensitivity, specificity.
+4. Segment metrics on the test segments: accuracy, sensitivity, specificity
+   (:func:`bci.evaluation.seizure_metrics.segment_scores`).
 5. Streams: the held-out test segments joined end to end in a seeded random order, seizures
    between non-seizure segments (:func:`bci.data.seizure.make_seizure_stream`): **synthetic
    concatenations of real segments**, not continuous recordings. Sliding windows (``step_s``)
@@ -35,40 +38,38 @@ Protocol, Bonn:
    ``spiking_lif@approx``): neuron updates saved by the approximate neuron on the same weights,
    and the change of accuracy and event metrics.
 
-Protocol, CHB-MIT (``--data chbmit --path ROOT --subject N [--files ...]``):
+Protocol, CHB-MIT (``--data chbmit --subject N [--path ROOT] [--files ...]``):
 
 1. Data: the EDF files of case ``chbNN`` (:func:`bci.data.chbmit.load_chbmit_subject`; all files
-   the summary lists, or ``--files``) under ``ROOT/chbNN/`` or ``ROOT/MNE-chbmit-data/chbNN/``;
+   the summary lists, or ``--files``) under ``ROOT/chbNN/`` or ``ROOT/MNE-chbmit-data/chbNN/``
+   (``ROOT``: ``--path``, else ``MNE_DATASETS_CHBMIT_PATH``, ``MNE_DATA``, ``~/mne_data``);
    nothing is downloaded unless ``--download``. Channels: the EEG (bipolar) channels common to
-   every file read, in the first file's order; MNE's numbered repeats of one derivation
-   (``T8-P8-0``, ``T8-P8-1``) keep the first. Each file is band-passed (``band_hz``, 0.5-40 Hz,
-   MNE FIR; the upper edge at most 0.45 x the new rate) and resampled to ``chbmit_sfreq``
-   (128 Hz; ``--sfreq 256`` keeps the original rate), converted from volts (MNE) to µV, then
-   scaled by 1/100 like the Bonn segments.
-2. Split **by file**, a continuous-recording protocol: the held-out test files are the last
-   ``test_fraction`` (30 %, at least one) of the files with seizures, in the summary's order,
-   plus the last 30 % (at least one) of the seizure-free files; the other files train. At least
-   two files with seizures are needed. Test files are never seen in training or validation.
-3. Training windows (``window_s``, hop ``step_s``) from the training files only: seizure windows
-   are those at least half inside an annotated seizure; background windows overlap no seizure
-   and are subsampled (seeded, uniformly over the training files) to ``background_ratio`` (4)
-   per seizure window; windows partly (< 50 %) inside a seizure are left out. A seeded,
-   stratified ``val_fraction`` (15 %) of these windows is the validation set for early
-   stopping (from the training files, so it overlaps the training windows in time).
+   every file read (:func:`bci.data.chbmit.common_eeg_channels`). Each file is band-passed
+   (``band_hz``, 0.5-40 Hz, MNE FIR; the upper edge at most 0.45 x the new rate), resampled to
+   ``chbmit_sfreq`` (128 Hz; ``--sfreq 256`` keeps the original rate) and scaled like the Bonn
+   segments (:func:`bci.data.seizure.prepare_recording`).
+2. Split **by file** (:func:`bci.data.chbmit.split_files`), a continuous-recording protocol: the
+   held-out test files are the last ``test_fraction`` (30 %, at least one) of the files with
+   seizures, in the summary's order, plus the last 30 % (at least one) of the seizure-free
+   files; the other files train. At least two files with seizures are needed.
+3. Training windows (``window_s``, hop ``step_s``) from the training files only
+   (:func:`bci.data.seizure.choose_training_windows`): seizure windows are those at least half
+   inside an annotated seizure; background windows overlap no seizure and are subsampled
+   (seeded) to ``background_ratio`` (4) per seizure window. A seeded, stratified
+   ``val_fraction`` (15 %) of these windows is the validation set for early stopping.
 4. Models and training as for Bonn (``n_chans`` = the common channels).
 5. Evaluation on the held-out files as **real continuous CHB-MIT recordings**: each file is cut
    into sliding windows (``step_s``) and scored as its own recording with the same event rules;
-   the event metrics are pooled over files (seizures detected / seizures, false alarms / hours of
-   non-seizure time, window specificity over all windows). The held-out accuracy is the window
-   accuracy over those windows (labelled seizure when at least half inside a seizure; very
-   imbalanced, so balanced accuracy is reported too); there are no segments.
+   the event metrics are pooled over files
+   (:func:`bci.evaluation.seizure_metrics.pool_seizure_metrics`). The held-out accuracy is the
+   window accuracy over those windows (very imbalanced, so balanced accuracy is reported too).
 6. and 7. Operations and the approximate neuron as for Bonn, on held-out windows.
 
 Usage::
 
     nice python recipes/seizure_spiking_conformer.py --out results/seizure   # ~15-20 min
     python recipes/seizure_spiking_conformer.py --quick                    # about a minute
-    nice python recipes/seizure_spiking_conformer.py --data chbmit --path ~/mne_data \\
+    nice python recipes/seizure_spiking_conformer.py --data chbmit --path ~/mne_data \
         --subject 1 --out results/seizure_chb01          # one case, real continuous recordings
 
 Outputs in ``--out``: ``metrics.json``, ``stream_probability.png``, ``training.png``. The last
@@ -79,7 +80,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -87,8 +87,38 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-_BONN = Path(__file__).resolve().parents[2] / "shared" / "data" / "bonn_epilepsy"
+from bci.data.chbmit import (
+    common_eeg_channels,
+    load_chbmit_subject,
+    seizure_intervals,
+    split_files,
+)
+from bci.data.datamodule import EEGDataModule, split_train_val
+from bci.data.seizure import (
+    choose_training_windows,
+    load_bonn,
+    make_seizure_eeg,
+    make_seizure_stream,
+    prepare_recording,
+    segment_windows,
+    sliding_windows,
+    split_segments,
+    subsample_segments,
+    windows_at,
+)
+from bci.evaluation.seizure_metrics import (
+    binary_scores,
+    pool_seizure_metrics,
+    segment_scores,
+    seizure_metrics,
+)
+from bci.models.inference import predict_proba
+from bci.models.spiking.conformer import SpikingConformer
+from bci.models.spiking.cost import count_operations
+from bci.models.training import train_model
+
 SCALE = 100.0  # µV -> units of 100 µV
 CHBMIT_NOTE = "real continuous CHB-MIT recordings"
 
@@ -121,23 +151,17 @@ class Config:
     test_fraction: float = 0.3  # of the seizure files (and of the seizure-free files)
 
     @classmethod
-    def quick_config(cls, **overrides) -> Config:
-        cfg = cls(quick=True, window_s=2.0, step_s=1.0, segments_per_set=20, max_epochs=8,
-                  patience=6, model=dict(n_filters_time=4, kernel_time=15, pool_size=16,
-                                         d_model=16, n_heads=2, depth=1, mlp_ratio=2,
-                                         kernel_token=5, drop_prob=0.1))
-        for key, value in overrides.items():
-            setattr(cfg, key, value)
-        return cfg
+    def quick_config(cls) -> Config:
+        """Return the ``--quick`` configuration: small model, 2-s windows, 20 segments per set."""
+        return cls(quick=True, window_s=2.0, step_s=1.0, segments_per_set=20, max_epochs=8,
+                   patience=6, model=dict(n_filters_time=4, kernel_time=15, pool_size=16,
+                                          d_model=16, n_heads=2, depth=1, mlp_ratio=2,
+                                          kernel_token=5, drop_prob=0.1))
 
 
 @dataclass
 class Recording:
-    """One held-out continuous signal, scored window by window.
-
-    ``signal``: ``(n_chans, n_samples)`` float32 in units of 100 µV; ``intervals``: seizure
-    onsets/offsets ``(n_seizures, 2)`` in seconds from its first sample.
-    """
+    """One held-out continuous signal ``(n_chans, n_samples)`` (100 µV) and its seizures (s)."""
 
     name: str
     signal: np.ndarray
@@ -147,6 +171,7 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
+        """Length (seconds)."""
         return self.signal.shape[1] / self.sfreq
 
 
@@ -155,10 +180,9 @@ class Prepared:
     """What the shared training/evaluation code needs from a data mode.
 
     Windows ``X_*`` are ``(n_windows, n_chans, n_window)`` float32 in units of 100 µV, labels
-    ``y_*`` 1 for seizure. ``X_te``/``y_te`` are the held-out windows of the window-level scores
-    (None: the held-out recordings' sliding windows are used). ``unit`` names the held-out
-    accuracy reported (``"segment"`` for Bonn, ``"window"`` for CHB-MIT); ``segment_scores``
-    maps the probabilities of ``X_te`` to that unit's scores when it is ``"segment"``.
+    ``y_*`` 1 for seizure. ``X_te``/``y_te``: the held-out windows of the window-level scores
+    (None: the held-out recordings' sliding windows). ``unit`` names the held-out accuracy
+    reported (``"segment"`` for Bonn, ``"window"`` for CHB-MIT).
     """
 
     kind: str
@@ -180,64 +204,28 @@ class Prepared:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bonn segments
-def load_segments(cfg: Config, data: str, path: Path):
-    from bci.data.seizure import load_bonn, make_seizure_eeg
-
-    if data in ("auto", "real") and path.is_dir():
-        segments, kind = load_bonn(path), "real"
-    elif data == "real":
-        sys.exit(f"--data real: the Bonn data is not at {path}.")
-    else:
-        n = 5 * (cfg.segments_per_set or 20)
-        segments, kind = make_seizure_eeg(n, n_times=4097, ictal_ratio=0.2,
-                                          random_state=cfg.seed), "synthetic"
-    if cfg.segments_per_set is not None and kind == "real":
-        rng = np.random.default_rng(cfg.seed)
-        keep = np.concatenate([rng.permutation(np.flatnonzero(segments.sets == s))
-                               [:cfg.segments_per_set] for s in np.unique(segments.sets)])
-        segments = segments.subset(np.sort(keep))
-    return segments, kind
-
-
-def split_segments(sets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified (by set) split of segment indices: 60 % train, 10 % validation, 30 % test."""
-    rng = np.random.default_rng(seed)
-    train, val, test = [], [], []
-    for name in np.unique(sets):
-        idx = rng.permutation(np.flatnonzero(sets == name))
-        n_test = max(1, int(round(0.3 * len(idx))))
-        n_val = max(1, int(round(0.1 * len(idx))))
-        test += idx[:n_test].tolist()
-        val += idx[n_test:n_test + n_val].tolist()
-        train += idx[n_test + n_val:].tolist()
-    return np.sort(train), np.sort(val), np.sort(test)
-
-
-def segment_windows(segments, idx, n_window: int):
-    """Windows with 50 % overlap of the segments ``idx``: X, y (1 = seizure), segment index."""
-    X, y, owner = [], [], []
-    hop = n_window // 2
-    for i in idx:
-        sig = segments.X[i]
-        for start in range(0, sig.shape[-1] - n_window + 1, hop):
-            X.append(sig[:, start:start + n_window])
-            y.append(int(segments.ictal[i]))
-            owner.append(i)
-    return np.stack(X) / SCALE, np.array(y), np.array(owner)
-
-
-def prepare_bonn(cfg: Config, data: str, path: Path) -> Prepared:
+# Bonn segments: split by segment, test stream of joined segments
+def prepare_bonn(cfg: Config, data: str, path: Path | None) -> Prepared:
     """Bonn (or synthetic) segments: split by segment, test stream of joined segments."""
-    from bci.data.seizure import make_seizure_stream
-
-    segments, kind = load_segments(cfg, data, path)
+    kind = "synthetic"
+    if data != "synthetic":
+        try:
+            segments, kind = load_bonn(path), "real"
+        except FileNotFoundError as err:
+            if data == "real":
+                raise
+            print(f"{err}\nFalling back to SYNTHETIC segments.")
+    if kind == "synthetic":
+        segments = make_seizure_eeg(5 * (cfg.segments_per_set or 20), n_times=4097,
+                                    ictal_ratio=0.2, random_state=cfg.seed)
+    elif cfg.segments_per_set is not None:
+        segments = subsample_segments(segments, cfg.segments_per_set, random_state=cfg.seed)
     sfreq = segments.sfreq
     n_window = int(round(cfg.window_s * sfreq))
-    train_idx, val_idx, test_idx = split_segments(segments.sets, cfg.seed)
-    X_tr, y_tr, _ = segment_windows(segments, train_idx, n_window)
-    X_va, y_va, _ = segment_windows(segments, val_idx, n_window)
-    X_te, y_te, own_te = segment_windows(segments, test_idx, n_window)
+    train_idx, val_idx, test_idx = split_segments(segments.sets, random_state=cfg.seed)
+    (X_tr, y_tr, _), (X_va, y_va, _), (X_te, y_te, own_te) = (
+        segment_windows(segments, idx, n_window) for idx in (train_idx, val_idx, test_idx))
+    X_tr, X_va, X_te = X_tr / SCALE, X_va / SCALE, X_te / SCALE
     print(f"data: {kind}; {len(segments)} segments (train {len(train_idx)}, val "
           f"{len(val_idx)}, test {len(test_idx)}); windows {n_window} samples "
           f"({cfg.window_s} s): train {len(X_tr)}, val {len(X_va)}, test {len(X_te)}")
@@ -253,7 +241,8 @@ def prepare_bonn(cfg: Config, data: str, path: Path) -> Prepared:
         recordings=[Recording("stream", stream.signal / SCALE, stream.intervals,
                               stream.description, sfreq)],
         unit="segment",
-        segment_scores=lambda p: segment_scores(p, own_te, segments, test_idx, cfg.threshold),
+        segment_scores=lambda p: segment_scores(p, own_te, segments.ictal,
+                                                threshold=cfg.threshold),
         info={"split": {"train": [segments.names[i] for i in train_idx],
                         "val": [segments.names[i] for i in val_idx],
                         "test": [segments.names[i] for i in test_idx]},
@@ -264,46 +253,10 @@ def prepare_bonn(cfg: Config, data: str, path: Path) -> Prepared:
 
 
 # ---------------------------------------------------------------------------------------------
-# CHB-MIT continuous recordings
-def split_files(intervals: Sequence[np.ndarray], names: Sequence[str], test_fraction: float
-                ) -> tuple[list[int], list[int]]:
-    """Indices of the training and the held-out files (see the module docstring, CHB-MIT 2)."""
-    with_seizures = [i for i, iv in enumerate(intervals) if len(iv)]
-    quiet = [i for i, iv in enumerate(intervals) if not len(iv)]
-    if len(with_seizures) < 2:
-        raise ValueError(
-            f"--data chbmit needs at least 2 files with seizures (one to train on, one held "
-            f"out); the {len(names)} file(s) read ({', '.join(names)}) have "
-            f"{len(with_seizures)}. Pass --files with more files (the case's summary lists "
-            "which hold seizures), or leave --files out to read them all.")
-    n_seizure = min(len(with_seizures) - 1,
-                    max(1, int(round(test_fraction * len(with_seizures)))))
-    n_quiet = min(len(quiet), max(1, int(round(test_fraction * len(quiet)))))
-    test = sorted(with_seizures[len(with_seizures) - n_seizure:]
-                  + quiet[len(quiet) - n_quiet:])
-    return [i for i in range(len(names)) if i not in test], test
-
-
-def _chbmit_signal(raw, channels: list[str], cfg: Config) -> tuple[np.ndarray, float]:
-    """One file's common channels, band-passed and resampled, in units of 100 µV (float32)."""
-    raw = raw.copy().pick(channels).load_data(verbose="error")
-    if cfg.band_hz is not None:
-        low, high = cfg.band_hz
-        high = min(high, 0.45 * (cfg.chbmit_sfreq or raw.info["sfreq"]))
-        raw.filter(low, high, verbose="error")
-    if cfg.chbmit_sfreq is not None and not np.isclose(raw.info["sfreq"], cfg.chbmit_sfreq):
-        raw.resample(cfg.chbmit_sfreq, verbose="error")
-    # MNE holds volts: to µV, then to units of 100 µV as the Bonn path
-    return (raw.get_data() * (1e6 / SCALE)).astype(np.float32), float(raw.info["sfreq"])
-
-
+# CHB-MIT continuous recordings: split by file, held-out files scored as recorded
 def prepare_chbmit(cfg: Config, path: Path | None, subject: int,
                    files: Sequence[str] | None = None, download: bool = False) -> Prepared:
     """One CHB-MIT case: split by file, training windows, held-out continuous recordings."""
-    from bci.data.chbmit import common_eeg_channels, load_chbmit_subject, seizure_intervals
-    from bci.data.datamodule import split_train_val
-    from bci.data.seizure import seizure_overlap_s
-
     case = f"chb{subject:02d}"
     try:
         raws = load_chbmit_subject(subject, path, files, download=download)
@@ -315,40 +268,28 @@ def prepare_chbmit(cfg: Config, path: Path | None, subject: int,
     names = [Path(r.filenames[0]).name for r in raws]
     channels = common_eeg_channels(raws)
     intervals = [seizure_intervals(r) for r in raws]
-    train, test = split_files(intervals, names, cfg.test_fraction)
+    train, test = split_files(intervals, test_fraction=cfg.test_fraction, names=names)
 
-    # training windows: choose them in seconds first, then read only the files' samples
+    def prepare(raw) -> tuple[np.ndarray, float]:  # in units of 100 µV, like the Bonn path
+        return prepare_recording(raw, channels, band_hz=cfg.band_hz, sfreq=cfg.chbmit_sfreq,
+                                 unit_factor=1e6 / SCALE)
+
+    # training windows: chosen in seconds first, then read from each training file
     rng = np.random.default_rng(cfg.seed)
-    seizure_wins, background_wins = [], []  # (file, start_s)
-    for i in train:
-        duration_s = raws[i].n_times / raws[i].info["sfreq"]
-        starts_s = np.arange(0.0, duration_s - cfg.window_s + 1e-9, cfg.step_s)
-        overlap = seizure_overlap_s(starts_s, cfg.window_s, intervals[i])
-        seizure_wins += [(i, s) for s in starts_s[overlap >= 0.5 * cfg.window_s - 1e-9]]
-        background_wins += [(i, s) for s in starts_s[overlap == 0]]
-    if not seizure_wins:
-        raise ValueError(f"--data chbmit: the training files {[names[i] for i in train]} hold "
-                         f"no seizure window of {cfg.window_s} s; use a shorter window.")
-    n_background = min(len(background_wins),
-                       int(round(cfg.background_ratio * len(seizure_wins))))
-    keep = np.sort(rng.choice(len(background_wins), size=n_background, replace=False))
-    chosen = seizure_wins + [background_wins[k] for k in keep]
-    labels = np.array([1] * len(seizure_wins) + [0] * n_background)
-    X, y, sfreq = [], [], None
-    for i in train:
-        signal, sfreq = _chbmit_signal(raws[i], channels, cfg)
-        n_window = int(round(cfg.window_s * sfreq))
-        for (f, start_s), label in zip(chosen, labels):
-            if f == i:
-                start = int(round(start_s * sfreq))
-                X.append(signal[:, start:start + n_window])
-                y.append(label)
-    X, y = np.stack(X), np.array(y)
+    owner, starts_s, labels = choose_training_windows(
+        [raws[i].n_times / raws[i].info["sfreq"] for i in train], [intervals[i] for i in train],
+        cfg.window_s, cfg.step_s, background_ratio=cfg.background_ratio, random_state=rng)
+    X, y = [], []
+    for k, i in enumerate(train):
+        signal, sfreq = prepare(raws[i])
+        X.append(windows_at(signal, sfreq, starts_s[owner == k], cfg.window_s))
+        y.append(labels[owner == k])
+    X, y = np.concatenate(X), np.concatenate(y)
     tr, va = split_train_val(y, cfg.val_fraction, stratify=True, random_state=cfg.seed)
 
     recordings = []
     for i in test:
-        signal, sfreq_test = _chbmit_signal(raws[i], channels, cfg)
+        signal, sfreq_test = prepare(raws[i])
         recordings.append(Recording(
             names[i], signal, intervals[i],
             f"{names[i]}: real continuous CHB-MIT recording, {signal.shape[1] / sfreq_test:.0f} "
@@ -376,7 +317,7 @@ def prepare_chbmit(cfg: Config, path: Path | None, subject: int,
         y_te=None, X_ops=X_ops, recordings=recordings, unit="window",
         info={"subject": subject, "case": case, "channels": channels, "sfreq": sfreq,
               "split": {"train": [names[i] for i in train], "test": [names[i] for i in test]},
-              "seizures_s": {n: iv.tolist() for n, iv in zip(names, intervals)},
+              "seizures_s": {n: iv.tolist() for n, iv in zip(names, intervals, strict=True)},
               "test_hours": test_hours, "n_test_seizures": n_test_seizures,
               "training_windows": {"seizure": int(y.sum()), "background": int((y == 0).sum()),
                                    "val": len(va)}})
@@ -384,66 +325,8 @@ def prepare_chbmit(cfg: Config, path: Path | None, subject: int,
 
 # ---------------------------------------------------------------------------------------------
 # shared training / evaluation
-def predict_proba(model, X, batch: int = 256) -> np.ndarray:
-    import torch
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(X), batch):
-            logits = model(torch.as_tensor(X[start:start + batch], dtype=torch.float32))
-            out.append(torch.softmax(logits, 1)[:, 1].numpy())
-    return np.concatenate(out)
-
-
-def binary_scores(pred: np.ndarray, true: np.ndarray) -> dict:
-    pred, true = pred.astype(bool), true.astype(bool)
-    sens = float((pred & true).sum() / max(true.sum(), 1))
-    spec = float((~pred & ~true).sum() / max((~true).sum(), 1))
-    return {"accuracy": float((pred == true).mean()), "sensitivity": sens,
-            "specificity": spec, "balanced_accuracy": (sens + spec) / 2}
-
-
-def segment_scores(proba, owner, segments, idx, threshold) -> dict:
-    seg_p = np.array([proba[owner == i].mean() for i in idx])
-    return binary_scores(seg_p >= threshold, segments.ictal[idx])
-
-
-def pool_event_metrics(per_recording: list[dict], n_negative: Sequence[int],
-                       n_positive: Sequence[int]) -> dict:
-    """Event metrics of several recordings scored separately, pooled as one long recording.
-
-    Sums seizures, detections, false alarms, alarms and non-seizure hours; latency is the mean
-    over all detected seizures; window specificity and sensitivity are weighted by the
-    recordings' non-seizure (``n_negative``) and seizure (``n_positive``) window counts.
-    """
-    if len(per_recording) == 1:
-        return dict(per_recording[0])
-    total = {key: sum(m[key] for m in per_recording)
-             for key in ("n_seizures", "n_detected", "n_false_alarms", "n_alarms",
-                         "interictal_hours")}
-    latencies = [x for m in per_recording for x in m["latencies_s"]]
-
-    def weighted(key: str, counts: Sequence[int]) -> float:
-        if not sum(counts):
-            return math.nan
-        return sum(m[key] * n for m, n in zip(per_recording, counts) if n) / sum(counts)
-
-    return {
-        "sensitivity": (total["n_detected"] / total["n_seizures"] if total["n_seizures"]
-                        else math.nan),
-        "specificity": weighted("specificity", n_negative),
-        "false_alarms_per_hour": total["n_false_alarms"] / total["interictal_hours"],
-        "latency_s": float(np.mean(latencies)) if latencies else math.nan,
-        "window_sensitivity": weighted("window_sensitivity", n_positive),
-        **total, "latencies_s": latencies}
-
-
 def operations(model, X, step_s: float) -> dict:
-    import torch
-
-    from bci.models.spiking.cost import count_operations
-
+    """NeuroBench operation counts per window, and per second at one window every ``step_s``."""
     counts = count_operations(model, torch.as_tensor(X, dtype=torch.float32), sfreq=1.0 / step_s)
     out = counts.as_dict()
     out["synaptic_operations"] = counts.synaptic_operations
@@ -452,15 +335,10 @@ def operations(model, X, step_s: float) -> dict:
 
 
 def train_models(cfg: Config, prep: Prepared) -> tuple[dict, dict, dict]:
-    """Train the approximate spiking model, the plain-LIF one and the twin; add the two
-    neuron-swapped copies. Returns ``(models, results, histories)``.
+    """Train the approximate spiking, the plain-LIF spiking and the twin models.
+
+    The two neuron-swapped copies are added. Returns ``(models, results, histories)``.
     """
-    import torch
-
-    from bci.data.datamodule import EEGDataModule
-    from bci.models.spiking.conformer import SpikingConformer
-    from bci.models.training import train_model
-
     results, models, histories = {}, {}, {}
     trained = (("spiking", True, True), ("spiking_lif", True, False), ("twin", False, True))
     for name, spiking, approximate in trained:
@@ -492,12 +370,11 @@ def train_models(cfg: Config, prep: Prepared) -> tuple[dict, dict, dict]:
 
 
 def evaluate(cfg: Config, prep: Prepared, models: dict, results: dict) -> list[dict]:
-    """Window/segment scores, event metrics on the held-out recordings and operations, into
-    ``results``. Returns, per recording, its decision times and each model's probabilities.
-    """
-    from bci.data.seizure import sliding_windows
-    from bci.evaluation.seizure_metrics import seizure_metrics
+    """Score windows/segments, events on the held-out recordings and operations.
 
+    Scores go into ``results``. Returns, per recording, its decision times and each model's
+    probabilities.
+    """
     traces, per_model = [], {name: [] for name in models}
     labels_all, n_negative, n_positive = [], [], []
     for rec in prep.recordings:
@@ -508,12 +385,12 @@ def evaluate(cfg: Config, prep: Prepared, models: dict, results: dict) -> list[d
         trace = {"name": rec.name, "times": w_times, "intervals": rec.intervals,
                  "duration_s": rec.duration_s, "probas": {}}
         for name, model in models.items():
-            p = predict_proba(model, W)
+            p = predict_proba(model, W)[:, 1]
             trace["probas"][name] = p
             metrics = seizure_metrics(
                 p, w_times, rec.intervals, labels=w_labels, threshold=cfg.threshold,
                 min_consecutive=cfg.min_consecutive, merge_gap_s=cfg.merge_gap_s,
-                tolerance_s=cfg.window_s, duration_s=rec.duration_s).as_dict()
+                tolerance_s=cfg.window_s, duration_s=rec.duration_s)
             per_model[name].append((metrics, p))
         traces.append(trace)
         labels_all.append(w_labels)
@@ -522,17 +399,17 @@ def evaluate(cfg: Config, prep: Prepared, models: dict, results: dict) -> list[d
     for name, model in models.items():
         r = results[name]
         if prep.X_te is not None:
-            p_te = predict_proba(model, prep.X_te)
+            p_te = predict_proba(model, prep.X_te)[:, 1]
             r["window"] = binary_scores(p_te >= cfg.threshold, prep.y_te)
             r["segment"] = prep.segment_scores(p_te)
         else:  # held-out recordings' sliding windows (no consecutive rule: raw decisions)
             p_all = np.concatenate([p for _, p in per_model[name]])
             r["window"] = binary_scores(p_all >= cfg.threshold, np.concatenate(labels_all))
-        r["stream"] = pool_event_metrics([m for m, _ in per_model[name]], n_negative,
-                                         n_positive)
+        r["stream"] = pool_seizure_metrics([m for m, _ in per_model[name]], n_negative,
+                                           n_positive).as_dict()
         if len(prep.recordings) > 1:
-            r["recordings"] = {rec.name: m for rec, (m, _) in zip(prep.recordings,
-                                                                   per_model[name])}
+            r["recordings"] = {rec.name: m.as_dict() for rec, (m, _)
+                               in zip(prep.recordings, per_model[name], strict=True)}
         r["operations"] = operations(model, prep.X_ops, cfg.step_s)
     return traces
 
@@ -579,22 +456,14 @@ def summarise(cfg: Config, prep: Prepared, results: dict, elapsed_s: float) -> d
                         "test_files": prep.info["split"]["test"],
                         "test_hours": prep.info["test_hours"],
                         "n_test_seizures": prep.info["n_test_seizures"]})
-    summary.update({
-        "sensitivity": stream["spiking"]["sensitivity"],
-        "specificity": stream["spiking"]["specificity"],
-        "false_alarms_per_hour": stream["spiking"]["false_alarms_per_hour"],
-        "latency_s": stream["spiking"]["latency_s"],
-        f"{u}_accuracy": held["spiking"]["accuracy"],
-        f"{u}_sensitivity": held["spiking"]["sensitivity"],
-        f"{u}_specificity": held["spiking"]["specificity"],
-    })
+    events = ("sensitivity", "specificity", "false_alarms_per_hour", "latency_s")
+    summary.update({key: stream["spiking"][key] for key in events})
+    summary.update({f"{u}_{key}": held["spiking"][key]
+                    for key in ("accuracy", "sensitivity", "specificity")})
     if u == "window":
         summary["window_balanced_accuracy"] = held["spiking"]["balanced_accuracy"]
+    summary.update({f"twin_{key}": stream["twin"][key] for key in events})
     summary.update({
-        "twin_sensitivity": stream["twin"]["sensitivity"],
-        "twin_specificity": stream["twin"]["specificity"],
-        "twin_false_alarms_per_hour": stream["twin"]["false_alarms_per_hour"],
-        "twin_latency_s": stream["twin"]["latency_s"],
         f"twin_{u}_accuracy": held["twin"]["accuracy"],
         "synops_spiking": approx_ops["synaptic_operations"],
         "effective_acs_spiking": approx_ops["effective_acs"],
@@ -620,17 +489,16 @@ def summarise(cfg: Config, prep: Prepared, results: dict, elapsed_s: float) -> d
     return summary
 
 
-def run(cfg: Config, data: str = "auto", path: Path | None = _BONN, out: Path | None = None,
+def run(cfg: Config, data: str = "auto", path: Path | None = None, out: Path | None = None,
         *, subject: int | None = None, files: Sequence[str] | None = None,
         download: bool = False) -> dict:
     """Train and evaluate the models; returns the summary (and writes files into ``out``).
 
-    ``data``: ``"auto"``, ``"real"``, ``"synthetic"`` (Bonn path, ``path`` the Bonn folder) or
-    ``"chbmit"`` (``path`` the CHB-MIT root or None for the MNE config, ``subject`` the case
-    number, ``files`` an optional subset, ``download`` to fetch missing files).
+    ``data``: ``"auto"``, ``"real"``, ``"synthetic"`` (Bonn; ``path`` the Bonn folder or None
+    for ``MNE_DATASETS_BONN_PATH``) or ``"chbmit"`` (``path`` the CHB-MIT root or None for the
+    MNE config, ``subject`` the case number, ``files`` an optional subset, ``download`` to fetch
+    missing files).
     """
-    import torch
-
     t0 = time.time()
     torch.set_num_threads(cfg.threads)
     if data == "chbmit":
@@ -638,7 +506,7 @@ def run(cfg: Config, data: str = "auto", path: Path | None = _BONN, out: Path | 
             raise ValueError("--data chbmit needs --subject N (the case number, 1..24).")
         prep = prepare_chbmit(cfg, path, subject, files, download)
     else:
-        prep = prepare_bonn(cfg, data, _BONN if path is None else Path(path))
+        prep = prepare_bonn(cfg, data, path)
     models, results, histories = train_models(cfg, prep)
     traces = evaluate(cfg, prep, models, results)
     summary = summarise(cfg, prep, results, time.time() - t0)
@@ -653,6 +521,7 @@ def run(cfg: Config, data: str = "auto", path: Path | None = _BONN, out: Path | 
 
 
 def print_table(results: dict, unit: str = "segment") -> None:
+    """Print one column per model, one row per metric."""
     rows = []
     if unit == "segment":
         rows += [("segment acc", lambda r: r["segment"]["accuracy"], "{:.3f}"),
@@ -683,9 +552,7 @@ def print_table(results: dict, unit: str = "segment") -> None:
 
 
 def plot_stream(file: Path, traces: list[dict], cfg: Config, data_note: str) -> None:
-    """Each model's seizure probability over the held-out recordings, laid end to end (dotted
-    lines separate recordings).
-    """
+    """Plot each model's seizure probability over the held-out recordings, end to end."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -693,7 +560,7 @@ def plot_stream(file: Path, traces: list[dict], cfg: Config, data_note: str) -> 
 
     names = list(traces[0]["probas"])
     fig, axes = plt.subplots(len(names), 1, figsize=(12, 2.2 * len(names)), sharex=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         offset_s = 0.0
         for k, trace in enumerate(traces):
             for onset, offset in trace["intervals"]:
@@ -716,6 +583,7 @@ def plot_stream(file: Path, traces: list[dict], cfg: Config, data_note: str) -> 
 
 
 def plot_training(file: Path, histories: dict) -> None:
+    """Plot the training and validation losses of the trained models."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -735,18 +603,20 @@ def plot_training(file: Path, histories: dict) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the recipe from the command line (``argv``); returns the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small model, 20 segments per set, 8 epochs (about a minute)")
     parser.add_argument("--data", choices=["auto", "real", "synthetic", "chbmit"],
                         default="auto",
                         help="real Bonn data, synthetic segments, real Bonn when present, or "
-                             "one CHB-MIT case (--path, --subject)")
+                             "one CHB-MIT case (--subject)")
     parser.add_argument("--path", type=Path, default=None,
-                        help=f"Bonn: folder of the sets (default {_BONN}); CHB-MIT: the folder "
-                             "holding chbNN/ or MNE-chbmit-data/chbNN/ (default: the MNE config "
-                             "MNE_DATASETS_CHBMIT_PATH, MNE_DATA, ~/mne_data)")
+                        help="Bonn: folder of the sets (default: MNE_DATASETS_BONN_PATH, else "
+                             "$MNE_DATA/bonn_epilepsy); CHB-MIT: the folder holding chbNN/ or "
+                             "MNE-chbmit-data/chbNN/ (default: MNE_DATASETS_CHBMIT_PATH, "
+                             "MNE_DATA, ~/mne_data)")
     parser.add_argument("--subject", type=int, default=None,
                         help="CHB-MIT case number, 1..24 (--data chbmit)")
     parser.add_argument("--files", nargs="+", default=None,
@@ -776,20 +646,15 @@ def main(argv=None) -> None:
         cfg.segments_per_set = args.segments_per_set
     if args.sfreq is not None:
         cfg.chbmit_sfreq = args.sfreq
-    if args.data == "chbmit":
-        try:
-            summary = run(cfg, "chbmit", args.path, args.out, subject=args.subject,
-                          files=args.files, download=args.download)
-        except FileNotFoundError as err:  # missing data: the message says how to fix it
-            sys.exit(f"error: {err}")
-    else:
-        path = _BONN if args.path is None else args.path
-        if args.data == "auto" and not path.is_dir():
-            print(f"Bonn data not found at {path}: falling back to SYNTHETIC segments.")
-        summary = run(cfg, args.data, path, args.out)
+    try:
+        summary = run(cfg, args.data, args.path, args.out, subject=args.subject,
+                      files=args.files, download=args.download)
+    except FileNotFoundError as err:  # missing data: the message says how to fix it
+        sys.exit(f"error: {err}")
     print(f"wrote {args.out / 'metrics.json'}, {args.out / 'stream_probability.png'}, "
           f"{args.out / 'training.png'}")
     print(json.dumps(summary, default=float))
+    return summary
 
 
 if __name__ == "__main__":

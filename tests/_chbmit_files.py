@@ -1,6 +1,6 @@
 """Writers of tiny CHB-MIT trees for tests: EDF files (with edfio) and PhysioNet-style summaries.
 
-Shared by ``tests/data/test_chbmit.py`` and ``tests/models/spiking/test_seizure_recipe.py``;
+Shared by ``tests/data/test_chbmit.py`` and ``tests/recipes/test_seizure_spiking_conformer.py``;
 callers skip when edfio is missing (``pytest.importorskip("edfio")``) before using them.
 """
 

@@ -20,6 +20,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["MOABB_DOWNLOAD_PROVIDER"] = "upstream"
 if MNE_DATA.is_dir():
     os.environ["MNE_DATA"] = str(MNE_DATA)
+# the staged non-MOABB recordings sit beside mne_data, not under it: point their loaders there
+for _key, _folder in (("MNE_DATASETS_BONN_PATH", "bonn_epilepsy"),
+                      ("MNE_DATASETS_DREAMS_PATH", "dreams_spindles"),
+                      ("MNE_DATASETS_REACHING_PATH", "reaching")):
+    if (SHARED / "data" / _folder).is_dir():
+        os.environ[_key] = str(SHARED / "data" / _folder)
 # LSL stays on this machine in tests: a loopback-only config the project writes itself (same
 # content as ../shared/lsl_api.cfg), so a clean clone without ../shared is safe too. Set before
 # the first pylsl call; real users keep their own LSL configuration.

@@ -18,6 +18,8 @@ are given, per EDF file, in each case's summary file. PhysioNet publishes it as:
   the seizures as ``"seizure"`` annotations; :func:`seizure_intervals` reads them back.
 - :class:`CHBMIT` is the same as a MOABB dataset (``get_data`` gives
   ``{subject: {session: {run: Raw}}}``).
+- :func:`split_files` holds out the last files with and without seizures of a case: a split by
+  file for evaluation on continuous recordings.
 
 Where the files are looked for, in this order: the ``path`` argument; the MNE config key
 ``MNE_DATASETS_CHBMIT_PATH``; ``MNE_DATA``; ``~/mne_data`` (environment variables or
@@ -44,9 +46,11 @@ import numpy as np
 from moabb.datasets.base import BaseDataset
 from moabb.datasets.preprocessing import FixedPipeline
 
+from .._checks import check_fraction
+
 __all__ = ["CHBMIT", "CHBMIT_SUBJECTS", "CHBMIT_URL", "SEIZURE_DESCRIPTION",
-           "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels", "read_chbmit_summary",
-           "seizure_intervals"]
+           "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels",
+           "read_chbmit_summary", "seizure_intervals", "split_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ def _check_entry(path: Path, entry: _FileEntry) -> None:
             f"'Number of Seizures in File: {entry.n_seizures}' but {len(entry.starts)} "
             "seizure(s) listed; fix the count or the seizure lines."
         )
-    for onset, offset in zip(entry.starts, entry.ends):
+    for onset, offset in zip(entry.starts, entry.ends, strict=False):
         if offset <= onset:
             raise ValueError(
                 f"CHB-MIT summary {path}, file {entry.name}: seizure end {offset} s is not "
@@ -205,7 +209,7 @@ def _parse_summary(path: str | os.PathLike) -> tuple[list[_FileEntry], float | N
 
 
 def read_chbmit_summary(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
-    """Read the seizure intervals of every file listed in a CHB-MIT summary file.
+    r"""Read the seizure intervals of every file listed in a CHB-MIT summary file.
 
     Understands both spellings of the seizure lines (``Seizure Start Time: 2996 seconds`` and
     ``Seizure 1 Start Time: 2996 seconds``), and skips the other lines of the format
@@ -235,13 +239,13 @@ def read_chbmit_summary(path: str | os.PathLike) -> dict[str, list[tuple[float, 
     --------
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "chb01-summary.txt"
-    >>> _ = f.write_text("File Name: chb01_03.edf\\nNumber of Seizures in File: 1\\n"
-    ...                  "Seizure Start Time: 2996 seconds\\nSeizure End Time: 3036 seconds\\n")
+    >>> _ = f.write_text("File Name: chb01_03.edf\nNumber of Seizures in File: 1\n"
+    ...                  "Seizure Start Time: 2996 seconds\nSeizure End Time: 3036 seconds\n")
     >>> read_chbmit_summary(f)
     {'chb01_03.edf': [(2996.0, 3036.0)]}
     """
     entries, _ = _parse_summary(path)
-    return {e.name: list(zip(e.starts, e.ends)) for e in entries}
+    return {e.name: list(zip(e.starts, e.ends, strict=False)) for e in entries}
 
 
 def read_chbmit_channels(path: str | os.PathLike) -> dict[str, list[str]]:
@@ -450,7 +454,7 @@ def _read_run(fname: Path, entry: _FileEntry, sfreq: float | None, *, preload: b
     if types:
         raw.set_channel_types(types, verbose="error")
     duration_s = raw.n_times / raw.info["sfreq"]
-    for onset, offset in zip(entry.starts, entry.ends):
+    for onset, offset in zip(entry.starts, entry.ends, strict=False):
         if offset > duration_s + 1.0 / raw.info["sfreq"]:
             logger.warning("%s: seizure %g-%g s ends after the recording (%g s)", fname.name,
                            onset, offset, duration_s)
@@ -669,17 +673,71 @@ def common_eeg_channels(raws: Sequence[mne.io.BaseRaw]) -> list[str]:
     """
     if not raws:
         raise ValueError("common_eeg_channels needs at least one recording.")
-    per_file = [[ch for ch, kind in zip(r.ch_names, r.get_channel_types()) if kind == "eeg"]
-                for r in raws]
+    per_file = [[ch for ch, kind in zip(r.ch_names, r.get_channel_types(), strict=True)
+                 if kind == "eeg"] for r in raws]
     common = set(per_file[0]).intersection(*per_file[1:])
     channels = [ch for ch in per_file[0] if ch in common
                 and not (_RE_REPEAT.search(ch) and not ch.endswith("-0"))]
     if not channels:
         listing = "; ".join(f"{Path(r.filenames[0]).name if r.filenames[0] else i}: "
                             f"{', '.join(c) or 'no EEG channel'}"
-                            for i, (r, c) in enumerate(zip(raws, per_file)))
+                            for i, (r, c) in enumerate(zip(raws, per_file, strict=True)))
         raise ValueError(
             f"No EEG channel is common to all {len(raws)} recordings ({listing}). Use files "
             "that share a montage (the summary's 'Channels changed' lines say where it "
             "changes), e.g. load_chbmit_subject(..., files=[...]) or the recipe's --files.")
     return channels
+
+
+def split_files(intervals: Sequence[np.ndarray], *, test_fraction: float = 0.3,
+                names: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
+    """Split a case's files into training and held-out files, keeping whole recordings apart.
+
+    The held-out files are the last ``test_fraction`` (rounded, at least one, and leaving at
+    least one for training) of the files with seizures, in the given (the summary's) order,
+    plus the last ``test_fraction`` (rounded, at least one) of the seizure-free files; the other
+    files train. Test files are never seen in training: their continuous recordings score a
+    detector as it would run.
+
+    Parameters
+    ----------
+    intervals : sequence of array, shape (n_seizures, 2)
+        Seizure onsets/offsets of each file (:func:`seizure_intervals`), in the case's order.
+    test_fraction : float
+        Fraction of the files held out, in (0, 1).
+    names : sequence of str | None
+        File names, for the error message.
+
+    Returns
+    -------
+    train, test : list of int
+        Positions in ``intervals``, increasing.
+
+    Raises
+    ------
+    ValueError
+        When fewer than 2 files hold seizures (one to train on, one held out).
+
+    Examples
+    --------
+    >>> one, none = np.array([[1.0, 2.0]]), np.zeros((0, 2))
+    >>> split_files([one, none, one, none, one])
+    ([0, 1, 2], [3, 4])
+    """
+    test_fraction = check_fraction(test_fraction, "test_fraction", allow_zero=False)
+    with_seizures = [i for i, iv in enumerate(intervals) if len(iv)]
+    quiet = [i for i, iv in enumerate(intervals) if not len(iv)]
+    if len(with_seizures) < 2:
+        names = [str(n) for n in names] if names is not None else [
+            f"#{i}" for i in range(len(intervals))]
+        raise ValueError(
+            f"A split by file needs at least 2 files with seizures (one to train on, one held "
+            f"out); the {len(intervals)} file(s) given ({', '.join(names)}) have "
+            f"{len(with_seizures)}. Use more files of the case (its summary lists which hold "
+            "seizures).")
+    n_seizure = min(len(with_seizures) - 1,
+                    max(1, int(round(test_fraction * len(with_seizures)))))
+    n_quiet = min(len(quiet), max(1, int(round(test_fraction * len(quiet)))))
+    test = sorted(with_seizures[len(with_seizures) - n_seizure:]
+                  + quiet[len(quiet) - n_quiet:])
+    return [i for i in range(len(intervals)) if i not in test], test

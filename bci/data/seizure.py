@@ -1,5 +1,4 @@
-"""Seizure EEG: the Bonn segments, continuous streams built from them, sliding windows, and a
-synthetic generator.
+"""Seizure EEG: Bonn segments, streams, windows, continuous recordings, synthetic segments.
 
 - :func:`load_bonn` reads the Bonn epilepsy EEG (Andrzejak et al. 2001, Phys. Rev. E 64,
   061907): five sets of 100 single-channel segments of 4,097 samples (23.6 s) at 173.61 Hz.
@@ -9,7 +8,12 @@ synthetic generator.
   seizure intervals. With real segments the stream is a **synthetic concatenation of real
   segments**, not a continuous recording: the junctions are abrupt and the seizures start at
   segment boundaries. Say so wherever its results are reported.
+- :func:`subsample_segments`, :func:`split_segments` and :func:`segment_windows`: a seeded
+  subset per set, a split by segment stratified by set, and overlapping windows of segments.
 - :func:`sliding_windows` cuts a stream into windows with labels and decision times.
+- Continuous recordings (e.g. CHB-MIT files): :func:`prepare_recording` band-passes, resamples
+  and scales one, :func:`choose_training_windows` picks seizure and (subsampled) background
+  windows in seconds, :func:`windows_at` cuts them.
 - :func:`make_seizure_eeg`: seeded synthetic segments (coloured background noise; ictal segments
   add rhythmic high-amplitude spike-and-wave bursts), so tests run without the real data.
 """
@@ -24,10 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_fraction, check_positive, ensure_int
+from .._checks import check_fraction, check_positive, check_random_state, ensure_int
+from .._config import config_help, dataset_path
 
-__all__ = ["BONN_SETS", "BONN_SFREQ", "SeizureSegments", "SeizureStream", "load_bonn",
-           "make_seizure_eeg", "make_seizure_stream", "seizure_overlap_s", "sliding_windows"]
+__all__ = ["BONN_SETS", "BONN_SFREQ", "SeizureSegments", "SeizureStream",
+           "choose_training_windows", "load_bonn", "make_seizure_eeg", "make_seizure_stream",
+           "prepare_recording", "segment_windows", "seizure_overlap_s", "sliding_windows",
+           "split_segments", "subsample_segments", "windows_at"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +78,14 @@ class SeizureSegments:
         return self.sets == ICTAL_SET
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> SeizureSegments:
-        """The segments at ``idx`` (in that order)."""
+        """Return the segments at ``idx`` (in that order)."""
         idx = np.asarray(idx, dtype=int)
         return SeizureSegments(X=self.X[idx], sets=self.sets[idx],
                                names=[self.names[i] for i in idx], sfreq=self.sfreq,
                                source=self.source, extras=dict(self.extras))
 
     def __len__(self) -> int:
+        """Return the number of segments."""
         return len(self.X)
 
 
@@ -117,8 +125,6 @@ def _bonn_root(path: str | os.PathLike | None) -> Path:
     ``path``, else MNE_DATASETS_BONN_PATH, else ``$MNE_DATA/bonn_epilepsy`` (see
     :func:`bci._config.dataset_path`).
     """
-    from .._config import config_help, dataset_path
-
     path = dataset_path("BONN", "bonn_epilepsy", path)
     if not path.is_dir():
         raise FileNotFoundError(
@@ -390,3 +396,285 @@ def make_seizure_eeg(n_segments: int = 40, *, n_times: int = 1024, sfreq: float 
     sets = np.where(is_ictal, ICTAL_SET, "Z")
     names = [f"{s}{i + 1:03d}" for i, s in enumerate(sets)]
     return SeizureSegments(X=X, sets=sets, names=names, sfreq=sfreq, source="synthetic")
+
+
+def subsample_segments(segments: SeizureSegments, n_per_set: int, *,
+                       random_state: int | np.random.Generator | None = None
+                       ) -> SeizureSegments:
+    """Keep a seeded random ``n_per_set`` segments of every set (all of a smaller set).
+
+    Parameters
+    ----------
+    segments : SeizureSegments
+        The segments, e.g. from :func:`load_bonn`.
+    n_per_set : int
+        Segments kept per set (>= 1).
+    random_state : int | Generator | None
+        Seed of the choice (one permutation per set, sets in sorted order).
+
+    Returns
+    -------
+    subset : SeizureSegments
+        The kept segments in their original order.
+
+    Examples
+    --------
+    >>> seg = make_seizure_eeg(10, n_times=64, ictal_ratio=0.3, random_state=0)
+    >>> sub = subsample_segments(seg, 2, random_state=0)
+    >>> len(sub), sorted(set(sub.sets.tolist()))
+    (4, ['S', 'Z'])
+    """
+    n_per_set = ensure_int(n_per_set, "n_per_set", minimum=1, what="segments")
+    rng = check_random_state(random_state)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(segments.sets == name))[:n_per_set]
+                           for name in np.unique(segments.sets)])
+    return segments.subset(np.sort(keep))
+
+
+def split_segments(sets, *, test_fraction: float = 0.3, val_fraction: float = 0.1,
+                   random_state: int | np.random.Generator | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split segments into training, validation and test sets, stratified by set.
+
+    Within each set (in sorted order) the segments are permuted; the first ``round(test_fraction
+    x n)`` (at least one) are test, the next ``round(val_fraction x n)`` (at least one)
+    validation, the rest training.
+
+    Parameters
+    ----------
+    sets : array of str, shape (n_segments,)
+        Set of each segment (``SeizureSegments.sets``).
+    test_fraction, val_fraction : float
+        Fractions of each set held out for testing and for validation, in [0, 1).
+    random_state : int | Generator | None
+        Seed of the permutations.
+
+    Returns
+    -------
+    train, val, test : ndarray of int
+        Sorted segment indices.
+
+    Examples
+    --------
+    >>> train, val, test = split_segments(np.array(["Z"] * 10 + ["S"] * 10), random_state=0)
+    >>> len(train), len(val), len(test)
+    (12, 2, 6)
+    """
+    sets = np.asarray(sets)
+    if sets.ndim != 1:
+        raise ValueError(f"sets must be 1-D (one set name per segment), got shape {sets.shape}.")
+    test_fraction = check_fraction(test_fraction, "test_fraction")
+    val_fraction = check_fraction(val_fraction, "val_fraction")
+    rng = check_random_state(random_state)
+    train: list[int] = []
+    val: list[int] = []
+    test: list[int] = []
+    for name in np.unique(sets):
+        idx = rng.permutation(np.flatnonzero(sets == name))
+        n_test = max(1, int(round(test_fraction * len(idx))))
+        n_val = max(1, int(round(val_fraction * len(idx))))
+        test += idx[:n_test].tolist()
+        val += idx[n_test:n_test + n_val].tolist()
+        train += idx[n_test + n_val:].tolist()
+    return tuple(np.sort(np.array(part, dtype=int)) for part in (train, val, test))
+
+
+def segment_windows(segments: SeizureSegments, idx, n_window: int, *, hop: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut segments into overlapping windows, with labels and the segment of each window.
+
+    Parameters
+    ----------
+    segments : SeizureSegments
+        The segments.
+    idx : sequence of int
+        Segments to cut, in this order.
+    n_window : int
+        Window length (samples, >= 1, at most the segments' length).
+    hop : int | None
+        Hop between window starts (samples, >= 1); ``n_window // 2`` (50 % overlap) when None.
+
+    Returns
+    -------
+    X : ndarray, shape (n_windows, n_chans, n_window)
+        The windows (copies, in the segments' dtype and unit).
+    y : ndarray of int, shape (n_windows,)
+        1 for windows of seizure segments.
+    owner : ndarray of int, shape (n_windows,)
+        Index of the segment of each window.
+
+    Examples
+    --------
+    >>> seg = make_seizure_eeg(4, n_times=100, random_state=0)
+    >>> X, y, owner = segment_windows(seg, [2, 0], 40)
+    >>> X.shape, owner.tolist()
+    ((8, 1, 40), [2, 2, 2, 2, 0, 0, 0, 0])
+    """
+    n_window = ensure_int(n_window, "n_window", minimum=1, maximum=segments.X.shape[-1],
+                          what="samples")
+    hop = n_window // 2 if hop is None else ensure_int(hop, "hop", minimum=1, what="samples")
+    hop = max(hop, 1)
+    X, y, owner = [], [], []
+    for i in idx:
+        sig = segments.X[i]
+        for start in range(0, sig.shape[-1] - n_window + 1, hop):
+            X.append(sig[:, start:start + n_window])
+            y.append(int(segments.ictal[i]))
+            owner.append(i)
+    if not X:
+        raise ValueError("idx selects no segment: there are no windows to cut.")
+    return np.stack(X), np.array(y), np.array(owner)
+
+
+def prepare_recording(raw, channels: Sequence[str], *,
+                      band_hz: tuple[float, float] | None = (0.5, 40.0),
+                      sfreq: float | None = 128.0, unit_factor: float = 1e6
+                      ) -> tuple[np.ndarray, float]:
+    """Pick, band-pass, resample and scale one continuous recording.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        The recording (e.g. one CHB-MIT file from :func:`bci.data.chbmit.load_chbmit_subject`);
+        not modified.
+    channels : sequence of str
+        Channels to keep, in this order (e.g. :func:`bci.data.chbmit.common_eeg_channels`).
+    band_hz : tuple of float | None
+        Band-pass edges (Hz; MNE's FIR filter); the upper edge is lowered to 0.45 x the new rate
+        when it is above. None: no filter.
+    sfreq : float | None
+        Rate to resample to (Hz); None (or the recording's own rate) keeps the rate.
+    unit_factor : float
+        Factor from MNE's volts to the returned unit (``1e6``: µV).
+
+    Returns
+    -------
+    signal : ndarray, shape (n_chans, n_samples)
+        The signal (float32) in volts x ``unit_factor``.
+    sfreq : float
+        Its sampling rate (Hz).
+    """
+    if sfreq is not None:
+        sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    unit_factor = check_positive(unit_factor, "unit_factor")
+    raw = raw.copy().pick(list(channels)).load_data(verbose="error")
+    if band_hz is not None:
+        low, high = band_hz
+        high = min(high, 0.45 * (sfreq or raw.info["sfreq"]))
+        raw.filter(low, high, verbose="error")
+    if sfreq is not None and not np.isclose(raw.info["sfreq"], sfreq):
+        raw.resample(sfreq, verbose="error")
+    return (raw.get_data() * unit_factor).astype(np.float32), float(raw.info["sfreq"])
+
+
+def choose_training_windows(durations_s: Sequence[float], intervals: Sequence[np.ndarray],
+                            window_s: float, step_s: float, *, background_ratio: float = 4.0,
+                            ictal_fraction: float = 0.5,
+                            random_state: int | np.random.Generator | None = None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Choose the training windows of continuous recordings, in seconds (before reading them).
+
+    Windows of ``window_s`` start every ``step_s`` in each recording. Seizure windows lie at
+    least ``ictal_fraction`` inside an annotated seizure; background windows overlap no seizure
+    and are subsampled uniformly over the recordings (seeded) to ``background_ratio`` per
+    seizure window; windows partly inside a seizure (less than ``ictal_fraction``) are left
+    out.
+
+    Parameters
+    ----------
+    durations_s : sequence of float
+        Length of each recording (seconds).
+    intervals : sequence of array, shape (n_seizures, 2)
+        Seizure onsets/offsets of each recording (seconds).
+    window_s, step_s : float
+        Window length and hop (seconds).
+    background_ratio : float
+        Background windows kept per seizure window (> 0; all when there are fewer).
+    ictal_fraction : float
+        Fraction of a window inside a seizure that makes it a seizure window, in (0, 1].
+    random_state : int | Generator | None
+        Seed of the background subsample (one ``choice`` call).
+
+    Returns
+    -------
+    recording : ndarray of int, shape (n_windows,)
+        Position of each window's recording in ``durations_s``.
+    starts_s : ndarray, shape (n_windows,)
+        Start time of each window (seconds).
+    labels : ndarray of int, shape (n_windows,)
+        1 for seizure windows; all seizure windows come first (by recording, then time), then
+        the kept background windows (by recording, then time).
+
+    Examples
+    --------
+    >>> rec, starts, y = choose_training_windows([10.0], [np.array([[2.0, 5.0]])], 2.0, 1.0,
+    ...                                          background_ratio=1.0, random_state=0)
+    >>> starts[y == 1].tolist(), len(starts[y == 0])
+    ([1.0, 2.0, 3.0, 4.0], 4)
+    """
+    window_s = check_positive(window_s, "window_s", unit="s")
+    step_s = check_positive(step_s, "step_s", unit="s")
+    background_ratio = check_positive(background_ratio, "background_ratio")
+    ictal_fraction = check_fraction(ictal_fraction, "ictal_fraction", allow_zero=False,
+                                    allow_one=True)
+    if len(durations_s) != len(intervals):
+        raise ValueError(f"durations_s ({len(durations_s)}) and intervals ({len(intervals)}) "
+                         "need one entry per recording.")
+    rng = check_random_state(random_state)
+    seizure_wins: list[tuple[int, float]] = []
+    background_wins: list[tuple[int, float]] = []
+    for i, (duration_s, iv) in enumerate(zip(durations_s, intervals, strict=True)):
+        starts_s = np.arange(0.0, duration_s - window_s + 1e-9, step_s)
+        overlap = seizure_overlap_s(starts_s, window_s, iv)
+        seizure_wins += [(i, s) for s in starts_s[overlap >= ictal_fraction * window_s - 1e-9]]
+        background_wins += [(i, s) for s in starts_s[overlap == 0]]
+    if not seizure_wins:
+        raise ValueError(f"The {len(durations_s)} recording(s) hold no seizure window of "
+                         f"{window_s} s (at least {ictal_fraction:g} of it inside a seizure); "
+                         "use a shorter window_s or recordings with seizures.")
+    n_background = min(len(background_wins), int(round(background_ratio * len(seizure_wins))))
+    keep = np.sort(rng.choice(len(background_wins), size=n_background, replace=False))
+    chosen = seizure_wins + [background_wins[k] for k in keep]
+    labels = np.array([1] * len(seizure_wins) + [0] * n_background)
+    return (np.array([i for i, _ in chosen], dtype=int), np.array([s for _, s in chosen]),
+            labels)
+
+
+def windows_at(signal: np.ndarray, sfreq: float, starts_s, window_s: float) -> np.ndarray:
+    """Copy the windows of ``window_s`` that start at ``starts_s`` out of a signal.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_chans, n_samples)
+        The signal.
+    sfreq : float
+        Its sampling rate (Hz).
+    starts_s : array, shape (n_windows,)
+        Window starts (seconds); rounded to the nearest sample.
+    window_s : float
+        Window length (seconds); rounded to whole samples.
+
+    Returns
+    -------
+    windows : ndarray, shape (n_windows, n_chans, n_window)
+        Copies, in the signal's dtype.
+
+    Examples
+    --------
+    >>> windows_at(np.arange(10.0)[None], 2.0, [0.0, 2.5], 1.0).tolist()
+    [[[0.0, 1.0]], [[5.0, 6.0]]]
+    """
+    signal = np.asarray(signal)
+    if signal.ndim != 2:
+        raise ValueError(f"signal must be (n_chans, n_samples), got shape {signal.shape}.")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    window_s = check_positive(window_s, "window_s", unit="s")
+    n_window = int(round(window_s * sfreq))
+    starts = [int(round(s * sfreq)) for s in np.asarray(starts_s, dtype=float).ravel()]
+    if starts and (min(starts) < 0 or max(starts) + n_window > signal.shape[1]):
+        raise ValueError(f"A window of {window_s} s starting at {min(starts) / sfreq} .. "
+                         f"{max(starts) / sfreq} s does not fit in the signal "
+                         f"({signal.shape[1] / sfreq} s).")
+    if not starts:
+        return np.empty((0, signal.shape[0], n_window), dtype=signal.dtype)
+    return np.stack([signal[:, s:s + n_window] for s in starts])

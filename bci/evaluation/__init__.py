@@ -1,9 +1,16 @@
-"""Evaluation: MOABB evaluations behind :func:`benchmark`, result tables and plots."""
+"""Evaluation: MOABB benchmarks, seizure and event metrics, latency statistics.
+
+Attributes are imported on first use (``lazy_loader``).
+"""
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "benchmarks": ["benchmark", "summarize", "format_table", "plot_scores", "write_results"],
     "seizure_metrics": ["seizure_metrics", "SeizureMetrics", "alarm_events",
-                        "consecutive_decisions"],
+                        "consecutive_decisions", "pool_seizure_metrics", "binary_scores",
+                        "segment_scores"],
+    "events": ["EventCounts", "match_events", "score_detections", "pool_event_counts",
+               "event_rates"],
+    "latency": ["latency_stats"],
 })

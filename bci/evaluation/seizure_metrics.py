@@ -24,18 +24,25 @@ the epilepsy benchmarks of Dan et al. 2024):
    onset)``.
 6. **Specificity** (window level): the fraction of non-seizure windows with a negative decision
    (after step 1); window-level sensitivity likewise over seizure windows.
+
+Several recordings scored one by one are pooled by :func:`pool_seizure_metrics`; window or
+segment decisions without the event rules are scored by :func:`binary_scores` and
+:func:`segment_scores`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._checks import check_positive, ensure_int
+from .._checks import check_positive, check_real, check_type, ensure_int
+from .events import match_events
 
-__all__ = ["SeizureMetrics", "alarm_events", "consecutive_decisions", "seizure_metrics"]
+__all__ = ["SeizureMetrics", "alarm_events", "binary_scores", "consecutive_decisions",
+           "pool_seizure_metrics", "seizure_metrics", "segment_scores"]
 
 
 @dataclass
@@ -89,7 +96,7 @@ def _as_1d(values, name: str, dtype=float) -> np.ndarray:
 def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
     """Apply the causal k-of-k rule to window decisions.
 
-    True where this window and the ``min_consecutive - 1`` before it are all True.
+    A window is True where it and the ``min_consecutive - 1`` windows before it are all True.
 
     Examples
     --------
@@ -109,9 +116,10 @@ def consecutive_decisions(decisions, min_consecutive: int = 1) -> np.ndarray:
 
 
 def alarm_events(decisions, times, *, merge_gap_s: float = 0.0) -> np.ndarray:
-    """Return alarm events ``(n_events, 2)``: ``[first, last]`` decision times of positive runs.
+    """Group positive windows into alarm events ``(n_events, 2)``.
 
-    Runs whose gap is at most ``merge_gap_s`` seconds are merged into one event.
+    An event is the ``[first, last]`` decision times of a run of positive windows; runs whose
+    gap is at most ``merge_gap_s`` seconds are merged.
 
     Parameters
     ----------
@@ -208,17 +216,14 @@ def seizure_metrics(scores, times, intervals, *, labels=None, threshold: float =
     decisions = consecutive_decisions(scores >= threshold, min_consecutive)
     events = alarm_events(decisions, times, merge_gap_s=merge_gap_s)
 
+    hits = match_events(events, intervals, after_s=tolerance_s)  # (n_alarms, n_seizures)
     n_detected, latencies = 0, []
-    for onset, offset in intervals:
-        hit = (events[:, 0] <= offset + tolerance_s) & (events[:, 1] >= onset)
+    for (onset, offset), hit in zip(intervals, hits.T, strict=True):
         if hit.any():
             n_detected += 1
             inside = decisions & (times >= onset) & (times <= offset + tolerance_s)
             latencies.append(float(times[np.argmax(inside)] - onset) if inside.any() else 0.0)
-    true_alarm = np.zeros(len(events), dtype=bool)
-    for onset, offset in intervals:
-        true_alarm |= (events[:, 0] <= offset + tolerance_s) & (events[:, 1] >= onset)
-    n_false = int((~true_alarm).sum())
+    n_false = int((~hits.any(1)).sum())
     interictal_s = max(duration_s - float((intervals[:, 1] - intervals[:, 0]).sum()), 1e-9)
 
     if labels is None:
@@ -242,3 +247,141 @@ def seizure_metrics(scores, times, intervals, *, labels=None, threshold: float =
         window_sensitivity=window_sens, n_seizures=n_seizures, n_detected=n_detected,
         n_false_alarms=n_false, n_alarms=len(events), interictal_hours=interictal_s / 3600.0,
         latencies_s=latencies)
+
+
+def pool_seizure_metrics(metrics: Sequence[SeizureMetrics], n_negative: Sequence[int],
+                         n_positive: Sequence[int]) -> SeizureMetrics:
+    """Event metrics of several recordings scored one by one, pooled as one long recording.
+
+    Seizures, detections, false alarms, alarms and non-seizure hours are summed; the
+    sensitivity and the false alarms per hour are computed from the sums; the latency is the
+    mean over all detected seizures; window specificity and sensitivity are the recordings'
+    values weighted by their non-seizure (``n_negative``) and seizure (``n_positive``) window
+    counts (a recording without such windows, whose value is nan, has weight 0).
+
+    Parameters
+    ----------
+    metrics : sequence of SeizureMetrics
+        One per recording, from :func:`seizure_metrics`.
+    n_negative, n_positive : sequence of int
+        Non-seizure and seizure windows of each recording (the denominators of its window
+        specificity and sensitivity).
+
+    Returns
+    -------
+    pooled : SeizureMetrics
+        A copy of the only element when there is one recording.
+
+    Examples
+    --------
+    >>> t = np.arange(1.0, 11.0)
+    >>> a = seizure_metrics([0, 0, 0, 1, 1, 0, 0, 0, 0, 0], t, [[3.5, 6.0]], duration_s=3600.0)
+    >>> b = seizure_metrics([0, 0, 0, 0, 0, 0, 0, 0, 1, 0], t, [], duration_s=3600.0)
+    >>> m = pool_seizure_metrics([a, b], n_negative=[7, 10], n_positive=[3, 0])
+    >>> m.sensitivity, m.n_false_alarms, m.n_alarms, round(m.interictal_hours * 3600, 6)
+    (1.0, 1, 2, 7197.5)
+    >>> round(m.specificity * 17, 6)  # (7 x 7/7 + 10 x 9/10) / 17 windows
+    16.0
+    """
+    metrics = list(check_type(metrics, (list, tuple), "metrics"))
+    for m in metrics:
+        check_type(m, SeizureMetrics, "metrics")
+    n_negative = [ensure_int(n, "n_negative", minimum=0, what="windows") for n in n_negative]
+    n_positive = [ensure_int(n, "n_positive", minimum=0, what="windows") for n in n_positive]
+    if not metrics or not len(metrics) == len(n_negative) == len(n_positive):
+        raise ValueError(f"metrics ({len(metrics)}), n_negative ({len(n_negative)}) and "
+                         f"n_positive ({len(n_positive)}) need one entry per recording, and at "
+                         "least one recording.")
+    if len(metrics) == 1:
+        return SeizureMetrics(**{**metrics[0].as_dict(),
+                                 "latencies_s": list(metrics[0].latencies_s)})
+    total = {key: sum(getattr(m, key) for m in metrics)
+             for key in ("n_seizures", "n_detected", "n_false_alarms", "n_alarms",
+                         "interictal_hours")}
+    latencies = [x for m in metrics for x in m.latencies_s]
+
+    def weighted(key: str, counts: Sequence[int]) -> float:
+        if not sum(counts):
+            return math.nan
+        total_weight = sum(getattr(m, key) * n for m, n in zip(metrics, counts, strict=True) if n)
+        return total_weight / sum(counts)
+
+    return SeizureMetrics(
+        sensitivity=(total["n_detected"] / total["n_seizures"] if total["n_seizures"]
+                     else math.nan),
+        specificity=weighted("specificity", n_negative),
+        false_alarms_per_hour=total["n_false_alarms"] / total["interictal_hours"],
+        latency_s=float(np.mean(latencies)) if latencies else math.nan,
+        window_sensitivity=weighted("window_sensitivity", n_positive),
+        **total, latencies_s=latencies)
+
+
+def binary_scores(y_pred, y_true) -> dict[str, float]:
+    """Accuracy, sensitivity, specificity and balanced accuracy of binary decisions.
+
+    Parameters
+    ----------
+    y_pred, y_true : array of bool or int, shape (n_windows,)
+        Decisions and truths (nonzero = seizure), e.g. one per window or per segment.
+
+    Returns
+    -------
+    scores : dict
+        ``accuracy``, ``sensitivity`` (positives found / positives), ``specificity``
+        (negatives found / negatives), ``balanced_accuracy`` (their mean); a rate without any
+        case to count is 0.
+
+    Examples
+    --------
+    >>> binary_scores([1, 1, 0, 0, 0], [1, 0, 0, 0, 1])
+    {'accuracy': 0.6, 'sensitivity': 0.5, 'specificity': 0.6666666666666666, \
+'balanced_accuracy': 0.5833333333333333}
+    """
+    pred, true = _as_1d(y_pred, "y_pred", bool), _as_1d(y_true, "y_true", bool)
+    if len(pred) != len(true):
+        raise ValueError(f"y_pred ({len(pred)}) and y_true ({len(true)}) must have one value "
+                         "per window.")
+    sens = float((pred & true).sum() / max(true.sum(), 1))
+    spec = float((~pred & ~true).sum() / max((~true).sum(), 1))
+    return {"accuracy": float((pred == true).mean()), "sensitivity": sens,
+            "specificity": spec, "balanced_accuracy": (sens + spec) / 2}
+
+
+def segment_scores(proba, owner, ictal, *, threshold: float = 0.5) -> dict[str, float]:
+    """Binary scores of segments whose seizure probability is the mean over their windows.
+
+    Parameters
+    ----------
+    proba : array, shape (n_windows,)
+        Seizure probability of each window.
+    owner : array of int, shape (n_windows,)
+        Index of the segment each window was cut from
+        (:func:`bci.data.seizure.segment_windows`).
+    ictal : array of bool, shape (n_segments,)
+        Truth of every segment, indexed by ``owner`` (e.g. ``SeizureSegments.ictal``).
+    threshold : float
+        A segment is a seizure when its mean probability is at least this.
+
+    Returns
+    -------
+    scores : dict
+        :func:`binary_scores` of the segments that own windows, in increasing index order.
+
+    Examples
+    --------
+    >>> segment_scores([0.9, 0.7, 0.2, 0.6], [0, 0, 2, 2], [True, False, False])
+    {'accuracy': 1.0, 'sensitivity': 1.0, 'specificity': 1.0, 'balanced_accuracy': 1.0}
+    """
+    proba = _as_1d(proba, "proba", None)  # float32 probabilities average in float32
+    owner = _as_1d(owner, "owner", int)
+    ictal = _as_1d(ictal, "ictal", bool)
+    threshold = check_real(threshold, "threshold")
+    if len(proba) != len(owner):
+        raise ValueError(f"proba ({len(proba)}) and owner ({len(owner)}) must have one value "
+                         "per window.")
+    idx = np.unique(owner)
+    if len(idx) and (idx[0] < 0 or idx[-1] >= len(ictal)):
+        raise ValueError(f"owner holds segment indices in [{idx[0]}, {idx[-1]}]; ictal has "
+                         f"{len(ictal)} segments.")
+    seg_p = np.array([proba[owner == i].mean() for i in idx])
+    return binary_scores(seg_p >= threshold, ictal[idx])

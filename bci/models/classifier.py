@@ -277,22 +277,17 @@ class DeepClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray, shape (n_epochs, n_classes)
             Columns follow :attr:`classes_`.
         """
-        import torch
-
-        from ._threads import torch_threads
+        from .inference import predict_proba
 
         check_is_fitted(self, "model_")
         X = validate_epochs(self, X, reset=False)
         if X.shape[2] != self.n_times_:
             raise ValueError(f"X has {X.shape[2]} samples per epoch; this classifier was "
                              f"trained on n_times={self.n_times_}.")
-        Xs = torch.from_numpy(scale_epochs(X, self.scaling, self.scale_mean_, self.scale_std_))
-        self.model_.eval()
-        out = []
-        with torch.no_grad(), torch_threads(self.n_threads):
-            for start in range(0, len(Xs), 256):
-                out.append(self.model_(Xs[start:start + 256]).softmax(1))
-        return torch.cat(out).double().numpy() if out else np.empty((0, len(self.classes_)))
+        if not len(X):
+            return np.empty((0, len(self.classes_)))
+        Xs = scale_epochs(X, self.scaling, self.scale_mean_, self.scale_std_)
+        return predict_proba(self.model_, Xs, n_threads=self.n_threads).astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class of each epoch.

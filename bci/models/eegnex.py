@@ -73,7 +73,8 @@ from ._layers import (
 )
 from .base import MOMENTUM_HINT, EEGModule
 
-__all__ = ["BRAINDECODE_KWARGS", "EEGNeX", "load_braindecode_state_dict"]
+__all__ = ["BRAINDECODE_KWARGS", "EEGNeX", "braindecode_parameter_name",
+           "load_braindecode_state_dict"]
 
 #: Keyword arguments that make :class:`EEGNeX` compute exactly what ``braindecode.models.EEGNeX``
 #: (default arguments, braindecode 1.8.1) computes, e.g. ``EEGNeX(22, 4, 1000,
@@ -465,6 +466,34 @@ _BRAINDECODE_KEYS = {
 }
 _BRAINDECODE_BN = {"block_1.2": "bn_1", "block_2.1": "bn_2", "block_3.1": "bn_3",
                    "block_4.1": "bn_4", "block_5.1": "bn_5"}
+
+
+def braindecode_parameter_name(key: str) -> str:
+    """Name in :class:`EEGNeX` of a ``braindecode.models.EEGNeX`` parameter or buffer.
+
+    Parameters
+    ----------
+    key : str
+        A key of braindecode's ``state_dict()`` (e.g. ``"block_1.2.running_mean"``).
+
+    Returns
+    -------
+    name : str
+        The key of the same tensor in our ``state_dict()`` (``"bn_1.running_mean"``).
+
+    Examples
+    --------
+    >>> braindecode_parameter_name("block_1.1.weight"), braindecode_parameter_name("block_2.1.bias")
+    ('conv_1.weight', 'bn_2.bias')
+    """
+    if key in _BRAINDECODE_KEYS:
+        return _BRAINDECODE_KEYS[key]
+    prefix, _, name = key.rpartition(".")
+    if prefix not in _BRAINDECODE_BN:
+        raise ValueError(f"{key!r} is not a parameter of braindecode's EEGNeX; its keys are "
+                         f"{sorted(_BRAINDECODE_KEYS)} and the BatchNorm layers "
+                         f"{sorted(_BRAINDECODE_BN)}.")
+    return f"{_BRAINDECODE_BN[prefix]}.{name}"
 
 
 def load_braindecode_state_dict(model: EEGNeX, state_dict: dict[str, torch.Tensor]) -> EEGNeX:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..evaluation.latency import latency_stats
 from .recording import SUMMARY, read_events, read_header, read_signal
 
-
-def latency_stats(values: Sequence[float]) -> dict:
-    """``{"p50", "p95", "p99", "max", "n"}`` of latencies (ms); NaN-free; None when empty."""
-    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if arr.size == 0:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
-    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return {"p50": round(float(p50), 4), "p95": round(float(p95), 4),
-            "p99": round(float(p99), 4), "max": round(float(arr.max()), 4), "n": int(arr.size)}
+__all__ = ["latency_stats", "make_session_report", "summarize"]
 
 
 def summarize(loop: Any) -> dict:
-    """The summary of a finished :class:`~bci.realtime.loop.OnlineLoop` run.
+    """Summarise a finished :class:`~bci.realtime.loop.OnlineLoop` run.
 
     Keys: ``samples_received``, ``samples_lost``, ``gaps``, ``decisions``,
     ``stimuli_fired``, ``stimuli_suppressed`` (and ``suppressed_by_reason``), ``latency_ms``
@@ -100,7 +92,7 @@ def make_session_report(directory: str | Path, *, html: bool = True) -> list[Pat
 
     stages = ["acquire", "wait", "process", "decode", "act", "end_to_end"]
     fig, axes = plt.subplots(1, len(stages) + 1, figsize=(3.2 * (len(stages) + 1), 3.0))
-    for ax, stage in zip(axes, stages):
+    for ax, stage in zip(axes, stages, strict=False):
         values = [d["latency_ms"][stage] for d in decisions
                   if d.get("latency_ms", {}).get(stage) is not None]
         if values:

@@ -381,6 +381,9 @@ class MarkerOutlet:
         consumer is connected and the last marker is younger than ``linger_s`` (s), wait
         until it is that old.
         """
+        from .._checks import check_positive
+
+        linger_s = check_positive(linger_s, "linger_s", unit="s", allow_zero=True)
         if self._outlet is None:
             return
         if self._last_push is not None and linger_s > 0 and self.has_consumers:

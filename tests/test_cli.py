@@ -79,6 +79,10 @@ def test_old_flag_spellings_are_hidden_aliases(capsys):
     assert vars(new) == vars(old)
     assert (new.window_s, new.step_s, new.timeout_s, new.min_interval_s, new.duration_s) == (
         0.5, 0.2, 3.0, 2.0, 60.0)
+    unlimited = parser.parse_args(["stream", "--source", "x", "--max-per-minute", "none",
+                                   "--max-per-session", "None", "--min-interval-s", "0"])
+    assert (unlimited.max_per_minute, unlimited.max_per_session, unlimited.min_interval_s) == (
+        None, None, 0.0)
     defaults = parser.parse_args(["stream", "--source", "x"])
     assert (defaults.window_s, defaults.step_s, defaults.timeout_s, defaults.min_interval_s,
             defaults.duration_s) == (None, 0.1, 10.0, 1.0, None)

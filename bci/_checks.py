@@ -269,6 +269,8 @@ def check_random_state(random_state: Any, name: str = "random_state") -> np.rand
 
 
 def _literal(text: str) -> Any:
+    if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(text)  # a number, so that range checks refuse it by name
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -281,7 +283,7 @@ def parse_key_values(items: Iterable[str], *, what: str,
 
     Values are Python literals where they parse as one (``4``, ``8.5``, ``[1, 2]``,
     ``None``), strings otherwise; keys in ``strings`` always stay strings (names such as a class
-    called ``13``).
+    called ``13``), without one pair of enclosing quotes (``target='13'`` is ``13`` too).
 
     Parameters
     ----------
@@ -308,6 +310,8 @@ def parse_key_values(items: Iterable[str], *, what: str,
             raise ValueError(f"{what} must look like KEY=VALUE, got {item!r}.")
         if key in params:
             raise ValueError(f"{what}: {key!r} is given twice ({item!r}).")
+        if key in strings and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
         params[key] = value if key in strings else _literal(value)
     return params
 

@@ -1,5 +1,8 @@
 """Where data live: the one place that resolves data folders (private).
 
+Also :func:`writable_dir`, which checks an output folder (session recordings, benchmark results)
+before any work is done.
+
 Locations follow MNE and MOABB: a dataset's own key ``MNE_DATASETS_<SIGN>_PATH``, then
 ``MNE_DATA``, then ``~/mne_data``, each read with :func:`mne.get_config` (environment variable
 first, then ``~/.mne/mne-python.json``). Nothing here writes a configuration or prompts.
@@ -8,11 +11,12 @@ first, then ``~/.mne/mne-python.json``). Nothing here writes a configuration or 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from ._checks import check_type
 
-__all__ = ["config_help", "dataset_path", "mne_data_root"]
+__all__ = ["config_help", "dataset_path", "mne_data_root", "writable_dir"]
 
 
 def _get_config(key: str) -> str | None:
@@ -71,3 +75,51 @@ def config_help(sign: str) -> str:
     """How to point ``bci`` at a dataset, for error messages."""
     return (f"set MNE_DATASETS_{sign.upper()}_PATH (or MNE_DATA) as an environment variable or "
             "with mne.set_config")
+
+
+def writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create the folder ``path`` if needed and check that files can be written in it.
+
+    Meant to run before any long work (a session, an evaluation), so that an unwritable place
+    fails at once with a clear message instead of a traceback at the end. Writes and removes a
+    small probe file (permissions are not enough: root ignores them, and a read-only or full
+    file system refuses writes whatever they say).
+
+    Parameters
+    ----------
+    path : str | os.PathLike
+        The folder.
+    what : str
+        What the folder is for (``"--out folder"``, ``"session folder"``), in the message.
+
+    Returns
+    -------
+    path : Path
+        The folder, created.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be created or written to (the same ``OSError`` subclass as the
+        underlying error: ``NotADirectoryError``, ``PermissionError``...), with a message
+        naming the folder, the reason and the fix.
+    """
+    check_type(path, (str, os.PathLike), what)
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".bci-write-probe-", dir=path)
+        try:
+            os.write(fd, b"bci")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        where = f" ({err.filename})" if err.filename and str(err.filename) != str(path) else ""
+        raise type(err)(
+            f"Cannot write to the {what} {str(path)!r}: {reason}{where}. Choose a folder on a "
+            "writable disk with free space (a path under a file, a read-only file system or a "
+            "full disk cannot hold results)."
+        ) from err
+    return path

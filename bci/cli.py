@@ -1,7 +1,9 @@
-"""The ``bci`` command: ``bci benchmark``, ``bci train``, ``bci pipelines``, ``bci datasets``,
-``bci play``, ``bci stream``, ``bci session-report``, ``bci export``.
+"""The bci command: benchmark, train, pipelines, datasets, play, stream, session-report, export.
 
-Run ``bci COMMAND --help`` for the options of each command.
+Run ``bci COMMAND --help`` for the options of each command. Durations are in seconds and their
+flags say so (``--duration-s``, ``--step-s``...; the older spellings without ``-s`` still work).
+Every value is checked when the command line is read: a bad one gets argparse's usage message
+and exit status 2, before any work.
 """
 
 from __future__ import annotations
@@ -31,20 +33,139 @@ def _subjects(text: str) -> list[int]:
     return subjects
 
 
-def _params(items: Sequence[str] | None) -> dict:
+def _params(items: Sequence[str] | None, what: str = "parameters") -> dict:
     """Parse ``["n_classes=4", "fmin=8"]`` into ``{"n_classes": 4, "fmin": 8}``."""
-    import ast
+    from ._checks import parse_key_values
 
-    params = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"bci: parameters must look like KEY=VALUE, got {item!r}")
+    return parse_key_values(items or [], what=what)
+
+
+# ---------------------------------------------------------------------- argparse types
+# Each checks one value when the command line is read and raises ArgumentTypeError, so a bad
+# value gets argparse's usage message and exit status 2 (never a traceback, never NaN).
+
+def _argtype(fn):
+    """Turn a checker's ``ValueError``/``TypeError`` into argparse's ``ArgumentTypeError``."""
+    def parse(text: str):
         try:
-            params[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            params[key.strip()] = value.strip()
-    return params
+            return fn(text)
+        except (ValueError, TypeError) as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = fn.__name__
+    return parse
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}.") from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}.") from None
+
+
+def _positive(unit: str, *, allow_zero: bool = False, allow_none: bool = False):
+    """Type of a finite number > 0 (>= 0 with ``allow_zero``); ``none`` for None if allowed."""
+    from ._checks import check_positive
+
+    def number(text: str) -> float | None:
+        if allow_none and text.strip().lower() == "none":
+            return None
+        return check_positive(_float(text), "the value", unit=unit, allow_zero=allow_zero)
+
+    return _argtype(number)
+
+
+def _count(minimum: int = 1, *, allow_none: bool = False, what: str = ""):
+    """Type of an int >= ``minimum``; ``none`` for None (no limit) if allowed."""
+    from ._checks import ensure_int
+
+    def count(text: str) -> int | None:
+        if allow_none and text.strip().lower() == "none":
+            return None
+        return ensure_int(_int(text), "the value", minimum=minimum, what=what)
+
+    return _argtype(count)
+
+
+def _fraction(text: str) -> float:
+    from ._checks import check_fraction
+
+    return check_fraction(_float(text), "the value")
+
+
+def _key_value(text: str) -> str:
+    """One ``KEY=VALUE`` item (checked; parsed later by :func:`_params`)."""
+    from ._checks import parse_key_values
+
+    parse_key_values([text], what="KEY=VALUE parameters")
+    return text
+
+
+class _AppendKeyValue(argparse.Action):
+    """``action="append"`` for ``KEY=VALUE`` items that refuses a key given twice."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        key = value.partition("=")[0].strip()
+        if key in (i.partition("=")[0].strip() for i in items):
+            parser.error(f"argument {option_string}: {key!r} is given twice.")
+        setattr(namespace, self.dest, [*items, value])
+
+
+def _policy_spec(text: str) -> str:
+    """Check a ``--policy`` spec by building it (the decoder's classes are checked later)."""
+    from .realtime.session import parse_policy
+
+    parse_policy(text)
+    return text
+
+
+def _stimulator_spec(text: str) -> str:
+    """Check a ``--stimulator`` spec without opening any device."""
+    from .hw.factory import parse_stimulator
+
+    parse_stimulator(text)
+    return text
+
+
+class _LazyText:
+    """Help text computed only when the help is shown (registries that import torch)."""
+
+    def __init__(self, fn) -> None:
+        self._fn = fn
+
+    def __str__(self) -> str:
+        return str(self._fn())
+
+
+def _deep_default(key: str) -> _LazyText:
+    def default():
+        from .pipelines.registry import DEEP_SETTINGS
+
+        return DEEP_SETTINGS[key]
+
+    return _LazyText(default)
+
+
+def _model_names() -> str:
+    from .models.registry import MODELS
+
+    return ", ".join(MODELS)
+
+
+def _add_with_alias(parser, flag: str, alias: str, **kwargs) -> argparse.Action:
+    """Add ``flag`` and a hidden older spelling ``alias`` that sets the same value."""
+    action = parser.add_argument(flag, **kwargs)
+    parser.add_argument(alias, dest=action.dest, type=kwargs.get("type"),
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return action
 
 
 def _add_data_args(parser: argparse.ArgumentParser, *, default_dataset: str | None) -> None:
@@ -53,7 +174,8 @@ def _add_data_args(parser: argparse.ArgumentParser, *, default_dataset: str | No
                              f"{default_dataset}")
     parser.add_argument("--paradigm", default="LeftRightImagery",
                         help="MOABB paradigm class name (default: LeftRightImagery)")
-    parser.add_argument("--paradigm-param", action="append", metavar="KEY=VALUE",
+    parser.add_argument("--paradigm-param", action=_AppendKeyValue, type=_argtype(_key_value),
+                        metavar="KEY=VALUE",
                         help="paradigm constructor argument, repeatable (e.g. n_classes=4)")
     parser.add_argument("--subjects", type=_subjects, default=None,
                         help="subjects, e.g. 1,2,5-7 (default: all of the dataset's)")
@@ -77,9 +199,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="comma-separated registered pipeline names (see `bci pipelines`)")
     bench.add_argument("--evaluation", default="within-session",
                        choices=["within-session", "cross-session", "cross-subject"])
-    bench.add_argument("--n-jobs", type=int, default=1, help="parallel jobs for MOABB")
+    bench.add_argument("--n-jobs", type=_count(1), default=1, help="parallel jobs for MOABB")
     bench.add_argument("--out", default="results/benchmark",
-                       help="output folder (default: results/benchmark)")
+                       help="output folder, checked for writing before the evaluation "
+                            "(default: results/benchmark)")
 
     train = sub.add_parser("train", help="fit a pipeline or train a network; save a decoder file",
                            description="Fit a registered pipeline, or train a deep decoder with "
@@ -89,32 +212,41 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_data_args(train, default_dataset=None)
     what = train.add_mutually_exclusive_group(required=True)
     what.add_argument("--pipeline", help="registered pipeline name (see `bci pipelines`)")
-    what.add_argument("--model", help="deep decoder to train: EEGNeX, EEGNet or ShallowConvNet")
+    model = what.add_argument("--model", help="deep decoder to train: %(models)s")
+    model.models = _LazyText(_model_names)
     train.add_argument("--out", required=True, help="decoder file to write")
     train.add_argument("--sign-key", metavar="FILE", default=None,
                        help="sign the decoder file with this key file (HMAC lab key or Ed25519 "
                             "private key; default: the key in $BCI_DECODER_KEY, if set)")
-    deep = train.add_argument_group("network training (with --model)")
-    deep.add_argument("--max-epochs", type=int, default=None,
-                      help="training epochs (default 60)")
-    deep.add_argument("--batch-size", type=int, default=None, help="batch size (default 16)")
-    deep.add_argument("--lr", type=float, default=None, help="AdamW learning rate (1e-3)")
-    deep.add_argument("--patience", type=int, default=None,
-                      help="early-stopping patience in epochs (default none: "
-                           "train --max-epochs; needs --val-fraction)")
-    deep.add_argument("--val-fraction", type=float, default=None,
-                      help="stratified validation fraction for early stopping "
-                           "(default 0: train on all epochs)")
-    deep.add_argument("--scheduler", choices=["cosine", "plateau", "none"], default=None,
-                      help="learning-rate schedule (default cosine)")
-    deep.add_argument("--seed", type=int, default=None,
-                      help="seed of weights, split, batches and dropout (default 42)")
+    deep = train.add_argument_group("network training (with --model; defaults: the "
+                                    "registered settings, bci.pipelines.registry.DEEP_SETTINGS)")
+    deep_args = [
+        deep.add_argument("--max-epochs", type=_count(1), default=None,
+                          help="training epochs (default %(registered)s)"),
+        deep.add_argument("--batch-size", type=_count(1), default=None,
+                          help="batch size (default %(registered)s)"),
+        deep.add_argument("--lr", type=_positive("learning rate"), default=None,
+                          help="AdamW learning rate (default %(registered)s)"),
+        deep.add_argument("--patience", type=_count(1), default=None,
+                          help="early-stopping patience in epochs (default %(registered)s: "
+                               "train --max-epochs; needs --val-fraction)"),
+        deep.add_argument("--val-fraction", type=_argtype(_fraction), default=None,
+                          help="stratified validation fraction for early stopping (default "
+                               "%(registered)s: train on all epochs)"),
+        deep.add_argument("--scheduler", choices=["cosine", "plateau", "none"], default=None,
+                          help="learning-rate schedule (default %(registered)s)"),
+        deep.add_argument("--seed", type=_count(0), default=None,
+                          help="seed of weights, split, batches and dropout (default "
+                               "%(registered)s)"),
+    ]
+    for action in deep_args:
+        action.registered = _deep_default(action.dest)
     deep.add_argument("--accelerator", default="cpu",
                       help="Lightning accelerator: cpu (default), gpu, auto ...")
     deep.add_argument("--devices", default="1", help="Lightning devices (default 1)")
     deep.add_argument("--strategy", default="auto",
                       help="Lightning strategy, e.g. ddp (default auto)")
-    deep.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    deep.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
 
     _add_realtime_commands(sub)
     _add_export_command(sub)
@@ -129,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_log_level("INFO" if args.verbose else "WARNING")
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        # OSError: an unwritable or full disk, a missing file (FileNotFoundError), a folder
+        # that already holds a recording (FileExistsError): a message, never a traceback
         print(f"bci {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -153,7 +287,7 @@ def _benchmark(args) -> int:
 
 
 def _deep_classifier(args):
-    """The DeepClassifier that ``bci train --model`` trains (registered settings + flags)."""
+    """Build the DeepClassifier that ``bci train --model`` trains (registered settings + flags)."""
     from ._checks import check_option
     from .models.classifier import DeepClassifier
     from .models.registry import MODELS
@@ -224,6 +358,7 @@ def _datasets(args) -> int:
 
 def _add_realtime_commands(sub) -> None:
     """``bci play``, ``bci stream``, ``bci session-report``."""
+    seconds = _positive("s")
     play = sub.add_parser("play", help="publish a recording as a live LSL stream",
                           description="Replay a recording (any file MNE reads) as an LSL "
                                       "stream in real time.")
@@ -231,50 +366,72 @@ def _add_realtime_commands(sub) -> None:
     play.add_argument("--name", required=True, help="LSL stream name")
     play.add_argument("--type", default="EEG", help="LSL stream type (default EEG)")
     play.add_argument("--loop", action="store_true", help="start over at the end")
-    play.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    _add_with_alias(play, "--duration-s", "--duration", type=seconds, default=None,
+                    metavar="SECONDS", help="stop after SECONDS (default: the recording's end)")
     play.add_argument("--picks", default=None, help="comma-separated channels (default: data)")
-    play.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                      help="wait up to SECONDS for a first consumer before sending (samples "
-                           "sent before an inlet connects are lost; default 0)")
+    _add_with_alias(play, "--wait-s", "--wait", type=_positive("s", allow_zero=True),
+                    default=0.0, metavar="SECONDS",
+                    help="wait up to SECONDS for a first consumer before sending (samples "
+                         "sent before an inlet connects are lost; default 0)")
 
-    stream = sub.add_parser("stream", help="run a closed-loop session on an LSL stream",
-                            description="Read an LSL stream, decode it causally, stimulate "
-                                        "under hard safety limits and record everything. "
-                                        "Create DIR/STOP to stop all stimulation; Ctrl+C ends "
-                                        "the session.")
+    stream = sub.add_parser(
+        "stream", help="run a closed-loop session on an LSL stream",
+        description="Read an LSL stream, decode it causally, stimulate under hard safety "
+                    "limits and record everything. Create DIR/STOP to stop all stimulation; "
+                    "Ctrl+C ends the session. Class and channel names in --policy are names, "
+                    "read as text (target=13 is the class called 13; quotes optional, e.g. "
+                    "--policy \"threshold:target='13'\"). A policy or stimulator error is "
+                    "recorded and ends the session (--on-fault continue: goes on); the summary "
+                    "is always written.")
     stream.add_argument("--source", required=True, help="LSL stream name to read")
     stream.add_argument("--decoder", default=None, help="decoder file (`bci train --out`)")
     stream.add_argument("--decoder-key", metavar="FILE", default=None,
                         help="verify the decoder file's signature with this key file (HMAC lab "
                              "key or Ed25519 public key) and refuse unsigned files (default: "
                              "the key in $BCI_DECODER_KEY, if set)")
-    stream.add_argument("--policy", default="none",
+    stream.add_argument("--policy", default="none", type=_argtype(_policy_spec),
                         help="none | threshold:target=CLASS,on=0.8,off=0.6,refractory_s=2 | "
-                             "oscillation:channel=C3,freq=13.5,threshold=2.5 (default none)")
-    stream.add_argument("--record", default=None, metavar="DIR", help="session folder to write")
-    stream.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                        help="session length (default: until Ctrl+C)")
+                             "oscillation:channel=C3,freq=13.5,threshold=2.5 (default none); "
+                             "checked at once, and the target against the decoder's classes "
+                             "before the session starts")
+    stream.add_argument("--record", default=None, metavar="DIR",
+                        help="session folder to write (checked for writing before anything "
+                             "else)")
+    _add_with_alias(stream, "--duration-s", "--duration", type=seconds, default=None,
+                    metavar="SECONDS", help="session length (default: until Ctrl+C)")
     stream.add_argument("--stimulator", default="lsl:bci-stim",
-                        help="lsl[:NAME] | audio[:freq=1000,duration_s=0.05] | "
-                             "serial:PORT[,baudrate=115200] | none (default lsl:bci-stim)")
-    stream.add_argument("--window", type=float, default=None,
-                        help="window (s); the decoder's by default")
-    stream.add_argument("--step", type=float, default=0.1, help="step between windows (s)")
-    stream.add_argument("--bandpass", type=float, nargs=2, default=None, metavar=("L", "H"),
+                        type=_argtype(_stimulator_spec),
+                        help="lsl[:NAME][,wait_for_consumers_s=S] | "
+                             "audio[:freq=1000,duration_s=0.05] | "
+                             "serial:PORT[,baudrate=115200] | none (default lsl:bci-stim; its "
+                             "outlet is created when the session starts, and markers sent "
+                             "with no consumer connected are counted as such)")
+    _add_with_alias(stream, "--window-s", "--window", type=seconds, default=None,
+                    metavar="SECONDS", help="window length; the decoder's by default")
+    _add_with_alias(stream, "--step-s", "--step", type=seconds, default=0.1,
+                    metavar="SECONDS", help="step between windows (default 0.1)")
+    hz = _positive("Hz")
+    stream.add_argument("--bandpass", type=hz, nargs=2, default=None, metavar=("L", "H"),
                         help="causal band-pass (Hz) before the policy (and before the decoder "
                              "with --decoder-input processed)")
-    stream.add_argument("--notch", type=float, default=None, help="causal notch (Hz)")
+    stream.add_argument("--notch", type=hz, default=None, help="causal notch (Hz)")
     stream.add_argument("--decoder-input", choices=["raw", "processed"], default="raw")
-    stream.add_argument("--min-interval", type=float, default=1.0,
-                        help="safety: minimum seconds between stimuli (default 1)")
-    stream.add_argument("--max-per-minute", type=int, default=20,
-                        help="safety: stimuli per minute (default 20)")
-    stream.add_argument("--max-per-session", type=int, default=500,
-                        help="safety: stimuli per session (default 500)")
+    _add_with_alias(stream, "--min-interval-s", "--min-interval",
+                    type=_positive("s", allow_zero=True), default=1.0, metavar="SECONDS",
+                    help="safety: minimum time between stimuli (default 1; 0: none)")
+    stream.add_argument("--max-per-minute", type=_count(0, allow_none=True, what="stimuli"),
+                        default=20, metavar="N",
+                        help="safety: stimuli per minute (default 20; none: no limit)")
+    stream.add_argument("--max-per-session", type=_count(0, allow_none=True, what="stimuli"),
+                        default=500, metavar="N",
+                        help="safety: stimuli per session (default 500; none: no limit)")
+    stream.add_argument("--on-fault", choices=["stop", "continue"], default="stop",
+                        help="after a policy, stimulator or marker error (always recorded): "
+                             "stop the session (default) or continue")
     stream.add_argument("--decision-markers", default=None, metavar="NAME",
                         help="also publish every decision on this LSL marker stream")
-    stream.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds to look for the source (default 10)")
+    _add_with_alias(stream, "--timeout-s", "--timeout", type=seconds, default=10.0,
+                    metavar="SECONDS", help="time to look for the source (default 10)")
 
     report = sub.add_parser("session-report", help="draw a recorded session",
                             description="Latency histograms, decisions and stimuli over time "
@@ -287,10 +444,13 @@ def _play(args) -> int:
 
     picks = args.picks.split(",") if args.picks else None
     print(f"Playing {args.file} as LSL stream {args.name!r} (Ctrl+C to stop) ...", flush=True)
-    n = play(args.file, args.name, stype=args.type, loop=args.loop, duration_s=args.duration,
-             picks=picks, wait_for_consumers_s=args.wait)
+    n = play(args.file, args.name, stype=args.type, loop=args.loop, duration_s=args.duration_s,
+             picks=picks, wait_for_consumers_s=args.wait_s)
     print(f"Pushed {n} samples.")
     return 0
+
+
+_CLEAN_STOPS = ("duration reached", "interrupted (Ctrl+C)", "end of the replayed source")
 
 
 def _stream(args) -> int:
@@ -300,43 +460,62 @@ def _stream(args) -> int:
     from .hw.factory import make_stimulator
     from .realtime.lsl import LSLSource, MarkerOutlet
     from .realtime.processing import CausalFilter, ProcessingChain
+    from .realtime.recording import check_session_dir
     from .realtime.safety import SafetyGate
     from .realtime.session import run_session
 
-    decoder = _stream_decoder(args)
-    source = LSLSource(args.source, timeout_s=args.timeout)
-    steps = []
-    if args.bandpass:
-        steps.append(CausalFilter(source.info.sfreq, *args.bandpass))
-    if args.notch:
-        steps.append(CausalFilter(source.info.sfreq, args.notch, kind="notch"))
-    safety = SafetyGate(min_interval_s=args.min_interval, max_per_minute=args.max_per_minute,
+    if args.record:  # before any work: a place that cannot be written fails at once
+        check_session_dir(args.record)
+    decoder = _stream_decoder(args)  # loaded and verified before any LSL work
+    safety = SafetyGate(min_interval_s=args.min_interval_s, max_per_minute=args.max_per_minute,
                         max_per_session=args.max_per_session,
                         stop_file=Path(args.record) / "STOP" if args.record else None)
     stimulator = make_stimulator(args.stimulator)
-    markers = MarkerOutlet(args.decision_markers) if args.decision_markers else None
-    print(f"Streaming {args.source!r}: {source.info.n_chans} channels at "
-          f"{source.info.sfreq:g} Hz; decoder {args.decoder or 'none'}, policy {args.policy}, "
-          f"stimulator {args.stimulator}" + (f", recording to {args.record}" if args.record
-                                             else "") + " (Ctrl+C to stop) ...", flush=True)
-    summary = run_session(source, decoder=decoder, policy=args.policy,
-                          record_dir=args.record, duration_s=args.duration,
-                          stimulator=stimulator, safety=safety,
-                          processing=ProcessingChain(steps), window_s=args.window,
-                          step_s=args.step, markers=markers,
-                          info={"decoder": args.decoder, "policy": args.policy,
-                                "stimulator": args.stimulator})
+    markers = None
+    try:
+        if stimulator is not None:  # the outlet exists from the start: consumers can connect
+            stimulator.open()
+        markers = MarkerOutlet(args.decision_markers) if args.decision_markers else None
+        source = LSLSource(args.source, timeout_s=args.timeout_s)
+        steps = []
+        if args.bandpass:
+            steps.append(CausalFilter(source.info.sfreq, *args.bandpass))
+        if args.notch:
+            steps.append(CausalFilter(source.info.sfreq, args.notch, kind="notch"))
+        print(f"Streaming {args.source!r}: {source.info.n_chans} channels at "
+              f"{source.info.sfreq:g} Hz; decoder {args.decoder or 'none'}, policy "
+              f"{args.policy}, stimulator {args.stimulator}"
+              + (f", recording to {args.record}" if args.record else "")
+              + " (Ctrl+C to stop) ...", flush=True)
+        summary = run_session(source, decoder=decoder, policy=args.policy,
+                              record_dir=args.record, duration_s=args.duration_s,
+                              stimulator=stimulator, safety=safety,
+                              processing=ProcessingChain(steps), window_s=args.window_s,
+                              step_s=args.step_s, markers=markers, on_fault=args.on_fault,
+                              info={"decoder": args.decoder, "policy": args.policy,
+                                    "stimulator": args.stimulator})
+    finally:
+        if stimulator is not None:
+            stimulator.close()
+        if markers is not None:
+            markers.close()
     lat = summary["latency_ms"]
     print(json.dumps({k: summary[k] for k in ("samples_received", "samples_lost", "gaps",
                                              "decisions", "stimuli_fired",
+                                             "markers_sent_with_consumer",
                                              "stimuli_suppressed", "faults")}, indent=1))
     print("latency (ms)  " + "  ".join(
         f"{stage} p50 {lat[stage]['p50']} p99 {lat[stage]['p99']}"
         for stage in ("acquire", "decode", "end_to_end") if lat[stage]["n"]))
+    stim = summary["stimulator"]
+    if stim is not None and stim["sent_without_consumer"]:
+        print(f"Warning: {stim['sent_without_consumer']} of {summary['stimuli_fired']} stimuli "
+              f"were sent by {stim['name']} with no consumer connected (lost).")
+    if summary.get("summary_written") is False:
+        print(f"Warning: {summary['summary_error']}\nThe summary:\n"
+              + json.dumps(summary, indent=1, default=str))
     print(f"Stopped: {summary['stopped_reason']}")
-    clean = summary["stopped_reason"] in ("duration reached", "interrupted (Ctrl+C)",
-                                          "end of the replayed source")
-    return 0 if clean else 1
+    return 0 if summary["stopped_reason"] in _CLEAN_STOPS else 1
 
 
 def _key_file(path: str | None):
@@ -377,9 +556,10 @@ def _add_export_command(sub) -> None:
     export.add_argument("--format", choices=["nir"], default="nir",
                         help="export format (default nir)")
     export.add_argument("--out", required=True, help="file to write (e.g. model.nir)")
-    export.add_argument("--dt", type=float, default=None, metavar="SECONDS",
-                        help="time step the time constants are written for (default: 1 / the "
-                             "model's sfreq; snnTorch's NIR importer assumes 1e-4)")
+    _add_with_alias(export, "--dt-s", "--dt", type=_positive("s"), default=None,
+                    metavar="SECONDS",
+                    help="time step the time constants are written for (default: 1 / the "
+                         "model's sfreq; snnTorch's NIR importer assumes 1e-4)")
     export.add_argument("--annotate-unsupported-reset", action="store_true",
                         help="export reset-by-subtraction layers as NIR's reset to zero plus a "
                              "metadata note (only bci reads it back exactly)")
@@ -391,7 +571,7 @@ def _export(args) -> int:
     try:
         from .hw.nir_export import save_nir
         model = load_network(args.model_file)
-        path = save_nir(model, args.out, dt=args.dt,
+        path = save_nir(model, args.out, dt=args.dt_s,
                         unsupported_reset="annotate" if args.annotate_unsupported_reset
                         else "raise")
         import nir

@@ -114,7 +114,7 @@ def detect(t: np.ndarray, score: np.ndarray, threshold: float, min_duration_s: f
     idx = np.unique(np.concatenate([candidates, np.minimum(candidates + 1, len(t) - 1)]))
     for i in idx:
         if trigger.decide(float(score[i]), float(t[i])) is not None \
-                and safety.allow(float(t[i])) is None:
+                and safety.allow(float(t[i])):
             stims.append(t[i])
     return np.array(stims), safety.n_suppressed
 

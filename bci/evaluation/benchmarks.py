@@ -18,6 +18,7 @@ from unittest import mock
 import numpy as np
 
 from .._checks import check_option
+from .._config import writable_dir
 from .._logging import logger
 from ..data.loaders import (
     check_class_count,
@@ -102,7 +103,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
         OpenBLAS threads cost more than they bring (a batch of 32 x 32 ``eigh`` runs 4.6x
         slower with 2 threads on 2 busy cores). None leaves the library's default.
     out : str | Path | None
-        When given, write ``results.csv``, ``summary.csv`` and ``scores.png`` there.
+        When given, write ``results.csv``, ``summary.csv`` and ``scores.png`` there (checked
+        for writing first: an unwritable folder raises ``OSError`` before any work).
     progress : bool
         Show a progress bar (one step per pipeline group and subject; MOABB runs the
         within- and cross-session evaluations one subject at a time, so this changes no score).
@@ -119,6 +121,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
     from tqdm.auto import tqdm
 
     check_option("evaluation", evaluation, EVALUATIONS)
+    if out is not None:  # before the evaluation, not after it
+        writable_dir(out, "--out folder")
     dataset = get_dataset(dataset, **(dataset_params or {}))
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
     subjects = check_subjects(dataset, subjects)

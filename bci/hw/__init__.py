@@ -18,7 +18,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "lsl_marker": ["LSLMarkerStimulator"],
     "audio": ["AudioToneStimulator", "make_tone"],
     "serial_trigger": ["SerialTriggerStimulator"],
-    "factory": ["make_stimulator"],
+    "factory": ["make_stimulator", "parse_stimulator"],
     "nir_export": ["to_nir", "from_nir", "save_nir", "load_nir", "graph_input",
                    "NIR_EXPORTABLE"],
 })

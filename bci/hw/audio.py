@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._checks import check_option, check_positive, check_real
 from ..realtime.events import StimEvent
 from ..realtime.stimulation import Stimulator
 
@@ -15,7 +16,7 @@ def make_tone(*, freq: float = 1000.0, duration_s: float = 0.05, sfreq: float = 
               ramp_s: float = 0.005, volume: float = 0.5,
               kind: Literal["sine", "pink"] = "sine", random_state: int | None = 0
               ) -> np.ndarray:
-    """A stimulus waveform: a sine tone or a pink-noise burst with cosine on/off ramps.
+    """Make a stimulus waveform: a sine tone or a pink-noise burst with cosine on/off ramps.
 
     Parameters
     ----------
@@ -38,23 +39,25 @@ def make_tone(*, freq: float = 1000.0, duration_s: float = 0.05, sfreq: float = 
     -------
     wave : ndarray, shape (n_samples,), float32
     """
-    if not 0 < volume <= 1:
-        raise ValueError(f"volume must be in (0, 1] (full scale), got {volume}.")
-    if duration_s <= 0 or freq <= 0 or not freq < sfreq / 2:
-        raise ValueError(f"Need duration_s > 0 and 0 < freq < sfreq/2, got {duration_s} s, "
-                         f"{freq} Hz at {sfreq} Hz.")
+    volume = check_real(volume, "volume", low=0.0, high=1.0, low_inclusive=False,
+                        unit="full scale")
+    duration_s = check_positive(duration_s, "duration_s", unit="s")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    freq = check_positive(freq, "freq", unit="Hz")
+    ramp_s = check_positive(ramp_s, "ramp_s", unit="s", allow_zero=True)
+    check_option("kind", kind, ("sine", "pink"))
+    if not freq < sfreq / 2:
+        raise ValueError(f"Need 0 < freq < sfreq/2, got {freq} Hz at {sfreq} Hz.")
     n = max(int(round(duration_s * sfreq)), 2)
     if kind == "sine":
         wave = np.sin(2 * np.pi * freq * np.arange(n) / sfreq)
-    elif kind == "pink":
+    else:  # "pink"
         rng = np.random.default_rng(random_state)
         spectrum = np.fft.rfft(rng.standard_normal(n))
         f = np.fft.rfftfreq(n, 1 / sfreq)
         spectrum[1:] /= np.sqrt(f[1:])  # 1/f power
         spectrum[0] = 0
         wave = np.fft.irfft(spectrum, n)
-    else:
-        raise ValueError(f"kind must be 'sine' or 'pink', got {kind!r}.")
     wave = wave / np.max(np.abs(wave))
     n_ramp = min(int(round(ramp_s * sfreq)), n // 2)
     if n_ramp > 0:
@@ -113,5 +116,6 @@ class AudioToneStimulator(Stimulator):
         self.n_played = 0
 
     def trigger(self, event: StimEvent) -> None:
+        """Start playing the waveform (returns at once)."""
         self._play(self.wave, self.sfreq)
         self.n_played += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from .._checks import check_positive, check_type, ensure_int
 from ..realtime.events import StimEvent
 from ..realtime.stimulation import Stimulator
 
@@ -17,14 +18,15 @@ class SerialTriggerStimulator(Stimulator):
         Device (``/dev/ttyUSB0``, ``COM3``) or any pyserial URL (``loop://`` for tests,
         ``socket://host:port``).
     baudrate : int
-        Line speed (baud).
+        Line speed (baud, > 0).
     reset_after_s : float | None
-        Write ``reset_code`` this long (s) after each trigger (boxes that hold the last byte
-        on their TTL lines need it back to 0); None: no reset.
+        Write ``reset_code`` this long (s, finite, > 0) after each trigger (boxes that hold
+        the last byte on their TTL lines need it back to 0); None: no reset.
     reset_code : int
-        Byte written to reset.
+        Byte written to reset (0-255).
     write_timeout_s : float
-        A write blocked longer than this (s) raises (a stuck device is a fault, not a hang).
+        A write blocked longer than this (s, finite, > 0) raises (a stuck device is a fault,
+        not a hang).
 
     Notes
     -----
@@ -35,6 +37,12 @@ class SerialTriggerStimulator(Stimulator):
 
     def __init__(self, port: str, *, baudrate: int = 115200, reset_after_s: float | None = None,
                  reset_code: int = 0, write_timeout_s: float = 0.1) -> None:
+        check_type(port, str, "port")
+        baudrate = ensure_int(baudrate, "baudrate", minimum=1, what="baud")
+        if reset_after_s is not None:
+            reset_after_s = check_positive(reset_after_s, "reset_after_s", unit="s")
+        write_timeout_s = check_positive(write_timeout_s, "write_timeout_s", unit="s")
+        reset_code = self._check_code(reset_code)
         try:
             import serial
         except ImportError as err:
@@ -48,16 +56,17 @@ class SerialTriggerStimulator(Stimulator):
                                "name (e.g. /dev/ttyUSB0) and your permissions.") from err
         self.port = port
         self.reset_after_s = reset_after_s
-        self.reset_code = self._check_code(reset_code)
+        self.reset_code = reset_code
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self.n_sent = 0
 
     @staticmethod
     def _check_code(code: int) -> int:
-        if not 0 <= int(code) <= 255:
+        code = ensure_int(code, "code")
+        if not 0 <= code <= 255:
             raise ValueError(f"Serial trigger codes are one byte (0-255), got {code}.")
-        return int(code)
+        return code
 
     def _write(self, code: int) -> None:
         with self._lock:
@@ -67,6 +76,7 @@ class SerialTriggerStimulator(Stimulator):
             self._port.flush()
 
     def trigger(self, event: StimEvent) -> None:
+        """Write the event's code (one byte), then schedule the reset byte if asked."""
         if self._port is None:
             raise RuntimeError(f"The serial trigger on {self.port!r} is closed.")
         self._write(self._check_code(event.code))
@@ -79,6 +89,7 @@ class SerialTriggerStimulator(Stimulator):
             self._timer.start()
 
     def close(self) -> None:
+        """Cancel a pending reset and close the port (idempotent)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

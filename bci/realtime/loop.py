@@ -10,6 +10,11 @@ its timestamp to its arrival in the buffer: transport and device chunking), ``wa
 arrival to the loop starting on it: wake-up, or queueing behind a slow decoder), ``process``,
 ``decode``, ``act`` (policy, safety, stimulator, markers) and ``end_to_end`` (from the sample's
 timestamp to the end of ``act``).
+
+What goes wrong is recorded, never a crash without a summary: a decoder that raises or hangs, a
+policy or stimulator that raises (the session stops, or goes on with ``on_fault="continue"``),
+a stream that is lost, a disk that fills up (the recording stops with its files whole and the
+session ends); :meth:`OnlineLoop.run` always returns, and records, its summary.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._checks import check_bool, check_option, check_positive, check_type, ensure_int
 from .._logging import logger as _root_logger
 from .buffer import RingBuffer
 from .events import Decision, StimEvent, StimRequest, StreamEvent
 from .policies import Policy
 from .processing import ProcessingChain
-from .recording import Recorder
+from .recording import Recorder, RecordingError
 from .safety import SafetyGate
 from .stimulation import Stimulator
 from .stream import Stream
@@ -35,6 +41,9 @@ from .stream import Stream
 logger = _root_logger.getChild("realtime.loop")
 
 STAGES = ("acquire", "wait", "process", "decode", "act", "end_to_end")
+
+#: What the loop does when a policy, stimulator or marker outlet raises (see :class:`OnlineLoop`).
+ON_FAULT = ("stop", "continue")
 
 
 def check_decoder(decoder: Any, ch_names: list[str], sfreq: float,
@@ -122,6 +131,21 @@ class OnlineLoop:
         BLAS/OpenMP threads while :meth:`run` runs (restored after). 1 (default) avoids the
         oversubscription that makes linear algebra 10x slower on a few busy cores; None
         leaves the process's setting.
+    on_fault : {"stop", "continue"}
+        What an exception raised by the policy, the stimulator or the marker outlet does. It
+        is always recorded as a fault (``policy_error``, ``stimulator_error``,
+        ``markers_error``); ``"stop"`` (default) then ends the session cleanly (stimulating on
+        after a broken policy or device is not safe by default); ``"continue"`` goes on, and
+        only ``max_faults`` consecutive faults end the session.
+
+    Notes
+    -----
+    Every duration must be a finite number > 0 (``window_s``, ``step_s``,
+    ``decode_timeout_s``; NaN or inf is refused: a NaN step would silently stop deciding).
+    ``recorder`` may also be set after construction, before :meth:`run`. A recording that
+    fails (disk full) stops the session, with the files whole (see
+    :class:`~bci.realtime.recording.Recorder`) and the summary written in the space held back
+    for it.
     """
 
     def __init__(self, stream: Stream, decoder: Any = None, *, window_s: float | None = None,
@@ -131,16 +155,28 @@ class OnlineLoop:
                  stimulator: Stimulator | None = None, recorder: Recorder | None = None,
                  markers: Any = None, decode_timeout_s: float | None = None,
                  max_faults: int = 5, catch_up: bool = False,
-                 blas_threads: int | None = 1) -> None:
+                 blas_threads: int | None = 1,
+                 on_fault: Literal["stop", "continue"] = "stop") -> None:
+        check_type(stream, Stream, "stream")
         self.stream = stream
         self.sfreq = stream.sfreq
         self.ch_names = stream.ch_names
         self.decoder = decoder
-        if step_s <= 0:
-            raise ValueError(f"step_s must be positive (seconds), got {step_s}.")
-        if decoder_input not in ("raw", "processed"):
-            raise ValueError(f"decoder_input must be 'raw' or 'processed', got "
-                             f"{decoder_input!r}.")
+        step_s = check_positive(step_s, "step_s", unit="s")
+        if window_s is not None:
+            window_s = check_positive(window_s, "window_s", unit="s")
+        check_option("decoder_input", decoder_input, ("raw", "processed"))
+        check_type(policy, (Policy, type(None)), "policy")
+        check_type(safety, (SafetyGate, type(None)), "safety")
+        check_type(stimulator, (Stimulator, type(None)), "stimulator")
+        check_type(recorder, (Recorder, type(None)), "recorder")
+        if decode_timeout_s is not None:
+            decode_timeout_s = check_positive(decode_timeout_s, "decode_timeout_s", unit="s")
+        max_faults = ensure_int(max_faults, "max_faults", minimum=1, what="consecutive faults")
+        catch_up = check_bool(catch_up, "catch_up")
+        if blas_threads is not None:
+            blas_threads = ensure_int(blas_threads, "blas_threads", minimum=1, what="threads")
+        self.on_fault = check_option("on_fault", on_fault, ON_FAULT)
         if decoder is not None:
             self._picks = check_decoder(decoder, self.ch_names, self.sfreq)
             n_window = int(decoder.n_times)
@@ -151,9 +187,9 @@ class OnlineLoop:
                     f"{decoder.sfreq:g} Hz); leave window_s=None to use the decoder's."
                 )
         else:
-            if window_s is None or window_s <= 0:
-                raise ValueError(f"window_s must be positive (seconds) without a decoder, got "
-                                 f"{window_s}.")
+            if window_s is None:
+                raise ValueError("window_s must be positive (seconds) without a decoder, got "
+                                 "None; give the window length, e.g. window_s=0.5.")
             self._picks = None
             n_window = max(int(round(window_s * self.sfreq)), 1)
         if n_window > stream.n_buffer:
@@ -174,7 +210,7 @@ class OnlineLoop:
         self.catch_up = catch_up
         self.blas_threads = blas_threads
         self._limiter = None
-        if policy is not None:
+        if policy is not None:  # refuses, before the session, a target the decoder lacks
             policy.bind(classes=getattr(decoder, "classes", None), ch_names=self.ch_names,
                         sfreq=self.sfreq)
         self._processed = RingBuffer(len(self.ch_names), stream.n_buffer)
@@ -195,29 +231,70 @@ class OnlineLoop:
         self.faults: Counter[str] = Counter()
         self.n_skipped = 0
         self._consecutive_faults = 0
+        self._step_faulted = False
         self.stopped_reason = ""
         self.started_at: float | None = None
         self.wall_s = 0.0
-        if recorder is not None:
-            stream.add_chunk_listener(recorder.write_chunk)
-            stream.add_event_listener(self._record_stream_event)
+        self.recording_error: RecordingError | None = None
+        self.summary_written: bool | None = None
+        # delivery as far as the stimulator can know it (LSL: a consumer was connected)
+        self.consumers_at_start: bool | None = None
+        self.consumers_at_end: bool | None = None
+        self.stim_delivery: Counter[str] = Counter()
+        stream.add_chunk_listener(self._record_chunk)
+        stream.add_event_listener(self._record_stream_event)
 
     # ------------------------------------------------------------------ plumbing
+    def _record_chunk(self, data: np.ndarray, timestamps: np.ndarray, first: int) -> None:
+        """Chunk listener (acquisition thread): record; a failed recording stops the session."""
+        if self.recorder is None or self.recording_error is not None:
+            return
+        try:
+            self.recorder.write_chunk(data, timestamps, first)
+        except RecordingError as err:
+            self._recording_failed(err)
+
+    def _record_event(self, kind: str, t: float, **fields: Any) -> None:
+        """Write an event if recording; a failed write stops the session (never raises)."""
+        if self.recorder is None or self.recorder.closed:
+            return
+        try:
+            self.recorder.write_event(kind, t, **fields)
+        except RecordingError as err:
+            self._recording_failed(err)
+
+    def _recording_failed(self, err: RecordingError) -> None:
+        if self.recording_error is None:
+            self.recording_error = err
+            self.faults["recording_error"] += 1
+            self.request_stop(f"recording failed: {err}")
+
     def _record_stream_event(self, event: StreamEvent) -> None:
-        self.recorder.write_event(event.kind, event.time, index=event.index,
-                                  description=event.message, **event.detail)
+        self._record_event(event.kind, event.time, index=event.index,
+                           description=event.message, **event.detail)
 
     def _fault(self, kind: str, t: float, message: str, *, consecutive: bool = True) -> None:
         self.faults[kind] += 1
         if consecutive:
             self._consecutive_faults += 1
+            self._step_faulted = True
         logger.warning("Loop fault %s at t=%.3f s: %s", kind, t, message)
-        if self.recorder is not None:
-            self.recorder.write_event("fault", t, description=f"{kind}: {message}"[:300],
-                                      fault=kind)
+        self._record_event("fault", t, description=f"{kind}: {message}"[:300], fault=kind)
         if consecutive and self._consecutive_faults >= self.max_faults:
-            self.request_stop(f"{self._consecutive_faults} consecutive decoder faults (last: "
-                              f"{kind}: {message}); check the decoder file against the stream")
+            if kind.startswith("decoder"):
+                hint = "decoder faults", "check the decoder file against the stream"
+            else:
+                hint = "faults", "check the policy, stimulator and marker outlet"
+            self.request_stop(f"{self._consecutive_faults} consecutive {hint[0]} (last: "
+                              f"{kind}: {message}); {hint[1]}")
+
+    def _plugin_fault(self, kind: str, t: float, err: BaseException) -> None:
+        """Record the error of a policy, stimulator or marker outlet, then apply ``on_fault``."""
+        message = f"{type(err).__name__}: {err}"
+        self._fault(kind, t, message, consecutive=self.on_fault == "continue")
+        if self.on_fault == "stop":
+            self.request_stop(f"{kind}: {message} (on_fault='stop'; use on_fault='continue' "
+                              "to go on after such errors)")
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current step (thread-safe); ``reason`` is reported."""
@@ -328,9 +405,14 @@ class OnlineLoop:
                 return None
             decision.proba = proba
             decision.label = str(self.decoder.classes[int(np.argmax(proba))])
-        self._consecutive_faults = 0
+        self._step_faulted = False
         t0 = time.perf_counter()
-        request = self.policy.update(decision) if self.policy is not None else None
+        request = None
+        if self.policy is not None:
+            try:
+                request = self.policy.update(decision)
+            except Exception as err:  # a policy's own error is a recorded fault, not a crash
+                self._plugin_fault("policy_error", t_end, err)
         if request is not None:
             if request.at is None or request.at <= self.stream.now():
                 self._fire(request)
@@ -338,7 +420,12 @@ class OnlineLoop:
                 self._pending = request
         if self.markers is not None:
             score = "" if decision.score is None else f"{decision.score:.4g}"
-            self.markers.push(f"decision/{decision.label or ''}/{score}")
+            try:
+                self.markers.push(f"decision/{decision.label or ''}/{score}")
+            except Exception as err:  # a broken marker outlet is a recorded fault
+                self._plugin_fault("markers_error", t_end, err)
+        if not self._step_faulted:
+            self._consecutive_faults = 0
         act_ms = (time.perf_counter() - t0) * 1e3
         e2e_ms = (self.stream.now() - t_ref) * 1e3
         decision.latency_ms = {"acquire": acquire_ms, "wait": wait_ms,
@@ -346,12 +433,11 @@ class OnlineLoop:
                                "decode": decode_ms, "act": act_ms, "end_to_end": e2e_ms}
         for stage, value in decision.latency_ms.items():
             self.latencies[stage].append(value)
-        if self.recorder is not None:
-            self.recorder.write_event(
-                "decision", t_end, index=end, description=decision.label or "window",
-                proba=None if proba is None else [round(float(p), 5) for p in proba],
-                score=decision.score, latency_ms={k: round(v, 4) for k, v in
-                                                  decision.latency_ms.items()})
+        self._record_event(
+            "decision", t_end, index=end, description=decision.label or "window",
+            proba=None if proba is None else [round(float(p), 5) for p in proba],
+            score=decision.score, latency_ms={k: round(v, 4) for k, v in
+                                              decision.latency_ms.items()})
         decision.window = None  # do not keep every window in memory
         self.decisions.append(decision)
         return decision
@@ -384,53 +470,83 @@ class OnlineLoop:
 
     def _fire(self, request: StimRequest) -> None:
         now = self.stream.now()
-        reason = self.safety.allow(now)
-        if reason is not None:
-            logger.info("Stimulus suppressed (%s) at t=%.3f s", reason, now)
-            if self.recorder is not None:
-                self.recorder.write_event("suppressed", now, description=reason,
-                                          request=request.reason, code=request.code)
+        verdict = self.safety.allow(now)
+        if not verdict:
+            logger.info("Stimulus suppressed (%s) at t=%.3f s", verdict.reason, now)
+            self._record_event("suppressed", now, description=verdict.reason,
+                               request=request.reason, code=request.code)
             return
         event = StimEvent(index=len(self.stim_events), code=request.code,
                           t_trigger=request.t_trigger, reason=request.reason)
+        consumer = None
         if self.stimulator is not None:
             try:
+                consumer = self.stimulator.has_consumers  # before sending: was it received?
                 self.stimulator.trigger(event)
-            except Exception as err:  # a failing device is reported, never ignored
-                self._fault("stimulator_error", now, f"{type(err).__name__}: {err}",
-                            consecutive=False)
+            except Exception as err:  # a failing device is a recorded fault, never ignored
+                self._plugin_fault("stimulator_error", now, err)
                 return
+        self.stim_delivery[{True: "with_consumer", False: "without_consumer",
+                            None: "unknown"}[consumer]] += 1
+        if consumer is False and self.stim_delivery["without_consumer"] == 1:
+            logger.warning("Stimulus sent by %s with no consumer connected: it is lost (and "
+                           "counted as sent without consumer in the summary).",
+                           self.stimulator.name)
         event.t_fired = self.stream.now()
         latency = (event.t_fired - event.t_trigger + self.stream.clock_offset()) * 1e3
         self.stim_events.append(event)
         self.stim_latency_ms.append(latency)
-        if self.recorder is not None:
-            self.recorder.write_event("stim", event.t_fired, description=f"code {event.code}",
-                                      code=event.code, t_trigger=event.t_trigger,
-                                      latency_ms=round(latency, 4), reason=request.reason)
+        self._record_event("stim", event.t_fired, description=f"code {event.code}",
+                           code=event.code, t_trigger=event.t_trigger,
+                           latency_ms=round(latency, 4), reason=request.reason,
+                           consumer=consumer)
 
     # ------------------------------------------------------------------ running
     def run(self, duration_s: float | None = None, *, max_decisions: int | None = None
             ) -> dict:
-        """Run until ``duration_s`` (s), ``max_decisions``, the end of a replayed source, a
-        stop request (:meth:`request_stop`, Ctrl+C) or a fault that ends the session.
+        """Run the session until it ends; return (and record) its summary.
 
-        Returns the session summary (:func:`bci.realtime.report.summarize`); the recorder, if
-        any, gets it as ``summary.json``. A stream that is lost for good or a decoder that
-        keeps failing ends the run cleanly with ``summary["stopped_reason"]`` saying why.
+        The session ends at ``duration_s``, after ``max_decisions``, at the end of a replayed
+        source, on a stop request (:meth:`request_stop`, Ctrl+C) or on a fault that ends it
+        (a stream lost for good, a decoder that keeps failing, a policy or stimulator error
+        with ``on_fault="stop"``, a recording that fails); ``summary["stopped_reason"]`` says
+        which. The stimulator is opened first (:meth:`Stimulator.open`, e.g. its LSL outlet
+        is created), before the stream starts and the first decision is made.
+
+        Parameters
+        ----------
+        duration_s : float | None
+            Session length (s, finite, > 0); None: until another reason ends it.
+        max_decisions : int | None
+            Stop after this many decisions (>= 1); None: no limit.
+
+        Returns
+        -------
+        summary : dict
+            :func:`bci.realtime.report.summarize`; the recorder, if any, gets it as
+            ``summary.json``, always (``summary["summary_written"]`` says whether it could
+            be written; if not, the reason is logged and in ``summary["summary_error"]``).
+            An unexpected error is re-raised after the summary was written.
         """
         from .report import summarize
 
+        if duration_s is not None:
+            duration_s = check_positive(duration_s, "duration_s", unit="s")
+        if max_decisions is not None:
+            max_decisions = ensure_int(max_decisions, "max_decisions", minimum=1,
+                                       what="decisions")
         stream = self.stream
-        if not stream.running:
-            stream.start()
-        if self.blas_threads is not None:
-            from threadpoolctl import threadpool_limits
-
-            self._limiter = threadpool_limits(limits=self.blas_threads)
+        crash: BaseException | None = None
         self.started_at = time.perf_counter()
         n_limit = None if duration_s is None else int(round(duration_s * self.sfreq))
         try:
+            self._open_stimulator()
+            if not self._stop_requested and not stream.running:
+                stream.start()
+            if self.blas_threads is not None:
+                from threadpoolctl import threadpool_limits
+
+                self._limiter = threadpool_limits(limits=self.blas_threads)
             while not self._stop_requested:
                 if stream.threaded:
                     n_before = stream.n_written
@@ -454,16 +570,56 @@ class OnlineLoop:
         except RuntimeError as err:  # the stream died: stop cleanly, say why
             self.request_stop(str(err))
             logger.error("Session stopped: %s", err)
+        except Exception as err:  # a bug: still stop cleanly and record, then re-raise
+            self.request_stop(f"error: {type(err).__name__}: {err}")
+            logger.error("Session stopped by an unexpected error: %r", err)
+            crash = err
         finally:
             self.wall_s = time.perf_counter() - self.started_at
             self.close()
         summary = summarize(self)
-        if self.recorder is not None:
-            self.recorder.write_event("session_end", self._last_ts or float("nan"),
-                                      description=self.stopped_reason)
-            self.recorder.write_summary(summary)
-            self.recorder.close()
+        self._finish_recording(summary)
+        if crash is not None:
+            raise crash
         return summary
+
+    def _open_stimulator(self) -> None:
+        """Open the stimulator before the first decision; report whether anyone listens."""
+        if self.stimulator is None:
+            return
+        try:
+            self.stimulator.open()
+            self.consumers_at_start = self.stimulator.has_consumers
+        except Exception as err:  # a device that cannot open ends the session, recorded
+            self._fault("stimulator_error", float("nan"), f"{type(err).__name__}: {err}",
+                        consecutive=False)
+            self.request_stop(f"the stimulator {self.stimulator.name!r} could not be opened: "
+                              f"{type(err).__name__}: {err}")
+            return
+        logger.info("Stimulator %s ready; consumer connected: %s", self.stimulator.name,
+                    {None: "unknown", True: "yes", False: "not yet"}[self.consumers_at_start])
+
+    def _finish_recording(self, summary: dict) -> None:
+        """Write the last events and ``summary.json`` (in the space held back for them)."""
+        rec = self.recorder
+        if rec is None or rec.closed:
+            return
+        rec.release_reserve()
+        t_end = self._last_ts if self._last_ts is not None else float("nan")
+        if self.recording_error is not None:
+            self._record_event("fault", t_end, fault="recording_error",
+                               description=f"recording_error: {self.recording_error}"[:300])
+        self._record_event("session_end", t_end, description=self.stopped_reason)
+        try:
+            rec.write_summary(summary)
+            self.summary_written = True
+        except RecordingError as err:
+            self.summary_written = False
+            summary["summary_error"] = str(err)
+            logger.error("%s", err)
+        finally:
+            rec.close()
+        summary["summary_written"] = self.summary_written
 
     def close(self) -> None:
         """Stop the stream and release the decoder thread and stimulator (idempotent)."""
@@ -479,10 +635,18 @@ class OnlineLoop:
             self._limiter.restore_original_limits()
             self._limiter = None
         if self.stimulator is not None:
-            self.stimulator.close()
+            try:
+                if self.started_at is not None and self.consumers_at_end is None:
+                    self.consumers_at_end = self.stimulator.has_consumers
+                self.stimulator.close()
+            except Exception as err:  # a device that fails to close is recorded, not raised
+                self._fault("stimulator_error", float("nan"),
+                            f"closing: {type(err).__name__}: {err}", consecutive=False)
 
     def __enter__(self) -> OnlineLoop:
+        """Return the loop."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Close the loop."""
         self.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_bool, check_positive, check_type
 from .._logging import logger as _root_logger
 from .sources import read_recording
 
@@ -31,14 +32,14 @@ class Player:
     stype : str
         LSL stream type.
     chunk_s : float
-        Push period (s).
+        Push period (s, finite, > 0).
     loop : bool
         Start over at the end (timestamps keep increasing).
     picks : str | list | None
         Channels to publish (MNE ``picks``; data channels by default).
     wait_for_consumers_s : float
-        Wait this long (s) for a first consumer before sending (samples sent before an inlet
-        connects are lost); 0: do not wait.
+        Wait this long (s, finite, >= 0) for a first consumer before sending (samples sent
+        before an inlet connects are lost); 0: do not wait.
     source_id : str | None
         LSL source id (lets consumers recover a restarted player).
     """
@@ -46,6 +47,11 @@ class Player:
     def __init__(self, raw, name: str, *, stype: str = "EEG", chunk_s: float = 0.01,
                  loop: bool = False, picks=None, wait_for_consumers_s: float = 0.0,
                  source_id: str | None = None) -> None:
+        check_type(name, str, "name")
+        chunk_s = check_positive(chunk_s, "chunk_s", unit="s")
+        wait_for_consumers_s = check_positive(wait_for_consumers_s, "wait_for_consumers_s",
+                                              unit="s", allow_zero=True)
+        loop = check_bool(loop, "loop")
         if isinstance(raw, tuple):
             data, sfreq, ch_names = raw
             data = np.asarray(data, dtype=np.float32)
@@ -56,8 +62,6 @@ class Player:
         if data.ndim != 2 or data.shape[0] != len(ch_names):
             raise ValueError(f"data must be (n_chans, n_times) with one name a channel, got "
                              f"{data.shape} and {len(ch_names)} names.")
-        if chunk_s <= 0:
-            raise ValueError(f"chunk_s must be positive (seconds), got {chunk_s}.")
         self.data = np.ascontiguousarray(data.T)  # (n_times, n_chans), pushed as-is
         self.sfreq = float(sfreq)
         self.ch_names = list(ch_names)
@@ -147,9 +151,11 @@ class Player:
             raise RuntimeError(f"Player {self.name!r} failed: {error}") from error
 
     def __enter__(self) -> Player:
+        """Start playing."""
         return self.start()
 
     def __exit__(self, *exc) -> None:
+        """Stop playing."""
         self.stop()
 
 
@@ -157,8 +163,11 @@ def play(fname: str | Path, name: str, *, loop: bool = False, duration_s: float 
          **kwargs) -> int:
     """Publish ``fname`` as LSL stream ``name`` until its end (or ``duration_s``, or Ctrl+C).
 
-    Returns the number of samples pushed. Other keywords go to :class:`Player`.
+    ``duration_s`` (s) must be finite and > 0 (None: until the end). Returns the number of
+    samples pushed. Other keywords go to :class:`Player`.
     """
+    if duration_s is not None:
+        duration_s = check_positive(duration_s, "duration_s", unit="s")
     with Player(fname, name, loop=loop, **kwargs) as player:
         logger.info("Playing %s as %r: %d channels at %g Hz, %.1f s%s", fname, name,
                     len(player.ch_names), player.sfreq, player.duration_s,

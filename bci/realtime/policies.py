@@ -3,19 +3,58 @@
 A policy sees each :class:`~bci.realtime.events.Decision` (decoder output and the processed
 window) and returns a :class:`~bci.realtime.events.StimRequest` or None. Policies decide; the
 :class:`~bci.realtime.safety.SafetyGate` then has the last word.
+
+Class and channel names are names: a target ``"13"`` is the class called ``13`` (Kalunga2016's
+13-Hz class), matched as text against the decoder's classes; an int (from Python only) is a
+column or row index, checked against the number of classes or channels when the policy is bound
+to the session, so a wrong target is refused before the session starts, never mid-session.
 """
 
 from __future__ import annotations
 
+import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import check_bool, check_positive, check_real, check_type, ensure_int
 from .events import Decision, StimRequest
 
 
-class Policy:
-    """Base class: :meth:`bind` once to the stream, then :meth:`update` every decision."""
+def _resolve(what: str, value: str | int, names: Sequence[str] | None, *, kinds: str,
+             fix: str) -> int:
+    """Index of ``value`` (a name matched as text, or an index) among ``names``."""
+    if names is None:
+        raise ValueError(f"The {what} {value!r} cannot be resolved: the session has no "
+                         f"{kinds}; {fix}")
+    names = [str(n) for n in names]
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"The {what} {value!r} is not one of the {kinds} {names}; pass "
+                             "one of these names (matched as text: in Python, '13' is the "
+                             "name and 13 a column index).")
+        return names.index(value)
+    if not 0 <= value < len(names):
+        raise ValueError(f"The {what} index {value} is out of range for the {len(names)} "
+                         f"{kinds} {names}; pass a name, or an index from 0 to "
+                         f"{len(names) - 1}.")
+    return int(value)
+
+
+def _check_name_or_index(value, name: str) -> str | int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_type(value, str, name)
+
+
+class Policy(ABC):
+    """Base class: :meth:`bind` once to the session, then :meth:`update` every decision.
+
+    Subclasses implement :meth:`update`; a subclass that needs the decoder's classes or a
+    channel checks them in :meth:`bind` (called by the loop before the session starts), so
+    a policy that cannot work is refused at start.
+    """
 
     classes: list[str] | None = None
     ch_names: list[str] | None = None
@@ -23,16 +62,22 @@ class Policy:
 
     def bind(self, *, classes: Sequence[str] | None, ch_names: Sequence[str],
              sfreq: float) -> None:
-        """Learn the decoder's classes and the window's channels and rate (called by the loop)."""
-        self.classes = list(classes) if classes is not None else None
-        self.ch_names = list(ch_names)
-        self.sfreq = float(sfreq)
+        """Learn the decoder's classes and the window's channels and rate (called by the loop).
 
+        Raises
+        ------
+        ValueError
+            The policy cannot work with these (an unknown target class or channel...).
+        """
+        self.classes = [str(c) for c in classes] if classes is not None else None
+        self.ch_names = list(ch_names)
+        self.sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+
+    @abstractmethod
     def update(self, decision: Decision) -> StimRequest | None:
         """Return a request to stimulate, or None."""
-        raise NotImplementedError
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (optional hook)
         """Forget the history (hysteresis state, refractory clock)."""
 
 
@@ -42,47 +87,62 @@ class ThresholdPolicy(Policy):
     Parameters
     ----------
     target : str | int
-        Class name (or column index) whose probability is watched.
+        Class name whose probability is watched, matched as text against the decoder's
+        classes (``"13"`` is the class called 13); an int is a column index (Python only).
+        Checked when the policy is bound to the session (:meth:`bind`).
     on : float
-        Fire when the probability reaches ``on`` ...
+        Fire when the probability reaches ``on`` (in [0, 1]) ...
     off : float
-        ... and re-arm only once it fell to ``off`` or below (hysteresis, ``off <= on``).
+        ... and re-arm only once it fell to ``off`` or below (hysteresis, ``0 <= off <= on``).
     refractory_s : float
-        No new request within this time (s) after the last one.
+        No new request within this time (s, finite, >= 0) after the last one.
     n_consecutive : int
-        Number of consecutive decisions at or above ``on`` needed.
+        Number of consecutive decisions at or above ``on`` needed (>= 1).
     code : int
-        Trigger code of the requests.
+        Trigger code of the requests (>= 0).
     """
 
     def __init__(self, target: str | int, *, on: float = 0.8, off: float = 0.6,
                  refractory_s: float = 2.0, n_consecutive: int = 1, code: int = 1) -> None:
-        if not 0 <= off <= on <= 1:
-            raise ValueError(f"Need 0 <= off <= on <= 1 (probabilities), got on={on}, off={off}.")
-        if n_consecutive < 1:
-            raise ValueError(f"n_consecutive must be >= 1, got {n_consecutive}.")
-        self.target, self.on, self.off = target, on, off
-        self.refractory_s, self.n_consecutive, self.code = refractory_s, n_consecutive, code
+        self.target = _check_name_or_index(target, "target")
+        self.on = check_real(on, "on", low=0.0, high=1.0, kind="probability")
+        self.off = check_real(off, "off", low=0.0, high=1.0, kind="probability")
+        if self.off > self.on:
+            raise ValueError(f"Need 0 <= off <= on <= 1 (probabilities), got on={on}, "
+                             f"off={off}.")
+        self.refractory_s = check_positive(refractory_s, "refractory_s", unit="s",
+                                           allow_zero=True)
+        self.n_consecutive = ensure_int(n_consecutive, "n_consecutive", minimum=1,
+                                        what="decisions")
+        self.code = ensure_int(code, "code", minimum=0)
+        self._col: int | None = None
         self.reset()
 
+    def bind(self, *, classes: Sequence[str] | None, ch_names: Sequence[str],
+             sfreq: float) -> None:
+        """Check the target against the decoder's classes (refused at start if unknown)."""
+        super().bind(classes=classes, ch_names=ch_names, sfreq=sfreq)
+        self._col = self._column()
+
+    def _column(self) -> int:
+        return _resolve("target class", self.target, self.classes, kinds="decoder classes",
+                        fix="the threshold policy needs a decoder's probabilities: give the "
+                            "session a decoder, or use the oscillation policy on the signal.")
+
     def reset(self) -> None:
+        """Re-arm, forget the run of high probabilities and the refractory clock."""
         self._armed = True
         self._run = 0
         self._last = -np.inf
 
-    def _column(self) -> int:
-        if isinstance(self.target, (int, np.integer)):
-            return int(self.target)
-        if self.classes is None or self.target not in self.classes:
-            raise ValueError(f"Target class {self.target!r} is not among the decoder's classes "
-                             f"{self.classes}; pass one of them (or a column index).")
-        return self.classes.index(self.target)
-
     def update(self, decision: Decision) -> StimRequest | None:
+        """Watch the target's probability; a request when it crosses ``on`` (armed)."""
         if decision.proba is None:
             raise ValueError("ThresholdPolicy needs a decoder's probabilities; give the loop "
                              "a decoder, or use OscillationTrigger on the signal.")
-        p = float(decision.proba[self._column()])
+        if self._col is None:  # not bound to a session: resolve against self.classes
+            self._col = self._column()
+        p = float(decision.proba[self._col])
         decision.score = p
         if not self._armed:
             if p <= self.off:
@@ -141,33 +201,40 @@ class OscillationTrigger(Policy):
     Parameters
     ----------
     channel : str | int
-        Channel name (or row) to watch.
+        Channel name to watch (matched as text against the stream's channels); an int is a
+        row index (Python only). Checked when the policy is bound to the session.
     freq : float
-        Centre frequency (Hz) of the oscillation (e.g. 13.5 for spindles, 0.8 for slow
-        oscillations).
+        Centre frequency (Hz, > 0 and below the stream's Nyquist frequency) of the oscillation
+        (e.g. 13.5 for spindles, 0.8 for slow oscillations).
     threshold : float
-        Score needed (a ratio to the baseline when ``relative``, else signal units).
+        Score needed (> 0; a ratio to the baseline when ``relative``, else signal units);
+        ``inf`` never fires (scores only, e.g. to tune thresholds on recorded scores).
     rms_s : float
-        RMS window (s).
+        RMS window (s, > 0).
     min_duration_s : float
-        How long (s) the score must stay above threshold.
+        How long (s, >= 0) the score must stay above threshold.
     off_ratio : float
-        The event ends below ``threshold * off_ratio`` (hysteresis).
+        The event ends below ``threshold * off_ratio`` (hysteresis; in (0, 1]).
     refractory_s : float
-        Minimum time (s) between two requests.
+        Minimum time (s, >= 0) between two requests.
     relative : bool
         Divide the RMS by its baseline (an exponential mean of the RMS with time constant
         ``baseline_s``, much longer than an event), so one threshold fits recordings of
         different amplitude; the score then does not depend on the threshold, so thresholds
         can be tuned on recorded scores (:meth:`decide`).
     baseline_s : float
-        Baseline time constant (s).
+        Baseline time constant (s, > 0).
     target_phase : float | None
-        Phase (degrees; 0 peak, 180 trough) to stimulate at; None: at detection.
+        Phase (degrees, finite; 0 peak, 180 trough) to stimulate at; None: at detection.
     max_delay_s : float
-        Largest wait (s) for the target phase; a later phase is not waited for.
+        Largest wait (s, >= 0) for the target phase; a later phase is not waited for.
     code : int
-        Trigger code.
+        Trigger code (>= 0).
+
+    Notes
+    -----
+    Every number must be finite (except a threshold of ``inf``): NaN and inf are refused (a NaN
+    threshold would never fire, a NaN refractory period never hold).
     """
 
     def __init__(self, channel: str | int = 0, *, freq: float = 13.5, threshold: float = 2.0,
@@ -175,17 +242,37 @@ class OscillationTrigger(Policy):
                  refractory_s: float = 1.0, relative: bool = True, baseline_s: float = 60.0,
                  target_phase: float | None = None, max_delay_s: float = 0.1,
                  code: int = 2) -> None:
-        if freq <= 0 or rms_s <= 0 or threshold <= 0:
-            raise ValueError(f"freq (Hz), rms_s (s) and threshold must be positive, got "
-                             f"{freq}, {rms_s}, {threshold}.")
-        self.channel, self.freq, self.threshold, self.rms_s = channel, freq, threshold, rms_s
-        self.min_duration_s, self.off_ratio, self.refractory_s = min_duration_s, off_ratio, \
-            refractory_s
-        self.relative, self.baseline_s = relative, baseline_s
-        self.target_phase, self.max_delay_s, self.code = target_phase, max_delay_s, code
+        self.channel = _check_name_or_index(channel, "channel")
+        self.freq = check_positive(freq, "freq", unit="Hz")
+        self.threshold = check_positive(threshold, "threshold", allow_inf=True)
+        self.rms_s = check_positive(rms_s, "rms_s", unit="s")
+        self.min_duration_s = check_positive(min_duration_s, "min_duration_s", unit="s",
+                                             allow_zero=True)
+        self.off_ratio = check_real(off_ratio, "off_ratio", low=0.0, high=1.0,
+                                    low_inclusive=False, kind="fraction")
+        self.refractory_s = check_positive(refractory_s, "refractory_s", unit="s",
+                                           allow_zero=True)
+        self.relative = check_bool(relative, "relative")
+        self.baseline_s = check_positive(baseline_s, "baseline_s", unit="s")
+        self.target_phase = (None if target_phase is None
+                             else check_real(target_phase, "target_phase", unit="degrees"))
+        self.max_delay_s = check_positive(max_delay_s, "max_delay_s", unit="s",
+                                          allow_zero=True)
+        self.code = ensure_int(code, "code", minimum=0)
+        self._row_index: int | None = None
         self.reset()
 
+    def bind(self, *, classes: Sequence[str] | None, ch_names: Sequence[str],
+             sfreq: float) -> None:
+        """Check the channel against the stream and ``freq`` against its Nyquist frequency."""
+        super().bind(classes=classes, ch_names=ch_names, sfreq=sfreq)
+        self._row_index = self._row()
+        if not self.freq < self.sfreq / 2:
+            raise ValueError(f"freq={self.freq:g} Hz must be below the stream's Nyquist "
+                             f"frequency ({self.sfreq / 2:g} Hz at {self.sfreq:g} Hz).")
+
     def reset(self) -> None:
+        """Forget the baseline, the event state and the refractory clock."""
         self._baseline: float | None = None
         self._t_prev: float | None = None
         self._above_since: float | None = None
@@ -193,15 +280,13 @@ class OscillationTrigger(Policy):
         self._last = -np.inf
 
     def _row(self) -> int:
-        if isinstance(self.channel, (int, np.integer)):
-            return int(self.channel)
-        if self.ch_names is None or self.channel not in self.ch_names:
-            raise ValueError(f"Channel {self.channel!r} is not in the stream "
-                             f"({self.ch_names}); pass one of its channel names.")
-        return self.ch_names.index(self.channel)
+        if self._row_index is not None:
+            return self._row_index
+        return _resolve("channel", self.channel, self.ch_names, kinds="stream channels",
+                        fix="bind the policy to a stream (the loop does).")
 
     def score(self, decision: Decision) -> float:
-        """The detection statistic for this window (updates the baseline)."""
+        """Compute the detection statistic of this window (updates the baseline)."""
         if decision.window is None:
             raise ValueError("OscillationTrigger needs the loop to pass the window.")
         sfreq = self.sfreq
@@ -224,7 +309,7 @@ class OscillationTrigger(Policy):
 
     def decide(self, score: float, t: float, window: np.ndarray | None = None
                ) -> StimRequest | None:
-        """The event state machine on a score at time ``t`` (s); see the class notes."""
+        """Run the event state machine on a score at time ``t`` (s); see the class notes."""
         if score >= self.threshold:
             if self._above_since is None:
                 self._above_since = t
@@ -251,6 +336,7 @@ class OscillationTrigger(Policy):
         return StimRequest(at=at, code=self.code, reason=reason, t_trigger=t)
 
     def update(self, decision: Decision) -> StimRequest | None:
+        """Score the window and run the event state machine on it."""
         score = self.score(decision)
         decision.score = score
         return self.decide(score, decision.t_end, decision.window)

@@ -7,28 +7,64 @@ A session folder holds
 - ``timestamps.f64``: one float64 source timestamp (s) per sample;
 - ``events.jsonl``: one JSON object a line (``kind``, ``time`` (s), ``index``,
   ``description``, details): decisions, stimuli, suppressed stimuli, stream faults;
-- ``summary.json`` when the session ends (see :func:`bci.realtime.report.summarize`).
+- ``summary.json`` when the session ends (see :func:`bci.realtime.report.summarize`);
+- ``summary.reserve`` while the session runs: disk space held back for the summary (removed
+  when the summary is written).
 
-Every write is flushed at once, so a crash loses nothing already received; a half-written last
-sample or line is ignored when reading back (:func:`read_session`).
+Every write goes straight to the operating system, so a crash loses nothing already received;
+a half-written last sample or line is ignored when reading back (:func:`read_session`). When a
+write fails (a full disk, a removed drive), the files are cut back to the last whole sample and
+line, so ``signal.f32`` and ``timestamps.f64`` always hold the same number of samples, and
+:class:`RecordingError` is raised; the reserved space then lets the summary be written.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_positive, check_type, ensure_int
+from .._config import writable_dir
 from .._logging import logger as _root_logger
 
 logger = _root_logger.getChild("realtime.recording")
 
 HEADER, SIGNAL, TIMES, EVENTS, SUMMARY = ("header.json", "signal.f32", "timestamps.f64",
                                          "events.jsonl", "summary.json")
+RESERVE = "summary.reserve"
+
+_os_write = os.write  # the one OS-level write of this module (tests inject a full disk here)
+
+
+class RecordingError(OSError):
+    """A recording could not be written (disk full, drive removed...); nothing was torn."""
+
+
+def check_session_dir(directory: str | os.PathLike) -> Path:
+    """Check, before any work, that a new session can be recorded in ``directory``.
+
+    Creates the folder if needed and writes a probe file (see :func:`bci._config.writable_dir`).
+
+    Raises
+    ------
+    FileExistsError
+        The folder already holds a recording (recordings are never overwritten).
+    OSError
+        The folder cannot be created or written to (a path under a file, a read-only or full
+        file system...), with the folder, the reason and the fix in the message.
+    """
+    check_type(directory, (str, os.PathLike), "directory")
+    directory = Path(directory)
+    if (directory / SIGNAL).exists():
+        raise FileExistsError(f"{directory} already holds a recording; choose a new "
+                              "folder (recordings are never overwritten).")
+    return writable_dir(directory, "session folder")
 
 
 def _jsonable(value):
@@ -45,108 +81,220 @@ def _jsonable(value):
     return value
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` (the OS may take a write in parts)."""
+    view = memoryview(data)
+    while view:
+        n = _os_write(fd, view)
+        view = view[n:]
+
+
 class Recorder:
-    """Append a session's samples and events to a folder, flushing every write.
+    """Append a session's samples and events to a folder, each write straight to disk.
 
     Parameters
     ----------
     directory : str | Path
         Session folder; created. Refuses a folder that already holds a recording (nothing is
-        ever overwritten).
+        ever overwritten) and a place that cannot be written (checked with a probe file).
     ch_names : sequence of str
         Channels, in the row order of the chunks.
     sfreq : float
-        Sampling rate (Hz).
+        Sampling rate (Hz, finite, > 0).
     unit : str
         Unit of the samples (``"V"`` for MNE data in volts).
     info : dict | None
         Extra facts stored in ``header.json`` (source name, decoder file...).
+    reserve_bytes : int
+        Disk space (bytes) held back in ``summary.reserve`` for the end of the session: when
+        the disk fills up, it is released to write the last events and ``summary.json``.
+
+    Attributes
+    ----------
+    n_samples : int
+        Samples written (whole samples, in both data files).
+    n_events : int
+        Event lines written.
+    error : RecordingError | None
+        The first write that failed; later samples are refused (:meth:`write_chunk` raises),
+        so the data files keep the samples up to the failure, whole and consistent.
     """
 
     def __init__(self, directory: str | Path, ch_names: Sequence[str], sfreq: float, *,
-                 unit: str = "V", info: dict | None = None) -> None:
-        self.directory = Path(directory)
-        if (self.directory / SIGNAL).exists():
-            raise FileExistsError(f"{self.directory} already holds a recording; choose a new "
-                                  "folder (recordings are never overwritten).")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.ch_names = list(ch_names)
-        self.sfreq = float(sfreq)
+                 unit: str = "V", info: dict | None = None,
+                 reserve_bytes: int = 256 * 1024) -> None:
+        self.ch_names = [check_type(c, str, "each channel name") for c in ch_names]
+        self.sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+        self.reserve_bytes = ensure_int(reserve_bytes, "reserve_bytes", minimum=0,
+                                        what="bytes")
+        self.directory = check_session_dir(directory)
         header = {"format": "bci-session", "version": 1, "ch_names": self.ch_names,
                   "sfreq": self.sfreq, "unit": unit, "dtype": "float32",
                   "layout": "interleaved (n_samples, n_chans), little-endian",
                   "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "info": _jsonable(info or {})}
-        tmp = self.directory / (HEADER + ".part")
-        tmp.write_text(json.dumps(header, indent=2))
-        tmp.replace(self.directory / HEADER)
-        self._signal = open(self.directory / SIGNAL, "ab")  # noqa: SIM115 (closed in close())
-        self._times = open(self.directory / TIMES, "ab")  # noqa: SIM115
-        self._events = open(self.directory / EVENTS, "a", encoding="utf-8")  # noqa: SIM115
+        self._fds: dict[str, int] = {}
+        try:
+            self._write_atomic(HEADER, json.dumps(header, indent=2))
+            if self.reserve_bytes:
+                self._write_atomic(RESERVE, "\0" * self.reserve_bytes)
+            for name in (SIGNAL, TIMES, EVENTS):
+                self._fds[name] = os.open(self.directory / name,
+                                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as err:
+            self._close_fds()
+            raise RecordingError(
+                f"Cannot start a recording in {self.directory}: {err.strerror or err}. Choose "
+                f"a folder on a writable disk with free space (at least {self.reserve_bytes} "
+                "bytes are held back for the summary)."
+            ) from err
         self._lock = threading.Lock()
+        self._offsets = {SIGNAL: 0, TIMES: 0, EVENTS: 0}
         self.n_samples = 0
         self.n_events = 0
+        self.error: RecordingError | None = None
         self.closed = False
+
+    # ------------------------------------------------------------------ writing
+    def _write_atomic(self, name: str, text: str) -> Path:
+        path = self.directory / name
+        tmp = path.with_name(name + ".part")
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # never leave an empty or torn .part behind
+            raise
+        return path
+
+    def _fail(self, err: OSError, what: str) -> RecordingError:
+        error = RecordingError(
+            f"Recording to {self.directory} stopped: {what} failed ({err.strerror or err}); "
+            f"the files hold the {self.n_samples} samples and {self.n_events} events written "
+            "before, whole. Free disk space (or use another disk) for the next session."
+        )
+        error.__cause__ = err
+        if self.error is None:
+            self.error = error
+            logger.error("%s", error)
+        return error
+
+    def _append(self, parts: dict[str, bytes]) -> None:
+        """Append to several files, all or nothing: on an error cut them back and raise."""
+        try:
+            for name, data in parts.items():
+                _write_all(self._fds[name], data)
+        except OSError as err:
+            for name in parts:
+                try:
+                    os.ftruncate(self._fds[name], self._offsets[name])
+                except OSError as again:  # pragma: no cover (ftruncate to shrink)
+                    logger.error("Could not cut %s back to %d bytes: %s", name,
+                                 self._offsets[name], again)
+            raise self._fail(err, "writing " + " and ".join(parts)) from err
+        for name, data in parts.items():
+            self._offsets[name] += len(data)
 
     def write_chunk(self, data: np.ndarray, timestamps: np.ndarray, first_index: int = -1
                     ) -> None:
-        """Append samples ``(n_chans, n_new)`` and their timestamps; flushed at once.
+        """Append samples ``(n_chans, n_new)`` and their timestamps, straight to disk.
 
         ``first_index`` (the stream's absolute index of the first sample) is checked against
         the samples already written, so a skipped or repeated chunk is caught.
+
+        Raises
+        ------
+        RecordingError
+            The write failed (disk full...), now or before: both data files hold the samples
+            written before it, whole, and no later sample is accepted.
         """
         data = np.asarray(data)
         if data.ndim != 2 or data.shape[0] != len(self.ch_names):
             raise ValueError(f"chunk must be ({len(self.ch_names)}, n_new), got {data.shape}.")
+        timestamps = np.asarray(timestamps)
+        if timestamps.shape != (data.shape[1],):
+            raise ValueError(f"timestamps must be ({data.shape[1]},) for this chunk, got "
+                             f"{timestamps.shape}.")
         if first_index >= 0 and first_index != self.n_samples:
             raise RuntimeError(f"Recorder got a chunk starting at sample {first_index} after "
                                f"{self.n_samples} samples; chunks must arrive in order.")
         with self._lock:
-            if self.closed:
-                raise RuntimeError(f"The recorder of {self.directory} is closed.")
-            self._signal.write(np.ascontiguousarray(data.T, dtype="<f4").tobytes())
-            self._times.write(np.ascontiguousarray(timestamps, dtype="<f8").tobytes())
-            self._signal.flush()
-            self._times.flush()
+            self._check_open()
+            if self.error is not None:
+                raise self.error
+            self._append({SIGNAL: np.ascontiguousarray(data.T, dtype="<f4").tobytes(),
+                          TIMES: np.ascontiguousarray(timestamps, dtype="<f8").tobytes()})
             self.n_samples += data.shape[1]
 
     def write_event(self, kind: str, time: float, *, index: int | None = None,
                     description: str = "", **details) -> None:
-        """Append one event line (flushed): ``kind``, source ``time`` (s), sample ``index``."""
+        """Append one event line: ``kind``, source ``time`` (s), sample ``index``.
+
+        Events are still accepted after a failed sample write (the session's last events
+        say why it stopped).
+
+        Raises
+        ------
+        RecordingError
+            The line could not be written (it is then absent, not torn).
+        """
         line = json.dumps(_jsonable({"kind": kind, "time": time, "index": index,
                                      "description": description or kind, **details}))
         with self._lock:
-            if self.closed:
-                raise RuntimeError(f"The recorder of {self.directory} is closed.")
-            self._events.write(line + "\n")
-            self._events.flush()
+            self._check_open()
+            self._append({EVENTS: (line + "\n").encode("utf-8")})
             self.n_events += 1
 
     def write_summary(self, summary: dict) -> Path:
-        """Write ``summary.json`` (atomically)."""
-        path = self.directory / SUMMARY
-        tmp = path.with_name(SUMMARY + ".part")
-        tmp.write_text(json.dumps(_jsonable(summary), indent=2))
-        tmp.replace(path)
-        return path
+        """Write ``summary.json`` (atomically), using the space held back for it.
+
+        Raises
+        ------
+        RecordingError
+            It could not be written (no torn or empty file is left behind).
+        """
+        self.release_reserve()
+        try:
+            return self._write_atomic(SUMMARY, json.dumps(_jsonable(summary), indent=2))
+        except OSError as err:
+            raise RecordingError(
+                f"{SUMMARY} could not be written to {self.directory} "
+                f"({err.strerror or err}); free disk space. The data files are complete up "
+                f"to sample {self.n_samples}."
+            ) from err
+
+    def release_reserve(self) -> None:
+        """Free the disk space held back for the end of the session (idempotent)."""
+        (self.directory / RESERVE).unlink(missing_ok=True)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"The recorder of {self.directory} is closed.")
+
+    def _close_fds(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
 
     def close(self) -> None:
-        """Close the files (idempotent)."""
+        """Close the files and release the reserved space (idempotent)."""
         with self._lock:
             if not self.closed:
-                for f in (self._signal, self._times, self._events):
-                    f.close()
+                self._close_fds()
+                self.release_reserve()
                 self.closed = True
 
     def __enter__(self) -> Recorder:
+        """Return the recorder."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Close the recorder."""
         self.close()
 
 
 def read_header(directory: str | Path) -> dict:
-    """The ``header.json`` of a session folder (``FileNotFoundError`` if it is none)."""
+    """Read the ``header.json`` of a session folder (``FileNotFoundError`` if it is none)."""
     path = Path(directory) / HEADER
     if not path.is_file():
         raise FileNotFoundError(f"{directory} is not a bci session folder (no {HEADER}); "
@@ -169,7 +317,7 @@ def read_events(directory: str | Path) -> list[dict]:
 
 
 def read_signal(directory: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Samples ``(n_chans, n_samples)`` float32, their timestamps and the header.
+    """Read the samples ``(n_chans, n_samples)`` float32, their timestamps and the header.
 
     Only whole samples present in both files are returned.
     """

@@ -22,7 +22,14 @@ def summarize(loop: Any) -> dict:
     keyed by stage (``acquire``, ``wait``, ``process``, ``decode``, ``act``, ``end_to_end``, plus
     ``stimulus`` from trigger sample to stimulus) with ``p50``, ``p95``, ``p99``, ``max``;
     ``faults`` (counts by kind, stream events included), ``windows_skipped``,
-    ``stopped_reason``, ``duration_s`` (wall clock), ``group_delay_s`` of the processing.
+    ``stopped_reason``, ``duration_s`` (wall clock), ``group_delay_s`` of the processing;
+    ``stimulator``: its ``name``, ``has_consumers_at_start`` and ``has_consumers_at_end``
+    (whether a receiver was connected; None when the back-end cannot know, e.g. a serial
+    line) and the stimuli ``sent_with_consumer``, ``sent_without_consumer`` (known lost) and
+    ``delivery_unknown``; ``markers_sent_with_consumer`` (the stimuli known to have reached a
+    connected receiver, None when the back-end cannot know); ``recording``: its
+    ``directory``, ``samples_recorded``, ``samples_not_recorded`` and ``error`` (None, or why
+    recording stopped, e.g. a full disk).
     """
     stream = loop.stream
     stream_faults: dict[str, int] = {}
@@ -30,6 +37,24 @@ def summarize(loop: Any) -> dict:
         stream_faults[event.kind] = stream_faults.get(event.kind, 0) + 1
     latency = {stage: latency_stats(values) for stage, values in loop.latencies.items()}
     latency["stimulus"] = latency_stats(loop.stim_latency_ms)
+    stim, delivery = loop.stimulator, loop.stim_delivery
+    knows = stim is not None and delivery["unknown"] == 0 and (
+        loop.consumers_at_start is not None or len(loop.stim_events) > 0)
+    stimulator = None if stim is None else {
+        "name": stim.name,
+        "has_consumers_at_start": loop.consumers_at_start,
+        "has_consumers_at_end": loop.consumers_at_end,
+        "sent_with_consumer": delivery["with_consumer"],
+        "sent_without_consumer": delivery["without_consumer"],
+        "delivery_unknown": delivery["unknown"],
+    }
+    rec = loop.recorder
+    recording = None if rec is None else {
+        "directory": str(rec.directory),
+        "samples_recorded": int(rec.n_samples),
+        "samples_not_recorded": int(stream.n_written - rec.n_samples),
+        "error": None if loop.recording_error is None else str(loop.recording_error),
+    }
     return {
         "stream": stream.info.name,
         "n_chans": len(stream.ch_names),
@@ -41,6 +66,9 @@ def summarize(loop: Any) -> dict:
         "windows_skipped": int(loop.n_skipped),
         "stimuli_fired": len(loop.stim_events),
         "stimuli_suppressed": int(loop.safety.n_suppressed),
+        "markers_sent_with_consumer": delivery["with_consumer"] if knows else None,
+        "stimulator": stimulator,
+        "recording": recording,
         "suppressed_by_reason": dict(loop.safety.suppressed),
         "latency_ms": latency,
         "faults": {**stream_faults, **dict(loop.faults)},

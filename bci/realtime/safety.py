@@ -4,10 +4,45 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from dataclasses import dataclass
 from pathlib import Path
+
+from .._checks import check_positive, check_real, check_type, ensure_int
 
 #: Reasons a stimulus can be suppressed, as counted in :attr:`SafetyGate.suppressed`.
 SUPPRESS_REASONS = ("manual_stop", "min_interval", "max_per_minute", "max_per_session")
+
+
+@dataclass(frozen=True)
+class SafetyVerdict:
+    """The gate's answer about one stimulus: allowed, or refused with a reason.
+
+    Truthy when the stimulus is allowed, so ``if gate.allow(t): fire()`` reads as it runs.
+
+    Attributes
+    ----------
+    allowed : bool
+        Whether the stimulus may be delivered.
+    reason : str | None
+        Why it is refused (one of :data:`SUPPRESS_REASONS`); None when allowed.
+    """
+
+    allowed: bool
+    reason: str | None = None
+
+    def __bool__(self) -> bool:
+        """Whether the stimulus is allowed."""
+        return self.allowed
+
+
+_ALLOWED = SafetyVerdict(True)
+
+
+def _check_count(value, name: str) -> int | None:
+    """Check a limit on a number of stimuli: an int >= 0, or None for no limit."""
+    if value is None:
+        return None
+    return ensure_int(value, name, minimum=0, what="stimuli; None for no limit")
 
 
 class SafetyGate:
@@ -16,11 +51,11 @@ class SafetyGate:
     Parameters
     ----------
     min_interval_s : float
-        Minimum time (s) between two stimuli.
+        Minimum time (s) between two stimuli: a finite number >= 0 (0: no minimum).
     max_per_minute : int | None
-        At most this many stimuli in any 60-s sliding window.
+        At most this many stimuli in any 60-s sliding window (an int >= 0; None: no limit).
     max_per_session : int | None
-        At most this many stimuli in the whole session.
+        At most this many stimuli in the whole session (an int >= 0; None: no limit).
     stop_file : str | Path | None
         Manual stop from outside: once this file exists, every stimulus is refused (e.g.
         ``touch SESSION_DIR/STOP`` from another terminal).
@@ -28,19 +63,25 @@ class SafetyGate:
     Notes
     -----
     Times are on the source clock (s). :meth:`stop` (manual stop) is thread-safe and final.
+    "No limit" is said with None, never with NaN or inf (refused: a NaN limit would silently
+    disable the check it sets).
+
+    Examples
+    --------
+    >>> gate = SafetyGate(min_interval_s=1.0, max_per_minute=None, max_per_session=2)
+    >>> bool(gate.allow(0.0)), gate.allow(0.5).reason, bool(gate.allow(2.0))
+    (True, 'min_interval', True)
+    >>> gate.allow(10.0)
+    SafetyVerdict(allowed=False, reason='max_per_session')
     """
 
     def __init__(self, *, min_interval_s: float = 1.0, max_per_minute: int | None = 20,
                  max_per_session: int | None = 500, stop_file: str | Path | None = None) -> None:
-        if min_interval_s < 0:
-            raise ValueError(f"min_interval_s must be >= 0 (seconds), got {min_interval_s}.")
-        for value, label in ((max_per_minute, "max_per_minute"),
-                             (max_per_session, "max_per_session")):
-            if value is not None and value < 0:
-                raise ValueError(f"{label} must be >= 0 or None, got {value}.")
-        self.min_interval_s = float(min_interval_s)
-        self.max_per_minute = max_per_minute
-        self.max_per_session = max_per_session
+        self.min_interval_s = check_positive(min_interval_s, "min_interval_s", unit="s",
+                                             allow_zero=True)
+        self.max_per_minute = _check_count(max_per_minute, "max_per_minute")
+        self.max_per_session = _check_count(max_per_session, "max_per_session")
+        check_type(stop_file, (str, Path, type(None)), "stop_file")
         self.stop_file = Path(stop_file) if stop_file is not None else None
         self._stopped = threading.Event()
         self.stop_reason = ""
@@ -60,32 +101,45 @@ class SafetyGate:
             self.stop(f"stop file {self.stop_file}")
         return self._stopped.is_set()
 
-    def check(self, t: float) -> str | None:
-        """The reason stimulating at time ``t`` (s) is refused, or None if it is allowed.
+    def check(self, t: float) -> SafetyVerdict:
+        """Whether a stimulus at time ``t`` (s, source clock) would be allowed, and if not why.
 
-        Does not record anything; see :meth:`allow`.
+        Records nothing; see :meth:`allow`.
+
+        Raises
+        ------
+        ValueError
+            ``t`` is NaN or infinite (a NaN time would pass every interval check).
         """
+        t = check_real(t, "t", unit="s")
         if self.stopped:
-            return "manual_stop"
+            return SafetyVerdict(False, "manual_stop")
         if self.fired and t - self.fired[-1] < self.min_interval_s:
-            return "min_interval"
+            return SafetyVerdict(False, "min_interval")
         if self.max_per_session is not None and len(self.fired) >= self.max_per_session:
-            return "max_per_session"
+            return SafetyVerdict(False, "max_per_session")
         while self._recent and t - self._recent[0] >= 60.0:
             self._recent.popleft()
         if self.max_per_minute is not None and len(self._recent) >= self.max_per_minute:
-            return "max_per_minute"
-        return None
+            return SafetyVerdict(False, "max_per_minute")
+        return _ALLOWED
 
-    def allow(self, t: float) -> str | None:
-        """Check a stimulus at ``t`` and count it as fired (None) or suppressed (the reason)."""
-        reason = self.check(t)
-        if reason is None:
-            self.fired.append(t)
-            self._recent.append(t)
+    def allow(self, t: float) -> SafetyVerdict:
+        """Judge a stimulus at ``t`` (s) and record it as fired (allowed) or suppressed.
+
+        Returns
+        -------
+        verdict : SafetyVerdict
+            Truthy when the stimulus may be delivered (it then counts against the limits);
+            otherwise ``verdict.reason`` says which limit refused it.
+        """
+        verdict = self.check(t)
+        if verdict:
+            self.fired.append(float(t))
+            self._recent.append(float(t))
         else:
-            self.suppressed[reason] += 1
-        return reason
+            self.suppressed[verdict.reason] += 1
+        return verdict
 
     @property
     def n_suppressed(self) -> int:

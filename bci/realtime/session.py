@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import ast
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .._checks import check_option
+from .._checks import check_bool, check_positive, check_type, parse_spec
 from .._logging import logger as _root_logger
 from .loop import OnlineLoop
 from .policies import OscillationTrigger, Policy, ThresholdPolicy
 from .processing import ProcessingChain
-from .recording import Recorder
+from .recording import Recorder, check_session_dir
 from .safety import SafetyGate
 from .sources import Source
 from .stimulation import Stimulator
@@ -21,45 +21,52 @@ logger = _root_logger.getChild("realtime.session")
 
 POLICIES = {"none": None, "threshold": ThresholdPolicy, "oscillation": OscillationTrigger}
 
+#: Spec keys whose values are names, kept as text (``target=13`` is the class called 13).
+NAME_KEYS = frozenset({"target", "channel"})
+
 
 def parse_policy(spec: str | Policy | None) -> Policy | None:
     """Build a policy from ``"name:key=value,key=value"``.
 
     Names: ``none``, ``threshold`` (:class:`~bci.realtime.policies.ThresholdPolicy`; its
-    ``target`` is required, e.g. ``threshold:target=left,on=0.8,off=0.6,refractory_s=2``),
+    ``target`` is required, e.g. ``threshold:target=left_hand,on=0.8,off=0.6,refractory_s=2``),
     ``oscillation`` (:class:`~bci.realtime.policies.OscillationTrigger`, e.g.
     ``oscillation:channel=C3,freq=13.5,threshold=2.5``).
+
+    ``target`` and ``channel`` are names, always read as text: ``target=13`` is the class
+    called ``13`` (quotes are optional, ``target='13'`` is the same), never a column index;
+    whether it is one of the decoder's classes is checked when the session starts. Other
+    values are Python literals (``on=0.8``, ``target_phase=None``, ``relative=False``).
+
+    Raises
+    ------
+    ValueError
+        Unknown policy (with a "did you mean"), unknown or missing parameters, values out of
+        range (NaN and inf are refused).
+    TypeError
+        A value of the wrong type (``on=high``).
     """
     if spec is None or isinstance(spec, Policy):
         return spec
-    name, _, rest = str(spec).partition(":")
-    check_option("policy", name.strip(), POLICIES)
-    cls = POLICIES[name.strip()]
+    kind, positional, params = parse_spec(spec, what="policy", kinds=POLICIES,
+                                          strings=NAME_KEYS)
+    cls = POLICIES[kind]
     if cls is None:
+        if positional or params:
+            raise ValueError(f"The 'none' policy takes no parameters, got {spec!r}.")
         return None
-    params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"Policy parameters look like key=value, got {item!r} in {spec!r}.")
-        try:
-            params[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            params[key.strip()] = value.strip()
-    if cls is ThresholdPolicy:
-        if "target" not in params:
-            raise ValueError("The threshold policy needs target=<class name>, e.g. "
-                             "'threshold:target=left,on=0.8'.")
-        target = params.pop("target")
-        try:
-            return ThresholdPolicy(target, **params)
-        except TypeError as err:
-            raise ValueError(f"Bad threshold policy parameters in {spec!r}: {err}") from None
-    channel = params.pop("channel", 0)
-    try:
-        return OscillationTrigger(channel, **params)
-    except TypeError as err:
-        raise ValueError(f"Bad oscillation policy parameters in {spec!r}: {err}") from None
+    if positional:
+        raise ValueError(f"Policy parameters look like KEY=VALUE, got {positional[0]!r} in "
+                         f"{spec!r}.")
+    if cls is ThresholdPolicy and "target" not in params:
+        raise ValueError("The threshold policy needs target=<class name>, e.g. "
+                         "'threshold:target=left_hand,on=0.8'.")
+    accepted = list(inspect.signature(cls).parameters)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"Bad {kind} policy parameters in {spec!r}: unknown {unknown}; "
+                         f"accepted: {', '.join(accepted)}.")
+    return cls(**params)
 
 
 def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | None = None,
@@ -68,8 +75,14 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
                 processing: ProcessingChain | None = None, window_s: float | None = None,
                 step_s: float = 0.1, markers: Any = None, decode_timeout_s: float | None = 1.0,
                 buffer_s: float = 30.0, reconnect_s: float = 5.0,
-                threaded: bool = True, info: dict | None = None) -> dict:
+                threaded: bool = True, info: dict | None = None,
+                on_fault: Literal["stop", "continue"] = "stop") -> dict:
     """Stream ``source``, decode, stimulate under the safety limits and record; return the summary.
+
+    Everything that can be checked is checked before any work: the parameters (durations
+    finite and > 0), that ``record_dir`` can be written, the decoder against the stream and
+    the policy against the decoder (e.g. an unknown target class is refused with the list of
+    classes); the recording starts only then.
 
     Parameters
     ----------
@@ -83,40 +96,46 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         Session folder (samples, events, ``summary.json``); nothing is recorded when None.
         A ``STOP`` file created there stops all stimulation (manual stop).
     duration_s : float | None
-        Session length (s); until Ctrl+C or the end of the source when None.
-    stimulator, safety, processing, window_s, step_s, markers, decode_timeout_s
+        Session length (s, finite, > 0); until Ctrl+C or the end of the source when None.
+    stimulator, safety, processing, window_s, step_s, markers, decode_timeout_s, on_fault
         See :class:`~bci.realtime.loop.OnlineLoop`.
     buffer_s, reconnect_s, threaded
-        See :class:`~bci.realtime.stream.Stream`.
+        See :class:`~bci.realtime.stream.Stream` (``buffer_s`` > 0, ``reconnect_s`` >= 0,
+        finite).
     info : dict | None
         Extra facts for the recording's header.
 
     Returns
     -------
     summary : dict
-        See :func:`bci.realtime.report.summarize`.
+        See :func:`bci.realtime.report.summarize`; always written to ``record_dir`` when
+        recording (see :meth:`~bci.realtime.loop.OnlineLoop.run`).
     """
-    if isinstance(decoder, (str, Path)):
-        from ..models.decoder import load_decoder
-
-        decoder = load_decoder(decoder)
-    policy = parse_policy(policy)
-    stream = Stream(source, buffer_s=buffer_s, threaded=threaded, reconnect_s=reconnect_s)
-    recorder = None
-    if record_dir is not None:
-        record_dir = Path(record_dir)
-        recorder = Recorder(record_dir, stream.ch_names, stream.sfreq,
-                            info={"source": source.info.name, **(info or {})})
-        if safety is None:
-            safety = SafetyGate(stop_file=record_dir / "STOP")
     try:
+        if duration_s is not None:
+            check_positive(duration_s, "duration_s", unit="s")
+        buffer_s = check_positive(buffer_s, "buffer_s", unit="s")
+        reconnect_s = check_positive(reconnect_s, "reconnect_s", unit="s", allow_zero=True)
+        threaded = check_bool(threaded, "threaded")
+        check_type(record_dir, (str, Path, type(None)), "record_dir")
+        if record_dir is not None:
+            record_dir = check_session_dir(record_dir)  # before any work
+        if isinstance(decoder, (str, Path)):
+            from ..models.decoder import load_decoder
+
+            decoder = load_decoder(decoder)
+        policy = parse_policy(policy)
+        stream = Stream(source, buffer_s=buffer_s, threaded=threaded, reconnect_s=reconnect_s)
+        if record_dir is not None and safety is None:
+            safety = SafetyGate(stop_file=record_dir / "STOP")
         loop = OnlineLoop(stream, decoder, window_s=window_s, step_s=step_s,
                           processing=processing, policy=policy, safety=safety,
-                          stimulator=stimulator, recorder=recorder, markers=markers,
-                          decode_timeout_s=decode_timeout_s)
+                          stimulator=stimulator, markers=markers,
+                          decode_timeout_s=decode_timeout_s, on_fault=on_fault)
+        if record_dir is not None:
+            loop.recorder = Recorder(record_dir, stream.ch_names, stream.sfreq,
+                                     info={"source": source.info.name, **(info or {})})
     except BaseException:
-        if recorder is not None:
-            recorder.close()
         source.close()
         raise
     return loop.run(duration_s)

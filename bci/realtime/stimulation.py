@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from .events import StimEvent
 
 
-class Stimulator:
-    """One small interface for every stimulation back-end.
+class Stimulator(ABC):
+    """One small interface for every stimulation back-end (an abstract base class).
 
-    Subclasses implement :meth:`trigger` (send the stimulus now, return quickly) and may
-    implement :meth:`close`. They are used as context managers.
+    Subclasses must implement :meth:`trigger` (send the stimulus now, return quickly); they
+    may implement :meth:`open` (called by :meth:`bci.realtime.loop.OnlineLoop.run` when the
+    session starts, before the first decision: create outlets, open ports), :meth:`close`
+    and :attr:`has_consumers`. They are used as context managers (``with`` opens and closes).
+
+    Attributes
+    ----------
+    name : str
+        Short name of the back-end, reported in session summaries.
     """
 
     name = "stimulator"
 
+    def open(self) -> None:  # noqa: B027 (optional hook: most devices open in __init__)
+        """Get ready to deliver (create outlets...); idempotent. Default: nothing to do."""
+
+    @abstractmethod
     def trigger(self, event: StimEvent) -> None:
         """Deliver ``event`` now (its ``code`` selects the trigger value)."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        """Release the device (idempotent)."""
+    @property
+    def has_consumers(self) -> bool | None:
+        """Whether a receiver is known to be connected now; None when it cannot be known.
 
-    def __enter__(self):
+        Network back-ends (LSL markers) know whether a consumer is connected, so a stimulus
+        sent with none is known to be lost; a serial line or a sound card cannot tell (None).
+        """
+        return None
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release the device (idempotent). Default: nothing to release."""
+
+    def __enter__(self) -> Stimulator:
+        """Open the stimulator."""
+        self.open()
         return self
 
     def __exit__(self, *exc) -> None:
+        """Close the stimulator."""
         self.close()
 
 
@@ -37,4 +61,5 @@ class RecordingStimulator(Stimulator):
         self.events: list[StimEvent] = []
 
     def trigger(self, event: StimEvent) -> None:
+        """Keep ``event`` in :attr:`events`."""
         self.events.append(event)

@@ -84,7 +84,7 @@ def test_tone_waveforms():
     f = np.fft.rfftfreq(pink.size, 1 / 44100.0)
     low, high = p[(f > 100) & (f < 200)].mean(), p[(f > 1000) & (f < 2000)].mean()
     assert 5 < low / high < 20  # 1/f: a decade costs ~10x power
-    with pytest.raises(ValueError, match="volume must be in"):
+    with pytest.raises(ValueError, match=r"volume must be a finite number in \(0, 1\]"):
         make_tone(volume=2.0)
 
 
@@ -116,3 +116,70 @@ def test_factory_specs():
         make_stimulator("seral:loop://")
     with pytest.raises(ValueError, match="needs a port"):
         make_stimulator("serial:")
+
+
+def test_stimulator_is_an_abstract_base_class():
+    class Incomplete(Stimulator):
+        def close(self):
+            pass
+
+    with pytest.raises(TypeError, match="abstract method 'trigger'|abstract methods? .*trigger"):
+        Incomplete()
+    with pytest.raises(TypeError, match="abstract"):
+        Stimulator()
+
+    class Complete(Stimulator):
+        def trigger(self, event):
+            self.last = event
+
+    stim = Complete()
+    with stim as same:  # open() and close() default to nothing
+        same.trigger(_event(3))
+    assert stim.last.code == 3
+    assert stim.has_consumers is None  # cannot know: delivery is reported as unknown
+
+
+def test_factory_parses_without_opening_anything():
+    from bci.hw.factory import parse_stimulator
+
+    assert parse_stimulator("lsl") == ("lsl", {})
+    assert parse_stimulator("lsl:13") == ("lsl", {"name": "13"})  # a name stays text
+    assert parse_stimulator("lsl:name='my stim',wait_for_consumers_s=5") == (
+        "lsl", {"name": "my stim", "wait_for_consumers_s": 5})
+    assert parse_stimulator("serial:/dev/ttyUSB0,baudrate=9600") == (
+        "serial", {"port": "/dev/ttyUSB0", "baudrate": 9600})  # the port is not opened
+    assert parse_stimulator("audio:freq=500,kind=pink") == ("audio", {"freq": 500,
+                                                                     "kind": "pink"})
+    with pytest.raises(ValueError, match=r"Bad audio stimulator parameters in 'audio:frq=5'"
+                                         r": unknown \['frq'\]; accepted: freq, duration_s"):
+        parse_stimulator("audio:frq=5")
+    with pytest.raises(ValueError, match=r"KEY=VALUE after the name, got \['a', 'b'\]"):
+        parse_stimulator("lsl:a,b")
+    with pytest.raises(ValueError, match=r"linger_s must be a finite number >= 0 \(s\), "
+                                         r"got nan"):
+        parse_stimulator("lsl:x,linger_s=nan")
+    with pytest.raises(ValueError, match=r"volume must be a finite number in \(0, 1\]"):
+        parse_stimulator("audio:volume=inf")
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"baudrate": 0}, ValueError, r"baudrate must be an int >= 1 \(baud\), got 0"),
+    ({"baudrate": 9600.5}, TypeError, r"baudrate must be an int \(baud\)"),
+    ({"reset_after_s": float("nan")}, ValueError, r"reset_after_s must be a finite number > 0"),
+    ({"reset_after_s": 0.0}, ValueError, r"reset_after_s must be a finite number > 0"),
+    ({"write_timeout_s": float("inf")}, ValueError, r"write_timeout_s must be a finite number"),
+    ({"write_timeout_s": -1.0}, ValueError, r"write_timeout_s must be a finite number > 0"),
+    ({"reset_code": 256}, ValueError, r"one byte \(0-255\), got 256"),
+])
+def test_serial_parameters_checked_before_opening(kwargs, exc, match):
+    from bci.hw.serial_trigger import SerialTriggerStimulator
+
+    with pytest.raises(exc, match=match):
+        SerialTriggerStimulator("loop://", **kwargs)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -0.05])
+@pytest.mark.parametrize("param", ["duration_s", "freq", "sfreq"])
+def test_tone_refuses_nan_inf_zero_and_negative(param, value):
+    with pytest.raises(ValueError, match=rf"{param} must be a finite number > 0"):
+        make_tone(**{param: value})

@@ -111,6 +111,7 @@ def test_marker_stimulator_markers_arrive_with_their_timestamps():
 
     name = _name("stim")
     stim = LSLMarkerStimulator(name)
+    stim.open()  # the outlet is created by open() (the loop calls it at session start)
     inlet = MarkerInlet(name, timeout_s=5.0)
     time.sleep(0.2)  # let the inlet connect before sending
     for code in (1, 2, 3):

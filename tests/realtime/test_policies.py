@@ -181,5 +181,5 @@ def test_parse_policy_keeps_names_as_text():
         parse_policy("threshold:target=a,0.5")
     with pytest.raises(ValueError, match="The 'none' policy takes no parameters"):
         parse_policy("none:target=a")
-    with pytest.raises(TypeError, match=r"on must be a number, got str \('high'\)"):
+    with pytest.raises(TypeError, match=r"on must be a probability, got str \('high'\)"):
         parse_policy("threshold:target=a,on=high")

@@ -348,6 +348,10 @@ class OnlineLoop:
         return self._window_ends(ts, start)
 
     def _window_ends(self, ts: np.ndarray, first: int) -> list[int]:
+        # windows are scheduled on the source's clock before any jump (Stream.clock_offsets):
+        # a clock jump moves every later timestamp but loses no sample, so it must neither
+        # restart the windows nor make them look gapped; a long real gap still restarts them
+        ts = ts - self.stream.clock_offsets(first, first + len(ts))
         half = 0.5 / self.sfreq
         prev = ts[0] if self._last_ts is None else self._last_ts
         steps = np.diff(ts, prepend=prev)
@@ -381,11 +385,11 @@ class OnlineLoop:
         t_start, t_end = float(ts[0]), float(ts[-1])
         decision = Decision(index=len(self.decisions), t_start=t_start, t_end=t_end,
                             stop_index=end + 1, window=window)
-        span = t_end - t_start
+        t_ref = t_end - self.stream.clock_offset(end)  # latency reference, re-anchored after
+        span = t_ref - (t_start - self.stream.clock_offset(start))  # the source's clock jumps
         decision.has_gap = bool(span > (self.n_window - 1 + 1.5) / self.sfreq)
         arrival = self.stream.arrival_time(end)
-        t_ref = t_end - self.stream.clock_offset(end)  # latency reference, re-anchored after
-        acquire_ms = (arrival - t_ref) * 1e3          # the source's clock jumps
+        acquire_ms = (arrival - t_ref) * 1e3
         wait_ms = max(self._step_start - arrival, 0.0) * 1e3
         proba, decode_ms = None, 0.0
         if self.decoder is not None:
@@ -414,7 +418,7 @@ class OnlineLoop:
             except Exception as err:  # a policy's own error is a recorded fault, not a crash
                 self._plugin_fault("policy_error", t_end, err)
         if request is not None:
-            if request.at is None or request.at <= self.stream.now():
+            if request.at is None or self._due_in(request) <= 0:
                 self._fire(request)
             else:
                 self._pending = request
@@ -464,17 +468,26 @@ class OnlineLoop:
         return None
 
     def _fire_due(self) -> None:
-        if self._pending is not None and self._pending.at <= self.stream.now():
+        if self._pending is not None and self._due_in(self._pending) <= 0:
             request, self._pending = self._pending, None
             self._fire(request)
+
+    def _due_in(self, request: StimRequest) -> float:
+        """Return the seconds until a timed request is due.
+
+        Its ``at`` is a source timestamp, re-anchored to the arrival clock after the source's
+        clock jumps.
+        """
+        return request.at - self.stream.clock_offset() - self.stream.now()
 
     def _fire(self, request: StimRequest) -> None:
         now = self.stream.now()
         verdict = self.safety.allow(now)
         if not verdict:
             logger.info("Stimulus suppressed (%s) at t=%.3f s", verdict.reason, now)
-            self._record_event("suppressed", now, description=verdict.reason,
-                               request=request.reason, code=request.code)
+            self._record_event("suppressed", now, index=self.stream.n_written - 1,
+                               description=verdict.reason, request=request.reason,
+                               code=request.code)
             return
         event = StimEvent(index=len(self.stim_events), code=request.code,
                           t_trigger=request.t_trigger, reason=request.reason)
@@ -496,7 +509,8 @@ class OnlineLoop:
         latency = (event.t_fired - event.t_trigger + self.stream.clock_offset()) * 1e3
         self.stim_events.append(event)
         self.stim_latency_ms.append(latency)
-        self._record_event("stim", event.t_fired, description=f"code {event.code}",
+        self._record_event("stim", event.t_fired, index=self.stream.n_written - 1,
+                           description=f"code {event.code}",
                            code=event.code, t_trigger=event.t_trigger,
                            latency_ms=round(latency, 4), reason=request.reason,
                            consumer=consumer)
@@ -552,7 +566,7 @@ class OnlineLoop:
                     n_before = stream.n_written
                     timeout = self.step_s / 4
                     if self._pending is not None:
-                        timeout = min(timeout, max(self._pending.at - stream.now(), 0.0))
+                        timeout = min(timeout, max(self._due_in(self._pending), 0.0))
                     stream.wait(n_before, timeout)
                 self.step()
                 if n_limit is not None and (stream.n_written >= n_limit if not stream.threaded

@@ -342,9 +342,11 @@ def read_session(directory: str | Path):
     -------
     raw : mne.io.RawArray
         The samples in the recorded unit (channels typed as in the header, ``eeg`` by
-        default), with annotations ``"<kind>/<description>"`` at each event's time relative
-        to the first sample (events outside the recording are clipped to its ends). The
-        per-sample source timestamps are returned by :func:`read_signal`.
+        default), with annotations ``"<kind>/<description>"`` on each event's sample: the
+        sample index it records (decisions, stimuli, stream faults), else the last sample
+        stamped at or before its time (events outside the recording are clipped to its ends),
+        so that lost samples and clock jumps do not shift later annotations. The per-sample
+        source timestamps are returned by :func:`read_signal`.
     """
     import mne
 
@@ -354,14 +356,21 @@ def read_session(directory: str | Path):
     raw = mne.io.RawArray(data.astype(np.float64), info, verbose=False)
     events = read_events(directory)
     if events and times.size:
+        n, sfreq = len(times), float(header["sfreq"])
+        monotonic = bool(np.all(np.diff(times) >= 0))
         onsets, durations, descriptions = [], [], []
         for ev in events:
-            t = ev.get("time")
-            if t is None:
+            t, index = ev.get("time"), ev.get("index")
+            if isinstance(index, int) and 0 <= index < n:
+                # the sample the event belongs to: exact across lost samples and clock jumps
+                onset = index / sfreq
+            elif t is None:
                 continue
-            onset = float(t) - float(times[0])
-            if not 0 <= onset <= raw.times[-1] + 1.0 / header["sfreq"]:
-                onset = float(np.clip(onset, 0, raw.times[-1]))
+            elif monotonic:  # the recorded sample stamped last at or before the event
+                pos = int(np.searchsorted(times, float(t), side="right")) - 1
+                onset = min(max(pos, 0), n - 1) / sfreq
+            else:
+                onset = float(np.clip(float(t) - float(times[0]), 0, raw.times[-1]))
             onsets.append(onset)
             durations.append(0.0)
             descriptions.append(f"{ev['kind']}/{ev.get('description', '')}"[:200])

@@ -231,6 +231,18 @@ class Stream:
         k = bisect.bisect_right(self._jump_index, int(index))
         return self._jump_offset[k - 1] if k else 0.0
 
+    def clock_offsets(self, start: int, stop: int) -> np.ndarray:
+        """:meth:`clock_offset` of every sample ``start .. stop - 1`` (s), as one array.
+
+        ``timestamps - clock_offsets(start, stop)`` are the samples' times on the source's
+        clock before any jump: steps in them are gaps (lost samples), never clock jumps.
+        """
+        index = list(self._jump_index)  # the worker appends offsets before indices
+        if not index:
+            return np.zeros(max(stop - start, 0))
+        offsets = np.concatenate([[0.0], self._jump_offset[: len(index)]])
+        return offsets[np.searchsorted(index, np.arange(start, stop), side="right")]
+
     def pump(self) -> int:
         """Pull everything available now into the buffer; returns the number of new samples.
 

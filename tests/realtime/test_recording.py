@@ -277,3 +277,46 @@ def test_recorder_refuses_a_bad_rate(tmp_path, sfreq):
     with pytest.raises(ValueError, match=r"sfreq must be a finite number > 0 \(Hz\)"):
         Recorder(tmp_path / "r", ["a"], sfreq)
     assert not (tmp_path / "r").exists()
+
+
+def test_annotations_stay_on_their_samples_after_lost_samples_and_a_clock_jump(tmp_path):
+    """Decisions and stimuli annotate the sample they belong to, not their time minus t0."""
+    from bci.realtime.events import StimRequest
+    from bci.realtime.policies import Policy
+
+    from ._helpers import FakeClock, FaultySource
+
+    class FireAlways(Policy):
+        def update(self, decision):
+            return StimRequest(reason="always", t_trigger=decision.t_end)
+
+    sfreq, chunk, n_pulls = 128.0, 16, 60
+    clock = FakeClock(10.0)
+    src = FaultySource(ArraySource(index_signal(1 + (n_pulls - 1) * chunk), sfreq, clock=clock),
+                       jump={20: 2.0}, drop={30, 31, 32})  # +2 s clock jump, 48 samples lost
+    stream = Stream(src, threaded=False, stall_s=60.0)
+    rec = Recorder(tmp_path / "s", stream.ch_names, sfreq)
+    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, recorder=rec, policy=FireAlways(),
+                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
+                                        max_per_session=None))
+    stream.start()
+    for _ in range(n_pulls):
+        loop.step()
+        clock.advance(chunk / sfreq)
+    loop.close()
+    assert stream.n_lost == 48
+    raw = read_session(tmp_path / "s")
+    idx = raw.get_data(picks=[0])[0]  # the original sample index of every recorded sample
+    ann = raw.annotations
+    onsets = {kind: [round(o * sfreq) for o, d in zip(ann.onset, ann.description, strict=True)
+                     if d.startswith(kind + "/")] for kind in ("decision", "stim")}
+    assert len(onsets["decision"]) == len(loop.decisions) > 20
+    # each decision sits on its window's last sample: its original index is its timestamp on
+    # the source's clock before the jump (the index channel says which samples were recorded)
+    t0 = read_signal(tmp_path / "s")[1][0]
+    truth = [round((d.t_end - stream.clock_offset(d.stop_index - 1) - t0) * sfreq)
+             for d in loop.decisions]
+    assert [int(idx[k]) for k in onsets["decision"]] == truth
+    # stimuli fire in the step of their decision: on the newest sample of that step
+    assert len(onsets["stim"]) == len(loop.stim_events) > 20
+    assert all(idx[k] >= t for k, t in zip(onsets["stim"], truth, strict=False))

@@ -160,6 +160,47 @@ def test_clock_jumps_and_real_gap_of_the_same_size_paced_replay(size_s):
                    loop.stim_latency_ms):
         assert len(values) == len(loop.decisions)
         assert 0.0 <= min(values) <= max(values) <= period_ms + 1e-6
+    # windows follow the source's own clock across the jumps: one every 16 samples, none
+    # gapped; only windows that hold the real gap are marked has_gap
+    stops = np.array([d.stop_index for d in loop.decisions])
+    around_jump = stops[(stops > jump.index - 64) & (stops < jump.index + 64)]
+    assert np.all(np.diff(around_jump) == chunk)
+    around_back = stops[(stops > back.index - 64) & (stops < back.index + 64)]
+    assert np.all(np.diff(around_back) == chunk)
+    n_window = int(0.25 * sfreq)
+    gapped = [d for d in loop.decisions if d.has_gap]
+    assert all(d.stop_index - n_window < gap.index < d.stop_index for d in gapped)
+
+
+class _FireLater(Policy):
+    """Ask for a stimulus 62.5 ms (8 samples at 128 Hz) after every window, in source time."""
+
+    def update(self, decision):
+        return StimRequest(reason="later", t_trigger=decision.t_end, at=decision.t_end + 0.0625)
+
+
+@pytest.mark.parametrize("size_s", [2.0, -2.0])
+def test_timed_stimuli_keep_their_delay_across_a_clock_jump(size_s):
+    """A request timed in source time fires after its delay, before and after a clock jump."""
+    sfreq, chunk, n_pulls = 128.0, 8, 120
+    clock = FakeClock(50.0)
+    src = FaultySource(ArraySource(index_signal(1 + (n_pulls - 1) * chunk), sfreq, clock=clock),
+                       jump={40: size_s})
+    stream = Stream(src, threaded=False, stall_s=60.0)
+    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, policy=_FireLater(),
+                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
+                                        max_per_session=None))
+    stream.start()
+    for _ in range(n_pulls):
+        loop.step()
+        clock.advance(chunk / sfreq)
+    loop.close()
+    assert [e.kind for e in stream.events] == ["clock_jump"]
+    # each stimulus leaves 62.5 ms after its window's last sample: on the first pull due,
+    # i.e. 62.5 ms or one pull (62.5 ms) later at most, never early, never the jump late
+    assert len(loop.stim_latency_ms) >= len(loop.decisions) - 2
+    assert 62.5 - 1e-6 <= min(loop.stim_latency_ms)
+    assert max(loop.stim_latency_ms) <= 125.0 + 1e-6
 
 
 def test_many_steps_in_one_pull_are_matched_to_the_latency_change():

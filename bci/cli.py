@@ -261,9 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_log_level("INFO" if args.verbose else "WARNING")
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, OSError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as err:
         # OSError: an unwritable or full disk, a missing file (FileNotFoundError), a folder
-        # that already holds a recording (FileExistsError): a message, never a traceback
+        # that already holds a recording (FileExistsError); ImportError: a missing optional
+        # extra (its message names the pip line): a message, never a traceback
         print(f"bci {args.command}: error: {err}", file=sys.stderr)
         return 2
 

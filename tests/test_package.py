@@ -99,3 +99,22 @@ def test_set_log_level():
     bci.set_log_level("WARNING")
     with pytest.raises(ValueError, match="level must be one of"):
         bci.set_log_level("loud")
+
+
+def test_log_messages_follow_the_current_stderr(capsys, monkeypatch):
+    """The handler writes to sys.stderr as it is now, not as it was at set_log_level."""
+    import io
+    import logging
+
+    log = logging.getLogger("bci")
+    for handler in [h for h in log.handlers if not isinstance(h, logging.NullHandler)]:
+        monkeypatch.setattr(log, "handlers", [h for h in log.handlers if h is not handler])
+    old = io.StringIO()
+    with monkeypatch.context() as m:  # the stderr of an earlier CLI call or test
+        m.setattr("sys.stderr", old)
+        bci.set_log_level("WARNING")
+    old.close()
+    logging.getLogger("bci.test").warning("after the swap")
+    err = capsys.readouterr().err
+    assert "after the swap" in err
+    assert "Logging error" not in err

@@ -154,7 +154,7 @@ def run_config(key: str, duration_s: float, floor_s: float, out: Path, data: Pat
         summary = loop.run(duration_s)
     finally:
         player.terminate()
-        player.wait(10)
+        player.communicate(timeout=10)  # also closes its pipes
     load_after = os.getloadavg()
     t0 = loop.decisions[0].t_end + 1.0 if loop.decisions else 0.0  # 1-s warm-up left out
     trig = np.array([e.t_trigger for e in loop.stim_events])

@@ -182,7 +182,7 @@ def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
         loop.run(minutes * 60.0)
     finally:
         player.terminate()
-        player.wait(10)
+        player.communicate(timeout=10)  # also closes its pipes
     return evaluate_session(session, ex, fold, minutes, budget_s)
 
 

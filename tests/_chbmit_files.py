@@ -39,14 +39,16 @@ def write_edf(fname: Path, labels: Sequence[str], data_uv: np.ndarray, *,
 
     signals = [edfio.EdfSignal(x, sfreq, label=label, physical_dimension="uV",
                                physical_range=(-PHYS_UV, PHYS_UV))
-               for label, x in zip(labels, data_uv)]
+               for label, x in zip(labels, data_uv, strict=True)]
     edfio.Edf(signals, starttime=datetime.time(11, 42, 54)).write(fname)
 
 
 def summary_text(files: Mapping[str, tuple[Sequence[str], float, Sequence[tuple]]], *,
                  sfreq: float = SFREQ) -> str:
-    """A ``chbNN-summary.txt`` in PhysioNet's format for ``{name: (labels, duration_s,
-    seizures)}``; a ``Channels changed:`` block wherever the labels change.
+    """Return a ``chbNN-summary.txt`` text in PhysioNet's format.
+
+    ``files`` is ``{name: (labels, duration_s, seizures)}``; a ``Channels changed:`` block is
+    written wherever the labels change.
     """
     lines = [f"Data Sampling Rate: {sfreq:g} Hz", "*************************", ""]
     previous = None
@@ -68,10 +70,11 @@ def summary_text(files: Mapping[str, tuple[Sequence[str], float, Sequence[tuple]
 def write_case(root: Path, case: str,
                files: Mapping[str, tuple[Sequence[str], float, Sequence[tuple]]], *,
                summary: str | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write ``root/case/``: one EDF file per entry of ``files`` (``{name: (labels,
-    duration_s, seizures)}``, seeded noise with louder rhythmic seizures; file ``k`` uses seed
-    ``seed + k``) and the summary (``summary``, else :func:`summary_text`). Returns the data
-    written (uV) by file name.
+    """Write ``root/case/``: one EDF file per entry of ``files``, and the summary.
+
+    ``files`` is ``{name: (labels, duration_s, seizures)}``: seeded noise with louder rhythmic
+    seizures; file ``k`` uses seed ``seed + k``. The summary is ``summary``, else
+    :func:`summary_text`. Returns the data written (uV) by file name.
     """
     folder = Path(root) / case
     folder.mkdir(parents=True)

@@ -215,7 +215,7 @@ def _output_scale(model, nir):
 
 
 def _layers(model) -> list[tuple[str, nn.Module]]:
-    """The chain of layers a graph holds, as ``(node name, module)``, in order."""
+    """Return the chain of layers a graph holds, as ``(node name, module)``, in order."""
     if isinstance(model, SNNStreaming):
         return [("fc_in", model.fc_in), ("lif_hidden", model.lif_hidden),
                 ("fc_out", model.fc_out), ("lif_out", model.lif_out)]
@@ -291,7 +291,7 @@ def to_nir(model: nn.Module, *, dt: float | None = None,
     nodes["output_scale"] = _output_scale(model, nir)
     nodes["output"] = nir.Output(output_type={"output": np.array([model.n_outputs])})
     names = list(nodes)
-    edges = list(zip(names[:-1], names[1:]))
+    edges = list(zip(names[:-1], names[1:], strict=True))
     name = type(model).__name__
     metadata = {
         "bci_model": name,
@@ -464,7 +464,8 @@ def from_nir(graph: nir.NIRGraph) -> nn.Module:
         raise ValueError(f"The NIR graph of {name} must have the nodes {expected}, got "
                          f"{sorted(graph.nodes)}.")
     edges = {(str(a), str(b)) for a, b in graph.edges}
-    if edges != set(zip(expected[:-1], expected[1:])) or len(graph.edges) != len(edges):
+    chain = set(zip(expected[:-1], expected[1:], strict=True))
+    if edges != chain or len(graph.edges) != len(edges):
         raise ValueError(f"The NIR graph of {name} must chain its nodes {expected} in order "
                          f"(no recurrent or skip edges); got edges {sorted(edges)}.")
     n_in = np.asarray(_node(graph, "input", (nir.Input,), name).input_type["input"]).tolist()
@@ -538,8 +539,9 @@ def save_nir(model: nn.Module, path: str | os.PathLike, *, dt: float | None = No
 
 
 def load_nir(path: str | os.PathLike) -> nn.Module:
-    """Read a NIR file written by :func:`save_nir` back into its decoder (``nir.read`` then
-    :func:`from_nir`).
+    """Read a NIR file written by :func:`save_nir` back into its decoder.
+
+    Runs ``nir.read``, then :func:`from_nir`.
 
     Raises
     ------
@@ -561,7 +563,7 @@ def load_nir(path: str | os.PathLike) -> nn.Module:
 
 
 def graph_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """What the exported graph's input node receives, step by step, for counts ``x``.
+    """Return what the exported graph's input node receives, step by step, for counts ``x``.
 
     The host-side part of the decoder (see the module docstring): the encoder's transform,
     and for :class:`SNN3D` the window's ``LayerNorm``; for :class:`LinearDecoder` the

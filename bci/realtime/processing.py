@@ -45,6 +45,7 @@ class HoldNonFinite(Processor):
         self.n_replaced = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Replace NaN/inf in a chunk ``(n_chans, n_times)`` by each channel's last finite value."""
         x = np.asarray(x, dtype=np.float64)
         bad = ~np.isfinite(x)
         if self._last is None:
@@ -65,6 +66,7 @@ class HoldNonFinite(Processor):
         return y
 
     def reset(self) -> None:
+        """Forget the last finite samples (the next gap starts from 0) and zero ``n_replaced``."""
         self._last = None
         self.n_replaced = 0
 
@@ -142,6 +144,11 @@ class CausalFilter(Processor):
         self._zi: np.ndarray | None = None
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter a chunk ``(n_chans, n_times)`` causally, continuing from the kept state.
+
+        The state is initialised (per :attr:`init`) on the first non-empty chunk, or when the
+        number of channels changes.
+        """
         from scipy import signal
 
         x = np.asarray(x, dtype=np.float64)
@@ -155,6 +162,7 @@ class CausalFilter(Processor):
         return y
 
     def reset(self) -> None:
+        """Drop the filter state; the next chunk starts it afresh (per :attr:`init`)."""
         self._zi = None
 
     def group_delay(self, freqs) -> np.ndarray:
@@ -168,6 +176,7 @@ class CausalFilter(Processor):
 
     @property
     def group_delay_s(self) -> float:
+        """Group delay (s) at :attr:`ref_freq`."""
         return float(self.group_delay([self.ref_freq])[0])
 
 
@@ -198,6 +207,7 @@ class Rereference(Processor):
         self.name = f"reference {ref if isinstance(ref, str) else '+'.join(ref)}"
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Subtract the reference channels' mean from each row of a chunk ``(n_chans, n_times)``."""
         x = np.asarray(x, dtype=np.float64)
         return x - x[self._idx].mean(axis=0, keepdims=True)
 
@@ -237,6 +247,7 @@ class Recenter(Processor):
         self.reset()
 
     def reset(self) -> None:
+        """Forget the running covariance and whitening matrix; the next block passes unchanged."""
         self._cov: np.ndarray | None = None
         self._w: np.ndarray | None = None
         self._acc: np.ndarray | None = None  # sum of x x^T over the current block
@@ -253,6 +264,11 @@ class Recenter(Processor):
         self._n_acc = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Whiten a chunk ``(n_chans, n_times)`` block by block with the covariance of past blocks.
+
+        Each sample is multiplied by the whitening matrix of the blocks completed before its
+        own (unchanged in the first block), and accumulated into its block's covariance.
+        """
         x = np.asarray(x, dtype=np.float64)
         if self._acc is None:
             self._acc = np.zeros((x.shape[0], x.shape[0]))
@@ -288,6 +304,10 @@ class FunctionProcessor(Processor):
         self.func, self.name, self._delay = func, name, float(group_delay_s)
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Apply ``func`` to a float64 copy of the chunk ``(n_chans, n_times)``.
+
+        Raises ``ValueError`` if ``func`` changes the number of samples.
+        """
         y = np.asarray(self.func(np.array(x, dtype=np.float64)), dtype=np.float64)
         if y.shape[-1] != np.shape(x)[-1]:
             raise ValueError(f"{self.name} returned {y.shape[-1]} samples for "
@@ -296,6 +316,7 @@ class FunctionProcessor(Processor):
 
     @property
     def group_delay_s(self) -> float:
+        """Delay (s) given at construction."""
         return self._delay
 
 
@@ -319,9 +340,14 @@ class Envelope(Processor):
         self.reset()
 
     def reset(self) -> None:
+        """Forget the past squares; the next window is padded with zeros."""
         self._tail: np.ndarray | None = None
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """RMS over the ``n`` samples ending at each sample of a chunk ``(n_chans, n_times)``.
+
+        Samples before the first chunk count as zeros.
+        """
         x = np.asarray(x, dtype=np.float64)
         if self._tail is None:
             self._tail = np.zeros((x.shape[0], self.n))
@@ -334,6 +360,7 @@ class Envelope(Processor):
 
     @property
     def group_delay_s(self) -> float:
+        """Delay (s) of the moving window's centre, ``(n - 1) / 2`` samples."""
         return (self.n - 1) / 2 / self.sfreq
 
 
@@ -370,6 +397,7 @@ class ProcessingChain(Processor):
         self.steps = ([HoldNonFinite()] if hold_nonfinite else []) + steps
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Run a chunk ``(n_chans, n_times)`` through the stages in order; it must be 2-D."""
         y = np.asarray(x, dtype=np.float64)
         if y.ndim != 2:
             raise ValueError(f"chunks must be 2-D (n_chans, n_times), got shape {y.shape}.")
@@ -378,6 +406,7 @@ class ProcessingChain(Processor):
         return y
 
     def reset(self) -> None:
+        """Reset every stage."""
         for step in self.steps:
             step.reset()
 
@@ -404,4 +433,5 @@ class ProcessingChain(Processor):
 
     @property
     def group_delay_s(self) -> float:
+        """Total delay (s): the sum of the stages' group delays."""
         return float(sum(self.group_delays.values()))

@@ -95,8 +95,9 @@ def test_cli_export_errors_exit_2(tmp_path, capsys):
 
 
 def test_cli_reads_the_network_of_a_decoder_file(tmp_path, capsys):
-    """A decoder file of `bci train --model` holds a DeepClassifier: its network is read (here
-    EEGNet, which NIR cannot express: a clear error naming the model).
+    """Read the network of the DeepClassifier a `bci train --model` decoder file holds.
+
+    Here EEGNet, which NIR cannot express: a clear error naming the model.
     """
     from bci.models.classifier import DeepClassifier
     from bci.models.decoder import Decoder

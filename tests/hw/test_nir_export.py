@@ -1,6 +1,8 @@
-"""NIR export of the spiking iBMI decoders: structure, exact round trips through NIR files, and
-the exported graphs run by independent simulators (a NumPy reading of NIR's equations here,
-snnTorch's NIR importer when snnTorch is installed) against our models.
+"""NIR export of the spiking iBMI decoders.
+
+Structure, exact round trips through NIR files, and the exported graphs run by independent
+simulators (a NumPy reading of NIR's equations here, snnTorch's NIR importer when snnTorch is
+installed) against our models.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ def _one_thread():
 
 
 def _trained_like(model):
-    """Give a fresh model weights that make its neurons spike, learned time constants spread
-    per neuron, and non-trivial output statistics (deterministic).
+    """Give a fresh model spiking weights, spread time constants and output statistics.
+
+    Weights that make its neurons spike, learned time constants spread per neuron, and
+    non-trivial output statistics (deterministic).
     """
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -167,7 +171,7 @@ def test_round_trip_through_file_is_exact(kind, tmp_path):
         assert (model.forward_sequence(x) - back.forward_sequence(x)).abs().max().item() == 0
         if not isinstance(model, SNNStreaming):
             assert (model(x) - back(x)).abs().max().item() == 0
-    for s_ours, s_back in zip(_hidden_spikes(model, x), _hidden_spikes(back, x)):
+    for s_ours, s_back in zip(_hidden_spikes(model, x), _hidden_spikes(back, x), strict=True):
         assert torch.equal(s_ours, s_back)
         assert s_ours.sum() > 0
 
@@ -188,10 +192,12 @@ def test_subtract_reset_is_refused_or_annotated(caplog):
 # An independent reading of the graph: NIR's equations, forward Euler, NumPy float64
 # ---------------------------------------------------------------------------------------------
 def _simulate_nir(graph, inputs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Run a chain NIR graph on ``inputs`` ``(batch, n_steps, n_in)`` with forward-Euler steps
-    of the graph's ``dt``: ``tau dv/dt = v_leak - v + r I``, spike when ``v > v_threshold``
-    then ``v = v_reset`` at once; ``tau_syn dI/dt = -I + w_in x``. Returns the output per step
-    and the spikes of every spiking node. Written from NIR's node definitions only.
+    """Run a chain NIR graph on ``inputs`` ``(batch, n_steps, n_in)`` with forward Euler.
+
+    Steps of the graph's ``dt``: ``tau dv/dt = v_leak - v + r I``, spike when
+    ``v > v_threshold`` then ``v = v_reset`` at once; ``tau_syn dI/dt = -I + w_in x``. Returns
+    the output per step and the spikes of every spiking node. Written from NIR's node
+    definitions only.
     """
     dt = float(graph.metadata["dt"])
     order, node = [], "input"
@@ -252,7 +258,7 @@ def test_reference_simulation_of_the_file_matches_the_model(kind, tmp_path):
             expected = model(x).numpy()[:, None]  # the window's last step
             out = out[:, -1:]
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-    for s_ref, s_ours in zip(spikes.values(), _hidden_spikes(model, x)):
+    for s_ref, s_ours in zip(spikes.values(), _hidden_spikes(model, x), strict=True):
         np.testing.assert_array_equal(s_ref, s_ours.numpy())
         assert 0 < s_ref.mean() < 1
 
@@ -271,10 +277,11 @@ def _require_snntorch():
 
 
 def _snntorch_chain(graph, names: list[str], n_in: int):
-    """SnnTorch's ``import_from_nir`` of the chain ``input -> names -> output`` cut from
-    ``graph``. snnTorch 1.0's importer has no mapping for ``nir.LI``: a read-out LI becomes a
-    ``nir.LIF`` with an infinite threshold (same membrane, never spikes), whose membrane is then
-    read from the imported module.
+    """Import with snnTorch's ``import_from_nir`` the chain ``input -> names -> output``.
+
+    The chain is cut from ``graph``. snnTorch 1.0's importer has no mapping for ``nir.LI``: a
+    read-out LI becomes a ``nir.LIF`` with an infinite threshold (same membrane, never spikes),
+    whose membrane is then read from the imported module.
     """
     import_from_nir = _require_snntorch()
     nodes = {"input": nir.Input(input_type={"input": np.array([n_in])})}
@@ -288,12 +295,14 @@ def _snntorch_chain(graph, names: list[str], n_in: int):
     n_out = last.weight.shape[0] if hasattr(last, "weight") else last.v_threshold.shape[0]
     nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
     chain = ["input", *names, "output"]
-    return import_from_nir(nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:]))))
+    edges = list(zip(chain[:-1], chain[1:], strict=True))
+    return import_from_nir(nir.NIRGraph(nodes=nodes, edges=edges))
 
 
 def _step(module, inputs: torch.Tensor, readout: str | None = None) -> torch.Tensor:
-    """Run an imported module step by step on ``(batch, n_steps, n)``; the outputs, or the
-    membrane of the ``readout`` submodule, per step.
+    """Run an imported module step by step on ``(batch, n_steps, n)``.
+
+    Returns the outputs, or the membrane of the ``readout`` submodule, per step.
     """
     outs = []
     with torch.no_grad():

@@ -59,7 +59,7 @@ def _write(path, manifest: dict, name: str, payload: bytes, *, digest: bool = Fa
 def test_the_evil_pickle_is_live(tmp_path):
     """Control: unpickling the payload the old way (joblib.load) does create the file."""
     target = tmp_path / "pwned-control"
-    joblib.load(io.BytesIO(_evil_joblib(target)))
+    joblib.load(io.BytesIO(_evil_joblib(target))).close()  # the file object the pickle opened
     assert target.exists()
 
 
@@ -144,7 +144,7 @@ def test_a_crafted_skops_payload_is_refused(tmp_path):
     import skops.io as sio
 
     control = tmp_path / "pwned-control"  # live: trusting its type runs it
-    sio.loads(_evil_skops(control), trusted=["builtins.open"])
+    sio.loads(_evil_skops(control), trusted=["builtins.open"]).close()
     assert control.exists()
 
     target = tmp_path / "pwned"

@@ -126,7 +126,8 @@ def test_early_stopping_restores_best_epoch(tmp_path):
     # the CSV logger wrote the same epochs offline
     import csv
 
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     logged = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
     np.testing.assert_allclose(logged, val_losses, rtol=1e-6)
 

@@ -21,7 +21,7 @@ def _cue_windows(raw, tmin: float, n_times: int):
 
 @pytest.fixture(scope="session")
 def mi_decoder():
-    """A TS+LR decoder (8 channels, 128 Hz, 0.5-2.5 s windows) fitted on synthetic MI."""
+    """Return a TS+LR decoder (8 channels, 128 Hz, 0.5-2.5 s windows) fitted on synthetic MI."""
     from bci.data import make_motor_imagery
 
     train = make_motor_imagery(25, n_chans=8, sfreq=128.0, random_state=0)
@@ -36,7 +36,7 @@ def mi_decoder():
 
 @pytest.fixture(scope="session")
 def mi_recording():
-    """A held-out synthetic MI recording (other seed) to replay."""
+    """Return a held-out synthetic MI recording (other seed) to replay."""
     from bci.data import make_motor_imagery
 
     return make_motor_imagery(8, n_chans=8, sfreq=128.0, random_state=1)

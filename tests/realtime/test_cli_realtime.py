@@ -34,7 +34,7 @@ def test_play_stream_report(tmp_path, mi_decoder, mi_recording, capsys):
                      "--step-s", "0.1", "--min-interval-s", "0.5", "--timeout-s", "20"])
     finally:
         player.terminate()
-        player.wait(10)
+        player.communicate(timeout=10)  # also closes its pipes
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((record / "summary.json").read_text())
@@ -160,7 +160,7 @@ def test_kalunga_class_names_and_every_lsl_marker(tmp_path, capsys):
                      "--timeout-s", "20"])
     finally:
         player.terminate()
-        player.wait(10)
+        player.communicate(timeout=10)  # also closes its pipes
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((session / "summary.json").read_text())
@@ -211,7 +211,7 @@ def test_full_disk_through_the_cli_stops_cleanly(tmp_path, capsys):
                          "--timeout-s", "20"])
         finally:
             player.terminate()
-            player.wait(10)
+            player.communicate(timeout=10)  # also closes its pipes
         captured = capsys.readouterr()
         assert code == 1, captured.out  # main returned: a message and a status, no traceback
         assert "Stopped: recording failed: Recording to" in captured.out

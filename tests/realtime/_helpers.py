@@ -194,3 +194,30 @@ class StepPublisher:
         if self._thread.is_alive():
             self._thread.join(5.0)
         self._outlet.close()
+
+
+def paced_loop(sfreq: float, chunk: int, n_pulls: int, policy, *, recorder=None, **faults):
+    """Run an :class:`OnlineLoop` on a :class:`FaultySource` paced by a :class:`FakeClock`.
+
+    The source replays :func:`index_signal` of ``1 + (n_pulls - 1) * chunk`` samples (the first
+    pull holds sample 0 alone) with ``faults`` (``jump=``, ``drop=``...); the clock advances one
+    chunk per step. Windows of 0.25 s every 0.125 s; the safety gate lets every stimulus pass.
+    Returns the closed loop (its ``stream`` too).
+    """
+    from bci.realtime.loop import OnlineLoop
+    from bci.realtime.safety import SafetyGate
+    from bci.realtime.sources import ArraySource
+    from bci.realtime.stream import Stream
+
+    clock = FakeClock(50.0)
+    inner = ArraySource(index_signal(1 + (n_pulls - 1) * chunk), sfreq, clock=clock)
+    stream = Stream(FaultySource(inner, **faults), threaded=False, stall_s=60.0)
+    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, policy=policy, recorder=recorder,
+                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
+                                        max_per_session=None))
+    stream.start()
+    for _ in range(n_pulls):
+        loop.step()
+        clock.advance(chunk / sfreq)
+    loop.close()
+    return loop

@@ -284,26 +284,17 @@ def test_annotations_stay_on_their_samples_after_lost_samples_and_a_clock_jump(t
     from bci.realtime.events import StimRequest
     from bci.realtime.policies import Policy
 
-    from ._helpers import FakeClock, FaultySource
+    from ._helpers import paced_loop
 
     class FireAlways(Policy):
         def update(self, decision):
             return StimRequest(reason="always", t_trigger=decision.t_end)
 
-    sfreq, chunk, n_pulls = 128.0, 16, 60
-    clock = FakeClock(10.0)
-    src = FaultySource(ArraySource(index_signal(1 + (n_pulls - 1) * chunk), sfreq, clock=clock),
-                       jump={20: 2.0}, drop={30, 31, 32})  # +2 s clock jump, 48 samples lost
-    stream = Stream(src, threaded=False, stall_s=60.0)
-    rec = Recorder(tmp_path / "s", stream.ch_names, sfreq)
-    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, recorder=rec, policy=FireAlways(),
-                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
-                                        max_per_session=None))
-    stream.start()
-    for _ in range(n_pulls):
-        loop.step()
-        clock.advance(chunk / sfreq)
-    loop.close()
+    sfreq = 128.0
+    rec = Recorder(tmp_path / "s", ["Ch1", "Ch2", "Ch3"], sfreq)  # ArraySource's names
+    loop = paced_loop(sfreq, 16, 60, FireAlways(), recorder=rec,
+                      jump={20: 2.0}, drop={30, 31, 32})  # +2 s clock jump, 48 samples lost
+    stream = loop.stream
     assert stream.n_lost == 48
     raw = read_session(tmp_path / "s")
     idx = raw.get_data(picks=[0])[0]  # the original sample index of every recorded sample

@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 
 from bci.realtime.events import StimRequest
-from bci.realtime.loop import OnlineLoop
 from bci.realtime.policies import Policy
 from bci.realtime.report import summarize
-from bci.realtime.safety import SafetyGate
 from bci.realtime.sources import ArraySource, Source, SourceInfo
 from bci.realtime.stream import Stream
 
-from ._helpers import FakeClock, FaultySource, index_signal
+from ._helpers import FakeClock, FaultySource, index_signal, paced_loop
 
 SFREQ = 100.0
 
@@ -116,19 +114,10 @@ def test_clock_jumps_and_real_gap_of_the_same_size_paced_replay(size_s):
     def first_of(pull: int) -> int:  # index of the first sample of a pull
         return 1 + (pull - 1) * chunk
 
-    clock = FakeClock(50.0)
-    src = FaultySource(ArraySource(index_signal(n_total), sfreq, clock=clock),
-                       jump={jump_at: size_s, back_at: -size_s},
-                       drop=set(range(gap_at, gap_at + n_gap_pulls)))
-    stream = Stream(src, threaded=False, stall_s=60.0)
-    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, policy=_FireAlways(),
-                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
-                                        max_per_session=None))
-    stream.start()
-    for _ in range(n_pulls):
-        loop.step()
-        clock.advance(chunk / sfreq)
-    loop.close()
+    loop = paced_loop(sfreq, chunk, n_pulls, _FireAlways(),
+                      jump={jump_at: size_s, back_at: -size_s},
+                      drop=set(range(gap_at, gap_at + n_gap_pulls)))
+    stream = loop.stream
     summary = summarize(loop)
 
     n_lost = n_gap_pulls * chunk
@@ -182,19 +171,8 @@ class _FireLater(Policy):
 @pytest.mark.parametrize("size_s", [2.0, -2.0])
 def test_timed_stimuli_keep_their_delay_across_a_clock_jump(size_s):
     """A request timed in source time fires after its delay, before and after a clock jump."""
-    sfreq, chunk, n_pulls = 128.0, 8, 120
-    clock = FakeClock(50.0)
-    src = FaultySource(ArraySource(index_signal(1 + (n_pulls - 1) * chunk), sfreq, clock=clock),
-                       jump={40: size_s})
-    stream = Stream(src, threaded=False, stall_s=60.0)
-    loop = OnlineLoop(stream, window_s=0.25, step_s=0.125, policy=_FireLater(),
-                      safety=SafetyGate(min_interval_s=0.0, max_per_minute=None,
-                                        max_per_session=None))
-    stream.start()
-    for _ in range(n_pulls):
-        loop.step()
-        clock.advance(chunk / sfreq)
-    loop.close()
+    loop = paced_loop(128.0, 8, 120, _FireLater(), jump={40: size_s})
+    stream = loop.stream
     assert [e.kind for e in stream.events] == ["clock_jump"]
     # each stimulus leaves 62.5 ms after its window's last sample: on the first pull due,
     # i.e. 62.5 ms or one pull (62.5 ms) later at most, never early, never the jump late

@@ -118,6 +118,17 @@ def test_physionet_hand_runs_only_subjects_offline(tmp_path, monkeypatch, capsys
     key = ["pipeline", "subject", "session"]
     _assert_same_scores(ours.astype({k: str for k in key}), theirs.astype({k: str for k in key}))
     assert "CSP+LDA" in capsys.readouterr().out
+    # `bci train` too, with the run list given explicitly
+    from bci.models.decoder import load_decoder
+
+    path = tmp_path / "s23.bci"
+    assert main(["train", "--dataset", "PhysionetMI", "--paradigm", "LeftRightImagery",
+                 "--pipeline", "CSP+LDA", "--subjects", "2-3", "--dataset-param", "feet_runs=[]",
+                 "--out", str(path)]) == 0
+    decoder = load_decoder(path)
+    assert decoder.info["n_epochs"] == 90
+    assert decoder.info["subjects"] == [2, 3]
+    assert len(decoder.train_amplitude) == 64
 
 
 def test_benchmark_errors():

@@ -17,19 +17,31 @@ from ._logging import set_log_level
 
 
 def _subjects(text: str) -> list[int]:
-    """Parse ``"1,2,5-7"`` into ``[1, 2, 5, 6, 7]``."""
+    """Parse ``"1,2,5-7"`` into ``[1, 2, 5, 6, 7]`` (subject numbers start at 1)."""
+    import re
+
     subjects: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                lo, hi = (int(p) for p in part.split("-", 1))
-                subjects.extend(range(lo, hi + 1))
-            elif part:
-                subjects.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"subjects must look like '1,2,5-7', got {text!r}") from None
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if match is None:
+            what = "an empty item" if not part else repr(part)
+            raise argparse.ArgumentTypeError(
+                f"subjects must be numbers >= 1 and ranges like '1,2,5-7', got {what} in "
+                f"{text!r}.")
+        lo = int(match[1])
+        hi = int(match[2]) if match[2] is not None else lo
+        if lo < 1:
+            raise argparse.ArgumentTypeError(
+                f"subject numbers start at 1, got {lo} in {text!r}.")
+        if hi < lo:
+            raise argparse.ArgumentTypeError(
+                f"the subject range {part!r} is reversed; write it low-high ({hi}-{lo}).")
+        repeated = sorted(set(subjects) & set(range(lo, hi + 1)))
+        if repeated:
+            raise argparse.ArgumentTypeError(
+                f"subject(s) {repeated} given twice in {text!r}.")
+        subjects.extend(range(lo, hi + 1))
     return subjects
 
 
@@ -177,6 +189,12 @@ def _add_data_args(parser: argparse.ArgumentParser, *, default_dataset: str | No
     parser.add_argument("--paradigm-param", action=_AppendKeyValue, type=_argtype(_key_value),
                         metavar="KEY=VALUE",
                         help="paradigm constructor argument, repeatable (e.g. n_classes=4)")
+    parser.add_argument("--dataset-param", action=_AppendKeyValue, type=_argtype(_key_value),
+                        metavar="KEY=VALUE",
+                        help="dataset constructor argument or run list, repeatable (e.g. "
+                             "executed=True; PhysionetMI feet_runs=[] loads the hand runs "
+                             "only). Runs without any of the paradigm's events are skipped "
+                             "anyway.")
     parser.add_argument("--subjects", type=_subjects, default=None,
                         help="subjects, e.g. 1,2,5-7 (default: all of the dataset's)")
     parser.add_argument("--random-state", type=int, default=42,
@@ -276,7 +294,8 @@ def _benchmark(args) -> int:
     print(f"Benchmarking {args.pipelines} on {args.dataset} ({args.paradigm}, "
           f"{args.evaluation}) ...", flush=True)
     results = benchmark(dataset=args.dataset, paradigm=args.paradigm,
-                        paradigm_params=_params(args.paradigm_param),
+                        paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
+                        dataset_params=_params(args.dataset_param, "--dataset-param"),
                         pipelines=args.pipelines, subjects=args.subjects,
                         evaluation=args.evaluation, random_state=args.random_state,
                         n_jobs=args.n_jobs, out=args.out)
@@ -313,7 +332,8 @@ def _train(args) -> int:
     name = args.model or args.pipeline
     pipeline = _deep_classifier(args) if args.model else args.pipeline
     decoder = train_decoder(args.dataset, args.paradigm, pipeline, args.subjects,
-                            paradigm_params=_params(args.paradigm_param),
+                            paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
+                            dataset_params=_params(args.dataset_param, "--dataset-param"),
                             random_state=args.random_state)
     decoder.info["pipeline"] = name
     curves = None

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_option
+from .._checks import check_option, did_you_mean
 from .._logging import logger
 
 #: Datasets written for ``bci`` itself (MOABB ``BaseDataset`` subclasses), by name.
@@ -55,6 +55,15 @@ def list_datasets() -> list[str]:
     return sorted({*_moabb_datasets(), *_OWN_DATASETS})
 
 
+#: Dataset settings that MOABB keeps in public attributes instead of constructor arguments,
+#: settable like constructor arguments through :func:`get_dataset` (``--dataset-param``), with
+#: the values they accept. MOABB's ``PhysionetMI`` loads the runs in ``hand_runs`` (imagery 4, 8,
+#: 12; with ``executed=True`` also 3, 7, 11) and ``feet_runs`` (6, 10, 14; executed 5, 9, 13).
+DATASET_ATTRIBUTES: dict[str, dict[str, tuple[int, ...]]] = {
+    "PhysionetMI": {"hand_runs": (3, 4, 7, 8, 11, 12), "feet_runs": (5, 6, 9, 10, 13, 14)},
+}
+
+
 def get_dataset(dataset: Any, **params: Any):
     """Return a MOABB dataset instance from a name or an instance.
 
@@ -64,11 +73,20 @@ def get_dataset(dataset: Any, **params: Any):
         A class name from :func:`list_datasets` (``"PhysionetMI"``) or a dataset instance,
         returned as is.
     **params
-        Constructor arguments of the dataset class (only with a name).
+        Constructor arguments of the dataset class (only with a name), e.g.
+        ``executed=True`` for ``PhysionetMI``; also the settings of
+        :data:`DATASET_ATTRIBUTES` that MOABB keeps as attributes, e.g. ``PhysionetMI``'s
+        ``feet_runs=[]`` (load the hand runs only) or ``hand_runs=[4, 8]``.
 
     Returns
     -------
     dataset : moabb.datasets.base.BaseDataset
+
+    Raises
+    ------
+    ValueError
+        Unknown name or parameter (the message lists the valid ones), or a run list with runs
+        that do not belong to it.
     """
     from moabb.datasets.base import BaseDataset
 
@@ -86,7 +104,77 @@ def get_dataset(dataset: Any, **params: Any):
         classes = _moabb_datasets()
         check_option("dataset", dataset, [*classes, *_OWN_DATASETS])
         cls = classes[dataset]
-    return cls(**params)
+    attributes = DATASET_ATTRIBUTES.get(dataset, {})
+    accepted = [p for p in inspect.signature(cls).parameters
+                if p not in ("self", "args", "kwargs")]
+    for key in params:
+        if key not in accepted and key not in attributes:
+            valid = [*accepted, *attributes]
+            raise ValueError(
+                f"Unknown parameter {key!r} of dataset {dataset}.{did_you_mean(key, valid)} "
+                f"It takes: {', '.join(valid) or 'none'}."
+            )
+    instance = cls(**{k: v for k, v in params.items() if k not in attributes})
+    for key, valid in attributes.items():
+        if key in params:
+            setattr(instance, key, _check_runs(params[key], f"{dataset} {key}", valid))
+    return instance
+
+
+def _check_runs(runs: Any, name: str, valid: Sequence[int]) -> list[int]:
+    if isinstance(runs, (int, np.integer)) and not isinstance(runs, bool):
+        runs = [runs]
+    if not isinstance(runs, (list, tuple)):
+        raise TypeError(f"{name} must be a list of run numbers (e.g. [4, 8, 12] or []), "
+                        f"got {runs!r}.")
+    bad = [r for r in runs if isinstance(r, bool) or r not in valid]
+    if bad:
+        raise ValueError(f"{name} must list runs among {list(valid)}, got {bad}.")
+    return [int(r) for r in runs]
+
+
+def skip_unused_runs(dataset: Any, paradigm: Any):
+    """Leave out the runs of a dataset that hold none of the events a paradigm uses.
+
+    MOABB's ``PhysionetMI`` loads its hand runs (events ``rest``, ``left_hand``,
+    ``right_hand``) and its feet runs (``rest``, ``hands``, ``feet``) whatever the paradigm, so
+    ``LeftRightImagery`` reads three files per subject that give it no epoch, and fails offline
+    where only the hand runs are stored (PhysionetMI subjects 2-5 here). Without those runs the
+    paradigm's epochs are the same, in the same order: no score changes.
+
+    Parameters
+    ----------
+    dataset : moabb.datasets.base.BaseDataset
+        The dataset; not modified.
+    paradigm : moabb.paradigms.base.BaseParadigm
+        The paradigm whose events matter.
+
+    Returns
+    -------
+    dataset : moabb.datasets.base.BaseDataset
+        ``dataset`` itself when every run counts (or the dataset has no such runs), else a
+        shallow copy without the unused runs.
+    """
+    if type(dataset).__name__ != "PhysionetMI" or not hasattr(paradigm, "used_events"):
+        return dataset
+    try:
+        events = set(copy.deepcopy(paradigm).used_events(dataset))
+    except (KeyError, TypeError, AttributeError):  # a paradigm unfit for the dataset: MOABB says
+        return dataset
+    if "rest" in events:
+        return dataset
+    keep = {"hand_runs": bool(events & {"left_hand", "right_hand"}),
+            "feet_runs": bool(events & {"hands", "feet"})}
+    dropped = {k: list(getattr(dataset, k)) for k, used in keep.items()
+               if not used and getattr(dataset, k)}
+    if not dropped:
+        return dataset
+    dataset = copy.copy(dataset)
+    for key, runs in dropped.items():
+        setattr(dataset, key, [])
+        logger.info("%s: not loading %s %s, which hold none of the events of %s (%s)",
+                    dataset.code, key, runs, type(paradigm).__name__, ", ".join(sorted(events)))
+    return dataset
 
 
 def _moabb_paradigms() -> dict[str, type]:
@@ -214,7 +302,8 @@ def _frame_locals(err: BaseException, name: str) -> list[Any]:
 
 
 @contextlib.contextmanager
-def missing_data_as_file_not_found(dataset, subjects: Sequence[int] | None = None) -> Iterator[None]:
+def missing_data_as_file_not_found(dataset, subjects: Sequence[int] | None = None
+                                   ) -> Iterator[None]:
     """Turn a failed download into a :class:`FileNotFoundError` that says what to do.
 
     MOABB fetches absent files through pooch/requests; offline, that ends in a stack of
@@ -238,8 +327,8 @@ def missing_data_as_file_not_found(dataset, subjects: Sequence[int] | None = Non
         why = (str(err) if isinstance(err, FileNotFoundError)
                else f"could not be downloaded: {type(err).__name__}")
         raise FileNotFoundError(
-            f"{type(dataset).__name__}: the files of {who} are not on this machine (looked for {where}; "
-            f"{why}). To use a local copy, set the environment variable MNE_DATA to the "
+            f"{type(dataset).__name__}: the files of {who} are not on this machine (looked for "
+            f"{where}; {why}). To use a local copy, set the environment variable MNE_DATA to the "
             "absolute path of the folder that holds the MNE-<dataset>-data folders (or "
             "mne.set_config('MNE_DATA', path)); with internet access, MOABB downloads the "
             "files there."
@@ -247,7 +336,7 @@ def missing_data_as_file_not_found(dataset, subjects: Sequence[int] | None = Non
 
 
 def load_data(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None, *,
-              paradigm_params: dict | None = None):
+              paradigm_params: dict | None = None, dataset_params: dict | None = None):
     """Load epochs of a MOABB dataset through a MOABB paradigm as arrays.
 
     Parameters
@@ -262,6 +351,10 @@ def load_data(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None
         Constructor arguments for a paradigm given by name, e.g. ``{"n_classes": 4, "events":
         ["left_hand", "right_hand", "feet", "hands"]}`` (a motor-imagery ``n_classes`` needs
         ``events``: :func:`check_class_count`).
+    dataset_params : dict | None
+        Parameters of a dataset given by name (see :func:`get_dataset`), e.g.
+        ``{"feet_runs": []}`` for ``PhysionetMI``. Runs that hold none of the paradigm's events
+        are not loaded (:func:`skip_unused_runs`).
 
     Returns
     -------
@@ -273,10 +366,11 @@ def load_data(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None
     metadata : pandas.DataFrame
         One row per epoch with ``subject``, ``session`` and ``run``.
     """
-    dataset = get_dataset(dataset)
+    dataset = get_dataset(dataset, **(dataset_params or {}))
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
     check_class_count(paradigm, dataset)
     subjects = check_subjects(dataset, subjects)
+    dataset = skip_unused_runs(dataset, paradigm)
     logger.info("Loading %s subjects %s through %s", dataset.code, subjects,
                 type(paradigm).__name__)
     with missing_data_as_file_not_found(dataset, subjects):
@@ -285,7 +379,7 @@ def load_data(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None
 
 
 def load_epochs(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None, *,
-                paradigm_params: dict | None = None):
+                paradigm_params: dict | None = None, dataset_params: dict | None = None):
     """Load epochs of a MOABB dataset through a MOABB paradigm as :class:`mne.Epochs`.
 
     Same arguments as :func:`load_data`. The returned epochs carry the paradigm's preprocessing
@@ -298,12 +392,51 @@ def load_epochs(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = No
         All epochs of the requested subjects, in MOABB's order, in volts (MNE's unit; the
         arrays of :func:`load_data` are these times ``dataset.unit_factor``).
     """
-    dataset = get_dataset(dataset)
+    dataset = get_dataset(dataset, **(dataset_params or {}))
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
     check_class_count(paradigm, dataset)
     subjects = check_subjects(dataset, subjects)
+    dataset = skip_unused_runs(dataset, paradigm)
     with missing_data_as_file_not_found(dataset, subjects):
         epochs, y, metadata = paradigm.get_data(dataset, subjects=subjects, return_epochs=True)
     metadata = metadata.reset_index(drop=True).assign(label=np.asarray(y))
     epochs.metadata = metadata
     return epochs
+
+
+def load_band_epochs(dataset: Any, paradigm: Any, subjects: Sequence[int] | None = None, *,
+                     paradigm_params: dict | None = None, dataset_params: dict | None = None):
+    """Load the epochs of a filter-bank paradigm as one :class:`mne.Epochs` per band.
+
+    MOABB's ``get_data(return_epochs=True)`` cannot return a filter bank's epochs (it
+    concatenates the bands and then fails on the metadata: "metadata must have the same number
+    of rows (64) as events (192)"). Here each band is loaded through a copy of the paradigm
+    with that band alone, which is how MOABB builds each band of its arrays; stacking the
+    bands' data on a last axis gives :func:`load_data`'s filter-bank array (times
+    ``dataset.unit_factor``).
+
+    Parameters
+    ----------
+    dataset, paradigm, subjects, paradigm_params, dataset_params
+        As for :func:`load_data`. A paradigm with one band gives a list of one.
+
+    Returns
+    -------
+    epochs : list of mne.Epochs
+        One per band, in the order of ``paradigm.filters`` (resolved for the dataset, e.g.
+        ``FilterBankSSVEP``'s bands around the stimulation frequencies), each with the
+        ``metadata`` of :func:`load_epochs`.
+    """
+    dataset = get_dataset(dataset, **(dataset_params or {}))
+    paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
+    check_class_count(paradigm, dataset)
+    subjects = check_subjects(dataset, subjects)
+    dataset = skip_unused_runs(dataset, paradigm)
+    resolved = copy.deepcopy(paradigm)
+    resolved.prepare_process(dataset)  # e.g. FilterBankSSVEP's bands from the event names
+    bands = []
+    for band in resolved.filters:
+        single = copy.deepcopy(resolved)
+        single.filters = [band]
+        bands.append(load_epochs(dataset, single, subjects))
+    return bands

@@ -26,8 +26,9 @@ from ..data.loaders import (
     get_dataset,
     get_paradigm,
     missing_data_as_file_not_found,
+    skip_unused_runs,
 )
-from ..pipelines.registry import get_pipeline, get_spec
+from ..pipelines.registry import get_pipeline, get_spec, paradigm_for
 
 #: Evaluation names accepted by :func:`benchmark`, and the MOABB class behind each.
 EVALUATIONS = {
@@ -42,26 +43,8 @@ DEFAULT_PIPELINES = ("CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM")
 
 
 def _paradigm_for(spec, paradigm):
-    """The paradigm ``spec`` needs, derived from the user's paradigm of the same family.
-
-    SSVEP pipelines come in two kinds (raw epochs for CCA/TRCA, filter-bank epochs for the
-    Riemannian ones): given either paradigm, the other is built with the same ``n_classes``.
-    """
-    from moabb.paradigms.motor_imagery import BaseMotorImagery
-    from moabb.paradigms.ssvep import BaseSSVEP
-
-    name = type(paradigm).__name__
-    if name in spec.paradigms:
-        return paradigm
-    family = {"imagery": BaseMotorImagery, "ssvep": BaseSSVEP}.get(spec.family)
-    if family is not None and isinstance(paradigm, family):
-        params = {k: getattr(paradigm, k) for k in ("n_classes", "tmin", "tmax", "resample")
-                  if hasattr(paradigm, k)}
-        return get_paradigm(spec.paradigms[0], **params)
-    raise ValueError(
-        f"Pipeline {spec.name!r} needs epochs from a {' or '.join(spec.paradigms)} paradigm, "
-        f"got {name}; choose pipelines for {name} (see `bci pipelines`)."
-    )
+    """Return the paradigm ``spec`` needs (:func:`bci.pipelines.registry.paradigm_for`)."""
+    return paradigm_for(spec, paradigm)
 
 
 def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRightImagery",
@@ -132,6 +115,7 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
             f"{dataset.paradigm!r}); pick a matching paradigm."
         )
     check_class_count(paradigm, dataset)
+    dataset = skip_unused_runs(dataset, paradigm)  # e.g. PhysionetMI's feet runs for left/right
     if evaluation == "cross-subject" and len(subjects) < 2:
         raise ValueError("cross-subject evaluation needs at least 2 subjects, got "
                          f"{subjects}.")
@@ -231,7 +215,7 @@ def summarize(results) -> Any:
 
 
 def format_table(results, *, metric: str = "score") -> str:
-    """A plain-text table of :func:`summarize`: ``pipeline | score (mean ± sd) | fit time``."""
+    """Format :func:`summarize` as a plain-text table: ``pipeline | score (mean ± sd) | time``."""
     summary = summarize(results)
     width = max([16, *(len(str(name)) for name in summary.index)])
     header = f"{'pipeline':<{width}} {metric + ' (mean ± sd)':>22} {'fit time (s)':>13} {'n':>4}"

@@ -52,6 +52,7 @@ import hashlib
 import io
 import json
 import math
+import time
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -89,6 +90,14 @@ _PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
 }
 _ALL_PAYLOADS = (_PAYLOAD, _SKOPS_PAYLOAD, _NETWORK_PAYLOAD)
 
+#: Windows whose amplitude (:meth:`Decoder.amplitude_ratio`) is this many times above or below
+#: the training range are refused: that is a unit mistake (1e3 mV, 1e6 µV), not EEG.
+AMPLITUDE_REFUSE = 100.0
+#: Beyond this ratio a warning is logged (artefacts, a loose electrode, another amplifier).
+AMPLITUDE_WARN = 10.0
+#: Seconds between two amplitude warnings of one decoder (real-time loops call it ~10 x per s).
+AMPLITUDE_WARN_EVERY_S = 10.0
+
 
 @dataclass
 class Decoder:
@@ -118,6 +127,13 @@ class Decoder:
         ``volts * dataset.unit_factor``, i.e. µV for EEG).
     info : dict
         Provenance: dataset, paradigm, pipeline, subjects, versions, creation time.
+    train_amplitude : list of float | None
+        Median absolute amplitude of each channel over the preprocessed training epochs, in the
+        estimator's unit (volts x ``unit_factor``, after the band-pass; filter banks: over all
+        bands). :meth:`preprocess` compares windows with it and refuses those that are
+        :data:`AMPLITUDE_REFUSE` times larger or smaller (a unit mistake: µV given for V, raw
+        counts...), and warns (at most every :data:`AMPLITUDE_WARN_EVERY_S` seconds) beyond
+        :data:`AMPLITUDE_WARN`. None (files written before bci recorded it): not checked.
     """
 
     estimator: Any
@@ -130,6 +146,7 @@ class Decoder:
     resample: float | None = None
     unit_factor: float = 1.0
     info: dict = field(default_factory=dict)
+    train_amplitude: list[float] | None = None
 
     @property
     def n_chans(self) -> int:
@@ -144,20 +161,33 @@ class Decoder:
     def preprocess(self, X) -> np.ndarray:
         """Filter and resample raw windows as the training epochs were.
 
+        Each band of :attr:`filters` is applied to the window with MNE's IIR filter (4th-order
+        Butterworth, zero-phase), the filter MOABB's paradigms apply to the continuous
+        recording; filter banks stack the bands on a last axis, as MOABB's filter-bank arrays.
+        The filtered windows are then checked against :attr:`train_amplitude`.
+
         Parameters
         ----------
         X : array, shape (n_epochs, n_chans, n_times) or (n_chans, n_times)
-            Raw windows in volts at :attr:`sfreq`, channels in :attr:`ch_names` order.
-            Not modified.
+            Raw windows in volts (floating point) at :attr:`sfreq`, channels in
+            :attr:`ch_names` order. Not modified.
 
         Returns
         -------
         Xp : ndarray, shape (n_epochs, n_chans, n_times_out[, n_bands])
             What the estimator takes (a last axis of bands for filter-bank decoders).
+
+        Raises
+        ------
+        TypeError
+            Integer or boolean windows (raw ADC counts?): convert them to volts first.
+        ValueError
+            Wrong shape, no window, NaN/inf samples, or amplitudes :data:`AMPLITUDE_REFUSE`
+            times off the training range (the message names the likely unit mistake).
         """
         from mne.filter import filter_data, resample
 
-        X = check_epochs_array(X, n_chans=self.n_chans, n_times=self.n_times) * self.unit_factor
+        X = self._check_windows(X)
         bands = []
         for l_freq, h_freq in self.filters or [(None, None)]:
             Xb = X
@@ -166,7 +196,75 @@ class Decoder:
             if self.resample is not None and self.resample != self.sfreq:
                 Xb = resample(Xb, up=self.resample, down=self.sfreq, axis=-1, verbose=False)
             bands.append(Xb)
-        return np.stack(bands, axis=-1) if len(self.filters) > 1 else bands[0]
+        Xp = np.stack(bands, axis=-1) if len(self.filters) > 1 else bands[0]
+        self._check_amplitude(Xp)
+        return Xp
+
+    def _check_windows(self, X) -> np.ndarray:
+        """Type, shape, finiteness; returns the windows times :attr:`unit_factor`."""
+        arr = X if isinstance(X, np.ndarray) else np.asarray(X)
+        if arr.dtype.kind in "iub":
+            raise TypeError(
+                f"The windows are {arr.dtype} numbers, but the decoder takes floating-point "
+                f"volts (raw ADC counts? multiply them by the amplifier's resolution in V, "
+                f"e.g. X * 0.5e-6 for 0.5 µV per count, as float).")
+        if arr.ndim in (2, 3) and arr.shape[0] == 0:
+            raise ValueError(
+                f"X holds no window (shape {arr.shape}); give at least one window "
+                f"(n_windows, n_chans={self.n_chans}, n_times={self.n_times}).")
+        return check_epochs_array(arr, n_chans=self.n_chans, n_times=self.n_times) \
+            * self.unit_factor
+
+    def amplitude_ratio(self, X) -> np.ndarray:
+        """How far each window's amplitude is from the training range.
+
+        Parameters
+        ----------
+        X : array, shape (n_epochs, n_chans, n_times[, n_bands])
+            Preprocessed windows (:meth:`preprocess`'s output, in the estimator's unit).
+
+        Returns
+        -------
+        ratio : ndarray, shape (n_epochs,)
+            Per window, the median over channels of (median absolute amplitude of the
+            channel) / (its :attr:`train_amplitude`): about 1 for data like the training
+            epochs, about 1e6 for microvolts given as volts. NaN without ``train_amplitude``.
+        """
+        X = np.asarray(X)
+        if not self.train_amplitude:
+            return np.full(len(X), np.nan)
+        ref = np.asarray(self.train_amplitude, dtype=float)
+        per_chan = np.median(np.abs(X).reshape(X.shape[0], X.shape[1], -1), axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.median(per_chan / ref, axis=1)
+
+    def _check_amplitude(self, Xp: np.ndarray) -> None:
+        if not self.train_amplitude:
+            logger.debug("Decoder without training amplitudes (written before bci recorded "
+                         "them): amplitude check skipped.")
+            return
+        if len(self.train_amplitude) != self.n_chans:
+            raise ValueError(f"train_amplitude has {len(self.train_amplitude)} values for "
+                             f"{self.n_chans} channels; the decoder file is inconsistent.")
+        ratio = self.amplitude_ratio(Xp)
+        worst = int(np.argmax(np.abs(np.log10(np.where(ratio > 0, ratio, 1e-300)))))
+        r = float(ratio[worst])
+        if not (1.0 / AMPLITUDE_REFUSE < r < AMPLITUDE_REFUSE):
+            raise ValueError(
+                f"Window {worst}'s amplitudes are {_times(r)} the decoder's training range "
+                f"(median absolute amplitude per channel after its band-pass). "
+                f"{_unit_hint(r, self.unit_factor)} The decoder takes volts (x "
+                f"{self.unit_factor:g} for its estimator); refusing to decode this.")
+        if not (1.0 / AMPLITUDE_WARN < r < AMPLITUDE_WARN):
+            now = time.monotonic()
+            last = self.__dict__.get("_amplitude_warned_at")
+            if last is None or now - last >= AMPLITUDE_WARN_EVERY_S:
+                self.__dict__["_amplitude_warned_at"] = now
+                logger.warning(
+                    "Window amplitudes are %s the decoder's training range: check the unit "
+                    "(volts expected), the reference and the electrodes; predictions may be "
+                    "meaningless (repeats silenced for %g s).", _times(r),
+                    AMPLITUDE_WARN_EVERY_S)
 
     def predict(self, X) -> np.ndarray:
         """Class names predicted for raw windows (see :meth:`preprocess` for ``X``).
@@ -181,6 +279,9 @@ class Decoder:
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities for raw windows; columns follow :attr:`classes`.
 
+        Decoders of classifiers without probabilities (SVMs) trained by ``bci train`` hold a
+        calibrated copy (``info["calibration"]``, :func:`bci.pipelines.train.calibrate`).
+
         Returns
         -------
         proba : ndarray, shape (n_epochs, n_classes)
@@ -188,7 +289,8 @@ class Decoder:
         if not hasattr(self.estimator, "predict_proba"):
             raise RuntimeError(
                 f"The decoder's estimator ({type(self.estimator).__name__}) has no "
-                "predict_proba; use predict, or train a pipeline with probabilities."
+                "predict_proba; use predict, or re-train it with `bci train` (which calibrates "
+                "SVM probabilities), or train a pipeline with probabilities (TS+LR...)."
             )
         return self.estimator.predict_proba(self.preprocess(X))
 
@@ -585,6 +687,27 @@ def _torch_weights(payload: bytes, fname: Path) -> dict:
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         raise ValueError(f"{fname} is refused: its network.pt is not plain weights "
                          f"({type(err).__name__}).") from err
+
+
+def _times(ratio: float) -> str:
+    if ratio == 0:
+        return "0 x (a flat signal)"
+    return f"~{ratio:.3g} x"
+
+
+def _unit_hint(ratio: float, unit_factor: float) -> str:
+    """Name the unit mistake a ratio of amplitudes most likely comes from."""
+    if ratio == 0:
+        return "Is the amplifier connected, and the channel selection right?"
+    exponent = int(np.round(np.log10(ratio) / 3.0)) * 3
+    hints = {
+        3: "Millivolts given to a decoder that takes volts? Divide by 1e3.",
+        6: "Microvolts given to a decoder that takes volts? Divide by 1e6.",
+        9: "Nanovolts given to a decoder that takes volts? Divide by 1e9.",
+        -3: "Volts divided by 1e3 (scaled twice?)? Multiply by 1e3.",
+        -6: "Volts divided by 1e6 (microvolt conversion applied twice?)? Multiply by 1e6.",
+    }
+    return hints.get(exponent, f"A scale error of about 1e{exponent}? Give volts.")
 
 
 def _float_or_none(value) -> float | None:

@@ -9,6 +9,6 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "registry": ["DEEP_SETTINGS", "PIPELINES", "PipelineSpec", "get_pipeline", "get_spec",
-                 "list_pipelines"],
+                 "list_pipelines", "paradigm_for"],
     "train": ["train_decoder"],
 })

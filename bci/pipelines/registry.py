@@ -263,6 +263,58 @@ def get_spec(name: str) -> PipelineSpec:
     return PIPELINES[name]
 
 
+def paradigm_for(spec: PipelineSpec, paradigm: Any):
+    """Return the paradigm a registered pipeline needs, derived from the user's paradigm.
+
+    SSVEP pipelines come in two kinds (raw epochs for CCA, filter-bank epochs for the Riemannian
+    ones): given either MOABB paradigm, the other is built with the same ``n_classes``,
+    ``events``, ``tmin``, ``tmax`` and ``resample``. The same holds within the motor-imagery
+    family (without ``events``).
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+        The pipeline (:func:`get_spec`).
+    paradigm : moabb.paradigms.base.BaseParadigm
+        The paradigm asked for.
+
+    Returns
+    -------
+    paradigm : moabb.paradigms.base.BaseParadigm
+        ``paradigm`` itself when the pipeline takes its epochs, else a new instance.
+
+    Raises
+    ------
+    ValueError
+        The paradigm is of another family (e.g. SSVEP pipelines on motor imagery).
+    """
+    import inspect
+
+    from moabb.paradigms.motor_imagery import BaseMotorImagery
+    from moabb.paradigms.ssvep import BaseSSVEP
+
+    from ..data.loaders import get_paradigm
+
+    name = type(paradigm).__name__
+    if name in spec.paradigms:
+        return paradigm
+    family = {"imagery": BaseMotorImagery, "ssvep": BaseSSVEP}.get(spec.family)
+    if family is not None and isinstance(paradigm, family):
+        import moabb.paradigms as mparadigms
+
+        accepted = inspect.signature(getattr(mparadigms, spec.paradigms[0])).parameters
+        keys = ["n_classes", "tmin", "tmax", "resample"]
+        if spec.family == "ssvep":  # LeftRightImagery refuses any events, even its own
+            keys.append("events")
+        params = {k: getattr(paradigm, k) for k in keys
+                  if k in accepted and getattr(paradigm, k, None) is not None}
+        return get_paradigm(spec.paradigms[0], **params)
+    raise ValueError(
+        f"Pipeline {spec.name!r} needs epochs from a {' or '.join(spec.paradigms)} paradigm, "
+        f"got {name}; choose pipelines for {name} (see `bci pipelines`)."
+    )
+
+
 def get_pipeline(name: str, *, random_state: int | None = 42, scoring: Any = None,
                  param_grid: dict[str, list] | None = None, n_jobs: int = 1):
     """Return a fresh, unfitted estimator for a registered pipeline.

@@ -13,8 +13,10 @@ from bci.data.loaders import (
     get_dataset,
     get_paradigm,
     list_datasets,
+    load_band_epochs,
     load_data,
     load_epochs,
+    skip_unused_runs,
 )
 from tests.conftest import requires_physionet
 
@@ -24,7 +26,8 @@ def test_names_resolve_with_did_you_mean():
     assert "SyntheticMotorImagery" in list_datasets()
     assert type(get_dataset("Kalunga2016")).__name__ == "Kalunga2016"
     assert get_paradigm("MotorImagery", n_classes=4).n_classes == 4
-    with pytest.raises(ValueError, match="Unknown dataset 'PhysionetM'. Did you mean 'PhysionetMI'"):
+    with pytest.raises(ValueError,
+                       match="Unknown dataset 'PhysionetM'. Did you mean 'PhysionetMI'"):
         get_dataset("PhysionetM")
     with pytest.raises(ValueError, match="Did you mean 'LeftRightImagery'"):
         get_paradigm("LeftRightImagry")
@@ -94,3 +97,82 @@ def test_motor_imagery_n_classes_without_events_is_refused():
     _, y, _ = load_data(dataset, "MotorImagery",
                         paradigm_params={"n_classes": 2, "events": ["left_hand", "feet"]})
     assert sorted(set(y)) == ["feet", "left_hand"]
+
+
+def test_dataset_parameters_and_run_lists():
+    ds = get_dataset("PhysionetMI", feet_runs=[])
+    assert (ds.hand_runs, ds.feet_runs) == ([4, 8, 12], [])
+    ds = get_dataset("PhysionetMI", executed=True, hand_runs=[4, 3])  # a constructor argument too
+    assert (ds.hand_runs, ds.feet_runs) == ([4, 3], [6, 10, 14, 5, 9, 13])
+    assert get_dataset("SyntheticMotorImagery", n_trials=7).n_trials == 7
+    with pytest.raises(ValueError, match="Unknown parameter 'feet_run' of dataset PhysionetMI. "
+                                         "Did you mean 'feet_runs'.*It takes: imagined, "
+                                         "executed.*hand_runs, feet_runs"):
+        get_dataset("PhysionetMI", feet_run=[])
+    with pytest.raises(ValueError, match=r"PhysionetMI feet_runs must list runs among \[5, 6, "
+                                         r"9, 10, 13, 14\], got \[4\]"):
+        get_dataset("PhysionetMI", feet_runs=[4, 6])
+    with pytest.raises(TypeError, match="hand_runs must be a list of run numbers"):
+        get_dataset("PhysionetMI", hand_runs="4,8")
+    with pytest.raises(ValueError, match="only be given with a dataset name"):
+        get_dataset(ds, feet_runs=[])
+
+
+def test_runs_without_the_paradigms_events_are_skipped():
+    from moabb.paradigms import LeftRightImagery, MotorImagery
+
+    full = get_dataset("PhysionetMI")
+    hands = skip_unused_runs(full, LeftRightImagery())
+    assert (hands.hand_runs, hands.feet_runs) == ([4, 8, 12], [])
+    assert hands is not full
+    assert full.feet_runs == [6, 10, 14]  # the caller's dataset is not modified
+    feet = skip_unused_runs(full, MotorImagery(n_classes=2, events=["feet", "hands"]))
+    assert (feet.hand_runs, feet.feet_runs) == ([], [6, 10, 14])
+    four = MotorImagery(n_classes=4, events=["left_hand", "right_hand", "feet", "hands"])
+    assert skip_unused_runs(full, four) is full
+    with_rest = MotorImagery(n_classes=3, events=["left_hand", "right_hand", "rest"])
+    assert skip_unused_runs(full, with_rest) is full  # both kinds of runs hold rest
+    kalunga = get_dataset("Kalunga2016")
+    assert skip_unused_runs(kalunga, get_paradigm("SSVEP")) is kalunga
+
+
+def test_filter_bank_epochs_stack_into_moabbs_arrays():
+    from bci.data import SyntheticSSVEP
+
+    dataset = SyntheticSSVEP(n_subjects=1, n_runs=1, n_trials=4)
+    X, y, meta = load_data(dataset, "FilterBankSSVEP", [1])
+    bands = load_band_epochs(dataset, "FilterBankSSVEP", [1])
+    assert len(bands) == X.shape[-1] == 3
+    stacked = np.stack([b.get_data(copy=True) for b in bands], axis=-1) * dataset.unit_factor
+    np.testing.assert_array_equal(stacked, X)
+    for b in bands:
+        np.testing.assert_array_equal(b.metadata["label"].to_numpy(), y)
+        np.testing.assert_array_equal(b.metadata["run"].to_numpy(), meta["run"].to_numpy())
+    assert len(load_band_epochs(dataset, "SSVEP", [1])) == 1
+
+
+@pytest.mark.real_data
+@requires_physionet
+def test_physionet_subjects_2_and_3_offline(monkeypatch):
+    """Subjects 2-5 have their hand runs only: left/right loads them without the network."""
+    from moabb.datasets import PhysionetMI
+    from moabb.paradigms import LeftRightImagery
+
+    def offline(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    X, y, meta = load_data("PhysionetMI", "LeftRightImagery", [2, 3])
+    assert X.shape == (90, 64, 481)
+    assert (meta.subject.value_counts().sort_index() == [45, 45]).all()
+    assert sorted(set(y)) == ["left_hand", "right_hand"]
+    # subject 1 has its feet runs: skipping them changes no epoch
+    X1, y1, meta1 = load_data("PhysionetMI", "LeftRightImagery", [1])
+    X1_moabb, y1_moabb, meta1_moabb = LeftRightImagery().get_data(PhysionetMI(), subjects=[1])
+    np.testing.assert_array_equal(X1, X1_moabb)
+    np.testing.assert_array_equal(y1, y1_moabb)
+    assert meta1.equals(meta1_moabb)
+    # with every run asked for, the feet runs of subject 2 are missing: a clear error
+    with pytest.raises(FileNotFoundError, match="PhysionetMI: the files of subject 2"):
+        load_data("PhysionetMI", "MotorImagery", [2], paradigm_params={
+            "n_classes": 4, "events": ["left_hand", "right_hand", "feet", "hands"]})

@@ -70,6 +70,67 @@ def test_scores_equal_moabb_on_physionet(tmp_path):
     assert (ours.score > 0.7).all()  # subject 1 decodes well (published mean is 0.66)
 
 
+#: Scores of the SVM pipelines measured with bci 6041f30, before train_decoder calibrated SVM
+#: probabilities (within-session, seed 42, subject 1 of each synthetic dataset).
+SCORES_BEFORE_CALIBRATION = {
+    "imagery": {"TS+SVM": 0.9940000176429749, "ACM+TS+SVM": 0.9959999918937683},
+    "ssvep": {"SSVEP_TS+SVM": 0.9666666388511658},
+}
+
+
+def test_svm_scores_unchanged_on_harder_synthetic_data():
+    """Away from the ceiling too: SSVEP_TS+SVM as measured before calibration (4 classes)."""
+    from bci.data import SyntheticSSVEP
+
+    ssvep = bci.benchmark(SyntheticSSVEP(n_subjects=1, snr=0.1), "SSVEP", ["SSVEP_TS+SVM"],
+                          subjects=[1], progress=False)
+    assert ssvep.score.tolist() == pytest.approx([0.48750001192092896], abs=1e-9)
+
+
+@pytest.mark.real_data
+@requires_physionet
+def test_physionet_hand_runs_only_subjects_offline(tmp_path, monkeypatch, capsys):
+    """Subjects 2-3, staged with their hand runs only, are benchmarked offline.
+
+    The scores equal MOABB's own evaluation of PhysionetMI without the feet runs.
+    """
+    import socket
+
+    from moabb.datasets import PhysionetMI
+    from moabb.paradigms import LeftRightImagery
+
+    from bci.cli import main
+
+    def offline(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    out = tmp_path / "physionet"
+    assert main(["benchmark", "--dataset", "PhysionetMI", "--paradigm", "LeftRightImagery",
+                 "--pipelines", "CSP+LDA", "--subjects", "2-3", "--out", str(out)]) == 0
+    ours = pd.read_csv(out / "results.csv")
+    assert ours.subject.tolist() == [2, 3]
+    assert ours.samples.tolist() == [45, 45]
+    hands_only = PhysionetMI()
+    hands_only.feet_runs = []
+    theirs = _moabb_direct(hands_only, LeftRightImagery(), ["CSP+LDA"], [2, 3],
+                           tmp_path / "moabb")
+    key = ["pipeline", "subject", "session"]
+    _assert_same_scores(ours.astype({k: str for k in key}), theirs.astype({k: str for k in key}))
+    assert "CSP+LDA" in capsys.readouterr().out
+    # `bci train` too, with the run list given explicitly
+    from bci.models.decoder import load_decoder
+
+    path = tmp_path / "s23.bci"
+    assert main(["train", "--dataset", "PhysionetMI", "--paradigm", "LeftRightImagery",
+                 "--pipeline", "CSP+LDA", "--subjects", "2-3", "--dataset-param", "feet_runs=[]",
+                 "--out", str(path)]) == 0
+    decoder = load_decoder(path)
+    assert decoder.info["n_epochs"] == 90
+    assert decoder.info["subjects"] == [2, 3]
+    assert len(decoder.train_amplitude) == 64
+
+
 def test_benchmark_errors():
     with pytest.raises(ValueError, match="Unknown evaluation 'within'"):
         bci.benchmark(evaluation="within")
@@ -84,8 +145,10 @@ def test_benchmark_errors():
 
 
 def test_every_registered_pipeline_finds_the_planted_effect(tmp_path):
-    """Every registered pipeline decodes its synthetic dataset: ROC-AUC > 0.9 for motor
-    imagery (left/right ERD), accuracy > 0.9 for SSVEP (MOABB's SSVEP scoring, 3 classes).
+    """Every registered pipeline decodes its synthetic dataset.
+
+    ROC-AUC > 0.9 for motor imagery (left/right ERD), accuracy > 0.9 for SSVEP (MOABB's SSVEP
+    scoring, 3 classes).
     """
     from bci.data import SyntheticMotorImagery, SyntheticSSVEP
     from bci.pipelines.registry import list_pipelines
@@ -101,6 +164,10 @@ def test_every_registered_pipeline_finds_the_planted_effect(tmp_path):
         scores = res.groupby("pipeline").score.mean()
         assert set(scores.index) == set(names)
         assert (scores > 0.9).all(), scores.to_dict()
+        # the SVM pipelines score exactly as before decoder files calibrated their
+        # probabilities (bci 6041f30): calibration happens in train_decoder only
+        for name, before in SCORES_BEFORE_CALIBRATION[family].items():
+            assert scores[name] == pytest.approx(before, abs=1e-9), name
 
 
 

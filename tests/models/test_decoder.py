@@ -301,3 +301,76 @@ def test_untrusted_types_are_refused_by_name(tmp_path):
         load_decoder(path, trusted_types=name)
     loaded = load_decoder(path, trusted_types=[name])
     np.testing.assert_array_equal(loaded.estimator.predict_proba(X), est.predict_proba(X))
+
+
+# --- amplitude plausibility: unit mistakes, integers, empty batches -------------------------
+def test_training_amplitudes_recorded_and_kept(trained):
+    from bci.data.loaders import load_data
+
+    dataset, decoder, path = trained
+    X, _, _ = load_data(dataset, "LeftRightImagery", [1])  # µV, MOABB's 8-32 Hz band
+    expected = np.median(np.abs(X).transpose(1, 0, 2).reshape(X.shape[1], -1), axis=1)
+    np.testing.assert_allclose(decoder.train_amplitude, expected, rtol=1e-12)
+    with zipfile.ZipFile(path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    np.testing.assert_allclose(manifest["decoder"]["train_amplitude"], expected, rtol=1e-12)
+    assert load_decoder(path).train_amplitude == decoder.train_amplitude
+    # windows of another subject in volts are ~1 x the training range
+    X2, _ = _raw_windows(dataset, decoder, subject=2)
+    ratio = decoder.amplitude_ratio(decoder.preprocess(X2))
+    assert 0.5 < ratio.min() <= ratio.max() < 2.0
+
+
+@pytest.mark.parametrize(("scale", "match"), [
+    (1e6, r"~1\.\d+e\+06 x the decoder's training range .* Microvolts given to a decoder "
+          r"that takes volts\? Divide by 1e6"),
+    (1e3, r"~1\.\d+e\+03 x .* Millivolts given to a decoder that takes volts\? Divide by 1e3"),
+    (1e-6, r"~9\.\d+e-07 x .* Volts divided by 1e6 .* Multiply by 1e6"),
+    (0.0, r"0 x \(a flat signal\) .* Is the amplifier connected"),
+])
+def test_implausible_units_are_refused(trained, scale, match):
+    dataset, decoder, _ = trained
+    X, _ = _raw_windows(dataset, decoder, subject=2)
+    with pytest.raises(ValueError, match=match):
+        decoder.predict_proba(X[:3] * scale)
+    with pytest.raises(ValueError, match=match):
+        decoder.predict(X[:3] * scale)
+
+
+def test_unusual_amplitudes_warn_once_per_interval(trained, caplog):
+    dataset, decoder, _ = trained
+    X, _ = _raw_windows(dataset, decoder, subject=2)
+    fresh = load_decoder(trained[2])
+    with caplog.at_level("WARNING", logger="bci"):
+        fresh.predict_proba(X[:2] * 20)  # 20 x: a loose electrode, not a unit
+        fresh.predict_proba(X[:2] * 20)  # within AMPLITUDE_WARN_EVERY_S: silent
+        fresh.predict_proba(X[:2])  # plausible: silent
+    warnings = [r for r in caplog.records if "training range" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "~19.3 x the decoder's training range" in warnings[0].getMessage()
+
+
+def test_integer_and_empty_batches(trained):
+    dataset, decoder, _ = trained
+    X, _ = _raw_windows(dataset, decoder, subject=2)
+    counts = np.round(X[:2] / 0.5e-6).astype(np.int16)  # raw ADC counts
+    with pytest.raises(TypeError, match="windows are int16 numbers, but the decoder takes "
+                                        "floating-point volts"):
+        decoder.predict_proba(counts)
+    with pytest.raises(TypeError, match="bool numbers"):
+        decoder.predict(X[:2] > 0)
+    empty = np.zeros((0, decoder.n_chans, decoder.n_times))
+    with pytest.raises(ValueError, match=r"X holds no window \(shape \(0, 8, 513\)\)"):
+        decoder.predict_proba(empty)
+
+
+def test_decoders_without_training_amplitudes_are_not_checked(trained, caplog):
+    import dataclasses
+
+    dataset, decoder, _ = trained
+    old = dataclasses.replace(decoder, train_amplitude=None)  # as a file from before
+    X, _ = _raw_windows(dataset, decoder, subject=2)
+    with caplog.at_level("DEBUG", logger="bci"):
+        proba = old.predict_proba(X[:2] * 1e6)
+    assert proba.shape == (2, 2)
+    assert any("amplitude check skipped" in r.getMessage() for r in caplog.records)

@@ -50,8 +50,11 @@ def test_dataset_params_reach_the_dataset(tmp_path, capsys):
     assert main(["benchmark", "--dataset-param", "n_trial=10", "--out", str(out)]) == 2
     assert ("Unknown parameter 'n_trial' of dataset SyntheticMotorImagery. Did you mean "
             "'n_trials'?") in capsys.readouterr().err
-    assert main(["benchmark", "--dataset-param", "n_trials", "--out", str(out)]) == 2
-    assert "--dataset-param must look like KEY=VALUE, got 'n_trials'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused by argparse, before any work
+        main(["benchmark", "--dataset-param", "n_trials", "--out", str(out)])
+    assert exit_.value.code == 2
+    assert ("argument --dataset-param: KEY=VALUE parameters must look like KEY=VALUE, got "
+            "'n_trials'") in capsys.readouterr().err
 
 
 def test_train_ssvep_filter_bank_svm_decoder(tmp_path, capsys):

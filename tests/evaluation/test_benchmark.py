@@ -31,6 +31,7 @@ def _assert_same_scores(ours: pd.DataFrame, theirs: pd.DataFrame):
     np.testing.assert_allclose(merged.score_bci, merged.score_moabb, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow  # about 30 s on 2 cores: every Riemannian pipeline, bci and MOABB
 def test_scores_equal_moabb_on_synthetic(tmp_path):
     from moabb.paradigms import LeftRightImagery
 
@@ -144,6 +145,7 @@ def test_benchmark_errors():
         bci.benchmark(pipelines=["FGMDM"])
 
 
+@pytest.mark.slow  # about 30 s on 2 cores: every registered pipeline, deep ones included
 def test_every_registered_pipeline_finds_the_planted_effect(tmp_path):
     """Every registered pipeline decodes its synthetic dataset.
 

@@ -63,7 +63,7 @@ def test_kalunga_filter_bank_decoder_live_equals_offline(tmp_path, capsys):
                      "--step", "0.1", "--timeout", "30"])
     finally:
         player.terminate()
-        player.wait(10)
+        player.communicate(timeout=10)  # also closes its pipes
     out = capsys.readouterr().out
     assert code == 0, out
     decoder = load_decoder(decoder_file)

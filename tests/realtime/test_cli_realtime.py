@@ -132,7 +132,7 @@ def test_kalunga_class_names_and_every_lsl_marker(tmp_path, capsys):
 
     decoder = tmp_path / "kalunga_s1.bci"
     assert main(["train", "--dataset", "Kalunga2016", "--paradigm", "SSVEP", "--pipeline",
-                 "TS+LR", "--subjects", "1", "--out", str(decoder)]) == 0
+                 "SSVEP_TS+LR", "--subjects", "1", "--out", str(decoder)]) == 0
     assert "classes ['13', '17', '21', 'rest']" in capsys.readouterr().out
     raw = Kalunga2016().get_data([1])[1]["0"]["0"].crop(0.0, 60.0)
     fif = tmp_path / "kalunga_s1_raw.fif"

@@ -3,7 +3,7 @@
 For each configuration a real recording is published over LSL **by another process** (``bci
 play --loop``, as a device would), and in this process:
 
-1. **Transport floor** (``--floor`` seconds): a bare poll loop (pylsl ``pull_chunk(timeout=0)``
+1. **Transport floor** (``--floor-s`` seconds): a bare poll loop (pylsl ``pull_chunk(timeout=0)``
    into a preallocated buffer, 0.5 ms sleep when empty) measures, for every sample, its
    arrival time minus its LSL timestamp: pylsl push -> pull on this machine, nothing else.
 2. **Closed loop** (``--duration`` seconds): ``Stream`` (acquisition thread) -> ``OnlineLoop``
@@ -34,7 +34,8 @@ The load average of the (shared) machine is printed and stored with the results.
 
 Usage::
 
-    python benchmarks/realtime_latency.py --duration 300 --floor 60 --out results/realtime_latency
+    python benchmarks/realtime_latency.py --duration-s 300 --floor-s 60 \
+        --out results/realtime_latency
 
 LSL stays on this machine: a loopback-only ``lsl_api.cfg`` is written and ``LSLAPICFG`` set
 before the first pylsl call (this script only; real sessions keep the user's configuration).
@@ -215,8 +216,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     """Run the benchmark from the command line (``argv``); returns one result a config."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="64x1000,8x256")
-    parser.add_argument("--duration", type=float, default=300.0, help="loop seconds per config")
-    parser.add_argument("--floor", type=float, default=60.0, help="transport-floor seconds")
+    parser.add_argument("--duration-s", "--duration", dest="duration", type=float, default=300.0,
+                        help="loop seconds per config")
+    parser.add_argument("--floor-s", "--floor", dest="floor", type=float, default=60.0,
+                        help="transport-floor seconds")
     parser.add_argument("--data", type=Path, default=None,
                         help="folder of the recordings (default: the folder holding MNE_DATA)")
     parser.add_argument("--out", type=Path, default=Path("results") / "realtime_latency")

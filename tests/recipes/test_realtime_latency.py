@@ -11,7 +11,7 @@ from tests.conftest import requires_kalunga
 @requires_kalunga
 def test_latency_benchmark_short(tmp_path, script_main):
     (result,) = script_main("benchmarks/realtime_latency.py")(
-        ["--configs", "8x256", "--duration", "4", "--floor", "1.5", "--out", str(tmp_path)])
+        ["--configs", "8x256", "--duration-s", "4", "--floor-s", "1.5", "--out", str(tmp_path)])
     # the recording is found under MNE_DATA (set by tests/conftest.py)
     assert result["file"] == "mne_data/MNE-ssvepexo-data/zenodo/2392979/subject01_run1_raw.fif"
     assert result["samples_lost"] == 0

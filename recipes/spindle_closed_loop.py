@@ -7,29 +7,29 @@ A Portiloop-style pipeline, every stage causal:
     min_duration_s, once per event, 1-s refractory) -> SafetyGate -> stimulus (LSL marker)
 
 evaluated against the expert scorings of the DREAMS Sleep Spindles database (8 excerpts of
-30 min, one central channel; :func:`bci.data.dreams.load_dreams_spindles` finds them through
-``MNE_DATASETS_DREAMS_PATH``, else ``$MNE_DATA/dreams_spindles``, or ``--path``):
+30 min, one central channel, found through ``MNE_DATASETS_DREAMS_PATH``, else
+``$MNE_DATA/dreams_spindles``, or ``--path``). The reference is the union of both experts'
+scorings (excerpts 1-6; expert 1 scored only 5 spindles in excerpt 3), expert 1's for 7-8.
 
 1. **Offline, leave one excerpt out.** Each excerpt is replayed through the *same*
-   ``OnlineLoop`` code (``ArraySource``, ``threaded=False``): the detector's two parameters
-   (threshold, minimum duration) are chosen on the 7 other excerpts (best pooled F1) and
-   tested on the held-out one. The reference is the union of both experts' scorings where
-   there are two (excerpts 1-6; expert 1 scored only 5 spindles in excerpt 3) and expert 1's
-   for excerpts 7-8. Scoring (:func:`bci.evaluation.events.score_detections`): recall =
-   reference spindles with a stimulus within ``[onset - 0.25 s, end + 0.25 s]``; precision =
-   stimuli inside such an interval; latency = first stimulus time minus the expert's onset
-   (the sample that triggered it: the algorithmic delay, without computing or transport).
-   With ``--budget-s``, a stimulus later than ``onset + budget`` does not count
-   (Portiloop-style latency budget), in training and in scoring.
-2. **Online, over LSL in real time.** One held-out excerpt (``--online-excerpt``) is
-   published by ``bci play`` in another process and the closed loop runs on it live for
-   ``--online-minutes`` (LSL marker stimulator, everything recorded); recall/precision are
-   scored the same way, and the latency is now from the expert's onset to the *stimulation
-   marker's LSL timestamp* (algorithm + processing + transport). The online stimuli are
-   also compared with the offline ones on the same span (same code, same samples: they
-   should coincide).
-3. **Ceiling.** Expert 2 against expert 1 (excerpts 1-6), scored the same way at the level of
-   events (an expert-2 spindle matches if it overlaps an expert-1 spindle).
+   ``OnlineLoop`` code (:func:`bci.realtime.session.replay_offline`), recording every
+   window's score; the trigger then runs on those scores (``OscillationTrigger.replay``) for
+   each threshold and minimum duration, chosen on the 7 other excerpts (best pooled F1,
+   :func:`bci.evaluation.events.choose_leave_one_out`) and tested on the held-out one.
+   Scoring (:func:`bci.evaluation.events.score_detections`): recall = reference spindles with
+   a stimulus within ``[onset - 0.25 s, end + 0.25 s]``; precision = stimuli inside such an
+   interval; latency = first stimulus minus the expert's onset (the triggering sample: the
+   algorithmic delay). With ``--budget-s``, a stimulus later than ``onset + budget`` does not
+   count (Portiloop-style latency budget), in training and in scoring.
+2. **Online, over LSL in real time.** One held-out excerpt (``--online-excerpt``), with a
+   channel carrying each sample's index, is published by ``bci play`` in another process; the
+   closed loop runs on it live for ``--online-minutes``
+   (:func:`bci.realtime.session.run_session`, LSL marker stimulator, everything recorded).
+   Scored the same way, the latency now runs to the *marker's LSL timestamp* (algorithm +
+   processing + transport). The online stimuli, on the excerpt's clock
+   (:func:`bci.realtime.recording.read_stimuli`), are compared with the offline ones (same
+   code, same samples: they should coincide; :func:`bci.evaluation.events.detection_agreement`).
+3. **Ceiling.** Expert 2 against expert 1 (excerpts 1-6), scored the same way as events.
 
 Portiloop (Valenchon et al.) reports ~71 % recall and stimulation within ~300 ms of onset with a
 trained network on MODA; this detector is a two-parameter envelope threshold.
@@ -57,19 +57,27 @@ import numpy as np
 from tqdm import tqdm
 
 from bci.data.dreams import DreamsExcerpt, load_dreams_spindles
-from bci.evaluation.events import event_rates, pool_event_counts, score_detections
+from bci.evaluation.events import (
+    choose_leave_one_out,
+    detection_agreement,
+    event_rates,
+    plot_detections,
+    pool_event_counts,
+    score_detections,
+)
 from bci.evaluation.latency import latency_stats
-from bci.realtime.loop import OnlineLoop
 from bci.realtime.lsl import use_loopback_config  # imports no pylsl: LSLAPICFG is set first
 from bci.realtime.policies import OscillationTrigger
 from bci.realtime.processing import CausalFilter, ProcessingChain
+from bci.realtime.recording import read_stimuli
+from bci.realtime.report import make_session_report
 from bci.realtime.safety import SafetyGate
-from bci.realtime.sources import ArraySource
-from bci.realtime.stream import Stream
+from bci.realtime.session import replay_offline, run_session
 
 WINDOW_S, STEP_S = 0.5, 0.05
 THRESHOLDS = np.round(np.arange(1.5, 4.01, 0.25), 2)
 MIN_DURATIONS = (0.0, 0.05, 0.1, 0.2, 0.3)
+GRID = [(thr, dur) for thr in THRESHOLDS for dur in MIN_DURATIONS]
 TOL_S = 0.25
 
 
@@ -91,60 +99,41 @@ def make_safety() -> SafetyGate:
 
 
 def offline_scores(ex: DreamsExcerpt) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run the online loop offline over the whole excerpt; (t_end, score) of each window."""
-    source = ArraySource(ex.signal[np.newaxis], ex.sfreq, ["EEG"],
-                         chunk_size=max(int(round(4 * STEP_S * ex.sfreq)), 1))
-    loop = OnlineLoop(Stream(source, threaded=False, buffer_s=5.0), window_s=WINDOW_S,
-                      step_s=STEP_S, processing=make_chain(ex.sfreq),
-                      policy=make_trigger(np.inf, 0.0), catch_up=True)
-    summary = loop.run()
-    t = np.array([d.t_end for d in loop.decisions])
-    score = np.array([d.score for d in loop.decisions])
-    return t, score, summary["latency_ms"]["end_to_end"]["p50"]
+    """Replay the excerpt through the online loop; (t_end, score) of each window, e2e p50 ms."""
+    decisions, summary = replay_offline(
+        ex.signal[np.newaxis], ex.sfreq, ["EEG"], window_s=WINDOW_S, step_s=STEP_S,
+        processing=make_chain(ex.sfreq), policy=make_trigger(np.inf, 0.0), buffer_s=5.0,
+        chunk_size=max(int(round(4 * STEP_S * ex.sfreq)), 1))
+    return (np.array([d.t_end for d in decisions]), np.array([d.score for d in decisions]),
+            summary["latency_ms"]["end_to_end"]["p50"])
 
 
 def detect(t: np.ndarray, score: np.ndarray, threshold: float, min_duration_s: float
            ) -> tuple[np.ndarray, int]:
     """Stimulus times (s) the trigger + safety gate give on recorded scores; and suppressed."""
-    trigger, safety = make_trigger(threshold, min_duration_s), make_safety()
-    trigger.bind(classes=None, ch_names=["EEG"], sfreq=100.0)
-    stims = []
-    candidates = np.flatnonzero(score >= threshold * trigger.off_ratio)
-    # the state machine only changes near candidates; feed those and the sample after each
-    idx = np.unique(np.concatenate([candidates, np.minimum(candidates + 1, len(t) - 1)]))
-    for i in idx:
-        if trigger.decide(float(score[i]), float(t[i])) is not None \
-                and safety.allow(float(t[i])):
-            stims.append(t[i])
-    return np.array(stims), safety.n_suppressed
+    safety = make_safety()
+    stims = make_trigger(threshold, min_duration_s).replay(t, score, safety=safety)
+    return stims, safety.n_suppressed
 
 
 def run_offline(excerpts: list[DreamsExcerpt], budget_s: float | None) -> dict:
     """Leave one excerpt out: parameters with the best pooled F1 on the others, per excerpt."""
     scores = {ex.number: offline_scores(ex)
               for ex in tqdm(excerpts, desc="offline replay (scores)", file=sys.stdout)}
-    counts = {}  # (excerpt, threshold, min_duration) -> EventCounts
-    grid = [(thr, dur) for thr in THRESHOLDS for dur in MIN_DURATIONS]
-    for ex in tqdm(excerpts, desc="grid", file=sys.stdout):
-        t, score, _ = scores[ex.number]
-        for thr, dur in grid:
-            stims, _ = detect(t, score, thr, dur)
-            counts[ex.number, thr, dur] = score_detections(stims, ex.reference, tolerance_s=TOL_S,
-                                                           max_delay_s=budget_s)
-    results = {}
+    counts = {(ex.number, p): score_detections(detect(*scores[ex.number][:2], *p)[0],
+                                               ex.reference, tolerance_s=TOL_S,
+                                               max_delay_s=budget_s)
+              for ex in tqdm(excerpts, desc="grid", file=sys.stdout) for p in GRID}
+    choice, folds = choose_leave_one_out(counts, rate="f1"), {}
     for ex in excerpts:
-        k = ex.number
-        others = [e.number for e in excerpts if e.number != k]
-        f1 = {(thr, dur): event_rates(pool_event_counts(counts[o, thr, dur] for o in others))
-              ["f1"] for thr, dur in grid}
-        thr, dur = max(f1, key=f1.get)
-        t, score, e2e = scores[k]
-        _, suppressed = detect(t, score, thr, dur)
-        results[k] = {"threshold": float(thr), "min_duration_s": float(dur),
-                      "train_f1": f1[thr, dur], "sfreq": ex.sfreq, "channel": ex.ch_name,
-                      "suppressed": suppressed, "counts": counts[k, thr, dur],
-                      **event_rates(counts[k, thr, dur]), "offline_loop_e2e_p50_ms": e2e}
-    return results
+        (thr, dur), train_f1 = choice[ex.number]
+        t, score, e2e = scores[ex.number]
+        fold = counts[ex.number, (thr, dur)]
+        folds[ex.number] = {"threshold": float(thr), "min_duration_s": float(dur),
+                            "train_f1": train_f1, "sfreq": ex.sfreq, "channel": ex.ch_name,
+                            "suppressed": detect(t, score, thr, dur)[1], "counts": fold,
+                            **event_rates(fold), "offline_loop_e2e_p50_ms": e2e}
+    return folds
 
 
 def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
@@ -154,10 +143,10 @@ def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
 
     import mne
 
-    from bci.hw.lsl_marker import LSLMarkerStimulator
+    from bci.hw.lsl_marker import LSLMarkerStimulator  # pylsl: after LSLAPICFG is set
     from bci.realtime.lsl import LSLSource
-    from bci.realtime.recording import Recorder
 
+    # a second channel carries each sample's index: stimuli go back onto the excerpt's clock
     data = np.vstack([ex.signal, np.arange(len(ex.signal), dtype=float)])
     info = mne.create_info(["EEG", "idx"], ex.sfreq, ["eeg", "misc"])
     fif = Path(tempfile.mkdtemp(prefix="bci_dreams_")) / f"excerpt{ex.number}_raw.fif"
@@ -167,19 +156,15 @@ def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
                                "--picks", "EEG,idx", "--wait", "60"], env=os.environ.copy(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     session = out / f"online_excerpt{ex.number}_{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        stream = Stream(LSLSource(name, timeout_s=30.0), threaded=True, buffer_s=30.0)
-        loop = OnlineLoop(stream, window_s=WINDOW_S, step_s=STEP_S,
-                          processing=make_chain(ex.sfreq),
-                          policy=make_trigger(fold["threshold"], fold["min_duration_s"]),
-                          safety=make_safety(), stimulator=LSLMarkerStimulator(f"{name}-stim"),
-                          recorder=Recorder(session, ["EEG", "idx"], ex.sfreq,
-                                            info={"source": name, "excerpt": ex.number,
-                                                  "ch_types": ["eeg", "misc"]}),
-                          catch_up=True)  # decide on every window, as offline
-        print(f"Online: excerpt {ex.number} ({ex.ch_name}, {ex.sfreq:g} Hz) over LSL for "
-              f"{minutes:g} min in real time ...", flush=True)
-        loop.run(minutes * 60.0)
+    print(f"Online: excerpt {ex.number} ({ex.ch_name}, {ex.sfreq:g} Hz) over LSL for "
+          f"{minutes:g} min in real time ...", flush=True)
+    try:  # catch_up: decide on every window, as offline
+        run_session(LSLSource(name, timeout_s=30.0), duration_s=minutes * 60.0,
+                    processing=make_chain(ex.sfreq), window_s=WINDOW_S, step_s=STEP_S,
+                    policy=make_trigger(fold["threshold"], fold["min_duration_s"]),
+                    safety=make_safety(), stimulator=LSLMarkerStimulator(f"{name}-stim"),
+                    record_dir=session, info={"excerpt": ex.number, "ch_types": ["eeg", "misc"]},
+                    catch_up=True)
     finally:
         player.terminate()
         player.communicate(timeout=10)  # also closes its pipes
@@ -189,35 +174,29 @@ def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
 def evaluate_session(session: Path, ex: DreamsExcerpt, fold: dict, minutes: float | None,
                      budget_s: float | None) -> dict:
     """Score a recorded online session (its stimuli and sample index) against the experts."""
-    from bci.realtime.recording import read_events, read_signal
-    from bci.realtime.report import make_session_report
-
     session = Path(session)
     summary = json.loads((session / "summary.json").read_text())
-    sig, ts, _ = read_signal(session)
-    idx = sig[1].astype(np.int64)
-    t_start = float(np.median(ts - idx / ex.sfreq))  # LSL time of the excerpt's sample 0
-    span = (idx[0] / ex.sfreq + WINDOW_S, idx[-1] / ex.sfreq)
-    stims = [e for e in read_events(session) if e["kind"] == "stim"]
-    trig = np.array([e["t_trigger"] for e in stims]) - t_start
-    fired = np.array([e["time"] for e in stims]) - t_start  # just after the marker was sent
+    stims = read_stimuli(session, index_channel="idx")  # s from the excerpt's sample 0
+    trig, fired = stims.t_trigger, stims.t_fired  # fired: just after the marker was sent
+    span = (stims.span_s[0] + WINDOW_S, stims.span_s[1])
     on_trig, on_fired = (score_detections(s, ex.reference, tolerance_s=TOL_S,
                                           max_delay_s=budget_s, span=span) for s in (trig, fired))
-    t_off, score_off, _ = offline_scores(ex)
-    off_stims, _ = detect(t_off, score_off, fold["threshold"], fold["min_duration_s"])
     # online and offline share the code and (the player waits for the loop) the samples, from
     # sample 0: the stimuli should be the same, to the sample
-    off_in = off_stims[(off_stims >= span[0]) & (off_stims <= span[1] - 1.0)]
-    on_in = trig[(trig >= span[0]) & (trig <= span[1] - 1.0)]
-
-    def agreement(tol_s: float) -> float | None:
-        if not (len(on_in) and len(off_in)):
-            return None
-        return round(float(np.mean([np.min(np.abs(off_in - s)) <= tol_s for s in on_in])), 3)
-
+    off_stims, _ = detect(*offline_scores(ex)[:2], fold["threshold"], fold["min_duration_s"])
+    off_in, on_in = (s[(s >= span[0]) & (s <= span[1] - 1.0)] for s in (off_stims, trig))
+    agreement = {key: round(detection_agreement(on_in, off_in, tolerance_s=tol), 3)
+                 if len(on_in) and len(off_in) else None
+                 for key, tol in (("same_sample", 0.5 / ex.sfreq),
+                                  ("within_one_step", STEP_S + 1e-6))}
     if not (session / "report.html").is_file():
         make_session_report(session)
-    plot_examples(ex, fired, span, session.parent / f"online_excerpt{ex.number}_examples.png")
+    plot_detections(ex.signal, ex.sfreq, ex.reference, fired, span_s=span,
+                    filtered=make_chain(ex.sfreq).apply(ex.signal[np.newaxis])[0],
+                    signal_label="EEG", filtered_label="11-16 Hz (causal)",
+                    event_label="experts", detection_label="stimulus (LSL marker)",
+                    title="Spindle-triggered stimulation, online over LSL"
+                    ).savefig(session.parent / f"online_excerpt{ex.number}_examples.png", dpi=100)
     return {"excerpt": ex.number, "minutes": minutes, "span_s": span, "session": str(session),
             "threshold": fold["threshold"], "min_duration_s": fold["min_duration_s"],
             "summary": {k: summary[k] for k in ("samples_received", "samples_lost", "gaps",
@@ -225,45 +204,11 @@ def evaluate_session(session: Path, ex: DreamsExcerpt, fold: dict, minutes: floa
                                                 "stimuli_suppressed", "latency_ms", "faults",
                                                 "stopped_reason")},
             "by_trigger_sample": event_rates(on_trig), "by_marker_time": event_rates(on_fired),
-            "online_offline_agreement": {"same_sample": agreement(0.5 / ex.sfreq),
-                                         "within_one_step": agreement(STEP_S + 1e-6)},
+            "online_offline_agreement": agreement,
             "online_windows_skipped": summary.get("windows_skipped", 0),
             "n_online_compared": int(len(on_in)), "n_offline_compared": int(len(off_in)),
             "marker_minus_trigger_ms": latency_stats(fired - trig, percentiles=(50, 99),
                                                      decimals=2, scale=1e3)}
-
-
-def plot_examples(ex: DreamsExcerpt, stims: np.ndarray, span, path: Path, n: int = 6) -> None:
-    """Plot a few reference spindles of the online span with the stimuli around them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sfreq, sig = ex.sfreq, ex.signal
-    filtered = make_chain(sfreq).apply(sig[np.newaxis])[0]
-    ref = ex.reference
-    spindles = ref[(ref[:, 0] > span[0]) & (ref[:, 0] < span[1])]
-    picks = spindles[np.linspace(0, len(spindles) - 1, min(n, len(spindles))).astype(int)]
-    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 1.6 * len(picks)), squeeze=False)
-    for ax, (onset, offset) in zip(axes[:, 0], picks, strict=True):
-        a = max(int((onset - 2) * sfreq), 0)
-        b = min(int((offset + 2) * sfreq), len(sig))
-        tt = np.arange(a, b) / sfreq
-        ax.plot(tt, sig[a:b] * 1e6, color="0.6", lw=0.6, label="EEG")
-        ax.plot(tt, filtered[a:b] * 1e6, color="C0", lw=0.8, label="11-16 Hz (causal)")
-        ax.axvspan(onset, offset, color="C1", alpha=0.25, label="experts")
-        for s in stims[(stims > tt[0]) & (stims < tt[-1])]:
-            ax.axvline(s, color="C3", lw=1.5, label="stimulus (LSL marker)")
-        ax.set_ylabel("µV")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    uniq = dict(zip(labels, handles, strict=True))
-    axes[0, 0].legend(uniq.values(), uniq.keys(), fontsize=7, ncol=4, loc="upper right")
-    axes[-1, 0].set_xlabel(f"time in excerpt {ex.number} (s)")
-    fig.suptitle("Spindle-triggered stimulation, online over LSL")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def print_table(folds: dict, pooled: dict, ceiling: dict | None) -> None:
@@ -304,6 +249,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     lo, _, hi = args.excerpts.partition("-")
     ks = list(range(int(lo), int(hi) + 1)) if hi else [int(k) for k in args.excerpts.split(",")]
+    if len(ks) < 2:
+        parser.error(f"--excerpts needs at least 2 excerpts (one is left out, the others choose "
+                     f"its parameters), got {args.excerpts!r}.")
     try:
         excerpts = [load_dreams_spindles(k, args.path) for k in ks]
     except FileNotFoundError as err:

@@ -22,4 +22,5 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
                 "seizure_overlap_s", "subsample_segments", "split_segments", "segment_windows",
                 "prepare_recording", "choose_training_windows", "windows_at",
                 "SeizureSegments", "SeizureStream"],
+    "seizure_windows": ["SeizureWindows", "prepare_bonn_windows", "prepare_chbmit_windows"],
 })

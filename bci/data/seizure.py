@@ -16,6 +16,9 @@
   windows in seconds, :func:`windows_at` cuts them.
 - :func:`make_seizure_eeg`: seeded synthetic segments (coloured background noise; ictal segments
   add rhythmic high-amplitude spike-and-wave bursts), so tests run without the real data.
+
+A whole windowed task in one call (split, windows, held-out streams):
+:mod:`bci.data.seizure_windows`.
 """
 
 from __future__ import annotations
@@ -102,9 +105,11 @@ class SeizureStream:
     intervals : ndarray, shape (n_seizures, 2)
         Seizure onset and offset times (seconds from the start of the stream).
     segment_names : list of str
-        The segments the stream was built from, in order.
+        The segments the stream was built from, in order (empty for a continuous recording).
     description : str
-        How it was made (a concatenation of segments; real or synthetic).
+        How it was made (a concatenation of segments, real or synthetic; or a recording).
+    name : str
+        Short name (e.g. ``"stream"``, or the file of a continuous recording).
     """
 
     signal: np.ndarray
@@ -112,6 +117,7 @@ class SeizureStream:
     intervals: np.ndarray
     segment_names: list[str]
     description: str
+    name: str = "stream"
 
     @property
     def duration_s(self) -> float:

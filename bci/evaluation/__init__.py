@@ -9,8 +9,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "benchmarks": ["benchmark", "summarize", "format_table", "plot_scores", "write_results"],
     "seizure_metrics": ["seizure_metrics", "SeizureMetrics", "alarm_events",
                         "consecutive_decisions", "pool_seizure_metrics", "binary_scores",
-                        "segment_scores"],
+                        "segment_scores", "StreamTrace", "StreamScores", "predict_stream",
+                        "score_traces", "plot_traces"],
     "events": ["EventCounts", "match_events", "score_detections", "pool_event_counts",
-               "event_rates"],
+               "event_rates", "choose_leave_one_out", "detection_agreement",
+               "plot_detections"],
     "latency": ["latency_stats"],
 })

@@ -28,21 +28,33 @@ the epilepsy benchmarks of Dan et al. 2024):
 Several recordings scored one by one are pooled by :func:`pool_seizure_metrics`; window or
 segment decisions without the event rules are scored by :func:`binary_scores` and
 :func:`segment_scores`.
+
+A model's probabilities over held-out continuous recordings: :func:`predict_stream` cuts each
+recording into sliding windows and keeps every model's seizure probability (a
+:class:`StreamTrace`), :func:`score_traces` scores one model's traces with the rules above and
+pools them, :func:`plot_traces` draws them with the seizures and the alarms.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._checks import check_positive, check_real, check_type, ensure_int
+from ..data.seizure import SeizureStream, sliding_windows
 from .events import match_events
 
-__all__ = ["SeizureMetrics", "alarm_events", "binary_scores", "consecutive_decisions",
-           "pool_seizure_metrics", "seizure_metrics", "segment_scores"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from torch import nn
+
+__all__ = ["SeizureMetrics", "StreamScores", "StreamTrace", "alarm_events", "binary_scores",
+           "consecutive_decisions", "plot_traces", "pool_seizure_metrics", "predict_stream",
+           "score_traces", "seizure_metrics", "segment_scores"]
 
 
 @dataclass
@@ -385,3 +397,194 @@ def segment_scores(proba, owner, ictal, *, threshold: float = 0.5) -> dict[str, 
                          f"{len(ictal)} segments.")
     seg_p = np.array([proba[owner == i].mean() for i in idx])
     return binary_scores(seg_p >= threshold, ictal[idx])
+
+
+@dataclass
+class StreamTrace:
+    """Seizure probabilities of one or more models over one continuous recording.
+
+    Attributes
+    ----------
+    name : str
+        The recording (e.g. its file name).
+    times : ndarray, shape (n_windows,)
+        Decision time of each sliding window: its end (seconds from the recording's start).
+    labels : ndarray of int, shape (n_windows,)
+        1 for seizure windows (at least half inside a seizure).
+    intervals : ndarray, shape (n_seizures, 2)
+        True seizure onsets and offsets (seconds).
+    duration_s : float
+        Length of the recording (seconds).
+    probas : dict of str to ndarray, shape (n_windows,)
+        Seizure probability of every window, per model name.
+    """
+
+    name: str
+    times: np.ndarray
+    labels: np.ndarray
+    intervals: np.ndarray
+    duration_s: float
+    probas: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class StreamScores:
+    """One model's scores over several recordings (:func:`score_traces`).
+
+    Attributes
+    ----------
+    pooled : SeizureMetrics
+        Event metrics pooled over the recordings (:func:`pool_seizure_metrics`).
+    recordings : list of SeizureMetrics
+        Event metrics of each recording, scored on its own.
+    window : dict
+        :func:`binary_scores` of the raw window decisions (``proba >= threshold``, without the
+        consecutive rule) over all recordings' windows.
+    """
+
+    pooled: SeizureMetrics
+    recordings: list[SeizureMetrics]
+    window: dict[str, float]
+
+
+def predict_stream(models: Mapping[str, nn.Module], stream: SeizureStream, *,
+                   window_s: float, step_s: float, batch_size: int = 256) -> StreamTrace:
+    """Cut a recording into sliding windows and compute each model's seizure probability.
+
+    Parameters
+    ----------
+    models : mapping of str to torch.nn.Module
+        Binary classifiers (class 1: seizure) taking windows ``(batch, n_chans, n_window)`` in
+        the unit of ``stream.signal``, by name.
+    stream : SeizureStream
+        The recording (``signal`` ``(n_chans, n_samples)``, ``sfreq``, ``intervals``).
+    window_s, step_s : float
+        Window length and hop (seconds, > 0), as in training;
+        :func:`bci.data.seizure.sliding_windows`.
+    batch_size : int
+        Windows per forward pass (:func:`bci.models.inference.predict_proba`).
+
+    Returns
+    -------
+    trace : StreamTrace
+        ``probas[name]`` is ``predict_proba(model, windows)[:, 1]`` (float32).
+    """
+    from ..models.inference import predict_proba  # torch only when predicting
+
+    check_type(models, Mapping, "models")
+    check_type(stream, SeizureStream, "stream")
+    windows, labels, times = sliding_windows(stream.signal, stream.sfreq, window_s, step_s,
+                                             stream.intervals)
+    return StreamTrace(name=stream.name, times=times, labels=labels,
+                       intervals=np.asarray(stream.intervals, dtype=float).reshape(-1, 2),
+                       duration_s=stream.duration_s,
+                       probas={name: predict_proba(model, windows, batch_size=batch_size)[:, 1]
+                               for name, model in models.items()})
+
+
+def score_traces(traces: Sequence[StreamTrace], model: str, *, threshold: float = 0.5,
+                 min_consecutive: int = 1, merge_gap_s: float = 0.0,
+                 tolerance_s: float = 0.0) -> StreamScores:
+    """Score one model's probabilities on each recording and pool the event metrics.
+
+    Each recording is scored on its own by :func:`seizure_metrics` (its window labels, its
+    duration); the results are pooled by :func:`pool_seizure_metrics`, weighted by each
+    recording's non-seizure and seizure window counts.
+
+    Parameters
+    ----------
+    traces : sequence of StreamTrace
+        From :func:`predict_stream`, one per recording.
+    model : str
+        Key of ``StreamTrace.probas`` to score.
+    threshold, min_consecutive, merge_gap_s, tolerance_s
+        The event rules of :func:`seizure_metrics`.
+
+    Returns
+    -------
+    scores : StreamScores
+
+    Examples
+    --------
+    >>> trace = StreamTrace("a", np.arange(1.0, 11.0), np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0]),
+    ...                     np.array([[3.5, 6.0]]), 3600.0,
+    ...                     {"m": np.array([0, 0, 0, 0.9, 0.8, 0, 0, 0, 0.7, 0])})
+    >>> s = score_traces([trace], "m", tolerance_s=1.0)
+    >>> s.pooled.sensitivity, s.pooled.n_false_alarms, s.window["sensitivity"]
+    (1.0, 1, 0.6666666666666666)
+    """
+    traces = list(check_type(traces, (list, tuple), "traces"))
+    if not traces:
+        raise ValueError("traces is empty: score_traces needs at least one recording.")
+    for trace in traces:
+        check_type(trace, StreamTrace, "traces")
+        if model not in trace.probas:
+            raise ValueError(f"No probabilities of model {model!r} in trace {trace.name!r}; "
+                             f"it has {sorted(trace.probas)}.")
+    metrics = [seizure_metrics(t.probas[model], t.times, t.intervals, labels=t.labels,
+                               threshold=threshold, min_consecutive=min_consecutive,
+                               merge_gap_s=merge_gap_s, tolerance_s=tolerance_s,
+                               duration_s=t.duration_s) for t in traces]
+    pooled = pool_seizure_metrics(metrics, [int((t.labels == 0).sum()) for t in traces],
+                                  [int((t.labels == 1).sum()) for t in traces])
+    proba = np.concatenate([t.probas[model] for t in traces])
+    window = binary_scores(proba >= threshold, np.concatenate([t.labels for t in traces]))
+    return StreamScores(pooled=pooled, recordings=metrics, window=window)
+
+
+def plot_traces(traces: Sequence[StreamTrace], *, threshold: float = 0.5,
+                min_consecutive: int = 1, merge_gap_s: float = 0.0,
+                title: str | None = None) -> Figure:
+    """Plot each model's seizure probability over the recordings, end to end.
+
+    One row per model: the probability of every window at its decision time (black), the true
+    seizures (shaded red), the threshold (dashed blue) and the alarm events of the decision
+    rules (:func:`consecutive_decisions`, :func:`alarm_events`; orange bars above the trace).
+    Recordings follow each other on one time axis (minutes), separated by dotted lines.
+
+    Parameters
+    ----------
+    traces : sequence of StreamTrace
+        From :func:`predict_stream`; every trace has the same models.
+    threshold, min_consecutive, merge_gap_s
+        The decision rules of :func:`seizure_metrics` (for the threshold line and the alarms).
+    title : str | None
+        Figure title; a default naming the shading when None.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Made without pyplot, so no backend is chosen or changed; save it with
+        ``fig.savefig(path)``.
+    """
+    from matplotlib.figure import Figure
+
+    traces = list(check_type(traces, (list, tuple), "traces"))
+    if not traces or not traces[0].probas:
+        raise ValueError("plot_traces needs at least one trace with probabilities.")
+    names = list(traces[0].probas)
+    fig = Figure(figsize=(12, 2.2 * len(names)), layout="tight")
+    axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True))
+    for ax, name in zip(axes, names, strict=True):
+        offset_s = 0.0
+        for k, trace in enumerate(traces):
+            for onset, offset in trace.intervals:
+                ax.axvspan((offset_s + onset) / 60, (offset_s + offset) / 60, color="tab:red",
+                           alpha=0.25, lw=0)
+            proba = trace.probas[name]
+            ax.plot((offset_s + trace.times) / 60, proba, lw=0.8, color="k")
+            decisions = consecutive_decisions(proba >= threshold, min_consecutive)
+            for first, last in alarm_events(decisions, trace.times, merge_gap_s=merge_gap_s):
+                ax.plot([(offset_s + first) / 60, (offset_s + last) / 60], [1.08, 1.08],
+                        color="tab:orange", lw=3, marker="|", solid_capstyle="butt")
+            if k:
+                ax.axvline(offset_s / 60, color="0.5", ls=":", lw=0.8)
+            offset_s += trace.duration_s
+        ax.axhline(threshold, color="tab:blue", ls="--", lw=0.8)
+        ax.set_ylim(-0.05, 1.15)
+        ax.set_ylabel("P(seizure)")
+        ax.set_title(name, fontsize=9, loc="left")
+    axes[-1].set_xlabel("time (min)")
+    fig.suptitle(title or "Seizure probability per window (shaded: true seizures; orange: "
+                          "alarms)", fontsize=9)
+    return fig

@@ -38,7 +38,7 @@ import copy
 import logging
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,8 +55,8 @@ from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
 from .augmentation import EpochAugmentation, make_augmentation
 
-__all__ = ["DecoderModule", "TrainingResult", "recalibrate_batch_norm_stats", "torch_threads",
-           "train_model"]
+__all__ = ["DecoderModule", "TrainingResult", "plot_training_curves",
+           "recalibrate_batch_norm_stats", "torch_threads", "train_model"]
 
 SCHEDULERS = ("cosine", "plateau", "none")
 LOGGERS = ("csv", "tensorboard", "none")
@@ -512,3 +512,51 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     return TrainingResult(model=model, history=history.rows,
                           best_epoch=best.best_epoch if best else None, n_epochs=n_epochs,
                           log_dir=Path(log_dir) if train_logger else None)
+
+
+def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], *,
+                         metric: str = "loss", ylabel: str | None = None):
+    """Plot training (solid) and validation (dashed) curves of one or more trainings.
+
+    Parameters
+    ----------
+    histories : mapping of str to list of dict
+        ``{name: TrainingResult.history}`` (:func:`train_model`): rows with ``epoch``,
+        ``train_<metric>`` and, with validation data, ``val_<metric>``; a missing value is a
+        gap.
+    metric : str
+        What to plot, e.g. ``"loss"`` or ``"acc"``.
+    ylabel : str | None
+        Label of the y axis; ``metric`` when None.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axis, two lines per training (labels ``"<name> train"``, ``"<name> val"``).
+        Made without pyplot, so no backend is chosen or changed; save it with
+        ``fig.savefig(path)``.
+
+    Examples
+    --------
+    >>> rows = [{"epoch": 0, "train_loss": 0.7, "val_loss": 0.6},
+    ...         {"epoch": 1, "train_loss": 0.5, "val_loss": 0.55}]
+    >>> fig = plot_training_curves({"net": rows})
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['net train', 'net val']
+    """
+    from matplotlib.figure import Figure
+
+    check_type(histories, Mapping, "histories")
+    check_type(metric, str, "metric")
+    fig = Figure(figsize=(6, 3.5), layout="tight")
+    ax = fig.subplots()
+    for k, (name, rows) in enumerate(histories.items()):
+        epochs = [row["epoch"] for row in rows]
+        for stage, style in (("train", "-"), ("val", "--")):
+            ax.plot(epochs, [row.get(f"{stage}_{metric}", np.nan) for row in rows], ls=style,
+                    color=f"C{k % 10}", label=f"{name} {stage}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric if ylabel is None else ylabel)
+    if histories:
+        ax.legend(fontsize=8)
+    return fig

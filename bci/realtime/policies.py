@@ -20,6 +20,7 @@ import numpy as np
 
 from .._checks import check_bool, check_positive, check_real, check_type, ensure_int
 from .events import Decision, StimRequest
+from .safety import SafetyGate
 
 
 def _resolve(what: str, value: str | int, names: Sequence[str] | None, *, kinds: str,
@@ -340,3 +341,55 @@ class OscillationTrigger(Policy):
         score = self.score(decision)
         decision.score = score
         return self.decide(score, decision.t_end, decision.window)
+
+    def replay(self, times, scores, *, safety: SafetyGate | None = None) -> np.ndarray:
+        """Run the event state machine on recorded scores; return the stimulus times.
+
+        Tunes ``threshold`` and ``min_duration_s`` offline: with ``relative=True`` a window's
+        score does not depend on the threshold, so the scores of one replay through the loop
+        (e.g. with ``threshold=inf``, which never fires) serve every threshold. The trigger is
+        reset first. Only the windows where the state can change are visited (scores at or
+        above ``threshold * off_ratio``, and the window after each): the result is that of
+        visiting every window, in a fraction of the time.
+
+        Parameters
+        ----------
+        times : array, shape (n_windows,)
+            Decision time of each window (s, increasing), e.g. ``Decision.t_end``.
+        scores : array, shape (n_windows,)
+            The trigger's score of each window (``Decision.score``).
+        safety : SafetyGate | None
+            When given, every request must also pass ``safety.allow(t)`` (its counters, e.g.
+            ``n_suppressed``, count the refused ones).
+
+        Returns
+        -------
+        stim_times : ndarray, shape (n_stimuli,)
+            Times (s) of the requests that fired (and passed ``safety``): the trigger times (a
+            ``target_phase`` needs the window and is not waited for here).
+
+        Examples
+        --------
+        >>> trigger = OscillationTrigger(threshold=2.0, min_duration_s=0.5, refractory_s=1.0)
+        >>> t = np.arange(10) * 0.25
+        >>> trigger.replay(t, [1, 3, 3, 3, 1, 1, 3, 3, 3, 3]).tolist()  # once per event
+        [0.75, 2.0]
+        """
+        times = np.asarray(times, dtype=float)
+        scores = np.asarray(scores, dtype=float)
+        if times.ndim != 1 or times.shape != scores.shape:
+            raise ValueError(f"times and scores must be 1-D with one value per window, got "
+                             f"shapes {times.shape} and {scores.shape}.")
+        check_type(safety, (SafetyGate, type(None)), "safety")
+        self.reset()
+        candidates = np.flatnonzero(scores >= self.threshold * self.off_ratio)
+        # the state machine only changes near candidates: visit those and the window after
+        idx = np.unique(np.concatenate([candidates,
+                                        np.minimum(candidates + 1, len(times) - 1)]))
+        stims = []
+        for i in idx:
+            t = float(times[i])
+            if self.decide(float(scores[i]), t) is not None and (safety is None
+                                                                 or safety.allow(t)):
+                stims.append(times[i])
+        return np.array(stims, dtype=float)

@@ -25,6 +25,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -376,3 +377,76 @@ def read_session(directory: str | Path):
             descriptions.append(f"{ev['kind']}/{ev.get('description', '')}"[:200])
         raw.set_annotations(mne.Annotations(onsets, durations, descriptions))
     return raw
+
+
+@dataclass
+class SessionStimuli:
+    """The stimuli of a recorded session (:func:`read_stimuli`).
+
+    Attributes
+    ----------
+    t_trigger : ndarray, shape (n_stimuli,)
+        Time of the window end that triggered each stimulus (s).
+    t_fired : ndarray, shape (n_stimuli,)
+        Time each stimulus was delivered: just after the stimulator returned, e.g. after the
+        LSL marker was sent (s).
+    span_s : tuple of float
+        Times of the first and the last recorded sample (s).
+    clock_offset_s : float
+        Session-clock time of time 0 of these times: subtracted from the recorded times (0
+        unless an index channel maps them to a replayed signal).
+    """
+
+    t_trigger: np.ndarray
+    t_fired: np.ndarray
+    span_s: tuple[float, float]
+    clock_offset_s: float
+
+
+def read_stimuli(directory: str | Path, *, index_channel: str | None = None) -> SessionStimuli:
+    """Read the stimuli of a session, on the clock of the replayed signal when there is one.
+
+    A session fed by a replayed file (``bci play``) can carry a channel holding each sample's
+    index in that file; times are then seconds from the file's sample 0, comparable with
+    annotations of the file and with an offline replay
+    (:func:`bci.realtime.session.replay_offline`). The session-clock time of sample 0 is the
+    median of ``timestamp - index / sfreq`` over the recorded samples (robust to jitter and
+    to lost samples).
+
+    Parameters
+    ----------
+    directory : str | Path
+        Session folder written by :class:`Recorder`.
+    index_channel : str | None
+        Name of the recorded channel that carries the replayed file's sample index; None keeps
+        the session's clock (the source timestamps, e.g. LSL time).
+
+    Returns
+    -------
+    stimuli : SessionStimuli
+
+    Raises
+    ------
+    ValueError
+        If ``index_channel`` is not a recorded channel, or the session holds no sample.
+    """
+    directory = Path(directory)
+    signal, times, header = read_signal(directory)
+    if times.size == 0:
+        raise ValueError(f"The session {directory} holds no sample: there is no clock to put "
+                         "its stimuli on.")
+    if index_channel is None:
+        offset, span = 0.0, (float(times[0]), float(times[-1]))
+    else:
+        check_type(index_channel, str, "index_channel")
+        if index_channel not in header["ch_names"]:
+            raise ValueError(f"index_channel={index_channel!r} is not a channel of the session "
+                             f"{directory}; it has {header['ch_names']}.")
+        sfreq = float(header["sfreq"])
+        index = signal[header["ch_names"].index(index_channel)].astype(np.int64)
+        offset = float(np.median(times - index / sfreq))
+        span = (index[0] / sfreq, index[-1] / sfreq)
+    stims = [e for e in read_events(directory) if e["kind"] == "stim"]
+    return SessionStimuli(t_trigger=np.array([e["t_trigger"] for e in stims]) - offset,
+                          t_fired=np.array([e["time"] for e in stims]) - offset,
+                          span_s=span, clock_offset_s=offset)

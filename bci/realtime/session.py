@@ -1,19 +1,21 @@
-"""One call for a whole closed-loop session (what ``bci stream`` runs)."""
+"""One call for a whole closed-loop session (what ``bci stream`` runs), or its offline replay."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .._checks import check_bool, check_positive, check_type, parse_spec
+from .._checks import check_bool, check_positive, check_type, ensure_int, parse_spec
 from .._logging import logger as _root_logger
+from .events import Decision
 from .loop import OnlineLoop
 from .policies import OscillationTrigger, Policy, ThresholdPolicy
 from .processing import ProcessingChain
 from .recording import Recorder, check_session_dir
 from .safety import SafetyGate
-from .sources import Source
+from .sources import ArraySource, Source
 from .stimulation import Stimulator
 from .stream import Stream
 
@@ -76,7 +78,7 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
                 step_s: float = 0.1, markers: Any = None, decode_timeout_s: float | None = 1.0,
                 buffer_s: float = 30.0, reconnect_s: float = 5.0,
                 threaded: bool = True, info: dict | None = None,
-                on_fault: Literal["stop", "continue"] = "stop") -> dict:
+                on_fault: Literal["stop", "continue"] = "stop", catch_up: bool = False) -> dict:
     """Stream ``source``, decode, stimulate under the safety limits and record; return the summary.
 
     Everything that can be checked is checked before any work: the parameters (durations
@@ -99,6 +101,9 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         Session length (s, finite, > 0); until Ctrl+C or the end of the source when None.
     stimulator, safety, processing, window_s, step_s, markers, decode_timeout_s, on_fault
         See :class:`~bci.realtime.loop.OnlineLoop`.
+    catch_up : bool
+        Decide on every window even when late (e.g. to compare with an offline replay,
+        :func:`replay_offline`); see :class:`~bci.realtime.loop.OnlineLoop`.
     buffer_s, reconnect_s, threaded
         See :class:`~bci.realtime.stream.Stream` (``buffer_s`` > 0, ``reconnect_s`` >= 0,
         finite).
@@ -131,7 +136,8 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         loop = OnlineLoop(stream, decoder, window_s=window_s, step_s=step_s,
                           processing=processing, policy=policy, safety=safety,
                           stimulator=stimulator, markers=markers,
-                          decode_timeout_s=decode_timeout_s, on_fault=on_fault)
+                          decode_timeout_s=decode_timeout_s, on_fault=on_fault,
+                          catch_up=catch_up)
         if record_dir is not None:
             loop.recorder = Recorder(record_dir, stream.ch_names, stream.sfreq,
                                      info={"source": source.info.name, **(info or {})})
@@ -139,3 +145,60 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         source.close()
         raise
     return loop.run(duration_s)
+
+
+def replay_offline(signal, sfreq: float, ch_names: Sequence[str] | None = None, *,
+                   decoder: Any = None, window_s: float | None = None, step_s: float = 0.1,
+                   processing: ProcessingChain | None = None, policy: Policy | None = None,
+                   safety: SafetyGate | None = None, chunk_size: int = 32,
+                   buffer_s: float = 30.0) -> tuple[list[Decision], dict]:
+    """Run the online loop over a recorded signal, offline, as fast as it computes.
+
+    The same :class:`~bci.realtime.loop.OnlineLoop` code as a live session, fed by an
+    :class:`~bci.realtime.sources.ArraySource` (sample ``i`` stamped ``i / sfreq``) through an
+    unthreaded :class:`~bci.realtime.stream.Stream`, deciding on every window
+    (``catch_up=True``): deterministic, so offline and online decisions can be compared, and
+    a policy's scores can be recorded to tune it (e.g.
+    :meth:`~bci.realtime.policies.OscillationTrigger.replay`).
+
+    Parameters
+    ----------
+    signal : array, shape (n_chans, n_samples)
+        The recording (not modified).
+    sfreq : float
+        Its sampling rate (Hz).
+    ch_names : sequence of str | None
+        Channel names; ``Ch1``... when None.
+    decoder, window_s, step_s, processing, policy, safety
+        See :class:`~bci.realtime.loop.OnlineLoop`.
+    chunk_size : int
+        Samples per pull of the source (>= 1).
+    buffer_s : float
+        Stream buffer (s, > 0); at least one window.
+
+    Returns
+    -------
+    decisions : list of Decision
+        One per window, in time order (``t_end`` on the signal's clock, ``score``...).
+    summary : dict
+        The session summary (:func:`bci.realtime.report.summarize`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bci.realtime.policies import OscillationTrigger
+    >>> t = np.arange(2000) / 100.0
+    >>> decisions, summary = replay_offline(np.sin(2 * np.pi * 10 * t)[np.newaxis], 100.0,
+    ...                                     ["EEG"], window_s=0.5, step_s=0.5,
+    ...                                     policy=OscillationTrigger(freq=10.0, threshold=np.inf,
+    ...                                                               relative=False))
+    >>> len(decisions), round(decisions[0].score, 3)  # RMS of a unit sine
+    (40, 0.707)
+    """
+    chunk_size = ensure_int(chunk_size, "chunk_size", minimum=1, what="samples")
+    source = ArraySource(signal, sfreq, ch_names, chunk_size=chunk_size)
+    loop = OnlineLoop(Stream(source, threaded=False, buffer_s=buffer_s), decoder,
+                      window_s=window_s, step_s=step_s, processing=processing, policy=policy,
+                      safety=safety, catch_up=True)
+    summary = loop.run()
+    return loop.decisions, summary

@@ -10,6 +10,7 @@ from bci.data.datamodule import EEGDataModule
 from bci.models.registry import get_model
 from bci.models.training import (
     DecoderModule,
+    plot_training_curves,
     recalibrate_batch_norm_stats,
     torch_threads,
     train_model,
@@ -242,3 +243,32 @@ def test_decoder_module_errors():
     with pytest.raises(TypeError, match=r"datamodule must be EEGDataModule, got tuple .* Wrap the "
                                         r"epochs in bci.data.datamodule.EEGDataModule"):
         train_model(_net(), (X, y))
+
+
+def test_plot_training_curves_draws_every_history():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
+    histories = {
+        "a": [{"epoch": 0, "train_loss": 0.9, "val_loss": 0.8, "train_acc": 0.5},
+              {"epoch": 1, "train_loss": 0.6, "train_acc": 0.7}],  # no validation row
+        "b": [{"epoch": 0, "train_loss": 0.7, "val_loss": 0.75}],
+    }
+    fig = plot_training_curves(histories, ylabel="cross-entropy")
+    assert plt.get_fignums() == figures
+    assert matplotlib.get_backend() == backend
+    (ax,) = fig.axes
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines) == ["a train", "a val", "b train", "b val"]
+    np.testing.assert_array_equal(lines["a train"].get_xdata(), [0, 1])
+    np.testing.assert_array_equal(lines["a train"].get_ydata(), [0.9, 0.6])
+    np.testing.assert_array_equal(lines["a val"].get_ydata(), [0.8, np.nan])
+    assert lines["a val"].get_linestyle() == "--"
+    assert lines["a train"].get_color() == lines["a val"].get_color() != lines["b val"].get_color()
+    assert ax.get_ylabel() == "cross-entropy"
+    acc = plot_training_curves(histories, metric="acc")
+    np.testing.assert_array_equal(acc.axes[0].lines[0].get_ydata(), [0.5, 0.7])
+    assert acc.axes[0].get_ylabel() == "acc"
+    with pytest.raises(TypeError, match="histories must be"):
+        plot_training_curves([histories["a"]])

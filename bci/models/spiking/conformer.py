@@ -363,6 +363,43 @@ class SpikingConformer(EEGModule):
             tokens = block(tokens)
         return tokens
 
+    def with_neurons(self, *, approximate: bool) -> SpikingConformer:
+        """Return a copy with the same weights and the other (or the same) spiking neuron.
+
+        E.g. weights trained with approximate neurons run with plain LIF neurons: the
+        approximate neuron's saving is then measured on the same weights.
+
+        Parameters
+        ----------
+        approximate : bool
+            :class:`~bci.models.spiking.neurons.ApproxLIF` (True) or plain LIF (False).
+
+        Returns
+        -------
+        model : SpikingConformer
+            A new model in eval mode; ``self`` is not changed.
+
+        Raises
+        ------
+        ValueError
+            If ``self`` is the non-spiking twin (it has no spiking neurons).
+
+        Examples
+        --------
+        >>> model = SpikingConformer(2, 2, 256, sfreq=173.61)
+        >>> plain = model.with_neurons(approximate=False)
+        >>> plain.approximate, bool(torch.equal(plain.final_layer.weight,
+        ...                                     model.final_layer.weight))
+        (False, True)
+        """
+        approximate = check_bool(approximate, "approximate")
+        if not self.spiking:
+            raise ValueError("with_neurons needs a spiking model; this is the non-spiking twin "
+                             "(spiking=False), which has ReLU units, no spiking neurons.")
+        copy = type(self)(**{**self.get_config(), "approximate": approximate})
+        copy.load_state_dict(self.state_dict())
+        return copy.eval()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_outputs)`` of windows ``(batch, n_chans, n_times)``."""
         s = self.dropout(self.neurons_out(self.forward_tokens(x)))

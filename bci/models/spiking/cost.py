@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._checks import check_positive, check_type
+from ..._checks import check_bool, check_positive, check_type
 from .conformer import MatMul
 from .neurons import LIF, ApproxLIF, CubaLIF
 
@@ -96,9 +96,24 @@ class OperationCounts:
                 for name in ("effective_macs", "effective_acs", "dense_ops", "neuron_updates",
                              "neuron_updates_skipped")}
 
-    def as_dict(self) -> dict:
-        """All fields as a plain dict (JSON-serialisable)."""
-        return asdict(self)
+    def as_dict(self, *, derived: bool = False) -> dict:
+        """All fields as a plain dict (JSON-serialisable).
+
+        Parameters
+        ----------
+        derived : bool
+            Also ``"synaptic_operations"`` (:attr:`synaptic_operations`) and ``"per_second"``
+            (:meth:`per_second`), after the fields.
+
+        Returns
+        -------
+        counts : dict
+        """
+        out = asdict(self)
+        if check_bool(derived, "derived"):
+            out["synaptic_operations"] = self.synaptic_operations
+            out["per_second"] = self.per_second()
+        return out
 
 
 def _is_spiking(x: torch.Tensor) -> bool:

@@ -311,3 +311,27 @@ def test_network_file_round_trip(tmp_path):
     assert back.get_config() == model.get_config()
     with torch.no_grad():
         assert torch.equal(back(_x()), model(_x()))
+
+
+def test_with_neurons_swaps_the_neuron_and_keeps_the_weights():
+    x = _x(batch=8)
+    approx = _calibrated(_tiny(), x)
+    plain = approx.with_neurons(approximate=False)
+    assert (plain.approximate, approx.approximate) == (False, True)
+    assert not plain.training
+    state, copied = approx.state_dict(), plain.state_dict()
+    assert list(state) == list(copied)
+    assert all(torch.equal(state[k], copied[k]) for k in state)
+    # the same as building the plain model and loading the weights by hand
+    by_hand = _tiny(approximate=False)
+    by_hand.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(plain(x), by_hand.eval()(x))
+        # and back: the approximate neuron again gives the original outputs
+        assert torch.equal(plain.with_neurons(approximate=True)(x), approx.eval()(x))
+    assert sum(isinstance(m, ApproxLIF) for m in plain.modules()) == 0
+    assert sum(isinstance(m, ApproxLIF) for m in approx.modules()) > 0
+    with pytest.raises(ValueError, match="non-spiking twin"):
+        _tiny(spiking=False).with_neurons(approximate=True)
+    with pytest.raises(TypeError, match="approximate"):
+        approx.with_neurons(approximate="yes")

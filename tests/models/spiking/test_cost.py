@@ -188,3 +188,16 @@ def test_convolution_counts():
     counts = count_operations(_Conv(), torch.tensor([[[3.0, 0.0, 2.0]]]))
     assert counts.effective_macs == 1.0
     assert counts.dense_ops == 4.0
+
+
+def test_as_dict_with_derived_counts():
+    model = ANNDecoder(4, 2, 3, sfreq=50.0)
+    counts = count_operations(model, torch.rand(2, 4, 6))
+    plain, derived = counts.as_dict(), counts.as_dict(derived=True)
+    assert "synaptic_operations" not in plain
+    assert "per_second" not in plain
+    assert list(derived) == [*plain, "synaptic_operations", "per_second"]
+    assert derived["synaptic_operations"] == counts.effective_macs + counts.effective_acs
+    assert derived["per_second"] == {k: getattr(counts, k) * 50.0 for k in (
+        "effective_macs", "effective_acs", "dense_ops", "neuron_updates",
+        "neuron_updates_skipped")}

@@ -1,7 +1,22 @@
-"""The container of decoder and network files: bounded zip reading, the file digest, skops payloads.
+"""How a decoder or network file is laid out, written, and read back safely.
 
-Private helpers of :mod:`bci.models.decoder`. Everything here reads untrusted bytes, so each
-step is bounded before it runs:
+Private helpers of :mod:`bci.models.decoder`, which holds the public concept (the
+:class:`~bci.models.decoder.Decoder`, ``save_decoder``/``load_decoder``,
+``save_network``/``load_network``) and re-exports :data:`FORMAT_VERSION` and
+:data:`TRUSTED_TYPES`. This module never imports it: what it needs of the decoder (the names of
+its fields) is passed as arguments. What lives here:
+
+- the layout: :data:`FORMAT_VERSION`, the member names, and :data:`PAYLOADS`, the payloads each
+  (format, version) may hold, which alone decides the loader;
+- writing: :func:`write_file` adds the checksums and the signature (:func:`signer_for`) and
+  writes the zip atomically;
+- reading: :func:`read_file` opens a :class:`Container`, checks the manifest's format, version
+  and payload, the checksums (:func:`file_digest`) and the signature
+  (:func:`verify_signature`); :func:`decoder_meta` checks a manifest's decoder entry;
+- payloads: skops pipelines (:func:`load_pipeline`), format-1/2 pickles only with trust
+  (:func:`load_pickle`), network weights with torch alone (:func:`torch_weights`).
+
+Everything here reads untrusted bytes, so each step is bounded before it runs:
 
 - the zip directory (member count, size of the central directory) is read from the archive's
   end record before :class:`zipfile.ZipFile` parses it;
@@ -10,7 +25,8 @@ step is bounded before it runs:
   CRC), so a member whose declared size lies fails instead of filling memory;
 - a scikit-learn pipeline is a skops payload (:mod:`skops.io`), read only when every type it
   names is trusted (:data:`TRUSTED_TYPES` plus skops' defaults) and after its own zip directory
-  and array headers were checked; no pickle is ever read here.
+  and array headers were checked; a pickle is read only by :func:`load_pickle`, with
+  ``trust=True``.
 """
 
 from __future__ import annotations
@@ -20,9 +36,15 @@ import io
 import json
 import math
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from .. import __version__
+from .._logging import logger
+from ._signing import ENV_KEY, Key, resolve_key
 
 #: Fully qualified names of the types, beyond skops' defaults (scikit-learn estimators, numpy
 #: arrays and scalars, Python containers), that a decoder file may hold: bci's transformers,
@@ -54,6 +76,31 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.calibration._SigmoidCalibration",
 )
 
+# ---------------------------------------------------------------------------------------------
+# The layout of a file: format, members, and the payloads each (format, version) may hold
+# ---------------------------------------------------------------------------------------------
+#: Version of the decoder-file layout written by this ``bci`` (3: skops payloads, a digest of
+#: manifest and payload, optional signatures); files with a higher version cannot be read.
+FORMAT_VERSION = 3
+MANIFEST = "manifest.json"
+JOBLIB_PAYLOAD = "estimator.joblib"  # formats 1-2: a pickle, read only with trust=True
+SKOPS_PAYLOAD = "estimator.skops"  # format >= 3
+NETWORK_PAYLOAD = "network.pt"  # format >= 2
+FORMAT_NAME = "bci-decoder"
+NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
+#: The payloads each (format, version) may hold: what decides the loader.
+PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
+    (FORMAT_NAME, 1): (JOBLIB_PAYLOAD,),
+    (FORMAT_NAME, 2): (JOBLIB_PAYLOAD, NETWORK_PAYLOAD),
+    (FORMAT_NAME, 3): (SKOPS_PAYLOAD, NETWORK_PAYLOAD),
+    (NETWORK_FORMAT_NAME, 2): (NETWORK_PAYLOAD,),
+    (NETWORK_FORMAT_NAME, 3): (NETWORK_PAYLOAD,),
+}
+_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD)
+
+# ---------------------------------------------------------------------------------------------
+# The container: bounded zip reading
+# ---------------------------------------------------------------------------------------------
 #: Limits of a decoder or network file, checked from the zip directory before anything is
 #: decompressed: members, declared bytes of the manifest and of the payload, and the
 #: compression ratio of a member over ``_RATIO_CHECK_BYTES`` (deflate cannot exceed ~1030:1;
@@ -277,6 +324,297 @@ def file_digest(manifest: dict, payload: bytes) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Writing a file: checksums, signature, atomic write
+# ---------------------------------------------------------------------------------------------
+def signer_for(key: Any) -> Key | None:
+    """Resolve the key that signs a file being saved.
+
+    Parameters
+    ----------
+    key : bytes | str | Path | None
+        As ``save_decoder``'s ``key`` (None: the lab key in ``BCI_DECODER_KEY``, if set).
+
+    Returns
+    -------
+    signer : Key | None
+        None when the file is left unsigned.
+
+    Raises
+    ------
+    ValueError
+        An Ed25519 public key, which verifies but cannot sign.
+    """
+    signer = resolve_key(key)
+    if signer is not None and not signer.can_sign:
+        raise ValueError(f"The key from {signer.source} is an Ed25519 public key: it verifies "
+                         "signatures but cannot sign; sign with the private key.")
+    return signer
+
+
+def write_file(fname: Path, manifest: dict, payload_name: str, payload: bytes,
+               signer: Key | None) -> None:
+    """Add checksums (and a signature) to ``manifest``; write the archive atomically.
+
+    Parameters
+    ----------
+    fname : Path
+        Destination; parent folders are created. A temporary file (``fname`` + ``.part``) is
+        written, then renamed.
+    manifest : dict
+        The manifest, without checksums; ``payload_sha256``, ``sha256`` and (with a signer)
+        ``signature`` are added in place.
+    payload_name : str
+        Name of the payload member (one of :data:`PAYLOADS`).
+    payload : bytes
+        The payload.
+    signer : Key | None
+        Signs the file's digest (:func:`signer_for`); None leaves it unsigned.
+
+    Raises
+    ------
+    TypeError
+        The manifest is not JSON-serialisable.
+    """
+    manifest["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+    try:
+        json.dumps(manifest)
+    except TypeError as err:
+        raise TypeError(f"The decoder's conventions and info must be JSON-serialisable "
+                        f"({err}).") from None
+    manifest["sha256"] = file_digest(manifest, payload)
+    if signer is not None:
+        manifest["signature"] = signer.sign(manifest["sha256"])
+    fname.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fname.with_name(fname.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST, json.dumps(manifest, indent=2))
+        zf.writestr(payload_name, payload)
+    tmp.replace(fname)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a file: format, version, payload, checksums, signature
+# ---------------------------------------------------------------------------------------------
+def read_file(fname: Path, kind: str, key: Any, require_signature: bool | None
+              ) -> tuple[dict, str, bytes]:
+    """Manifest, payload name and payload of a decoder or network file, checked and verified.
+
+    The payload is chosen by the file's (format, version) in :data:`PAYLOADS`, read only after
+    the zip directory passed its bounds, and returned only after its checksum (format 3: of the
+    manifest too) and signature are verified.
+
+    Parameters
+    ----------
+    fname : Path
+        The file (it exists).
+    kind : str
+        The format the caller expects (:data:`FORMAT_NAME` or :data:`NETWORK_FORMAT_NAME`); the
+        other one is accepted too (the caller says what to do with it). It names the file in
+        messages.
+    key : bytes | str | Path | None
+        Verify the signature with this key (None: the lab key in ``BCI_DECODER_KEY``, if set).
+    require_signature : bool | None
+        Refuse unsigned files (see :func:`verify_signature`).
+
+    Returns
+    -------
+    manifest : dict
+    payload_name : str
+    payload : bytes
+
+    Raises
+    ------
+    ValueError
+        Not a bci file, damaged, edited, refused, of a newer format, or a bad signature.
+    """
+    from .._checks import check_bool
+
+    if require_signature is not None:
+        require_signature = check_bool(require_signature, "require_signature")
+    verifier = resolve_key(key)
+    label = "decoder" if kind == FORMAT_NAME else "network or decoder"
+    with Container(fname, MANIFEST, _ALL_PAYLOADS, str(fname), f"bci {label} file") as archive:
+        manifest = parse_manifest(archive.read(MANIFEST), str(fname), archive.label)
+        fmt, version = manifest.get("format"), manifest.get("format_version")
+        if fmt not in (FORMAT_NAME, NETWORK_FORMAT_NAME):
+            raise ValueError(f"{fname} is not a bci {label} file (no {kind!r} manifest).")
+        if type(version) is not int or version < 1:
+            raise ValueError(f"{fname} is not a bci {label} file or is damaged: format_version "
+                             f"must be a positive integer, got {version!r}.")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{fname} was written by bci {manifest.get('bci_version', '?')} in format "
+                f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade "
+                "bci, or re-train the decoder with this version."
+            )
+        allowed = PAYLOADS.get((fmt, version))
+        if allowed is None:
+            raise ValueError(f"{fname} is not a bci {label} file: {fmt} files have no format "
+                             f"{version}.")
+        payload_name = manifest.get("payload", JOBLIB_PAYLOAD if version == 1 else None)
+        if payload_name not in allowed:
+            raise ValueError(
+                f"{fname} is refused: a {fmt} file of format {version} holds "
+                + " or ".join(allowed) + f", but its manifest names {payload_name!r} (an "
+                "edited or crafted file)."
+            )
+        extra = sorted(set(archive.members) - {MANIFEST, payload_name})
+        if extra:
+            raise ValueError(f"{fname} is refused: it holds {', '.join(extra)} beside its "
+                             f"{payload_name}.")
+        payload = archive.read(payload_name)
+    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
+        raise ValueError(f"{fname} is damaged: its payload ({payload_name}) does not match the "
+                         "checksum in its manifest; re-create it.")
+    if version >= 3:
+        digest = file_digest(manifest, payload)
+        if digest != manifest.get("sha256"):
+            raise ValueError(
+                f"{fname} was edited after it was saved: its manifest (classes, channels, "
+                "unit_factor, filters, window...) does not match its checksum. Do not use it; "
+                "re-create it, or get the original file."
+            )
+    else:
+        digest = None
+        logger.warning("%s is a format-%d file: only its payload is checksummed, not its "
+                       "manifest (classes, channels, unit_factor); re-save it to protect them.",
+                       fname, version)
+    verify_signature(fname, manifest, digest, verifier, require_signature)
+    return manifest, payload_name, payload
+
+
+def verify_signature(fname: Path, manifest: dict, digest: str | None, key: Key | None,
+                     require: bool | None) -> None:
+    """Check the signature of a file against ``key`` (see ``load_decoder``).
+
+    Parameters
+    ----------
+    fname : Path
+        The file, for messages.
+    manifest : dict
+        Its manifest; its ``signature`` entry, if any, is checked.
+    digest : str | None
+        The file's verified digest (:func:`file_digest`); None for format-1/2 files, which carry
+        no signature.
+    key : Key | None
+        The verifying key; None logs that a signed file was not verified.
+    require : bool | None
+        Refuse unsigned files; None: required when a key is given.
+
+    Raises
+    ------
+    ValueError
+        A required signature missing (or no key to verify it with), a malformed signature, a
+        key of another algorithm, or a signature that does not verify.
+    """
+    if require is None:
+        require = key is not None
+    signature = manifest.get("signature") if digest is not None else None
+    if require and key is None:
+        raise ValueError(f"require_signature=True needs a key to verify {fname} with: pass "
+                         f"key=<key file> or set {ENV_KEY}.")
+    if signature is None:
+        if require:
+            raise ValueError(
+                f"{fname} is not signed, and a signature is required (a key was given"
+                f"{' through ' + ENV_KEY if key.source == ENV_KEY else ''}). Sign it where it "
+                "was made (save_decoder(..., key=...), `bci train --sign-key FILE`), or pass "
+                "require_signature=False to accept unsigned files."
+            )
+        return
+    if not (isinstance(signature, dict)
+            and all(isinstance(signature.get(k), str) for k in ("algorithm", "value"))):
+        raise ValueError(f"{fname} is damaged: its signature entry is malformed.")
+    if key is None:
+        logger.info("%s is signed (%s); its signature was not verified (no key given).",
+                    fname, signature["algorithm"])
+        return
+    if signature["algorithm"] != key.algorithm:
+        raise ValueError(f"{fname} is signed with {signature['algorithm']}, but the key from "
+                         f"{key.source} is a {key.algorithm} key; verify it with the key it "
+                         "was signed with.")
+    if not key.verify(digest, signature["value"]):
+        raise ValueError(
+            f"{fname} fails signature verification with the key from {key.source} (key id "
+            f"{key.key_id}; the file names key id {signature.get('key_id', '?')}): it was "
+            "changed after it was signed, or signed with another key. Do not use it."
+        )
+    logger.info("%s: signature verified (%s, key id %s).", fname, key.algorithm, key.key_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest fields and loading options
+# ---------------------------------------------------------------------------------------------
+def decoder_meta(manifest: dict, fname: Path, *, known: set[str], required: set[str]) -> dict:
+    """Check and return the decoder's conventions in a manifest.
+
+    Parameters
+    ----------
+    manifest : dict
+        A verified manifest (:func:`read_file`).
+    fname : Path
+        The file, for messages.
+    known : set of str
+        The entries a ``decoder`` entry may hold (the Decoder's fields but its estimator).
+    required : set of str
+        The entries it must hold.
+
+    Returns
+    -------
+    meta : dict
+        The ``decoder`` entry, its ``filters`` as tuples: the Decoder's arguments but its
+        estimator.
+
+    Raises
+    ------
+    ValueError
+        A network file, or a missing or malformed ``decoder`` entry.
+    """
+    if manifest.get("format") == NETWORK_FORMAT_NAME:
+        raise ValueError(f"{fname} is a network file (a trained network without a decoder's "
+                         "recording conventions); read it with bci.models.decoder.load_network.")
+    meta = manifest.get("decoder")
+    problem = None
+    if not isinstance(meta, dict):
+        problem = "no 'decoder' entry"
+    elif set(meta) - known or required - set(meta):
+        problem = (f"unknown entries {sorted(set(meta) - known)}, missing "
+                   f"{sorted(required - set(meta))}")
+    else:
+        meta = dict(meta)
+        lists_of_str = all(isinstance(meta[k], list) and all(isinstance(c, str) for c in meta[k])
+                           for k in ("ch_names", "classes"))
+        numbers = [meta[k] for k in ("sfreq", "tmin", "tmax")] + [meta.get("unit_factor", 1.0)]
+        finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                     for v in numbers)
+        bands = meta.get("filters", [])
+        if not lists_of_str:
+            problem = "ch_names and classes must be lists of str"
+        elif not finite or meta["sfreq"] <= 0 or meta.get("unit_factor", 1.0) <= 0:
+            problem = "sfreq, tmin, tmax and unit_factor must be finite (sfreq, unit_factor > 0)"
+        elif not (isinstance(bands, list) and all(isinstance(b, list) and len(b) == 2
+                                                   for b in bands)):
+            problem = "filters must be a list of [low, high] bands"
+        elif not isinstance(meta.get("info", {}), dict):
+            problem = "info must be an object"
+        else:
+            meta["filters"] = [tuple(band) for band in bands]
+    if problem:
+        raise ValueError(f"{fname} is not a valid decoder file: its manifest's decoder entry is "
+                         f"malformed ({problem}).")
+    return meta
+
+
+def check_trusted_types(trusted_types: Any) -> tuple[str, ...]:
+    """``load_decoder``'s ``trusted_types`` as a tuple (``TypeError`` unless names as str)."""
+    if isinstance(trusted_types, str) or not isinstance(trusted_types, (list, tuple, set)) \
+            or not all(isinstance(t, str) for t in trusted_types):
+        raise TypeError("trusted_types must be a sequence of fully qualified type names "
+                        f"(str), e.g. ['mypackage.MyTransformer']; got {trusted_types!r}.")
+    return tuple(trusted_types)
+
+
+# ---------------------------------------------------------------------------------------------
 # skops payloads
 # ---------------------------------------------------------------------------------------------
 def dump_pipeline(estimator: Any) -> bytes:
@@ -387,3 +725,42 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> tuple:
             raise ValueError(f"{what} is refused: array {info.filename!r} of its skops payload "
                              f"has no valid .npy header ({err}).") from err
         return shape, dtype, member.tell()
+
+
+# ---------------------------------------------------------------------------------------------
+# Pickles (formats 1-2, only with trust) and network weights (torch alone)
+# ---------------------------------------------------------------------------------------------
+def load_pickle(payload: bytes, fname: Path, version: int, trust: bool) -> Any:
+    """Unpickle the joblib payload of a format-1/2 file, only with ``trust=True`` (warns).
+
+    The warning is attributed to the caller of ``load_decoder`` (which calls this directly).
+    """
+    if not trust:
+        raise ValueError(
+            f"{fname} is a decoder file of format {version}, whose estimator is a pickle: "
+            "loading it can run any code, so bci does not load it by default. If you made the "
+            "file yourself or trust where it comes from, load it once with "
+            "bci.load_decoder(path, trust=True) and re-save it with decoder.save(new_path) "
+            "(format 3, no pickle); otherwise re-train it with `bci train`."
+        )
+    message = (f"Loading {fname} with trust=True: its estimator is a pickle (decoder format "
+               f"{version}), which can run any code while it loads. Re-save it with "
+               "decoder.save(new_path) to get a format-3 file that loads without trust.")
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+    import joblib
+
+    return joblib.load(io.BytesIO(payload))
+
+
+def torch_weights(payload: bytes, fname: Path) -> dict:
+    """``torch.load(weights_only=True)``: tensors and containers only, never a pickle's code."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError(f"{fname} is refused: its network.pt is not plain weights "
+                         f"({type(err).__name__}).") from err

@@ -44,17 +44,21 @@ Network files (:func:`save_network`, :func:`load_network`) use the same containe
 network alone (manifest format ``"bci-network"``, model name and config, ``network.pt``), for
 networks that are not classifiers of raw windows, such as the iBMI velocity decoders; ``bci
 export`` reads them.
+
+This module holds the decoder itself and the functions that save and load it. How a file is
+laid out, written and read back safely (the payloads each format may hold, the bounded zip
+reading, checksums, signature verification, skops, pickle and torch payloads, the checks of
+the manifest's fields) lives in the private module :mod:`bci.models._decoder_io`, which never
+imports this one; :data:`FORMAT_VERSION` and :data:`TRUSTED_TYPES` are defined there and
+re-exported here. Keys and signatures are in :mod:`bci.models._signing`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import math
 import time
 import warnings
-import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -65,30 +69,28 @@ import numpy as np
 from .. import __version__
 from .._checks import check_epochs_array
 from .._logging import logger
-from ._decoder_io import TRUSTED_TYPES, Container, file_digest, parse_manifest
-from ._signing import ENV_KEY, Key, generate_key, resolve_key
+from ._decoder_io import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    NETWORK_FORMAT_NAME,
+    NETWORK_PAYLOAD,
+    SKOPS_PAYLOAD,
+    TRUSTED_TYPES,
+    check_trusted_types,
+    decoder_meta,
+    dump_pipeline,
+    load_pickle,
+    load_pipeline,
+    read_file,
+    signer_for,
+    torch_weights,
+    untrusted_types,
+    write_file,
+)
+from ._signing import generate_key
 
 __all__ = ["FORMAT_VERSION", "TRUSTED_TYPES", "Decoder", "generate_key", "load_decoder",
            "load_network", "save_decoder", "save_network"]
-
-#: Version of the decoder-file layout written by this ``bci`` (3: skops payloads, a digest of
-#: manifest and payload, optional signatures); files with a higher version cannot be read.
-FORMAT_VERSION = 3
-_MANIFEST = "manifest.json"
-_PAYLOAD = "estimator.joblib"  # formats 1-2: a pickle, read only with trust=True
-_SKOPS_PAYLOAD = "estimator.skops"  # format >= 3
-_NETWORK_PAYLOAD = "network.pt"  # format >= 2
-_FORMAT_NAME = "bci-decoder"
-_NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
-#: The payloads each (format, version) may hold: what decides the loader.
-_PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
-    (_FORMAT_NAME, 1): (_PAYLOAD,),
-    (_FORMAT_NAME, 2): (_PAYLOAD, _NETWORK_PAYLOAD),
-    (_FORMAT_NAME, 3): (_SKOPS_PAYLOAD, _NETWORK_PAYLOAD),
-    (_NETWORK_FORMAT_NAME, 2): (_NETWORK_PAYLOAD,),
-    (_NETWORK_FORMAT_NAME, 3): (_NETWORK_PAYLOAD,),
-}
-_ALL_PAYLOADS = (_PAYLOAD, _SKOPS_PAYLOAD, _NETWORK_PAYLOAD)
 
 #: Windows whose amplitude (:meth:`Decoder.amplitude_ratio`) is this many times above or below
 #: the training range are refused: that is a unit mistake (1e3 mV, 1e6 µV), not EEG.
@@ -342,7 +344,7 @@ def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Pat
     """
     import sklearn
 
-    signer = _signer(key)
+    signer = signer_for(key)
     fname = Path(fname)
     network_state = getattr(decoder.estimator, "_network_state", None)
     network = None
@@ -352,13 +354,11 @@ def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Pat
         network, weights = network_state()
         buffer = io.BytesIO()
         torch.save(weights, buffer)
-        payload, payload_name = buffer.getvalue(), _NETWORK_PAYLOAD
+        payload, payload_name = buffer.getvalue(), NETWORK_PAYLOAD
     else:
         import skops
 
-        from ._decoder_io import dump_pipeline, untrusted_types
-
-        payload, payload_name = dump_pipeline(decoder.estimator), _SKOPS_PAYLOAD
+        payload, payload_name = dump_pipeline(decoder.estimator), SKOPS_PAYLOAD
         extra = untrusted_types(payload, str(fname))
         if extra:
             message = (f"{fname}: the estimator holds types that bci does not trust by default "
@@ -369,7 +369,7 @@ def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Pat
     meta = asdict(decoder)
     meta.pop("estimator")
     manifest = {
-        "format": _FORMAT_NAME,
+        "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "bci_version": __version__,
         "sklearn_version": sklearn.__version__,
@@ -383,38 +383,9 @@ def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Pat
         manifest["network"] = network
     else:
         manifest["skops_version"] = skops.__version__
-    _write(fname, manifest, payload_name, payload, signer)
+    write_file(fname, manifest, payload_name, payload, signer)
     logger.info("Saved decoder to %s%s", fname, " (signed)" if signer else "")
     return fname
-
-
-def _signer(key: Any) -> Key | None:
-    signer = resolve_key(key)
-    if signer is not None and not signer.can_sign:
-        raise ValueError(f"The key from {signer.source} is an Ed25519 public key: it verifies "
-                         "signatures but cannot sign; sign with the private key.")
-    return signer
-
-
-def _write(fname: Path, manifest: dict, payload_name: str, payload: bytes,
-           signer: Key | None) -> None:
-    """Add checksums (and a signature) to ``manifest``; write the archive atomically."""
-    manifest["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-    try:
-        json.dumps(manifest)
-    except TypeError as err:
-        raise TypeError(f"The decoder's conventions and info must be JSON-serialisable "
-                        f"({err}).") from None
-    manifest["sha256"] = file_digest(manifest, payload)
-    if signer is not None:
-        manifest["signature"] = signer.sign(manifest["sha256"])
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fname.with_name(fname.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
-        zf.writestr(payload_name, payload)
-    tmp.replace(fname)
-
 
 def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool | None = None,
                  trust: bool = False, trusted_types: Sequence[str] = ()) -> Decoder:
@@ -465,198 +436,28 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
     from .._checks import check_bool
 
     trust = check_bool(trust, "trust")
-    trusted_types = _check_trusted_types(trusted_types)
+    trusted_types = check_trusted_types(trusted_types)
     fname = Path(fname)
     if not fname.is_file():
         raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
-    manifest, payload_name, payload = _read_file(fname, _FORMAT_NAME, key, require_signature)
-    meta = _decoder_meta(manifest, fname)
+    manifest, payload_name, payload = read_file(fname, FORMAT_NAME, key, require_signature)
+    meta = decoder_meta(manifest, fname, known=_DECODER_FIELDS, required=_REQUIRED_FIELDS)
     import sklearn
 
     if manifest.get("sklearn_version") != sklearn.__version__:
         logger.warning("%s was fitted with scikit-learn %s, this is %s; predictions may differ.",
                        fname, manifest.get("sklearn_version"), sklearn.__version__)
-    if payload_name == _NETWORK_PAYLOAD:
+    if payload_name == NETWORK_PAYLOAD:
         estimator = _load_network(manifest, payload, fname)
-    elif payload_name == _SKOPS_PAYLOAD:
-        from ._decoder_io import load_pipeline
-
+    elif payload_name == SKOPS_PAYLOAD:
         estimator = load_pipeline(payload, str(fname), trusted_types=trusted_types)
     else:
-        estimator = _load_pickle(payload, fname, manifest["format_version"], trust)
+        estimator = load_pickle(payload, fname, manifest["format_version"], trust)
     return Decoder(estimator=estimator, **meta)
-
-
-def _check_trusted_types(trusted_types: Any) -> tuple[str, ...]:
-    if isinstance(trusted_types, str) or not isinstance(trusted_types, (list, tuple, set)) \
-            or not all(isinstance(t, str) for t in trusted_types):
-        raise TypeError("trusted_types must be a sequence of fully qualified type names "
-                        f"(str), e.g. ['mypackage.MyTransformer']; got {trusted_types!r}.")
-    return tuple(trusted_types)
-
-
-def _load_pickle(payload: bytes, fname: Path, version: int, trust: bool) -> Any:
-    """Unpickle the joblib payload of a format-1/2 file, only with ``trust=True`` (warns)."""
-    if not trust:
-        raise ValueError(
-            f"{fname} is a decoder file of format {version}, whose estimator is a pickle: "
-            "loading it can run any code, so bci does not load it by default. If you made the "
-            "file yourself or trust where it comes from, load it once with "
-            "bci.load_decoder(path, trust=True) and re-save it with decoder.save(new_path) "
-            "(format 3, no pickle); otherwise re-train it with `bci train`."
-        )
-    message = (f"Loading {fname} with trust=True: its estimator is a pickle (decoder format "
-               f"{version}), which can run any code while it loads. Re-save it with "
-               "decoder.save(new_path) to get a format-3 file that loads without trust.")
-    logger.warning(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
-    import joblib
-
-    return joblib.load(io.BytesIO(payload))
-
-
-def _read_file(fname: Path, kind: str, key: Any, require_signature: bool | None
-               ) -> tuple[dict, str, bytes]:
-    """Manifest, payload name and payload of a decoder or network file, checked and verified.
-
-    ``kind`` is the format the caller expects; the other one is accepted too (the caller says
-    what to do with it). The payload is chosen by the file's (format, version), read only after
-    the zip directory passed its bounds, and returned only after its checksum (format 3: of the
-    manifest too) and signature are verified.
-    """
-    from .._checks import check_bool
-
-    if require_signature is not None:
-        require_signature = check_bool(require_signature, "require_signature")
-    verifier = resolve_key(key)
-    label = "decoder" if kind == _FORMAT_NAME else "network or decoder"
-    with Container(fname, _MANIFEST, _ALL_PAYLOADS, str(fname), f"bci {label} file") as archive:
-        manifest = parse_manifest(archive.read(_MANIFEST), str(fname), archive.label)
-        fmt, version = manifest.get("format"), manifest.get("format_version")
-        if fmt not in (_FORMAT_NAME, _NETWORK_FORMAT_NAME):
-            raise ValueError(f"{fname} is not a bci {label} file (no {kind!r} manifest).")
-        if type(version) is not int or version < 1:
-            raise ValueError(f"{fname} is not a bci {label} file or is damaged: format_version "
-                             f"must be a positive integer, got {version!r}.")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{fname} was written by bci {manifest.get('bci_version', '?')} in format "
-                f"{version}; this bci ({__version__}) reads format <= {FORMAT_VERSION}. Upgrade "
-                "bci, or re-train the decoder with this version."
-            )
-        allowed = _PAYLOADS.get((fmt, version))
-        if allowed is None:
-            raise ValueError(f"{fname} is not a bci {label} file: {fmt} files have no format "
-                             f"{version}.")
-        payload_name = manifest.get("payload", _PAYLOAD if version == 1 else None)
-        if payload_name not in allowed:
-            raise ValueError(
-                f"{fname} is refused: a {fmt} file of format {version} holds "
-                + " or ".join(allowed) + f", but its manifest names {payload_name!r} (an "
-                "edited or crafted file)."
-            )
-        extra = sorted(set(archive.members) - {_MANIFEST, payload_name})
-        if extra:
-            raise ValueError(f"{fname} is refused: it holds {', '.join(extra)} beside its "
-                             f"{payload_name}.")
-        payload = archive.read(payload_name)
-    if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
-        raise ValueError(f"{fname} is damaged: its payload ({payload_name}) does not match the "
-                         "checksum in its manifest; re-create it.")
-    if version >= 3:
-        digest = file_digest(manifest, payload)
-        if digest != manifest.get("sha256"):
-            raise ValueError(
-                f"{fname} was edited after it was saved: its manifest (classes, channels, "
-                "unit_factor, filters, window...) does not match its checksum. Do not use it; "
-                "re-create it, or get the original file."
-            )
-    else:
-        digest = None
-        logger.warning("%s is a format-%d file: only its payload is checksummed, not its "
-                       "manifest (classes, channels, unit_factor); re-save it to protect them.",
-                       fname, version)
-    _verify(fname, manifest, digest, verifier, require_signature)
-    return manifest, payload_name, payload
-
-
-def _verify(fname: Path, manifest: dict, digest: str | None, key: Key | None,
-            require: bool | None) -> None:
-    """Check the signature of a file against ``key`` (see :func:`load_decoder`)."""
-    if require is None:
-        require = key is not None
-    signature = manifest.get("signature") if digest is not None else None
-    if require and key is None:
-        raise ValueError(f"require_signature=True needs a key to verify {fname} with: pass "
-                         f"key=<key file> or set {ENV_KEY}.")
-    if signature is None:
-        if require:
-            raise ValueError(
-                f"{fname} is not signed, and a signature is required (a key was given"
-                f"{' through ' + ENV_KEY if key.source == ENV_KEY else ''}). Sign it where it "
-                "was made (save_decoder(..., key=...), `bci train --sign-key FILE`), or pass "
-                "require_signature=False to accept unsigned files."
-            )
-        return
-    if not (isinstance(signature, dict)
-            and all(isinstance(signature.get(k), str) for k in ("algorithm", "value"))):
-        raise ValueError(f"{fname} is damaged: its signature entry is malformed.")
-    if key is None:
-        logger.info("%s is signed (%s); its signature was not verified (no key given).",
-                    fname, signature["algorithm"])
-        return
-    if signature["algorithm"] != key.algorithm:
-        raise ValueError(f"{fname} is signed with {signature['algorithm']}, but the key from "
-                         f"{key.source} is a {key.algorithm} key; verify it with the key it "
-                         "was signed with.")
-    if not key.verify(digest, signature["value"]):
-        raise ValueError(
-            f"{fname} fails signature verification with the key from {key.source} (key id "
-            f"{key.key_id}; the file names key id {signature.get('key_id', '?')}): it was "
-            "changed after it was signed, or signed with another key. Do not use it."
-        )
-    logger.info("%s: signature verified (%s, key id %s).", fname, key.algorithm, key.key_id)
 
 
 _DECODER_FIELDS = {f.name for f in fields(Decoder)} - {"estimator"}
 _REQUIRED_FIELDS = {"ch_names", "sfreq", "tmin", "tmax", "classes"}
-
-
-def _decoder_meta(manifest: dict, fname: Path) -> dict:
-    """Check and return the Decoder's conventions in a manifest (``ValueError`` if bad)."""
-    if manifest.get("format") == _NETWORK_FORMAT_NAME:
-        raise ValueError(f"{fname} is a network file (a trained network without a decoder's "
-                         "recording conventions); read it with bci.models.decoder.load_network.")
-    meta = manifest.get("decoder")
-    problem = None
-    if not isinstance(meta, dict):
-        problem = "no 'decoder' entry"
-    elif set(meta) - _DECODER_FIELDS or _REQUIRED_FIELDS - set(meta):
-        problem = (f"unknown entries {sorted(set(meta) - _DECODER_FIELDS)}, missing "
-                   f"{sorted(_REQUIRED_FIELDS - set(meta))}")
-    else:
-        meta = dict(meta)
-        lists_of_str = all(isinstance(meta[k], list) and all(isinstance(c, str) for c in meta[k])
-                           for k in ("ch_names", "classes"))
-        numbers = [meta[k] for k in ("sfreq", "tmin", "tmax")] + [meta.get("unit_factor", 1.0)]
-        finite = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                     for v in numbers)
-        bands = meta.get("filters", [])
-        if not lists_of_str:
-            problem = "ch_names and classes must be lists of str"
-        elif not finite or meta["sfreq"] <= 0 or meta.get("unit_factor", 1.0) <= 0:
-            problem = "sfreq, tmin, tmax and unit_factor must be finite (sfreq, unit_factor > 0)"
-        elif not (isinstance(bands, list) and all(isinstance(b, list) and len(b) == 2
-                                                   for b in bands)):
-            problem = "filters must be a list of [low, high] bands"
-        elif not isinstance(meta.get("info", {}), dict):
-            problem = "info must be an object"
-        else:
-            meta["filters"] = [tuple(band) for band in bands]
-    if problem:
-        raise ValueError(f"{fname} is not a valid decoder file: its manifest's decoder entry is "
-                         f"malformed ({problem}).")
-    return meta
 
 
 def _load_network(manifest: dict, payload: bytes, fname: Path):
@@ -665,7 +466,7 @@ def _load_network(manifest: dict, payload: bytes, fname: Path):
 
     from .classifier import DeepClassifier
 
-    weights = _torch_weights(payload, fname)
+    weights = torch_weights(payload, fname)
     if manifest.get("torch_version") != torch.__version__:
         logger.info("Decoder network saved with torch %s, loading with %s",
                     manifest.get("torch_version"), torch.__version__)
@@ -674,19 +475,6 @@ def _load_network(manifest: dict, payload: bytes, fname: Path):
     except (KeyError, TypeError) as err:
         raise ValueError(f"{fname} is not a valid decoder file: its network entry is "
                          f"malformed ({type(err).__name__}: {err}).") from err
-
-
-def _torch_weights(payload: bytes, fname: Path) -> dict:
-    """``torch.load(weights_only=True)``: tensors and containers only, never a pickle's code."""
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(f"{fname} is refused: its network.pt is not plain weights "
-                         f"({type(err).__name__}).") from err
 
 
 def _times(ratio: float) -> str:
@@ -774,20 +562,20 @@ def save_network(model: Any, fname: str | Path, *, info: dict | None = None,
         json.dumps(info)
     except TypeError as err:
         raise TypeError(f"info must be JSON-serialisable ({err}).") from None
-    signer = _signer(key)
+    signer = signer_for(key)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     manifest = {
-        "format": _NETWORK_FORMAT_NAME,
+        "format": NETWORK_FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "bci_version": __version__,
         "torch_version": torch.__version__,
-        "payload": _NETWORK_PAYLOAD,
+        "payload": NETWORK_PAYLOAD,
         "network": {"model": name, "config": model.get_config()},
         "info": info,
     }
     fname = Path(fname)
-    _write(fname, manifest, _NETWORK_PAYLOAD, buffer.getvalue(), signer)
+    write_file(fname, manifest, NETWORK_PAYLOAD, buffer.getvalue(), signer)
     logger.info("Saved %s network to %s", name, fname)
     return fname
 
@@ -824,12 +612,12 @@ def load_network(fname: str | Path, *, key: Any = None,
     if not fname.is_file():
         raise FileNotFoundError(f"No network file at {fname}; write one with "
                                 "bci.models.decoder.save_network or `bci train --model`.")
-    manifest, payload_name, payload = _read_file(fname, _NETWORK_FORMAT_NAME, key,
+    manifest, payload_name, payload = read_file(fname, NETWORK_FORMAT_NAME, key,
                                                  require_signature)
-    if payload_name != _NETWORK_PAYLOAD:
+    if payload_name != NETWORK_PAYLOAD:
         raise ValueError(f"{fname} holds a scikit-learn pipeline ({payload_name}), not a "
                          "network; only networks (bci train --model) can be read here.")
-    if manifest["format"] == _FORMAT_NAME:  # a decoder file holding a network
+    if manifest["format"] == FORMAT_NAME:  # a decoder file holding a network
         return _load_network(manifest, payload, fname).model_.eval()
     from .._checks import check_option
 
@@ -840,5 +628,5 @@ def load_network(fname: str | Path, *, key: Any = None,
     classes = _network_classes()
     check_option("network", network["model"], classes)
     model = classes[network["model"]].from_config(network["config"])
-    model.load_state_dict(_torch_weights(payload, fname), strict=True)
+    model.load_state_dict(torch_weights(payload, fname), strict=True)
     return model.eval()

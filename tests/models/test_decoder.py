@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 import bci
 from bci.models.decoder import FORMAT_VERSION, Decoder, load_decoder
+from tests._cue_windows import cue_windows
 
 
 @pytest.fixture(scope="module")
@@ -27,22 +28,6 @@ def trained(tmp_path_factory):
     return dataset, decoder, path
 
 
-def _raw_windows(dataset, decoder, subject):
-    """Unfiltered windows cut from the continuous recordings at each cue, and their labels."""
-    windows, labels = [], []
-    start = int(round(decoder.tmin * decoder.sfreq))
-    for runs in dataset.get_data(subjects=[subject])[subject].values():
-        for raw in runs.values():
-            events, event_id = mne.events_from_annotations(raw, verbose=False)
-            names = {v: k for k, v in event_id.items()}
-            data = raw.get_data(picks=decoder.ch_names)
-            for onset, _, code in events:
-                if names[code] in decoder.classes:
-                    windows.append(data[:, onset + start:onset + start + decoder.n_times])
-                    labels.append(names[code])
-    return np.stack(windows), np.array(labels)
-
-
 def test_round_trip_predicts_identically(trained):
     dataset, decoder, path = trained
     loaded = load_decoder(path)
@@ -51,7 +36,7 @@ def test_round_trip_predicts_identically(trained):
     assert loaded.filters == decoder.filters == [(8.0, 32.0)]
     assert (loaded.sfreq, loaded.tmin, loaded.tmax) == (decoder.sfreq, decoder.tmin,
                                                         decoder.tmax)
-    X, y = _raw_windows(dataset, decoder, subject=2)
+    X, y = cue_windows(dataset, decoder, subject=2)
     np.testing.assert_array_equal(loaded.predict_proba(X), decoder.predict_proba(X))
     proba = loaded.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -62,7 +47,7 @@ def test_round_trip_predicts_identically(trained):
 def test_windows_match_moabb_epochs(trained):
     """Filtering a raw window gives (nearly) the decision of MOABB's continuous filtering."""
     dataset, decoder, _ = trained
-    X, _ = _raw_windows(dataset, decoder, subject=1)
+    X, _ = cue_windows(dataset, decoder, subject=1)
     from moabb.paradigms import LeftRightImagery
 
     X_moabb, _, _ = LeftRightImagery().get_data(dataset, subjects=[1])
@@ -169,7 +154,7 @@ def test_editing_the_manifest_is_refused(trained, tmp_path, field, edit):
 def test_reversed_classes_would_decode_wrong(trained, tmp_path):
     """Why the manifest is hashed: reversed classes flip every decision (0.98 -> 0.02 before)."""
     dataset, decoder, path = trained
-    X, y = _raw_windows(dataset, decoder, subject=2)
+    X, y = cue_windows(dataset, decoder, subject=2)
     reversed_ = dataclasses.replace(decoder, classes=decoder.classes[::-1])
     assert (decoder.predict(X) == y).mean() > 0.85
     assert (reversed_.predict(X) == y).mean() < 0.15  # what a silently edited file would do
@@ -316,7 +301,7 @@ def test_training_amplitudes_recorded_and_kept(trained):
     np.testing.assert_allclose(manifest["decoder"]["train_amplitude"], expected, rtol=1e-12)
     assert load_decoder(path).train_amplitude == decoder.train_amplitude
     # windows of another subject in volts are ~1 x the training range
-    X2, _ = _raw_windows(dataset, decoder, subject=2)
+    X2, _ = cue_windows(dataset, decoder, subject=2)
     ratio = decoder.amplitude_ratio(decoder.preprocess(X2))
     assert 0.5 < ratio.min() <= ratio.max() < 2.0
 
@@ -330,7 +315,7 @@ def test_training_amplitudes_recorded_and_kept(trained):
 ])
 def test_implausible_units_are_refused(trained, scale, match):
     dataset, decoder, _ = trained
-    X, _ = _raw_windows(dataset, decoder, subject=2)
+    X, _ = cue_windows(dataset, decoder, subject=2)
     with pytest.raises(ValueError, match=match):
         decoder.predict_proba(X[:3] * scale)
     with pytest.raises(ValueError, match=match):
@@ -339,7 +324,7 @@ def test_implausible_units_are_refused(trained, scale, match):
 
 def test_unusual_amplitudes_warn_once_per_interval(trained, caplog):
     dataset, decoder, _ = trained
-    X, _ = _raw_windows(dataset, decoder, subject=2)
+    X, _ = cue_windows(dataset, decoder, subject=2)
     fresh = load_decoder(trained[2])
     with caplog.at_level("WARNING", logger="bci"):
         fresh.predict_proba(X[:2] * 20)  # 20 x: a loose electrode, not a unit
@@ -352,7 +337,7 @@ def test_unusual_amplitudes_warn_once_per_interval(trained, caplog):
 
 def test_integer_and_empty_batches(trained):
     dataset, decoder, _ = trained
-    X, _ = _raw_windows(dataset, decoder, subject=2)
+    X, _ = cue_windows(dataset, decoder, subject=2)
     counts = np.round(X[:2] / 0.5e-6).astype(np.int16)  # raw ADC counts
     with pytest.raises(TypeError, match="windows are int16 numbers, but the decoder takes "
                                         "floating-point volts"):
@@ -369,7 +354,7 @@ def test_decoders_without_training_amplitudes_are_not_checked(trained, caplog):
 
     dataset, decoder, _ = trained
     old = dataclasses.replace(decoder, train_amplitude=None)  # as a file from before
-    X, _ = _raw_windows(dataset, decoder, subject=2)
+    X, _ = cue_windows(dataset, decoder, subject=2)
     with caplog.at_level("DEBUG", logger="bci"):
         proba = old.predict_proba(X[:2] * 1e6)
     assert proba.shape == (2, 2)

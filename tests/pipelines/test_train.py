@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mne
 import numpy as np
 import pytest
 
@@ -11,22 +10,7 @@ from bci.data import SyntheticMotorImagery, SyntheticSSVEP
 from bci.data.loaders import load_data
 from bci.models.decoder import load_decoder
 from bci.pipelines.train import calibrate, train_decoder
-
-
-def cue_windows(dataset, decoder, subject):
-    """Unfiltered windows (volts) cut from the continuous recordings at each cue, and labels."""
-    windows, labels = [], []
-    start = int(round(decoder.tmin * decoder.sfreq))
-    for runs in dataset.get_data(subjects=[subject])[subject].values():
-        for raw in runs.values():
-            events, event_id = mne.events_from_annotations(raw, verbose=False)
-            names = {v: k for k, v in event_id.items()}
-            data = raw.get_data(picks=decoder.ch_names)
-            for onset, _, code in events:
-                if names[code] in decoder.classes:
-                    windows.append(data[:, onset + start:onset + start + decoder.n_times])
-                    labels.append(names[code])
-    return np.stack(windows), np.array(labels)
+from tests._cue_windows import cue_windows
 
 
 @pytest.fixture(scope="module")

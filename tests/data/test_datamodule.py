@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bci.data.datamodule import EEGDataModule, split_train_val
+from tests._helpers import padded_trials
 
 N_CHANS, N_TIMES = 4, 128
 
@@ -18,20 +19,6 @@ def _planted(n_epochs=40, seed=0):
     y = np.arange(n_epochs) % 2
     X[y == 1, 0] += np.sin(2 * np.pi * 10 * np.arange(N_TIMES) / 128.0)
     return X, y
-
-
-def _padded_trials(n_trials, seed):
-    """Return trials of 8-30 steps, zero-padded to 30, with targets and masks.
-
-    Target 2 x0 - x1 + 0.5 on real steps, 100 on the padding.
-    """
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)
-    lengths = rng.integers(8, 31, n_trials)
-    mask = np.arange(30)[None] < lengths[:, None]
-    X[~np.broadcast_to(mask[:, None], X.shape)] = 0.0
-    y = np.where(mask, 2 * X[:, 0] - X[:, 1] + 0.5, 100.0)[:, None].astype(np.float32)
-    return X, y, mask
 
 
 def test_stratified_split_keeps_proportions_and_is_seeded():
@@ -79,7 +66,7 @@ def test_datamodule_errors():
 
 
 def test_sequence_datamodule_batches_and_errors():
-    X, y, mask = _padded_trials(9, 0)
+    X, y, mask = padded_trials(9, 0)
     data = EEGDataModule(X, y, mask=mask, task="sequence_regression", val_fraction=0.0,
                          batch_size=4, drop_last=True, random_state=0)
     batches = list(data.train_dataloader())

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 import bci
 from bci.models.decoder import FORMAT_VERSION, Decoder, load_decoder
-from tests._cue_windows import cue_windows
+from tests._helpers import cue_windows, rewrite_decoder_file
 
 
 @pytest.fixture(scope="module")
@@ -75,27 +75,6 @@ def test_input_errors(trained):
     assert picked.shape == good[0].shape
 
 
-def _rewrite(src, out, manifest_edit=None, payload_edit=None, *, rehash=False):
-    """Copy a decoder file, editing its manifest and/or payload (optionally fixing checksums)."""
-    from bci.models._decoder_io import file_digest
-
-    with zipfile.ZipFile(src) as zf:
-        manifest = json.loads(zf.read("manifest.json"))
-        name = manifest["payload"]
-        payload = zf.read(name)
-    if manifest_edit:
-        manifest_edit(manifest)
-    if payload_edit:
-        payload = payload_edit(payload)
-    if rehash:  # what anyone can do: recompute both checksums after an edit
-        manifest["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-        manifest["sha256"] = file_digest(manifest, payload)
-    with zipfile.ZipFile(out, "w") as zf:
-        zf.writestr("manifest.json", json.dumps(manifest))
-        zf.writestr(name, payload)
-    return out
-
-
 def test_damaged_and_incompatible_files(trained, tmp_path):
     _, _, path = trained
     with pytest.raises(FileNotFoundError, match="No decoder file"):
@@ -111,17 +90,17 @@ def test_damaged_and_incompatible_files(trained, tmp_path):
     def flip(b):
         return b[:100] + bytes([b[100] ^ 1]) + b[101:]
 
-    flipped = _rewrite(path, tmp_path / "flipped.bci", payload_edit=flip)
+    flipped = rewrite_decoder_file(path, tmp_path / "flipped.bci", payload_edit=flip)
     with pytest.raises(ValueError, match=r"is damaged: its payload \(estimator.skops\) does not"):
         load_decoder(flipped)
-    newer = _rewrite(path, tmp_path / "newer.bci",
+    newer = rewrite_decoder_file(path, tmp_path / "newer.bci",
                      lambda m: m.update(format_version=FORMAT_VERSION + 1))
     with pytest.raises(ValueError, match="reads format <= 3. Upgrade bci"):
         load_decoder(newer)
-    alien = _rewrite(path, tmp_path / "alien.bci", lambda m: m.update(format="other"))
+    alien = rewrite_decoder_file(path, tmp_path / "alien.bci", lambda m: m.update(format="other"))
     with pytest.raises(ValueError, match="is not a bci decoder file"):
         load_decoder(alien)
-    malformed = _rewrite(path, tmp_path / "malformed.bci",
+    malformed = rewrite_decoder_file(path, tmp_path / "malformed.bci",
                          lambda m: m["decoder"].update(sfreq=-1.0), rehash=True)
     with pytest.raises(ValueError, match="decoder entry is malformed.*sfreq"):
         load_decoder(malformed)
@@ -140,7 +119,7 @@ def test_damaged_and_incompatible_files(trained, tmp_path):
 def test_editing_the_manifest_is_refused(trained, tmp_path, field, edit):
     """Any edit of the conventions is caught by the digest of manifest and payload."""
     _, _, path = trained
-    edited = _rewrite(path, tmp_path / f"{field}.bci", lambda m: edit(m["decoder"]))
+    edited = rewrite_decoder_file(path, tmp_path / f"{field}.bci", lambda m: edit(m["decoder"]))
     with zipfile.ZipFile(edited) as zf:  # the payload and its own checksum are untouched
         manifest = json.loads(zf.read("manifest.json"))
         assert hashlib.sha256(zf.read("estimator.skops")).hexdigest() == \
@@ -158,7 +137,7 @@ def test_reversed_classes_would_decode_wrong(trained, tmp_path):
     reversed_ = dataclasses.replace(decoder, classes=decoder.classes[::-1])
     assert (decoder.predict(X) == y).mean() > 0.85
     assert (reversed_.predict(X) == y).mean() < 0.15  # what a silently edited file would do
-    edited = _rewrite(path, tmp_path / "rev.bci",
+    edited = rewrite_decoder_file(path, tmp_path / "rev.bci",
                       lambda m: m["decoder"].update(classes=m["decoder"]["classes"][::-1]))
     with pytest.raises(ValueError, match="was edited after it was saved"):
         load_decoder(edited)

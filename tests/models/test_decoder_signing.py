@@ -8,12 +8,12 @@ import json
 import os
 import stat
 import zipfile
+from functools import partial
 
 import numpy as np
 import pytest
 
 from bci.cli import main
-from bci.models._decoder_io import file_digest
 from bci.models.decoder import (
     Decoder,
     generate_key,
@@ -22,6 +22,7 @@ from bci.models.decoder import (
     save_decoder,
     save_network,
 )
+from tests._helpers import rewrite_decoder_file
 
 
 @pytest.fixture(autouse=True)
@@ -42,22 +43,8 @@ def decoder():
                    classes=["left", "right"]), X
 
 
-def _edit(src, out, manifest_edit=None, payload_edit=None):
-    """Copy a file with an edit and *correct* checksums: only a signature can tell."""
-    with zipfile.ZipFile(src) as zf:
-        manifest = json.loads(zf.read("manifest.json"))
-        name = manifest["payload"]
-        payload = zf.read(name)
-    if manifest_edit:
-        manifest_edit(manifest)
-    if payload_edit:
-        payload = payload_edit(payload)
-    manifest["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-    manifest["sha256"] = file_digest(manifest, payload)
-    with zipfile.ZipFile(out, "w") as zf:
-        zf.writestr("manifest.json", json.dumps(manifest))
-        zf.writestr(name, payload)
-    return out
+#: copy a file with an edit and *correct* checksums: only a signature can tell
+_edited = partial(rewrite_decoder_file, rehash=True)
 
 
 def _manifest(path):
@@ -109,7 +96,7 @@ def test_tampered_signed_file_fails(decoder, tmp_path, edit):
         "signature": {"manifest_edit": lambda m: m["signature"].update(
             value=m["signature"]["value"][::-1])},
     }
-    tampered = _edit(path, tmp_path / "tampered.bci", **edits[edit])
+    tampered = _edited(path, tmp_path / "tampered.bci", **edits[edit])
     with pytest.raises(ValueError, match="fails signature verification with the key from key "
                                          "file lab.key.*changed after it was signed"):
         load_decoder(tampered, key=key)
@@ -201,7 +188,7 @@ def test_ed25519_signed_files(decoder, tmp_path):
     with pytest.raises(ValueError, match="is an Ed25519 public key: it verifies signatures but "
                                          "cannot sign"):
         save_decoder(dec, tmp_path / "x.bci", key=public)
-    tampered = _edit(path, tmp_path / "tampered.bci",
+    tampered = _edited(path, tmp_path / "tampered.bci",
                      lambda m: m["decoder"].update(classes=["right", "left"]))
     with pytest.raises(ValueError, match="fails signature verification"):
         load_decoder(tampered, key=public)
@@ -221,7 +208,7 @@ def test_the_file_cannot_choose_the_algorithm(decoder, tmp_path):
     generate_key(tmp_path / "lab.key", algorithm="ed25519")
     public = tmp_path / "lab.key.pub"
     path = save_decoder(dec, tmp_path / "signed.bci", key=tmp_path / "lab.key")
-    forged = _edit(path, tmp_path / "forged.bci",
+    forged = _edited(path, tmp_path / "forged.bci",
                    lambda m: m["decoder"].update(classes=["right", "left"]))
     manifest = _manifest(forged)
     value = hmac.new(public.read_bytes().strip(),
@@ -257,7 +244,7 @@ def test_format_2_files_cannot_be_signed(decoder, tmp_path):
     dec, _ = decoder
     key = generate_key(tmp_path / "lab.key")
     path = save_decoder(dec, tmp_path / "v3.bci", key=key)
-    old = _edit(path, tmp_path / "v2.bci", lambda m: m.update(format_version=2))
+    old = _edited(path, tmp_path / "v2.bci", lambda m: m.update(format_version=2))
     with pytest.raises(ValueError, match="refused: a bci-decoder file of format 2 holds "
                                          "estimator.joblib or network.pt"):
         load_decoder(old, key=key)

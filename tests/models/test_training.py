@@ -15,6 +15,7 @@ from bci.models.training import (
     torch_threads,
     train_model,
 )
+from tests._helpers import padded_trials
 
 N_CHANS, N_TIMES, SFREQ = 4, 128, 128.0
 
@@ -179,24 +180,9 @@ class _Pointwise(torch.nn.Module):
         return self.conv(x)[..., -1]
 
 
-def _padded_trials(n_trials, seed):
-    """Return trials of 8-30 steps, zero-padded to 30, with targets and masks.
-
-    Target 2 x0 - x1 + 0.5 on real steps and 100 on the padding, so a loss that counted padded steps
-    could not learn the map.
-    """
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_trials, 2, 30)).astype(np.float32)
-    lengths = rng.integers(8, 31, n_trials)
-    mask = np.arange(30)[None] < lengths[:, None]
-    X[~np.broadcast_to(mask[:, None], X.shape)] = 0.0
-    y = np.where(mask, 2 * X[:, 0] - X[:, 1] + 0.5, 100.0)[:, None].astype(np.float32)
-    return X, y, mask
-
-
 def test_sequence_regression_masks_padding_and_learns_the_map():
-    X, y, mask = _padded_trials(24, 0)
-    Xv, yv, mask_v = _padded_trials(8, 1)
+    X, y, mask = padded_trials(24, 0)
+    Xv, yv, mask_v = padded_trials(8, 1)
     data = EEGDataModule(X, y, mask=mask, X_val=Xv[:, :, :25], y_val=yv[..., :25],
                          mask_val=mask_v[:, :25], task="sequence_regression", batch_size=6,
                          random_state=0)

@@ -10,7 +10,7 @@ from bci.data import SyntheticMotorImagery, SyntheticSSVEP
 from bci.data.loaders import load_data
 from bci.models.decoder import load_decoder
 from bci.pipelines.train import calibrate, train_decoder
-from tests._cue_windows import cue_windows
+from tests._helpers import cue_windows
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,29 @@ def test_sequence_datamodule_batches_and_errors():
         EEGDataModule(X[:, :, :4], y[:, 0, 0], mask=mask, task="regression")
     with pytest.raises(ValueError, match="must match n_chans"):
         EEGDataModule(X, y, X_val=X[:, :1], y_val=y, task="sequence_regression")
+
+
+def test_from_epochs_and_from_moabb_give_the_arrays_and_class_names():
+    import mne
+
+    from bci.data import SyntheticMotorImagery, load_data, make_motor_imagery
+
+    raw = make_motor_imagery(6, random_state=0)
+    events, event_id = mne.events_from_annotations(raw, verbose=False)
+    epochs = mne.Epochs(raw, events, event_id, tmin=0.0, tmax=1.0, baseline=None,
+                        preload=True, verbose=False)
+    data, classes = EEGDataModule.from_epochs(epochs, batch_size=4)
+    names = {v: k for k, v in event_id.items()}
+    np.testing.assert_array_equal(classes[data.y], [names[e] for e in epochs.events[:, 2]])
+    np.testing.assert_allclose(data.X, epochs.get_data().astype(np.float32))
+    regression, none = EEGDataModule.from_epochs(epochs, np.ones((len(epochs), 1)),
+                                                 task="regression")
+    assert none.size == 0
+    assert regression.y.shape == (len(epochs), 1)
+
+    dataset = SyntheticMotorImagery(n_subjects=1, n_trials=10, n_runs=1, random_state=0)
+    data, classes = EEGDataModule.from_moabb(dataset, "LeftRightImagery", [1], batch_size=4)
+    X, labels, _ = load_data(dataset, "LeftRightImagery", [1])
+    np.testing.assert_allclose(data.X, X.astype(np.float32))
+    np.testing.assert_array_equal(classes[data.y], labels)
+    assert list(classes) == ["left_hand", "right_hand"]

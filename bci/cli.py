@@ -269,7 +269,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_realtime_commands(sub)
     _add_export_command(sub)
     _add_acquire_command(sub)
-    # _add_session_export_command(sub)
+    _add_session_export_command(sub)
     sub.add_parser("pipelines", help="list the registered pipelines")
     sub.add_parser("datasets", help="list the dataset names bci accepts")
     return parser
@@ -689,9 +689,60 @@ def _acquire(args) -> int:
     return 0
 
 
+def _add_session_export_command(sub) -> None:
+    """``bci session-export``."""
+    export = sub.add_parser(
+        "session-export", help="write a recorded session as BIDS, EDF+ or FIF",
+        description="Write a `bci stream --record` DIR (never modified) as BIDS EEG with "
+                    "mne-bids (--bids ROOT: data, channels.tsv, events.tsv with decisions, "
+                    "stimuli and faults, the decoder's provenance in the *_eeg.json sidecar) "
+                    "or as one file (--format edf|fif --out FILE); needs bci[bids]. A session "
+                    "still being written is refused.")
+    export.add_argument("directory", help="session folder")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bids", metavar="ROOT", default=None, help="BIDS dataset root")
+    where.add_argument("--out", metavar="FILE", default=None,
+                       help="file to write with --format (e.g. session.edf, session_raw.fif)")
+    export.add_argument("--format", choices=["edf", "fif"], default=None,
+                        help="file format with --out")
+    export.add_argument("--subject", default="01", help="BIDS subject label (default 01)")
+    export.add_argument("--task", default="bci", help="BIDS task label (default bci)")
+    export.add_argument("--session", default=None, help="BIDS session label")
+    export.add_argument("--run", default=None, help="BIDS run label")
+    export.add_argument("--line-freq", type=_positive("Hz"), default=None,
+                        help="power-line frequency (Hz) for the BIDS sidecar")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files")
+    export.add_argument("--allow-incomplete", action="store_true",
+                        help="export a session without summary.json (its recording crashed)")
+
+
+def _session_export(args) -> int:
+    from .realtime.session_export import export_session, export_session_bids
+
+    if args.bids is not None:
+        if args.format is not None:
+            raise ValueError("--format goes with --out FILE; BIDS (--bids) is written as "
+                             "BrainVision by mne-bids.")
+        path = export_session_bids(args.directory, args.bids, subject=args.subject,
+                                   task=args.task, session=args.session, run=args.run,
+                                   line_freq=args.line_freq, overwrite=args.overwrite,
+                                   allow_incomplete=args.allow_incomplete)
+        print(f"Wrote BIDS {path.fpath} (and its channels.tsv, events.tsv, eeg.json) under "
+              f"{args.bids}")
+        return 0
+    if args.format is None:
+        raise ValueError("--out FILE needs --format edf or --format fif.")
+    path = export_session(args.directory, args.out, fmt=args.format, overwrite=args.overwrite,
+                          allow_incomplete=args.allow_incomplete)
+    print(f"Wrote {path} ({args.format.upper()})")
+    return 0
+
+
 _COMMANDS = {"benchmark": _benchmark, "train": _train, "pipelines": _pipelines,
              "datasets": _datasets, "play": _play, "stream": _stream,
-             "session-report": _session_report, "export": _export, "acquire": _acquire}
+             "session-report": _session_report, "export": _export, "acquire": _acquire,
+             "session-export": _session_export}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -287,8 +287,10 @@ def export_session_bids(directory: str | os.PathLike, bids_root: str | os.PathLi
     """
     try:
         import mne_bids
+        import pybv  # noqa: F401 (mne-bids writes BrainVision with it)
     except ImportError as err:
-        raise ImportError(f"BIDS export needs mne-bids: {PIP_LINE}.") from err
+        raise ImportError(f"BIDS export needs mne-bids and pybv ({err.name} is missing): "
+                          f"{PIP_LINE}.") from err
     check_type(bids_root, (str, os.PathLike), "bids_root")
     for name, value in (("subject", subject), ("task", task), ("session", session),
                         ("run", run)):

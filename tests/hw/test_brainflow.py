@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -323,14 +324,14 @@ def test_publisher_reconnects_a_stalled_board():
 
 # ------------------------------------------------------------------ the commands
 def test_cli_acquire_publishes_the_board(capsys):
-    """README: `bci acquire --board synthetic --name eeg --duration-s 1`."""
+    """README: `bci acquire --board synthetic --name eeg --wait-s 10 --duration-s 600`."""
     from bci.realtime.lsl import LSLSource
 
     name = _name("cli")
     result: dict[str, int] = {}
     cli = threading.Thread(target=lambda: result.setdefault("rc", main(
-        ["acquire", "--board", "synthetic", "--name", name, "--duration-s", "1",
-         "--wait-s", "10"])))
+        ["acquire", "--board", "synthetic", "--name", name, "--wait-s", "10",
+         "--duration-s", "1", "--board-param", "mac_address=00:55:DA:B0:0C:4F"])))
     cli.start()
     try:
         inlet = LSLSource(name, timeout_s=10.0)
@@ -346,12 +347,12 @@ def test_cli_acquire_publishes_the_board(capsys):
 
 
 def test_cli_stream_reads_a_board(tmp_path, capsys):
-    """README: `bci stream --board synthetic --window-s 0.5 --duration-s 1 --record DIR`."""
+    """README: `bci stream --board synthetic --window-s 0.5 --duration-s 60 --record DIR`."""
     from bci.realtime.recording import read_signal
 
     record = tmp_path / "session"
     rc = main(["stream", "--board", "synthetic", "--window-s", "0.5", "--duration-s", "1",
-               "--stimulator", "none", "--record", str(record)])
+               "--record", str(record)])
     assert rc == 0
     assert "Streaming 'brainflow-synthetic': 16 channels at 250 Hz" in capsys.readouterr().out
     data, ts, header = read_signal(record)
@@ -359,3 +360,10 @@ def test_cli_stream_reads_a_board(tmp_path, capsys):
     assert header["sfreq"] == SFREQ
     assert 150 <= data.shape[1] <= 400
     assert np.abs(data).max() < 1e-2  # volts
+
+
+def test_missing_brainflow_names_the_pip_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "brainflow.board_shim", None)
+    with pytest.raises(ImportError, match=r"pip install 'bci\[brainflow\]'"):
+        BrainFlowSource("synthetic")
+    assert main(["acquire", "--board", "synthetic", "--name", "x"]) == 2

@@ -28,9 +28,10 @@ What is published, and how (the choices of this module):
   two clocks, measured when the session starts (the tightest of 8 bracketed reads: within a few
   microseconds) and again after each reconnection, then dejittered by a
   :class:`~bci.realtime.sources.Dejitterer` (a packet's samples arrive together; steps, i.e.
-  lost samples, stay sharp). Each LSL sample is pushed with its own timestamp. A step of the
-  wall clock during a session (NTP) moves later timestamps by the step: the stream reports it
-  as a ``clock_jump`` (see :class:`~bci.realtime.stream.Stream`).
+  lost samples, longer than ``max_jitter_s`` = 50 ms stay sharp). Each LSL sample is pushed
+  with its own timestamp. A step of the wall clock during a session (NTP) moves later
+  timestamps by the step: the stream reports it as a ``clock_jump`` (see
+  :class:`~bci.realtime.stream.Stream`).
 
 A board that stops delivering (a cable pulled, a dongle out of range, a board switched off)
 raises :class:`~bci.realtime.sources.SourceLostError` after ``no_data_timeout_s`` without a
@@ -299,7 +300,12 @@ class BrainFlowSource(Source):
     dejitter : bool
         Smooth the timestamps' jitter with a :class:`~bci.realtime.sources.Dejitterer`.
     max_jitter_s : float
-        With ``dejitter``: largest departure (s) taken for jitter; larger ones are steps.
+        With ``dejitter``: largest departure (s) taken for jitter; larger ones are steps
+        (lost samples, clock jumps). 50 ms by default, not LSL's 10 ms: BrainFlow stamps a
+        packet when the host reads it, late by tens of ms over Bluetooth or on a busy
+        machine (the synthetic board's stamps were 13 ms late on 2 loaded cores), and a late
+        bunch taken for a step would be reported as a clock jump. Steps shorter than this
+        (12 samples at 250 Hz) are smoothed over instead of reported.
     no_data_timeout_s : float
         A board that delivered nothing for this long (s) is lost: :meth:`pull` raises
         :class:`~bci.realtime.sources.SourceLostError` (then :meth:`reconnect`).
@@ -318,7 +324,7 @@ class BrainFlowSource(Source):
 
     def __init__(self, board: str | int = "synthetic", *, serial_port: str | None = None,
                  params: Mapping[str, Any] | None = None, name: str | None = None,
-                 dejitter: bool = True, max_jitter_s: float = 0.01,
+                 dejitter: bool = True, max_jitter_s: float = 0.05,
                  no_data_timeout_s: float = 3.0, buffer_s: float = 60.0,
                  board_shim: Any = None) -> None:
         self.board_name, self.board_id = resolve_board(board)

@@ -193,7 +193,9 @@ def test_samples_published_equal_samples_read_over_lsl(tee):
     from bci.realtime.lsl import LSLSource, MarkerInlet
 
     name = _name("pub")
-    source = BrainFlowSource("synthetic", board_shim=tee, name=name, no_data_timeout_s=60.0)
+    # dejitter=False: each sample's timestamp is BrainFlow's own, checked below exactly
+    source = BrainFlowSource("synthetic", board_shim=tee, name=name, no_data_timeout_s=60.0,
+                             dejitter=False)
     publisher = BoardPublisher(source, name, wait_for_consumers_s=10.0).start()
     try:
         assert sorted(publisher.stream_names) == sorted([name, f"{name}-accel",
@@ -233,11 +235,12 @@ def test_samples_published_equal_samples_read_over_lsl(tee):
         data, (truth[descr["eeg_channels"]] * UV_TO_V).astype(np.float32))
     np.testing.assert_array_equal(np.concatenate(got_acc, axis=1),
                                   truth[descr["accel_channels"]].astype(np.float32))
-    # each sample's own timestamp (BrainFlow's stamp on the LSL clock, dejittered)
+    # each sample's own timestamp: BrainFlow's stamp moved onto the LSL clock (the inlet's
+    # clock synchronisation adds its estimate of the offset between the two ends: ~10 us)
     ts = np.concatenate(got_ts)
     raw_ts = truth[descr["timestamp_channel"]] + source.offset_s
-    assert np.abs(ts - raw_ts).max() < 0.01 + 1e-6  # within max_jitter_s of the raw stamp
-    np.testing.assert_allclose(np.diff(ts), 1 / SFREQ, rtol=0.02)
+    np.testing.assert_allclose(ts, raw_ts, rtol=0, atol=1e-3)
+    assert np.median(np.diff(ts)) == pytest.approx(1 / SFREQ, rel=0.01)
     # the marker: value as text, at its sample's time
     labels = [m for ms, _ in got_markers for m in ms]
     stamps = np.concatenate([t for _, t in got_markers])
@@ -274,7 +277,6 @@ def test_stalled_board_is_reported_and_reconnected():
     with Stream(source, stall_s=0.25, reconnect_s=5.0) as stream:
         stream.add_event_listener(on_event)
         assert _wait_for(lambda: stream.n_written >= 100, 10.0)
-        t_stop = time.monotonic()
         source.board.stop_stream()  # BrainFlow delivers nothing from now on
         assert back.wait(10.0)
         n_back = stream.n_written
@@ -283,7 +285,10 @@ def test_stalled_board_is_reported_and_reconnected():
     kinds = [e.kind for e in stream.events]
     assert kinds.index("stall") < kinds.index("lost") < kinds.index("reconnected")
     assert source.n_reconnects == 1
-    assert seen["lost"] - t_stop >= 0.5 - 0.05  # no_data_timeout_s after the last sample
+    lost = next(e for e in stream.events if e.kind == "lost")
+    quiet_s = float(lost.detail["error"].split("delivered no sample for ")[1].split(" s")[0])
+    assert quiet_s >= 0.5  # no_data_timeout_s after the last sample
+    assert seen["stall"] <= seen["lost"]
     assert seen["reconnected"] - seen["lost"] < 2.0  # measured: ~0.01 s
     # the outage is reported as lost samples (at least no_data_timeout_s of them)
     gaps = [e for e in stream.events if e.kind == "gap"]
@@ -332,6 +337,7 @@ def test_cli_acquire_publishes_the_board(capsys):
     cli = threading.Thread(target=lambda: result.setdefault("rc", main(
         ["acquire", "--board", "synthetic", "--name", name, "--wait-s", "10",
          "--duration-s", "1", "--board-param", "mac_address=00:55:DA:B0:0C:4F"])))
+    t0 = time.monotonic()
     cli.start()
     try:
         inlet = LSLSource(name, timeout_s=10.0)
@@ -339,11 +345,13 @@ def test_cli_acquire_publishes_the_board(capsys):
         assert inlet.info.sfreq == SFREQ
     finally:
         cli.join(30.0)
+    elapsed_s = time.monotonic() - t0
     out = capsys.readouterr().out
     assert result["rc"] == 0
     assert f"as LSL {name}, {name}-accel, {name}-markers: 16 EEG channels (Fz, C3" in out
     n_pushed = int(out.split("Published ")[1].split(" samples")[0])
-    assert 150 <= n_pushed <= 500  # 1 s at 250 Hz, and what waited for the consumer
+    # 1 s at 250 Hz after the consumer connected, plus what waited for it in BrainFlow
+    assert 0.8 * SFREQ <= n_pushed <= elapsed_s * SFREQ + 25
 
 
 def test_cli_stream_reads_a_board(tmp_path, capsys):

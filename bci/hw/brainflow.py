@@ -23,8 +23,9 @@ What is published, and how (the choices of this module):
   LSL marker stream ``<STREAM>-markers`` (type ``Markers``), one string per non-zero value
   (``"3"``, ``"2.5"``), stamped with the time of its sample.
 - **Timestamps**: BrainFlow stamps each sample on the host's wall clock (Unix time, s, taken
-  when the packet is read). They are moved onto the LSL clock (:func:`~bci.realtime.lsl.
-  local_clock`, the clock of every other ``bci`` stream and marker) by the offset between the
+  when the packet is read). They are moved onto the LSL clock
+  (:func:`~bci.realtime.lsl.local_clock`, the clock of every other ``bci`` stream and marker)
+  by the offset between the
   two clocks, measured when the session starts (the tightest of 8 bracketed reads: within a few
   microseconds) and again after each reconnection, then dejittered by a
   :class:`~bci.realtime.sources.Dejitterer` (a packet's samples arrive together; steps, i.e.

@@ -50,6 +50,7 @@ class TeeBoard:
         self.blocks: list[np.ndarray] = []
         self.frozen = False
         self.fail_prepare = False
+        self.shift_s = 0.0  # added to BrainFlow's timestamps: the wall clock stepped (NTP)
         self.n_prepared = 0
 
     def prepare_session(self) -> None:
@@ -65,6 +66,7 @@ class TeeBoard:
 
     def get_board_data(self, num_samples=None):
         data = self.inner.get_board_data(num_samples)
+        data[_descr()["timestamp_channel"]] += self.shift_s
         self.blocks.append(data.copy())
         return data
 
@@ -295,6 +297,22 @@ def test_stalled_board_is_reported_and_reconnected():
     assert len(gaps) == 1
     assert gaps[0].detail["n_lost"] >= 0.45 * SFREQ
     source.close()
+
+
+def test_wall_clock_step_is_a_clock_jump_not_lost_samples(tee):
+    """BrainFlow stamps on the wall clock: NTP stepping it by 2 s loses no sample."""
+    source = BrainFlowSource("synthetic", board_shim=tee)
+    with Stream(source) as stream:
+        assert _wait_for(lambda: stream.n_written >= 100, 10.0)
+        tee.shift_s = 2.0
+        assert _wait_for(lambda: any(e.kind == "clock_jump" for e in stream.events), 10.0)
+        n = stream.n_written
+        assert _wait_for(lambda: stream.n_written >= n + 50, 10.0)
+    jumps = [e for e in stream.events if e.kind == "clock_jump"]
+    assert len(jumps) == 1
+    assert jumps[0].detail["jump_s"] == pytest.approx(2.0, abs=0.06)  # within max_jitter_s
+    assert stream.n_lost == 0
+    assert stream.n_gaps == 0
 
 
 def test_board_that_does_not_come_back_stops_cleanly(tee):

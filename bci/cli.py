@@ -1,4 +1,4 @@
-"""The bci command: benchmark, train, pipelines, datasets, play, stream, session-report, export.
+"""The bci command: benchmark, train, pipelines, datasets, play, acquire, stream, session-*, export.
 
 Run ``bci COMMAND --help`` for the options of each command. Durations are in seconds and their
 flags say so (``--duration-s``, ``--step-s``...; the older spellings without ``-s`` still work).
@@ -412,7 +412,7 @@ def _add_realtime_commands(sub) -> None:
                         help="read a BrainFlow board directly instead of an LSL stream (e.g. "
                              "synthetic, cyton; needs bci[brainflow]); with --serial-port and "
                              "--board-param as for `bci acquire`")
-    _add_board_args(stream, required=False)
+    _add_board_args(stream)
     stream.add_argument("--decoder", default=None, help="decoder file (`bci train --out`)")
     stream.add_argument("--decoder-key", metavar="FILE", default=None,
                         help="verify the decoder file's signature with this key file (HMAC lab "
@@ -633,7 +633,7 @@ def _export(args) -> int:
     return 0
 
 
-def _add_board_args(parser, *, required: bool) -> None:
+def _add_board_args(parser) -> None:
     """``--serial-port`` and ``--board-param`` (``bci acquire``, ``bci stream --board``)."""
     parser.add_argument("--serial-port", default=None, metavar="PORT",
                         help="serial port of the board (e.g. /dev/ttyUSB0, COM3)")
@@ -656,7 +656,7 @@ def _add_acquire_command(sub) -> None:
     acquire.add_argument("--board", required=True, metavar="NAME",
                          help="BrainFlow board: synthetic, cyton, cyton_daisy, ganglion, "
                               "muse_2, unicorn ... (an unknown name lists them all)")
-    _add_board_args(acquire, required=False)
+    _add_board_args(acquire)
     acquire.add_argument("--name", required=True, help="LSL name of the EEG stream")
     acquire.add_argument("--duration-s", type=_positive("s"), default=None, metavar="SECONDS",
                          help="stop after SECONDS (default: until Ctrl+C)")

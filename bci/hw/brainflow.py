@@ -715,8 +715,12 @@ def acquire(board: str | int, name: str, *, serial_port: str | None = None,
         duration_s = check_positive(duration_s, "duration_s", unit="s")
     source = BrainFlowSource(board, serial_port=serial_port, params=params, name=name,
                              **kwargs)
-    publisher = BoardPublisher(source, name, reconnect_s=reconnect_s,
-                               wait_for_consumers_s=wait_for_consumers_s)
+    try:
+        publisher = BoardPublisher(source, name, reconnect_s=reconnect_s,
+                                   wait_for_consumers_s=wait_for_consumers_s).start()
+    except BaseException:
+        source.close()  # the board is released whatever failed
+        raise
     with publisher:
         if on_start is not None:
             on_start(publisher)

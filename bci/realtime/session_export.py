@@ -323,9 +323,15 @@ def export_session_bids(directory: str | os.PathLike, bids_root: str | os.PathLi
         # an in-memory recording is converted to BrainVision: expected, not a user error
         warnings.filterwarnings("ignore", message=".*[Cc]onverting.*", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message=".*No line frequency.*")
-        mne_bids.write_raw_bids(raw, bids_path, format="BrainVision", allow_preload=True,
-                                overwrite=overwrite, extra_columns_descriptions=descriptions
-                                if raw.annotations.extras else None, verbose=False)
+        try:
+            mne_bids.write_raw_bids(raw, bids_path, format="BrainVision", allow_preload=True,
+                                    overwrite=overwrite, extra_columns_descriptions=descriptions
+                                    if raw.annotations.extras else None, verbose=False)
+        except FileExistsError as err:
+            raise FileExistsError(
+                f"This recording is already in the BIDS dataset {bids_root} ({err}); give "
+                "another subject/session/task/run, or replace it with overwrite=True "
+                "(--overwrite).") from err
     sidecar = bids_path.copy().update(suffix="eeg", extension=".json")
     mne_bids.update_sidecar_json(sidecar, {
         "BciSession": provenance,

@@ -206,6 +206,10 @@ def test_bad_outputs(session, tmp_path, capsys):
     with pytest.raises(FileExistsError, match="exists; choose another file"):
         export_session(directory, tmp_path / "y_raw.fif")
     assert (tmp_path / "y_raw.fif").read_bytes() == b"keep"
+    export_session_bids(directory, tmp_path / "bids", run="1")
+    with pytest.raises(FileExistsError, match=r"already in the BIDS dataset .*--overwrite"):
+        export_session_bids(directory, tmp_path / "bids", run="1")
+    export_session_bids(directory, tmp_path / "bids", run="1", overwrite=True)
     assert main(["session-export", str(directory), "--out", str(tmp_path / "z.edf")]) == 2
     assert "--out FILE needs --format edf or --format fif" in capsys.readouterr().err
     assert _snapshot(directory) == before

@@ -721,18 +721,19 @@ def acquire(board: str | int, name: str, *, serial_port: str | None = None,
     except BaseException:
         source.close()  # the board is released whatever failed
         raise
-    with publisher:
+    try:
         if on_start is not None:
             on_start(publisher)
-        try:
-            while publisher.running and not publisher.publishing.is_set():
-                publisher.join(0.1)  # waiting for a consumer (wait_for_consumers_s)
-            start = time.monotonic()
-            while publisher.running:
-                left = None if duration_s is None else duration_s - (time.monotonic() - start)
-                if left is not None and left <= 0:
-                    break
-                publisher.join(0.1 if left is None else min(0.1, left))
-        except KeyboardInterrupt:
-            pass
+        while publisher.running and not publisher.publishing.is_set():
+            publisher.join(0.1)  # waiting for a consumer (wait_for_consumers_s)
+        start = time.monotonic()
+        while publisher.running:
+            left = None if duration_s is None else duration_s - (time.monotonic() - start)
+            if left is not None and left <= 0:
+                break
+            publisher.join(0.1 if left is None else min(0.1, left))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        publisher.stop()
     return publisher

@@ -364,8 +364,8 @@ def test_cli_acquire_publishes_the_board(capsys):
     finally:
         cli.join(30.0)
     elapsed_s = time.monotonic() - t0
-    out = capsys.readouterr().out
-    assert result["rc"] == 0
+    out, err = capsys.readouterr()
+    assert result["rc"] == 0, err
     assert f"as LSL {name}, {name}-accel, {name}-markers: 16 EEG channels (Fz, C3" in out
     n_pushed = int(out.split("Published ")[1].split(" samples")[0])
     # 1 s at 250 Hz after the consumer connected, plus what waited for it in BrainFlow

@@ -10,7 +10,8 @@ modified, and written as
   ``suppressed/min_interval``; extra columns ``kind``, ``lsl_time``, ``score``, ``proba``,
   ``latency_ms``, ``reason``), and the EEG sidecar (``*_eeg.json``) with the session's
   provenance under ``BciSession``: decoder file (and its SHA-256), policy, stimulator,
-  source, the LSL time of the first sample and the summary;
+  source, the LSL time of the first sample and the summary; a new dataset's
+  ``dataset_description.json`` names bci in ``GeneratedBy``;
 - **EDF+** or **FIF** (:func:`export_session`): the EEG with the same events as annotations.
 
 Event onsets are their samples (``index / sfreq`` from the first recorded sample, as
@@ -188,8 +189,9 @@ def session_raw(directory: str | os.PathLike, *, allow_incomplete: bool = False)
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     info = dict(header.get("info", {}))
     decoder = info.get("decoder")
-    if decoder and Path(decoder).is_file():
-        info["decoder_sha256"] = hashlib.sha256(Path(decoder).read_bytes()).hexdigest()
+    sha = {}
+    if decoder and Path(decoder).is_file():  # which decoder file, exactly
+        sha["DecoderSHA256"] = hashlib.sha256(Path(decoder).read_bytes()).hexdigest()
     provenance = {
         "SessionFolder": str(directory.resolve()),
         "Created": created,
@@ -197,6 +199,7 @@ def session_raw(directory: str | os.PathLike, *, allow_incomplete: bool = False)
         "FirstSampleLSLTime": float(times[0]) if times.size else None,
         "Complete": summary is not None,
         **{k[:1].upper() + k[1:]: v for k, v in info.items()},
+        **sha,
         "Summary": summary,
     }
     return raw, provenance
@@ -307,6 +310,15 @@ def export_session_bids(directory: str | os.PathLike, bids_root: str | os.PathLi
         raw.info["line_freq"] = check_positive(line_freq, "line_freq", unit="Hz")
     bids_path = mne_bids.BIDSPath(subject=subject, session=session, task=task, run=run,
                                   datatype="eeg", root=bids_root)
+    if not (bids_root / "dataset_description.json").is_file():  # a new dataset: say who made it
+        from .. import __version__
+
+        bids_root.mkdir(parents=True, exist_ok=True)
+        mne_bids.make_dataset_description(
+            path=bids_root, name="bci sessions", verbose=False,
+            generated_by=[{"Name": "bci", "Version": __version__,
+                           "Description": "bci session-export of `bci stream --record` "
+                                          "sessions"}])
     descriptions = {
         "kind": "bci event kind: decision, stim, suppressed or a stream fault (gap, "
                 "clock_jump, stall, lost, reconnected, nan, flat, fault, session_end)",

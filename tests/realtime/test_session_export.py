@@ -106,11 +106,16 @@ def test_bids_round_trip_through_the_cli(session, tmp_path, capsys):
                          .fpath.read_text())
     prov = sidecar["BciSession"]
     assert prov["Decoder"] == str(decoder_file)
-    assert prov["Decoder_sha256"] == hashlib.sha256(decoder_file.read_bytes()).hexdigest()
+    assert prov["DecoderSHA256"] == hashlib.sha256(decoder_file.read_bytes()).hexdigest()
     assert prov["Policy"] == "threshold"
     assert prov["FirstSampleLSLTime"] == 5000.0
     assert prov["Summary"]["decisions"] == summary["decisions"]
     assert sidecar["PowerLineFrequency"] == 50
+    described = json.loads(bids_path.copy().update(suffix="events", extension=".json")
+                           .fpath.read_text())
+    assert {"kind", "lsl_time", "score", "proba", "latency_ms", "reason"} <= set(described)
+    dataset = json.loads((root / "dataset_description.json").read_text())
+    assert [g["Name"] for g in dataset["GeneratedBy"]][0] == "bci"
     channels = pd.read_csv(bids_path.copy().update(suffix="channels", extension=".tsv").fpath,
                            sep="\t")
     assert list(channels["name"]) == header["ch_names"]

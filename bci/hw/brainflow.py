@@ -53,7 +53,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,8 @@ def check_serial_port(port: str | None) -> str | None:
     return port
 
 
-def make_input_params(serial_port: str | None = None, params: Mapping[str, Any] | None = None):
+def make_input_params(serial_port: str | None = None,
+                      params: Mapping[str, Any] | None = None) -> Any:
     """Build BrainFlow's ``BrainFlowInputParams`` from a serial port and ``KEY=VALUE`` params.
 
     Keys are the fields of ``BrainFlowInputParams`` (``mac_address``, ``ip_address``,
@@ -209,7 +210,7 @@ def make_input_params(serial_port: str | None = None, params: Mapping[str, Any] 
     return out
 
 
-def explain_error(err: BaseException, board: str, input_params=None) -> str:
+def explain_error(err: BaseException, board: str, input_params: Any = None) -> str:
     """Explain a BrainFlow error: what failed, on which board, how to fix it."""
     code = getattr(err, "exit_code", None)
     codes = import_board_shim().BrainFlowExitCodes
@@ -434,6 +435,16 @@ class BrainFlowSource(Source):
     # --------------------------------------------------------------- reading
     def read(self, max_samples: int | None = None) -> BoardChunk:
         """Return everything the board delivered since the last read (never waits).
+
+        Parameters
+        ----------
+        max_samples : int | None
+            Return at most this many samples (the rest stay in BrainFlow's buffer).
+
+        Returns
+        -------
+        chunk : BoardChunk
+            EEG (volts), LSL-clock timestamps, accelerometer and markers of the samples.
 
         Raises
         ------
@@ -688,8 +699,9 @@ class BoardPublisher:
 
 def acquire(board: str | int, name: str, *, serial_port: str | None = None,
             params: Mapping[str, Any] | None = None, duration_s: float | None = None,
-            reconnect_s: float = 10.0, wait_for_consumers_s: float = 0.0, on_start=None,
-            **kwargs) -> BoardPublisher:
+            reconnect_s: float = 10.0, wait_for_consumers_s: float = 0.0,
+            on_start: Callable[[BoardPublisher], None] | None = None,
+            **kwargs: Any) -> BoardPublisher:
     """Publish ``board`` as LSL stream ``name`` until ``duration_s`` (or Ctrl+C).
 
     Parameters

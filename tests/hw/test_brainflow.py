@@ -413,6 +413,14 @@ def test_cli_stream_reads_a_board(tmp_path, capsys):
     assert header["sfreq"] == SFREQ
     assert 150 <= data.shape[1] <= 400
     assert np.abs(data).max() < 1e-2  # volts
+    # board -> session -> a standard file: the same samples, BrainFlow's names
+    import mne
+
+    out = tmp_path / "board_raw.fif"
+    assert main(["session-export", str(record), "--format", "fif", "--out", str(out)]) == 0
+    raw = mne.io.read_raw_fif(out, verbose=False)
+    assert raw.ch_names == header["ch_names"]
+    np.testing.assert_array_equal(raw.get_data(), data)
 
 
 def test_missing_brainflow_names_the_pip_line(monkeypatch):

@@ -1,4 +1,4 @@
-"""The bci command: benchmark, train, pipelines, datasets, play, stream, session-report, export.
+"""The bci command: benchmark, train, pipelines, datasets, play, acquire, stream, session-*, export.
 
 Run ``bci COMMAND --help`` for the options of each command. Durations are in seconds and their
 flags say so (``--duration-s``, ``--step-s``...; the older spellings without ``-s`` still work).
@@ -268,6 +268,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_realtime_commands(sub)
     _add_export_command(sub)
+    _add_acquire_command(sub)
+    _add_session_export_command(sub)
     sub.add_parser("pipelines", help="list the registered pipelines")
     sub.add_parser("datasets", help="list the dataset names bci accepts")
     return parser
@@ -396,7 +398,7 @@ def _add_realtime_commands(sub) -> None:
                          "sent before an inlet connects are lost; default 0)")
 
     stream = sub.add_parser(
-        "stream", help="run a closed-loop session on an LSL stream",
+        "stream", help="run a closed-loop session on an LSL stream or a board",
         description="Read an LSL stream, decode it causally, stimulate under hard safety "
                     "limits and record everything. Create DIR/STOP to stop all stimulation; "
                     "Ctrl+C ends the session. Class and channel names in --policy are names, "
@@ -404,7 +406,13 @@ def _add_realtime_commands(sub) -> None:
                     "--policy \"threshold:target='13'\"). A policy or stimulator error is "
                     "recorded and ends the session (--on-fault continue: goes on); the summary "
                     "is always written.")
-    stream.add_argument("--source", required=True, help="LSL stream name to read")
+    stream.add_argument("--source", default=None,
+                        help="LSL stream name to read (or --board)")
+    stream.add_argument("--board", default=None, metavar="NAME",
+                        help="read a BrainFlow board directly instead of an LSL stream (e.g. "
+                             "synthetic, cyton; needs bci[brainflow]); with --serial-port and "
+                             "--board-param as for `bci acquire`")
+    _add_board_args(stream)
     stream.add_argument("--decoder", default=None, help="decoder file (`bci train --out`)")
     stream.add_argument("--decoder-key", metavar="FILE", default=None,
                         help="verify the decoder file's signature with this key file (HMAC lab "
@@ -497,13 +505,13 @@ def _stream(args) -> int:
         if stimulator is not None:  # the outlet exists from the start: consumers can connect
             stimulator.open()
         markers = MarkerOutlet(args.decision_markers) if args.decision_markers else None
-        source = LSLSource(args.source, timeout_s=args.timeout_s)
+        source = _stream_source(args, LSLSource)
         steps = []
         if args.bandpass:
             steps.append(CausalFilter(source.info.sfreq, *args.bandpass))
         if args.notch:
             steps.append(CausalFilter(source.info.sfreq, args.notch, kind="notch"))
-        print(f"Streaming {args.source!r}: {source.info.n_chans} channels at "
+        print(f"Streaming {source.info.name!r}: {source.info.n_chans} channels at "
               f"{source.info.sfreq:g} Hz; decoder {args.decoder or 'none'}, policy "
               f"{args.policy}, stimulator {args.stimulator}"
               + (f", recording to {args.record}" if args.record else "")
@@ -537,6 +545,22 @@ def _stream(args) -> int:
               + json.dumps(summary, indent=1, default=str))
     print(f"Stopped: {summary['stopped_reason']}")
     return 0 if summary["stopped_reason"] in _CLEAN_STOPS else 1
+
+
+def _stream_source(args, lsl_source):
+    """Open the source of ``bci stream``: an LSL stream (``--source``) or a board (``--board``)."""
+    if (args.source is None) == (args.board is None):
+        raise ValueError("Give the signal to read: --source LSL_NAME (an LSL stream) or "
+                         "--board NAME (a BrainFlow board, e.g. synthetic), not both.")
+    if args.board is None:
+        if args.serial_port is not None or args.board_param:
+            raise ValueError("--serial-port and --board-param configure a --board; give "
+                             "--board NAME too (or drop them).")
+        return lsl_source(args.source, timeout_s=args.timeout_s)
+    from .hw.brainflow import BrainFlowSource
+
+    return BrainFlowSource(args.board, serial_port=args.serial_port,
+                           params=_params(args.board_param, "--board-param"))
 
 
 def _key_file(path: str | None):
@@ -609,9 +633,116 @@ def _export(args) -> int:
     return 0
 
 
+def _add_board_args(parser) -> None:
+    """``--serial-port`` and ``--board-param`` (``bci acquire``, ``bci stream --board``)."""
+    parser.add_argument("--serial-port", default=None, metavar="PORT",
+                        help="serial port of the board (e.g. /dev/ttyUSB0, COM3)")
+    parser.add_argument("--board-param", action=_AppendKeyValue, type=_argtype(_key_value),
+                        metavar="KEY=VALUE",
+                        help="BrainFlowInputParams field, repeatable (e.g. "
+                             "mac_address=00:55:DA:B0:0C:4F, ip_address=192.168.4.1, "
+                             "serial_number=..., timeout=15)")
+
+
+def _add_acquire_command(sub) -> None:
+    """``bci acquire``."""
+    acquire = sub.add_parser(
+        "acquire", help="publish a BrainFlow board (amplifier) as LSL streams",
+        description="Read a board through BrainFlow (bci[brainflow]) and publish its EEG as an "
+                    "LSL stream NAME (volts, BrainFlow's channel names, timestamps on the LSL "
+                    "clock), its accelerometer as NAME-accel and its markers as NAME-markers "
+                    "where the board has them. A board that stops delivering is reconnected "
+                    "(--reconnect-s). Ctrl+C stops.")
+    acquire.add_argument("--board", required=True, metavar="NAME",
+                         help="BrainFlow board: synthetic, cyton, cyton_daisy, ganglion, "
+                              "muse_2, unicorn ... (an unknown name lists them all)")
+    _add_board_args(acquire)
+    acquire.add_argument("--name", required=True, help="LSL name of the EEG stream")
+    acquire.add_argument("--duration-s", type=_positive("s"), default=None, metavar="SECONDS",
+                         help="stop after SECONDS (default: until Ctrl+C)")
+    acquire.add_argument("--wait-s", type=_positive("s", allow_zero=True), default=0.0,
+                         metavar="SECONDS",
+                         help="wait up to SECONDS for a first consumer before publishing; the "
+                              "board's samples are kept meanwhile (default 0)")
+    acquire.add_argument("--reconnect-s", type=_positive("s", allow_zero=True), default=10.0,
+                         metavar="SECONDS",
+                         help="keep trying to reconnect a lost board this long (default 10)")
+
+
+def _acquire(args) -> int:
+    from .hw.brainflow import acquire
+
+    def started(publisher) -> None:
+        info = publisher.source.info
+        print(f"Publishing BrainFlow board {publisher.source.board_name!r} as LSL "
+              f"{', '.join(publisher.stream_names)}: {info.n_chans} EEG channels "
+              f"({', '.join(info.ch_names)}) at {info.sfreq:g} Hz in volts (Ctrl+C to "
+              "stop) ...", flush=True)
+
+    publisher = acquire(args.board, args.name, serial_port=args.serial_port,
+                        params=_params(args.board_param, "--board-param"),
+                        duration_s=args.duration_s, reconnect_s=args.reconnect_s,
+                        wait_for_consumers_s=args.wait_s, on_start=started)
+    print(f"Published {publisher.n_pushed} samples and {publisher.n_markers} markers"
+          + (f"; the board was reconnected {publisher.n_reconnects} times"
+             if publisher.n_reconnects else "") + ".")
+    return 0
+
+
+def _add_session_export_command(sub) -> None:
+    """``bci session-export``."""
+    export = sub.add_parser(
+        "session-export", help="write a recorded session as BIDS, EDF+ or FIF",
+        description="Write a `bci stream --record` DIR (never modified) as BIDS EEG with "
+                    "mne-bids (--bids ROOT: data, channels.tsv, events.tsv with decisions, "
+                    "stimuli and faults, the decoder's provenance in the *_eeg.json sidecar) "
+                    "or as one file (--format edf|fif --out FILE); needs bci[bids]. A session "
+                    "still being written is refused.")
+    export.add_argument("directory", help="session folder")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bids", metavar="ROOT", default=None, help="BIDS dataset root")
+    where.add_argument("--out", metavar="FILE", default=None,
+                       help="file to write with --format (e.g. session.edf, session_raw.fif)")
+    export.add_argument("--format", choices=["edf", "fif"], default=None,
+                        help="file format with --out")
+    export.add_argument("--subject", default="01", help="BIDS subject label (default 01)")
+    export.add_argument("--task", default="bci", help="BIDS task label (default bci)")
+    export.add_argument("--session", default=None, help="BIDS session label")
+    export.add_argument("--run", default=None, help="BIDS run label")
+    export.add_argument("--line-freq", type=_positive("Hz"), default=None, metavar="HZ",
+                        help="power-line frequency (Hz) for the BIDS sidecar")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files")
+    export.add_argument("--allow-incomplete", action="store_true",
+                        help="export a session without summary.json (its recording crashed)")
+
+
+def _session_export(args) -> int:
+    from .realtime.session_export import export_session, export_session_bids
+
+    if args.bids is not None:
+        if args.format is not None:
+            raise ValueError("--format goes with --out FILE; BIDS (--bids) is written as "
+                             "BrainVision by mne-bids.")
+        path = export_session_bids(args.directory, args.bids, subject=args.subject,
+                                   task=args.task, session=args.session, run=args.run,
+                                   line_freq=args.line_freq, overwrite=args.overwrite,
+                                   allow_incomplete=args.allow_incomplete)
+        print(f"Wrote BIDS {path.fpath} (and its channels.tsv, events.tsv, eeg.json) under "
+              f"{args.bids}")
+        return 0
+    if args.format is None:
+        raise ValueError("--out FILE needs --format edf or --format fif.")
+    path = export_session(args.directory, args.out, fmt=args.format, overwrite=args.overwrite,
+                          allow_incomplete=args.allow_incomplete)
+    print(f"Wrote {path} ({args.format.upper()})")
+    return 0
+
+
 _COMMANDS = {"benchmark": _benchmark, "train": _train, "pipelines": _pipelines,
              "datasets": _datasets, "play": _play, "stream": _stream,
-             "session-report": _session_report, "export": _export}
+             "session-report": _session_report, "export": _export, "acquire": _acquire,
+             "session-export": _session_export}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

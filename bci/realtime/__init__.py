@@ -25,6 +25,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "report": ["summarize", "make_session_report", "latency_stats"],
     "session": ["run_session", "parse_policy", "replay_offline"],
     "player": ["Player", "play"],
+    "session_export": ["export_session", "export_session_bids", "session_raw",
+                       "check_session_complete"],
     "lsl": ["LSLSource", "SignalOutlet", "MarkerOutlet", "MarkerInlet", "local_clock",
             "use_loopback_config", "list_streams"],
 })

@@ -68,7 +68,7 @@ def test_pretraining_loss_decreases_and_rng_is_untouched():
     model = _model()
     state = torch.get_rng_state()
     result = pretrain_model(model, _loader(), val_data=_loader(seed=1), max_steps=40,
-                            lr=3e-3, seed=0, progress_bar=False)
+                            max_epochs=None, lr=3e-3, seed=0, progress_bar=False)
     assert torch.equal(state, torch.get_rng_state())
     assert result.n_steps == 40
     assert len(result.history) == 20  # 2 batches an epoch
@@ -192,4 +192,4 @@ def test_damaged_or_missing_checkpoint(tmp_path):
                             ckpt_path="last", progress_bar=False)
     assert result.n_steps == 1
     with pytest.raises(ValueError, match="needs max_steps or max_epochs"):
-        pretrain_model(_model(), _loader(), max_steps=None)
+        pretrain_model(_model(), _loader(), max_steps=None, max_epochs=None)

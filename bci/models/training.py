@@ -759,6 +759,7 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
     if every_n_steps is not None:
         every_n_steps = ensure_int(every_n_steps, "every_n_steps", minimum=1)
     check_option("logger_kind", logger_kind, LOGGERS)
+    model.train()  # Lightning keeps the modes it is given
     module = DecoderModule(model, task="pretrain", lr=lr, weight_decay=weight_decay,
                            scheduler=scheduler,
                            monitor="val_loss" if val_data is not None else "train_loss")

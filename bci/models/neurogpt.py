@@ -375,6 +375,7 @@ class NeuroGPT(EEGModule):
         else:
             self.head = nn.Linear(self.n_chunks * self.embed_dim, self.n_outputs)
             self.encoder.requires_grad_(False)
+            self.encoder.eval()  # from the start: Lightning keeps the modes it is given
         self.pretrained = None
         #: The file the pretrained weights were loaded from (None: trained from scratch).
         self.pretrained_file: str | None = None

@@ -398,6 +398,9 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", message=r".*Total length of .* across ranks is zero.*")
+        # frozen parts (a linear probe's encoder) are in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start "
+                                                  r"of training.*")
         # pretraining without validation batches (validation_step exists for those with them)
         warnings.filterwarnings("ignore", message=r".*validation_step. but have no "
                                                   r".val_dataloader.*")
@@ -417,7 +420,9 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
     Each BatchNorm layer's ``running_mean``/``running_var`` become the average, over batches of
     ``X`` in order, of the batch statistics the layer sees in training mode (torch's
     cumulative average, ``momentum=None``), with the network's current weights. Dropout is
-    off during the pass; no weight changes. Networks without BatchNorm are returned as is.
+    off during the pass; no weight changes. Networks without BatchNorm are returned as is;
+    frozen BatchNorm layers (``requires_grad=False``, e.g. a linear probe's pretrained
+    encoder) keep their statistics.
 
     Parameters
     ----------
@@ -432,8 +437,9 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
     -------
     model : torch.nn.Module
     """
+    # frozen BatchNorm layers (a linear probe's pretrained encoder) keep their statistics
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-             and m.track_running_stats]
+             and m.track_running_stats and (m.weight is None or m.weight.requires_grad)]
     if not norms or len(X) < 2:  # one epoch has no batch statistics: keep the running ones
         return model.eval()
     batch_size = max(ensure_int(batch_size, "batch_size", minimum=1), 2)

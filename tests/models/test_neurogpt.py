@@ -276,8 +276,11 @@ def test_pretraining_and_fine_tuning_models_refuse_the_other_use():
 # Fine-tuning strategies and pretrained files
 # ---------------------------------------------------------------------------------------------
 def test_linear_probe_trains_only_its_head():
-    model = _tiny(finetune="linear").train()
+    model = _tiny(finetune="linear")
     assert not model.encoder.training  # frozen encoder: BatchNorm statistics stay put
+    model.train()
+    assert not model.encoder.training
+    assert model.head.training
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     x = torch.randn(6, 4, 208, generator=torch.Generator().manual_seed(0))

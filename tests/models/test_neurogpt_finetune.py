@@ -127,3 +127,30 @@ def test_fine_tuning_errors(pretrained_64hz, tmp_path, capsys):
     with pytest.raises(ValueError, match="needs max_steps|pretrained and finetune"):
         train_decoder("SyntheticMotorImagery", "LeftRightImagery", "MDM", [1], finetune="linear")
     assert neurogpt_pipeline("linear", pretrained=path).sfreq == 64.0
+
+
+def test_readme_flow_small_configuration(tmp_path, monkeypatch, capsys):
+    """The README's example: pretrain the small configuration on 8 channels, then bci train."""
+    from torch.utils.data import DataLoader
+
+    from bci.models.training import pretrain_model
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    model = NeuroGPT.from_named_config("small", n_chans=8)
+    gen = torch.Generator().manual_seed(1)
+    items = [{"chunks": torch.randn(8, 8, 128, generator=gen),
+              "channel_mask": torch.tensor([True] * 7 + [False])} for _ in range(8)]
+    loader = DataLoader(items, batch_size=4)
+    result = pretrain_model(model, loader, max_epochs=2, seed=0, checkpoint_dir="ckpt",
+                            ckpt_path="last", progress_bar=False)
+    assert result.n_steps == 4
+    assert result.last_checkpoint.resolve() == tmp_path / "ckpt" / "last.ckpt"
+    save_pretrained(result.model, "pre.bci")
+    assert main(["train", "--dataset", "SyntheticMotorImagery", "--subjects", "1", "--model",
+                 "NeuroGPT", "--pretrained", "pre.bci", "--finetune", "encoder",
+                 "--out", "s1_neurogpt.bci", "--max-epochs", "1"]) == 0
+    decoder = load_decoder(tmp_path / "s1_neurogpt.bci")
+    network = decoder.estimator.model_
+    assert (network.finetune, network.n_chunks, network.chunk_samples) == ("encoder", 4, 128)
+    assert decoder.resample == 128.0

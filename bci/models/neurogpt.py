@@ -58,7 +58,9 @@ present is refused.
 Differences from the authors' code, none of which changes a parameter count: attention scores
 are scaled by ``1 / sqrt(head dimension)`` (braindecode's conformer divides by ``sqrt(F)``); the
 head's dropouts both use ``drop_prob`` (theirs: 0.5 and 0.3); the encoder-only head takes the
-``N`` chunk embeddings for any ``N`` (theirs is written for 2 chunks).
+``N`` chunk embeddings for any ``N`` (theirs is written for 2 chunks); the GPT's linear layers
+keep torch's default initialisation (GPT-2's N(0, 0.02) left a randomly initialised network
+unable to fit 8 windows at the learning rate 1e-2 of the shared network tests).
 
 Named configurations (:data:`NEUROGPT_CONFIGS`, :meth:`NeuroGPT.from_named_config`):
 ``"paper"`` (22 channels, 250 Hz, 2-s chunks overlapping by 0.2 s, 32 chunks per pretraining

@@ -496,12 +496,11 @@ class NeuroGPT(EEGModule):
             raise RuntimeError(f"This NeuroGPT was built for fine-tuning (finetune="
                                f"{self.finetune!r}) and has no mask token; build the "
                                "pretraining model with finetune=None.")
-        n_chunks = chunks.shape[1] if isinstance(chunks, torch.Tensor) and chunks.ndim == 4 \
-            else 0
-        if not 2 <= n_chunks <= self.n_positions:
+        self._check_chunks(chunks, channel_mask)
+        if not 2 <= chunks.shape[1] <= self.n_positions:
             raise ValueError(f"Pretraining needs sequences of 2 to n_positions="
                              f"{self.n_positions} chunks, got chunks of shape "
-                             f"{tuple(getattr(chunks, 'shape', ()))}.")
+                             f"{tuple(chunks.shape)}.")
         embeddings = self.embed_chunks(chunks, channel_mask)  # (B, N, D)
         batch, n, _ = embeddings.shape
         real = self._gpt_inputs(embeddings)

@@ -227,6 +227,8 @@ def test_bad_chunks():
     with pytest.raises(ValueError, match=r"chunks must have shape \(batch, n_chunks, n_chans=4, "
                                          r"chunk_samples=64\), got \(3, 4, 4, 63\)"):
         model.pretraining_loss(torch.zeros(3, 4, 4, 63))
+    with pytest.raises(TypeError, match="chunks must be a Tensor|chunks must be .*Tensor"):
+        model.pretraining_loss([[0.0]])
     with pytest.raises(TypeError, match="chunks must be floating point"):
         model.pretraining_loss(torch.zeros(3, 4, 4, 64, dtype=torch.long))
     with pytest.raises(ValueError, match="sequences of 2 to n_positions=8 chunks, got chunks "

@@ -265,6 +265,11 @@ def _build_parser() -> argparse.ArgumentParser:
     deep.add_argument("--strategy", default="auto",
                       help="Lightning strategy, e.g. ddp (default auto)")
     deep.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
+    deep.add_argument("--pretrained", metavar="FILE", default=None,
+                      help="NeuroGPT: fine-tune from this pretrained network file (its "
+                           "architecture, weights and sampling rate; epochs are resampled)")
+    deep.add_argument("--finetune", choices=["encoder_gpt", "encoder", "linear"], default=None,
+                      help="NeuroGPT fine-tuning strategy (default encoder_gpt)")
 
     _add_realtime_commands(sub)
     _add_export_command(sub)
@@ -336,7 +341,9 @@ def _train(args) -> int:
     decoder = train_decoder(args.dataset, args.paradigm, pipeline, args.subjects,
                             paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
                             dataset_params=_params(args.dataset_param, "--dataset-param"),
-                            random_state=args.random_state)
+                            random_state=args.random_state,
+                            pretrained=getattr(args, "pretrained", None),
+                            finetune=getattr(args, "finetune", None))
     decoder.info["pipeline"] = name
     curves = None
     if args.model:

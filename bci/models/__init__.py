@@ -9,5 +9,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "decoder": ["Decoder", "load_decoder", "save_decoder"],
     "registry": ["MODELS", "get_model"],
     "classifier": ["DeepClassifier"],
-    "training": ["DecoderModule", "plot_training_curves", "train_model"],
+    "training": ["DecoderModule", "plot_training_curves", "pretrain_model", "train_model"],
+    "neurogpt": ["NeuroGPT", "save_pretrained"],
 }, submodules=["spiking"])

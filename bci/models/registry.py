@@ -8,6 +8,7 @@ from .._checks import check_option, did_you_mean
 from .base import EEGModule
 from .eegnet import EEGNet
 from .eegnex import EEGNeX
+from .neurogpt import NeuroGPT
 from .shallow import ShallowConvNet
 from .spiking.conformer import SpikingConformer
 
@@ -20,6 +21,7 @@ MODELS: dict[str, type[EEGModule]] = {
     "EEGNet": EEGNet,
     "ShallowConvNet": ShallowConvNet,
     "SpikingConformer": SpikingConformer,
+    "NeuroGPT": NeuroGPT,
 }
 
 
@@ -30,8 +32,8 @@ def get_model(name: str, n_chans: int, n_outputs: int, n_times: int, *,
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS`: ``"EEGNeX"``, ``"EEGNet"``, ``"ShallowConvNet"`` or
-        ``"SpikingConformer"``.
+        A key of :data:`MODELS`: ``"EEGNeX"``, ``"EEGNet"``, ``"ShallowConvNet"``,
+        ``"SpikingConformer"`` or ``"NeuroGPT"``.
     n_chans, n_outputs, n_times : int
         Channels, outputs (classes) and samples per window.
     sfreq : float | None

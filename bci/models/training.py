@@ -13,6 +13,10 @@ trials of different lengths, with a loss masked to the real time steps. Devices 
 distribution are Lightning's own: ``accelerator``, ``devices``, ``strategy`` and ``num_nodes``
 go to :class:`lightning.pytorch.Trainer` unchanged (CPU by default).
 
+The task ``"pretrain"`` trains self-supervised networks with a ``pretraining_loss(chunks,
+channel_mask)`` (:class:`~bci.models.neurogpt.NeuroGPT`'s masked chunk reconstruction) on
+batches of chunks; :func:`pretrain_model` runs it with step-based checkpoints and resumption.
+
 Reproducibility without global state: with ``seed`` set, :func:`train_model` runs inside
 :func:`torch.random.fork_rng` seeded with it (weight initialisation is the caller's, see
 :class:`~bci.models.classifier.DeepClassifier`), and the data loaders shuffle with their own
@@ -55,10 +59,13 @@ from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
 from .augmentation import EpochAugmentation, make_augmentation
 
-__all__ = ["DecoderModule", "TrainingResult", "plot_training_curves",
-           "recalibrate_batch_norm_stats", "torch_threads", "train_model"]
+__all__ = ["DecoderModule", "PretrainingResult", "TrainingResult", "plot_training_curves",
+           "pretrain_model", "recalibrate_batch_norm_stats", "torch_threads", "train_model"]
 
 SCHEDULERS = ("cosine", "plateau", "none")
+#: Tasks of :class:`DecoderModule`: the supervised tasks of the data module, and
+#: ``"pretrain"`` (a self-supervised ``pretraining_loss``).
+MODULE_TASKS = (*TASKS, "pretrain")
 LOGGERS = ("csv", "tensorboard", "none")
 
 
@@ -72,13 +79,18 @@ class DecoderModule(pl.LightningModule):
     ----------
     model : torch.nn.Module
         The network (e.g. from :func:`bci.models.registry.get_model`); trained in place.
-    task : "classification" | "regression" | "sequence_regression"
+    task : "classification" | "regression" | "sequence_regression" | "pretrain"
         Cross-entropy on logits and accuracy; mean squared error (targets
         ``(batch, n_outputs)``) and R²; or, for networks with a ``forward_sequence(x)`` that
         predicts at every time step (``(batch, n_chans, n_times)`` -> ``(batch, n_outputs,
         n_times)``), the mean squared error over the real time steps of padded trials (batches
         ``(x, y, mask)``: targets ``(batch, n_outputs, n_times)``, mask ``(batch, n_times)``
-        True on real steps; mean over real steps and outputs) and R² over the real steps.
+        True on real steps; mean over real steps and outputs) and R² over the real steps; or,
+        for self-supervised networks with a ``pretraining_loss(chunks, channel_mask)``, that
+        loss (batches: a dict with ``"chunks"`` ``(batch, n_chunks, n_chans, chunk_samples)``
+        float32 and ``"channel_mask"`` ``(batch, n_chans)`` bool, or a tuple ``(chunks,
+        channel_mask)``, or the chunks alone; logs ``{stage}_loss`` only). With ``"pretrain"``
+        the cosine schedule runs over the trainer's ``max_steps`` (per step) when it is set.
     lr : float
         Peak learning rate of AdamW.
     weight_decay : float
@@ -108,8 +120,9 @@ class DecoderModule(pl.LightningModule):
     """
 
     def __init__(self, model: nn.Module, *,
-                 task: Literal["classification", "regression", "sequence_regression"]
-                 = "classification", lr: float = 1e-3, weight_decay: float = 1e-2,
+                 task: Literal["classification", "regression", "sequence_regression",
+                               "pretrain"] = "classification",
+                 lr: float = 1e-3, weight_decay: float = 1e-2,
                  scheduler: Literal["cosine", "plateau", "none"] = "cosine",
                  plateau_patience: int = 10, min_lr_ratio: float = 1e-2,
                  label_smoothing: float = 0.0, monitor: str = "val_loss",
@@ -119,7 +132,7 @@ class DecoderModule(pl.LightningModule):
 
         check_type(model, nn.Module, "model",
                    hint="Pass a torch.nn.Module, e.g. from bci.models.registry.get_model.")
-        check_option("task", task, TASKS)
+        check_option("task", task, MODULE_TASKS)
         check_option("scheduler", scheduler, SCHEDULERS)
         check_positive(lr, "lr", hint="It is the peak learning rate of AdamW.")
         check_positive(weight_decay, "weight_decay", allow_zero=True)
@@ -134,10 +147,22 @@ class DecoderModule(pl.LightningModule):
             if augmentation is not None:
                 raise ValueError("augmentation transforms epochs with one target each; it is "
                                  "not available for task='sequence_regression'.")
+        if task == "pretrain":
+            if not callable(getattr(model, "pretraining_loss", None)):
+                raise TypeError(f"task='pretrain' needs a model with a pretraining_loss(chunks, "
+                                f"channel_mask) method; {type(model).__name__} has none (build "
+                                "NeuroGPT with finetune=None).")
+            if augmentation is not None:
+                raise ValueError("augmentation transforms labelled epochs; it is not available "
+                                 "for task='pretrain'.")
         self.save_hyperparameters(ignore=["model", "augmentation"])
         self.model = model
         self.augmentation = make_augmentation(augmentation)
         n_outputs = getattr(model, "n_outputs", None)
+        if task == "pretrain":
+            self.metric_name = None
+            self.metrics = nn.ModuleDict()
+            return
         if task == "classification":
             if n_outputs is None:
                 raise ValueError("model must have an n_outputs attribute (the number of classes).")
@@ -168,8 +193,17 @@ class DecoderModule(pl.LightningModule):
             return _masked_mse(out, y, mask)
         return F.mse_loss(out, y.reshape(out.shape))
 
+    def _pretrain_step(self, batch, stage: str) -> torch.Tensor:
+        chunks, channel_mask = _chunk_batch(batch)
+        loss = self.model.pretraining_loss(chunks, channel_mask)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(chunks))
+        return loss
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         task = self.hparams.task
+        if task == "pretrain":
+            return self._pretrain_step(batch, stage)
         if task == "sequence_regression":
             x, y, mask = batch
         else:
@@ -209,8 +243,12 @@ class DecoderModule(pl.LightningModule):
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Return class probabilities (classification) or outputs (regression).
 
-        For sequence regression, the outputs at every time step.
+        For sequence regression, the outputs at every time step; for pretraining, the chunk
+        embeddings (``model.embed_chunks``).
         """
+        if self.hparams.task == "pretrain":
+            chunks, channel_mask = _chunk_batch(batch)
+            return self.model.embed_chunks(chunks, channel_mask)
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self(x)
         return out.softmax(1) if self.hparams.task == "classification" else out
@@ -221,6 +259,11 @@ class DecoderModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return optimizer
+        if hp.scheduler == "cosine" and hp.task == "pretrain" and self.trainer.max_steps > 0:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=int(self.trainer.max_steps), eta_min=hp.lr * hp.min_lr_ratio)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if hp.scheduler == "cosine":
             n_epochs = max(1, int(self.trainer.max_epochs or 1))
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -232,6 +275,21 @@ class DecoderModule(pl.LightningModule):
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": sched, "interval": "epoch",
                                  "monitor": hp.monitor}}
+
+
+def _chunk_batch(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(chunks, channel_mask)`` of a pretraining batch (dict, tuple or chunks alone)."""
+    if isinstance(batch, Mapping):
+        if "chunks" not in batch:
+            raise ValueError(f"A pretraining batch dict needs a 'chunks' entry, got keys "
+                             f"{sorted(batch)}.")
+        return batch["chunks"], batch.get("channel_mask")
+    if isinstance(batch, (list, tuple)):
+        if not 1 <= len(batch) <= 2:
+            raise ValueError(f"A pretraining batch is (chunks, channel_mask), got {len(batch)} "
+                             "items.")
+        return batch[0], (batch[1] if len(batch) == 2 else None)
+    return batch, None
 
 
 def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -340,6 +398,12 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", message=r".*Total length of .* across ranks is zero.*")
+        # frozen parts (a linear probe's encoder) are in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start "
+                                                  r"of training.*")
+        # pretraining without validation batches (validation_step exists for those with them)
+        warnings.filterwarnings("ignore", message=r".*validation_step. but have no "
+                                                  r".val_dataloader.*")
         # lightning 2.6 with torch >= 2.10 (lightning's own call, nothing we can change)
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
         if quiet:
@@ -356,7 +420,9 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
     Each BatchNorm layer's ``running_mean``/``running_var`` become the average, over batches of
     ``X`` in order, of the batch statistics the layer sees in training mode (torch's
     cumulative average, ``momentum=None``), with the network's current weights. Dropout is
-    off during the pass; no weight changes. Networks without BatchNorm are returned as is.
+    off during the pass; no weight changes. Networks without BatchNorm are returned as is;
+    frozen BatchNorm layers (``requires_grad=False``, e.g. a linear probe's pretrained
+    encoder) keep their statistics.
 
     Parameters
     ----------
@@ -371,8 +437,9 @@ def recalibrate_batch_norm_stats(model: nn.Module, X, *, batch_size: int = 64) -
     -------
     model : torch.nn.Module
     """
+    # frozen BatchNorm layers (a linear probe's pretrained encoder) keep their statistics
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-             and m.track_running_stats]
+             and m.track_running_stats and (m.weight is None or m.weight.requires_grad)]
     if not norms or len(X) < 2:  # one epoch has no batch statistics: keep the running ones
         return model.eval()
     batch_size = max(ensure_int(batch_size, "batch_size", minimum=1), 2)
@@ -512,6 +579,261 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     return TrainingResult(model=model, history=history.rows,
                           best_epoch=best.best_epoch if best else None, n_epochs=n_epochs,
                           log_dir=Path(log_dir) if train_logger else None)
+
+
+@dataclass
+class PretrainingResult:
+    """What :func:`pretrain_model` returns.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The pretrained network, in eval mode, on CPU.
+    history : list of dict
+        One row per epoch: ``epoch``, ``train_loss``, ``val_loss`` (with validation data),
+        ``lr``.
+    n_steps : int
+        Optimiser steps done in total (including those before a resumed checkpoint).
+    last_checkpoint : Path | None
+        ``checkpoint_dir / "last.ckpt"`` when checkpoints were written.
+    log_dir : Path | None
+        Folder of the CSV/TensorBoard logs, when a logger was used.
+    """
+
+    model: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    n_steps: int = 0
+    last_checkpoint: Path | None = None
+    log_dir: Path | None = None
+
+
+class _StepSeed(pl.Callback):
+    """Seed torch's RNG before every training step from ``(seed, global_step)``.
+
+    Dropout masks then depend on the step only, so a run resumed from a checkpoint draws the
+    same masks as the uninterrupted run (Lightning's checkpoints do not hold RNG states). It
+    runs inside :func:`pretrain_model`'s :func:`torch.random.fork_rng`.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        state = np.random.SeedSequence([self.seed, int(trainer.global_step)]).generate_state(2)
+        torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _atomic_checkpoint_io():
+    """Return a Lightning ``CheckpointIO`` that writes each checkpoint atomically in place.
+
+    Lightning's own writer (``_atomic_save``) stages the file in the system's temporary folder
+    and moves it into place; when that folder is on another file system than the checkpoints
+    (a local ``/tmp`` and a shared checkpoint disk), the move is a copy into the destination,
+    which truncates the previous checkpoint first. Here the checkpoint is written to
+    ``<name>.part`` beside its destination, flushed to disk, then renamed over it
+    (:func:`os.replace`, atomic on one file system): an interruption leaves the previous
+    checkpoint intact, and the partial file is removed.
+    """
+    import os
+
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class _AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                            storage_options: Any = None) -> None:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".part")
+            try:
+                with open(tmp, "wb") as f:
+                    torch.save(checkpoint, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+
+    return _AtomicCheckpointIO()
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Refuse a missing, truncated or damaged Lightning checkpoint with a clear error.
+
+    A checkpoint is a zip archive (``torch.save``); every member's CRC is checked.
+    """
+    import zipfile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}; give the path of a .ckpt written by "
+                                "pretrain_model(checkpoint_dir=...), or ckpt_path='last'.")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"Checkpoint {path} is truncated or damaged ({err}); resume from an "
+                         "earlier checkpoint or start again.") from err
+    if bad is not None:
+        raise ValueError(f"Checkpoint {path} is damaged (member {bad} fails its CRC); resume "
+                         "from an earlier checkpoint or start again.")
+
+
+def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
+                   max_steps: int | None = None, max_epochs: int | None = 10,
+                   lr: float = 1e-4, weight_decay: float = 0.1,
+                   scheduler: Literal["cosine", "plateau", "none"] = "cosine",
+                   gradient_clip_val: float | None = 1.0, seed: int | None = None,
+                   checkpoint_dir: str | Path | None = None,
+                   every_n_steps: int | None = None, ckpt_path: str | Path | None = None,
+                   accelerator: str = "cpu", devices: int | str = 1, strategy: str = "auto",
+                   num_nodes: int = 1, precision: str | None = None,
+                   log_dir: str | Path | None = None,
+                   logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
+                   progress_bar: bool = True, n_threads: int | None = None
+                   ) -> PretrainingResult:
+    """Pretrain a self-supervised network (``task="pretrain"`` of :class:`DecoderModule`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network with ``pretraining_loss(chunks, channel_mask)``, e.g.
+        ``NeuroGPT.from_named_config("small")``; trained in place.
+    data : torch.utils.data.DataLoader | lightning.pytorch.LightningDataModule
+        Training batches (see :class:`DecoderModule`, task ``"pretrain"``), or a data module
+        with ``train_dataloader`` (and ``val_dataloader``).
+    val_data : DataLoader | None
+        Validation batches (with a DataLoader ``data``); ``val_loss`` is logged per epoch.
+    max_steps, max_epochs : int | None
+        Stop after this many optimiser steps or epochs (the first reached; None: no bound,
+        but one of them must be set). The cosine schedule runs over ``max_steps`` when set.
+    lr, weight_decay, scheduler
+        AdamW and its schedule (see :class:`DecoderModule`); the defaults are the authors'
+        Neuro-GPT settings (1e-4, 0.1).
+    gradient_clip_val : float | None
+        Gradient-norm clipping.
+    seed : int | None
+        Seed of torch's RNG (dropout), drawn afresh before every step from ``(seed, step)``
+        inside :func:`torch.random.fork_rng`, so that a resumed run equals the uninterrupted
+        one; the caller's RNG state is unchanged afterwards. The batch order is the data
+        loader's.
+    checkpoint_dir : str | Path | None
+        Write Lightning checkpoints there (:class:`~lightning.pytorch.callbacks.ModelCheckpoint`:
+        ``last.ckpt`` and the latest ``step=<n>.ckpt``), at the end of every epoch or every
+        ``every_n_steps`` steps. Each checkpoint is written to ``<name>.part`` beside its
+        destination and renamed over it when complete (Lightning's own writer can truncate
+        the previous checkpoint when the system's temporary folder is on another disk), and
+        Lightning removes the previous ``step=`` file only after the new one is saved, so an
+        interruption never leaves a damaged or missing ``last.ckpt``. None: no checkpoints.
+    every_n_steps : int | None
+        Checkpoint every this many steps instead of every epoch.
+    ckpt_path : str | Path | None
+        Resume from this checkpoint (model, optimiser, schedule, step and epoch counters);
+        ``"last"``: ``checkpoint_dir / "last.ckpt"`` if it exists (else start afresh), so a
+        job can be restarted with the same call. Training bounded by ``max_epochs`` (not
+        ``max_steps``) and resumed from an end-of-epoch checkpoint (the default) reproduces
+        the uninterrupted run exactly when the batch order depends on the epoch only (no
+        shuffling, or a sampler with ``set_epoch``); a test kills and resumes a run. With
+        ``max_steps`` or ``every_n_steps``, Lightning resumes mid-epoch, and a data loader
+        without ``state_dict``/``load_state_dict`` restarts its epoch (Lightning warns).
+    accelerator, devices, strategy, num_nodes, precision
+        Passed to :class:`lightning.pytorch.Trainer` (e.g. ``accelerator="gpu", devices=8,
+        strategy="ddp", num_nodes=2``). CPU by default.
+    log_dir, logger_kind
+        Lightning logger (see :func:`train_model`).
+    progress_bar : bool
+        Show Lightning's progress bar.
+    n_threads : int | None
+        Torch CPU threads while training (restored afterwards).
+
+    Returns
+    -------
+    result : PretrainingResult
+
+    Raises
+    ------
+    FileNotFoundError
+        ``ckpt_path`` names a file that does not exist.
+    ValueError
+        A truncated or damaged checkpoint, or no stopping bound.
+    """
+    if max_steps is not None:
+        max_steps = ensure_int(max_steps, "max_steps", minimum=1)
+    if max_epochs is not None:
+        max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
+    if max_steps is None and max_epochs is None:
+        raise ValueError("pretrain_model needs max_steps or max_epochs (or both).")
+    if every_n_steps is not None:
+        every_n_steps = ensure_int(every_n_steps, "every_n_steps", minimum=1)
+    check_option("logger_kind", logger_kind, LOGGERS)
+    model.train()  # Lightning keeps the modes it is given
+    module = DecoderModule(model, task="pretrain", lr=lr, weight_decay=weight_decay,
+                           scheduler=scheduler,
+                           monitor="val_loss" if val_data is not None else "train_loss")
+    history = _History()
+    callbacks: list[pl.Callback] = [history]
+    if seed is not None:
+        callbacks.append(_StepSeed(int(seed)))
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        checkpoint = pl.callbacks.ModelCheckpoint(
+            dirpath=str(checkpoint_dir), filename="{step}", save_last=True, save_top_k=1,
+            every_n_train_steps=every_n_steps, every_n_epochs=None if every_n_steps else 1,
+            save_on_train_epoch_end=True)
+        callbacks.append(checkpoint)
+    resume = None
+    if ckpt_path is not None:
+        if str(ckpt_path) == "last":
+            if checkpoint_dir is None:
+                raise ValueError("ckpt_path='last' needs checkpoint_dir.")
+            last = checkpoint_dir / "last.ckpt"
+            resume = last if last.is_file() else None
+            if resume is None:
+                logger.info("No %s yet: pretraining from the start", last)
+        else:
+            resume = Path(ckpt_path)
+        if resume is not None:
+            _check_checkpoint(resume)
+    train_logger: Any = False
+    if log_dir is not None and logger_kind != "none":
+        loggers = {"csv": pl.loggers.CSVLogger, "tensorboard": pl.loggers.TensorBoardLogger}
+        train_logger = loggers[logger_kind](save_dir=str(log_dir), name="", version="")
+    trainer_kwargs: dict[str, Any] = dict(
+        max_steps=-1 if max_steps is None else max_steps, max_epochs=max_epochs,
+        accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
+        gradient_clip_val=gradient_clip_val, callbacks=callbacks, logger=train_logger,
+        enable_checkpointing=checkpoint is not None, enable_progress_bar=progress_bar,
+        enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
+        default_root_dir=str(log_dir or checkpoint_dir or Path.cwd()),
+        limit_val_batches=None if val_data is not None else 0,
+        plugins=[_atomic_checkpoint_io()] if checkpoint is not None else None,
+    )
+    if max_epochs is None:
+        trainer_kwargs["max_epochs"] = -1
+    if precision is not None:
+        trainer_kwargs["precision"] = precision
+    with _quiet_lightning(not progress_bar), torch.random.fork_rng(devices=[]), \
+            torch_threads(n_threads):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        trainer = pl.Trainer(**trainer_kwargs)
+        fit_kwargs: dict[str, Any] = {"ckpt_path": None if resume is None else str(resume)}
+        # resuming into the folder of the checkpoints is the point: no "not empty" warning
+        warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is "
+                                                  r"not empty.*")
+        if isinstance(data, pl.LightningDataModule):
+            trainer.fit(module, datamodule=data, **fit_kwargs)
+        else:
+            trainer.fit(module, train_dataloaders=data, val_dataloaders=val_data,
+                        **fit_kwargs)
+    model = module.model.cpu().eval()
+    last = checkpoint_dir / "last.ckpt" if checkpoint is not None else None
+    logger.info("Pretrained %s for %d steps", type(model).__name__, trainer.global_step)
+    return PretrainingResult(model=model, history=history.rows,
+                             n_steps=int(trainer.global_step),
+                             last_checkpoint=last if last is not None and last.is_file()
+                             else None,
+                             log_dir=Path(log_dir) if train_logger else None)
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], *,

@@ -186,6 +186,44 @@ def _deep(model: str):
     return build
 
 
+def neurogpt_pipeline(finetune: str = "encoder_gpt", *, pretrained: str | None = None,
+                      **settings: Any):
+    """Return a :class:`~bci.models.classifier.DeepClassifier` training a NeuroGPT.
+
+    Parameters
+    ----------
+    finetune : "encoder_gpt" | "encoder" | "linear"
+        Fine-tuning strategy of the paper (see :class:`bci.models.neurogpt.NeuroGPT`).
+    pretrained : str | None
+        Network file of a pretrained NeuroGPT (:func:`bci.models.neurogpt.save_pretrained`):
+        the classifier takes its architecture, sampling rate and weights; its epochs must have
+        the file's channels and be sampled at its ``sfreq`` (:func:`bci.pipelines.train.
+        train_decoder` resamples them). None: trained from scratch, the whole window as one
+        chunk (the registered ``NeuroGPT*`` pipelines, whose epochs come without a sampling
+        rate).
+    **settings
+        :class:`~bci.models.classifier.DeepClassifier` arguments replacing
+        :data:`DEEP_SETTINGS`.
+
+    Returns
+    -------
+    classifier : DeepClassifier
+    """
+    from ..models.classifier import DeepClassifier
+
+    model_params: dict[str, Any] = {"finetune": finetune}
+    sfreq = settings.pop("sfreq", None)
+    if pretrained is not None:
+        from ..models.neurogpt import pretrained_config
+
+        config = pretrained_config(pretrained)
+        config.pop("n_chans")
+        sfreq = config.pop("sfreq")
+        model_params.update(config, pretrained=str(pretrained))
+    return DeepClassifier("NeuroGPT", model_params=model_params, sfreq=sfreq,
+                          **{**DEEP_SETTINGS, **settings})
+
+
 def _moabb_ssvep(cls_name: str, **params):
     def build():
         import moabb.pipelines.classification as clf
@@ -230,6 +268,16 @@ PIPELINES: dict[str, PipelineSpec] = {
               ("EEGNeX", "EEGNeX-8,32 network (Chen et al.), Lightning-trained"),
               ("EEGNet", "EEGNet-8,2 network (Lawhern et al.), Lightning-trained"),
               ("ShallowConvNet", "Shallow ConvNet (Schirrmeister et al.), Lightning-trained"),
+          ]],
+        *[PipelineSpec(name, (lambda ft=finetune: neurogpt_pipeline(ft)), (*_MI, "SSVEP"),
+                       family="any", description=desc)
+          for name, finetune, desc in [
+              ("NeuroGPT", "encoder_gpt", "Neuro-GPT (Cui et al.): conformer encoder + causal "
+                                          "GPT, trained from scratch (--pretrained: fine-tuned)"),
+              ("NeuroGPT-encoder", "encoder", "Neuro-GPT's encoder alone with an MLP head "
+                                              "(the paper's encoder-only fine-tuning)"),
+              ("NeuroGPT-linear", "linear", "linear probe on Neuro-GPT's frozen encoder "
+                                            "(random without --pretrained)"),
           ]],
         # MOABB 1.7.2's SSVEP_TRCA and SSVEP_MsetCCA are not registered: on the phase-locked
         # synthetic SSVEP, where template matching scores 1.0, TRCA's 5-fold accuracies are

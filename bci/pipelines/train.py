@@ -41,7 +41,8 @@ CALIBRATION_FOLDS = 5
 
 def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
                   subjects: Sequence[int] | None = None, *, paradigm_params: dict | None = None,
-                  dataset_params: dict | None = None, random_state: int | None = 42) -> Decoder:
+                  dataset_params: dict | None = None, random_state: int | None = 42,
+                  pretrained: str | Any | None = None, finetune: str | None = None) -> Decoder:
     """Fit a pipeline on all trials of some subjects and wrap it as a :class:`Decoder`.
 
     Parameters
@@ -68,6 +69,16 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
     random_state : int | None
         Seed of the pipeline's inner grid search, if it has one, and of the folds of the
         probability calibration (:func:`calibrate`) of classifiers without ``predict_proba``.
+    pretrained : str | Path | None
+        NeuroGPT only (``"NeuroGPT"``, ``"NeuroGPT-encoder"``, ``"NeuroGPT-linear"`` or a
+        ``DeepClassifier("NeuroGPT")``): fine-tune from this pretrained file
+        (:func:`bci.models.neurogpt.save_pretrained`). The network takes the file's
+        architecture and weights; the epochs are resampled to the file's sampling rate (the
+        paradigm's ``resample`` is set to it; another ``resample`` is an error) and must have
+        its number of channels.
+    finetune : "encoder_gpt" | "encoder" | "linear" | None
+        NeuroGPT's fine-tuning strategy; None: the pipeline's (``"encoder_gpt"`` for
+        ``"NeuroGPT"``).
 
     Returns
     -------
@@ -118,6 +129,8 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
         estimator = get_pipeline(pipeline, random_state=random_state, scoring=paradigm.scoring)
     else:
         name, estimator = type(pipeline).__name__, clone(pipeline)
+    if pretrained is not None or finetune is not None:
+        estimator, paradigm = _neurogpt_estimator(estimator, paradigm, pretrained, finetune)
     dataset = skip_unused_runs(dataset, paradigm)
     paradigm = copy.deepcopy(paradigm)  # resolve its bands (FilterBankSSVEP: from the events)
     paradigm.prepare_process(dataset)
@@ -154,11 +167,42 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
             "pipeline": name,
             "subjects": list(subjects),
             "n_epochs": int(len(X)),
+            **({"pretrained": str(pretrained)} if pretrained is not None else {}),
             **info,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
         train_amplitude=_median_abs_per_channel(X),
     )
+
+
+def _neurogpt_estimator(estimator: Any, paradigm: Any, pretrained: Any, finetune: str | None
+                        ) -> tuple[Any, Any]:
+    """Set a NeuroGPT classifier's pretrained file and strategy; resample to the file's rate."""
+    from ..models.classifier import DeepClassifier
+    from .registry import neurogpt_pipeline
+
+    if not (isinstance(estimator, DeepClassifier) and estimator.model == "NeuroGPT"):
+        raise ValueError(f"pretrained and finetune are for NeuroGPT pipelines (NeuroGPT, "
+                         f"NeuroGPT-encoder, NeuroGPT-linear), got "
+                         f"{getattr(estimator, 'model', type(estimator).__name__)}.")
+    if finetune is None:
+        finetune = (estimator.model_params or {}).get("finetune", "encoder_gpt")
+    settings = {k: v for k, v in estimator.get_params(deep=False).items()
+                if k not in ("model", "model_params", "sfreq")}
+    estimator = neurogpt_pipeline(finetune, pretrained=pretrained, **settings)
+    if pretrained is None:
+        return estimator, paradigm
+    sfreq = estimator.sfreq
+    if paradigm.resample is None:
+        paradigm = copy.deepcopy(paradigm)
+        paradigm.resample = sfreq
+        logger.info("Resampling the epochs to %g Hz, the rate of the pretrained NeuroGPT %s",
+                    sfreq, pretrained)
+    elif float(paradigm.resample) != sfreq:
+        raise ValueError(f"The pretrained NeuroGPT {pretrained} takes epochs at {sfreq:g} Hz, "
+                         f"but the paradigm resamples to {paradigm.resample:g} Hz; drop the "
+                         f"paradigm's resample or set it to {sfreq:g}.")
+    return estimator, paradigm
 
 
 def calibrate(estimator: Any, X, y, *, random_state: int | None = 42,

@@ -11,7 +11,8 @@ from bci.pipelines.registry import ACM_GRID, MOABB_ACM_GRID, PIPELINES, get_pipe
 
 MOABB_NAMES = {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
                "SSVEP_TS+SVM", "SSVEP_MDM", "SSVEP_CCA"}
-DEEP_NAMES = {"EEGNeX", "EEGNet", "ShallowConvNet"}  # family "any": imagery and SSVEP
+DEEP_NAMES = {"EEGNeX", "EEGNet", "ShallowConvNet", "NeuroGPT", "NeuroGPT-encoder",
+              "NeuroGPT-linear"}  # family "any": imagery and SSVEP
 
 
 def test_registry_uses_moabb_names():

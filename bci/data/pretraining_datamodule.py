@@ -131,7 +131,10 @@ class ChunkSampler(torch.utils.data.Sampler):
 
     Lightning calls :meth:`set_epoch` at each epoch; the order (a permutation seeded with
     ``(seed, epoch)``) and the random sample starts then change with the epoch and are the same
-    in every run with the same seed.
+    in every run with the same seed. A pass without :meth:`set_epoch` before it uses the epoch
+    after the previous pass's: so under Lightning's ``DistributedSamplerWrapper`` (several
+    devices), which lists this sampler once an epoch without setting its epoch, every rank
+    still sees new random starts each epoch, the same on all ranks.
 
     Parameters
     ----------
@@ -148,15 +151,20 @@ class ChunkSampler(torch.utils.data.Sampler):
         self.shuffle = bool(shuffle)
         self.seed = ensure_int(seed, "seed", minimum=0)
         self.epoch = 0
+        self._set = True  # the next pass uses self.epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch (the permutation and the random starts depend on it)."""
+        """Set the epoch of the next pass (the permutation and the random starts depend on it)."""
         self.epoch = ensure_int(epoch, "epoch", minimum=0)
+        self._set = True
 
     def __len__(self) -> int:  # noqa: D105
         return self.n_items
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # noqa: D105
+        if not self._set:
+            self.epoch += 1
+        self._set = False
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n_items)
                  if self.shuffle else np.arange(self.n_items))
         return iter([(int(i), self.epoch) for i in order])

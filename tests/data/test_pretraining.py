@@ -192,6 +192,8 @@ def test_sampler_is_a_seeded_permutation_per_epoch():
     assert [i for i, _ in e0] != [i for i, _ in e1]
     s.set_epoch(0)
     assert list(s) == e0
+    assert list(s) == e1  # without set_epoch, a pass takes the next epoch
+    assert {e for _, e in s} == {2}
     assert list(ChunkSampler(4, shuffle=False)) == [(0, 0), (1, 0), (2, 0), (3, 0)]
 
 
@@ -453,3 +455,45 @@ def test_data_module_bad_inputs(tmp_path):
         ChunkDataset([_ramp_recording(tmp_path, 100)], ChunkSpec(**SMALL))
     with pytest.raises(ValueError, match="has 3 channels, the spec 22"):
         ChunkDataset([_ramp_recording(tmp_path, 1000, n_chans=3)], ChunkSpec(**SMALL))
+
+
+# lightning's own calls (lightning 2.6 with torch >= 2.10; 0 workers on purpose; tiny epochs)
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated:FutureWarning")
+@pytest.mark.filterwarnings("ignore:.*does not have many workers:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*smaller than the logging interval:UserWarning")
+def test_lightning_fit_sets_epochs_and_is_reproducible(tmp_path):
+    import lightning.pytorch as pl
+
+    class Probe(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.seen: list[tuple[int, torch.Tensor]] = []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append((self.current_epoch, batch["chunks"][:, 0, :, 0].clone()))
+            return ((batch["chunks"].mean() - self.weight) ** 2).sum()
+
+        def validation_step(self, batch, batch_idx):
+            return batch["chunks"].mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def fit():
+        dm = _module(RawRecordings("syn", [1, 2], _Loader()), tmp_path, seed=5,
+                     val_fraction=0.25)
+        probe = Probe()
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False)
+        trainer.fit(probe, datamodule=dm)
+        assert len(dm.train_set) == 10  # 30 s runs give 4 samples, 20 s runs 2; one run held
+        assert len(dm.val_set) == 2
+        return [torch.cat([x for e, x in probe.seen if e == epoch]) for epoch in (0, 1)]
+
+    first = fit()
+    assert first[0].shape == (10, 22)  # every training sample once an epoch, one per row
+    assert not torch.equal(first[0], first[1])  # Lightning set the epoch: new starts
+    again = fit()
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

@@ -69,3 +69,28 @@ def test_kalunga_held_out_subject_and_its_stored_twin_are_left_out(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch["chunks"].shape == (4, 8, 22, 128)
     assert batch["channel_mask"].sum(1).tolist() == [3, 3, 3, 3]
+
+
+@requires_physionet
+@requires_kalunga
+def test_readme_pretraining_data_example_and_minutes(tmp_path):
+    # the README's example, with the cache in tmp_path
+    sources = [pretraining_source("Kalunga2016", subjects=range(1, 12), exclude_subjects=[3]),
+               pretraining_source("PhysionetMI", subjects=[1, 2, 3, 4, 5])]
+    data = PretrainingDataModule(sources, cache_dir=tmp_path, sfreq=128.0, chunk_s=1.0,
+                                 overlap_s=0.125, n_chunks=8, batch_size=16, seed=0)
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    assert batch["chunks"].shape == (16, 8, 22, 128)
+    assert batch["channel_mask"].shape == (16, 22)
+    assert {r.subject for r in data.recordings if r.source == "Kalunga2016"} == (
+        set(range(1, 12)) - {3})
+    assert len([r for r in data.recordings if r.source == "PhysionetMI"]) == 40
+    assert data.minutes()["PhysionetMI"] == pytest.approx(78.5, abs=0.05)
+    # the README's minutes: Kalunga2016 subjects 1-11, all 25 runs (subject 3 is added to the
+    # cache; the others are reused)
+    every = PretrainingDataModule([pretraining_source("Kalunga2016", subjects=range(1, 12))],
+                                  cache_dir=tmp_path, sfreq=128.0, chunk_s=1.0, overlap_s=0.125,
+                                  n_chunks=8)
+    assert every.minutes() == {"Kalunga2016": pytest.approx(115.4, abs=0.05)}
+    assert len(every.recordings) == 25

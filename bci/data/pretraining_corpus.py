@@ -399,8 +399,9 @@ class PretrainingCorpus:
             finally:
                 del raw
             entry.update(file=tag + ".npy", n_times=int(data.shape[1]), mask=mask.tolist())
-            # saved even when too short for this geometry: another may use it
-            tmp = folder / (tag + ".tmp.npy")
+            # saved even when too short for this geometry: another may use it; written under a
+            # name of this process and renamed, so concurrent preparations never mix files
+            tmp = folder / f"{tag}.{os.getpid()}.tmp.npy"
             np.save(tmp, data)
             os.replace(tmp, folder / entry["file"])
             entries.append(entry)
@@ -430,7 +431,9 @@ class PretrainingCorpus:
                     prints = [[se, r, fingerprint(raw)] for se, r, raw in runs]
                     del runs
                     folder.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(prints))
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    tmp.write_text(json.dumps(prints))
+                    os.replace(tmp, path)
                 for se, r, fp in prints:
                     held[fp] = f"{source.name} subject {subject} session {se} run {r}"
         return held
@@ -455,13 +458,18 @@ class PretrainingCorpus:
             (folder / "spec.json").write_text(json.dumps(self.spec.to_dict(), indent=1))
             for subject in source.subjects:
                 index = folder / f"sub-{subject:03d}.json"
-                if index.is_file():
-                    info = json.loads(index.read_text())
-                else:
+                info = json.loads(index.read_text()) if index.is_file() else None
+                if info is not None and any(
+                        e["file"] is not None and not (folder / e["file"]).is_file()
+                        for e in info["recordings"]):
+                    logger.warning("%s subject %d: a prepared file is missing from %s; "
+                                   "preparing the subject again", source.name, subject, folder)
+                    info = None
+                if info is None:
                     logger.info("Preparing %s subject %d for pretraining", source.name,
                                 subject)
                     info = self._prepare_subject(source, subject, folder)
-                    tmp = index.with_suffix(".tmp")
+                    tmp = index.with_suffix(f".{os.getpid()}.tmp")
                     tmp.write_text(json.dumps(info))
                     os.replace(tmp, index)
                 recordings += self._usable(source.name, subject, folder, info)

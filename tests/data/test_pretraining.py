@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,6 +355,13 @@ def test_one_subject_in_memory_at_a_time_and_the_cache_is_reused(tmp_path):
     assert loader.calls == [1, 2, 3, 4]  # prepared subjects are not loaded again
     assert dm2.recordings == dm.recordings
     assert dm.minutes() == {"syn": pytest.approx(4 * (30 + 20) / 60)}
+    # a prepared file deleted from the cache: that subject (only) is prepared again
+    Path(dm.recordings[2].path).unlink()
+    again = PretrainingCorpus([RawRecordings("syn", [1, 2, 3, 4], loader)], dm.spec,
+                              tmp_path / "cache").prepare()
+    assert loader.calls == [1, 2, 3, 4, 2]
+    assert again == dm.recordings
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))
     assert total_minutes(dm.recordings, 128.0) == dm.minutes()
 
 

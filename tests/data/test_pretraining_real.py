@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bci.data.pretraining import ChunkSpec
+from bci.data.pretraining import ChunkSpec, map_channels
 from bci.data.pretraining_corpus import (
     EEGBCIRecordings,
+    MoabbRecordings,
     PretrainingCorpus,
     channel_report,
     pretraining_source,
@@ -94,3 +95,16 @@ def test_readme_pretraining_data_example_and_minutes(tmp_path):
                                   n_chunks=8)
     assert every.minutes() == {"Kalunga2016": pytest.approx(115.4, abs=0.05)}
     assert len(every.recordings) == 25
+
+
+@requires_physionet
+def test_physionet_names_are_clean_through_moabb_and_mne():
+    # MOABB's PhysionetMI and MNE's eegbci.standardize both clean the EDF names ("Fc5." -> FC5)
+    moabb = MoabbRecordings("PhysionetMI", subjects=[1], dataset_params={"feet_runs": []})
+    moabb_run = moabb.load_subject(1)[0][2]  # run 4
+    mne_runs = {run: raw for _, run, raw in EEGBCIRecordings(subjects=[1]).load_subject(1)}
+    eeg = [c for c in moabb_run.ch_names if c != "STIM"]
+    assert eeg == mne_runs["4"].ch_names
+    assert not [c for c in eeg if "." in c]
+    np.testing.assert_array_equal(moabb_run.get_data(picks=eeg), mne_runs["4"].get_data())
+    assert map_channels(eeg).mask.sum() == 20

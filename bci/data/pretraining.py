@@ -33,10 +33,13 @@ clipped to ``+-clip`` (default 20). The authors z-score each channel of each rec
 standard deviation); the public code reads TUH already preprocessed, so its filter is not known
 from the code. A flat channel (zero IQR) is treated as absent.
 
+Fine-tuning data meant for a pretrained model should see the same channels and band:
+:meth:`ChannelMapping.apply` maps epochs ``(n_epochs, n_chans, n_times)`` too.
+
 **Recordings** come from the sources of :mod:`bci.data.pretraining_corpus`, prepared once into
-a cache of float32 files one subject at a time (:class:`~bci.data.pretraining_corpus.
-PretrainingCorpus`), and are read as samples by :mod:`bci.data.pretraining_datamodule`
-(``ChunkDataset``, ``PretrainingDataModule``).
+a cache of float32 files one subject at a time
+(:class:`~bci.data.pretraining_corpus.PretrainingCorpus`), and are read as samples by
+:mod:`bci.data.pretraining_datamodule` (``ChunkDataset``, ``PretrainingDataModule``).
 """
 
 from __future__ import annotations
@@ -122,16 +125,25 @@ class ChannelMapping:
         return tuple(n for i, n in enumerate(self.ch_names) if i not in used)
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """Return ``data`` ``(n_recording_chans, n_times)`` as ``(n_chans_model, n_times)``.
+        """Return ``data`` on the model's channels (e.g. fine-tuning epochs).
 
-        Absent channels are rows of zeros; ``data`` is not modified.
+        Parameters
+        ----------
+        data : ndarray, shape (..., n_recording_chans, n_times)
+            A recording ``(n_chans, n_times)`` or epochs ``(n_epochs, n_chans, n_times)``, in
+            the order of ``ch_names``; not modified.
+
+        Returns
+        -------
+        out : ndarray, shape (..., n_chans_model, n_times)
+            Absent channels are zeros.
         """
         data = np.asarray(data)
-        if data.ndim != 2 or data.shape[0] != len(self.ch_names):
-            raise ValueError(f"data must be (n_chans={len(self.ch_names)}, n_times), got "
+        if data.ndim < 2 or data.shape[-2] != len(self.ch_names):
+            raise ValueError(f"data must be (..., n_chans={len(self.ch_names)}, n_times), got "
                              f"shape {data.shape}.")
-        out = np.zeros((len(self.channels), data.shape[1]), dtype=data.dtype)
-        out[self.mask] = data[self.picks[self.mask]]
+        out = np.zeros((*data.shape[:-2], len(self.channels), data.shape[-1]), dtype=data.dtype)
+        out[..., self.mask, :] = data[..., self.picks[self.mask], :]
         return out
 
 

@@ -74,6 +74,10 @@ def test_kalunga_montage_fills_only_occipital_channels_and_zeros_the_rest():
     assert out.shape == (22, 5)
     assert not out[:19].any()  # nothing frontal is invented
     np.testing.assert_array_equal(out[19:], data[[1, 0, 2]])  # O1, Oz, O2 rows of the input
+    epochs = np.stack([data, -data])  # fine-tuning epochs (n_epochs, n_chans, n_times)
+    mapped = m.apply(epochs)
+    assert mapped.shape == (2, 22, 5)
+    np.testing.assert_array_equal(mapped[1], -out)
 
 
 def test_names_match_case_insensitively_with_prefixes_suffixes_and_dots():
@@ -99,7 +103,7 @@ def test_no_channel_in_common_is_a_clear_error():
         map_channels(["T3"], channels=["T3", "T7"])
     with pytest.raises(TypeError, match="sequence of channel names"):
         map_channels("Cz")
-    with pytest.raises(ValueError, match=r"must be \(n_chans=2, n_times\)"):
+    with pytest.raises(ValueError, match=r"must be \(\.\.\., n_chans=2, n_times\)"):
         map_channels(["Cz", "Oz"]).apply(np.zeros((3, 4)))
 
 

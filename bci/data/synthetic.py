@@ -597,3 +597,78 @@ def make_ssvep(n_trials: int = 10, *, freqs: Sequence[float] = (13.0, 17.0, 21.0
     args = _check_ssvep_args(n_trials, freqs, include_rest, n_chans, sfreq, snr, trial_s, iti_s)
     rng = check_random_state(random_state)
     return _simulate_ssvep(*args, rng=rng)
+
+
+# --------------------------------------------------------------------------------------------
+# continuous recordings (self-supervised pretraining)
+# --------------------------------------------------------------------------------------------
+#: The 8 channels of Kalunga2016 (its order), a montage for :func:`make_continuous_eeg`.
+KALUNGA_CHANNELS = ("Oz", "O1", "O2", "PO3", "POz", "PO7", "PO8", "PO4")
+
+
+def make_continuous_eeg(duration_s: float = 120.0, *,
+                        ch_names: Sequence[str] = KALUNGA_CHANNELS, sfreq: float = 256.0,
+                        alpha_hz: float = 10.0, alpha_rms_v: float = 10e-6,
+                        random_state: int | np.random.Generator | None = None):
+    """Simulate a continuous, unlabelled recording on any montage, with a planted rhythm.
+
+    The background of the other generators (spatially correlated 1/f noise, 10 µV RMS a channel)
+    plus the planted effect: a sine at ``alpha_hz`` of ``alpha_rms_v`` RMS at Oz, falling off
+    with a Gaussian of 5 cm around Oz (so occipital channels carry it, frontal ones hardly).
+    Recordings with different ``ch_names`` stand for datasets with different montages.
+
+    Parameters
+    ----------
+    duration_s : float
+        Duration (s).
+    ch_names : sequence of str
+        EEG channel names of the 10-05 montage (``"T3"`` and ``"T7"`` both exist there).
+    sfreq : float
+        Sampling frequency (Hz), above ``2 * alpha_hz``.
+    alpha_hz : float
+        Frequency of the planted sine (Hz).
+    alpha_rms_v : float
+        Its RMS at Oz (volts); 0 for background alone.
+    random_state : int | numpy.random.Generator | None
+        Seed or generator; the same seed gives the same recording.
+
+    Returns
+    -------
+    raw : mne.io.RawArray
+        EEG in volts, shape ``(len(ch_names), round(duration_s * sfreq))``, montage set.
+
+    Examples
+    --------
+    >>> raw = make_continuous_eeg(10.0, ch_names=["Fz", "Cz", "Oz"], random_state=0)
+    >>> raw.get_data().shape
+    (3, 2560)
+    """
+    duration_s = check_positive(duration_s, "duration_s", unit="s")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    alpha_hz = check_positive(alpha_hz, "alpha_hz", unit="Hz")
+    alpha_rms_v = check_positive(alpha_rms_v, "alpha_rms_v", unit="V", allow_zero=True)
+    if alpha_hz >= sfreq / 2:
+        raise ValueError(f"alpha_hz must be below sfreq / 2 = {sfreq / 2:g} Hz, got "
+                         f"{alpha_hz:g}.")
+    if isinstance(ch_names, str) or not isinstance(ch_names, Sequence) or not ch_names:
+        raise TypeError(f"ch_names must be a non-empty sequence of channel names, got "
+                        f"{ch_names!r}.")
+    ch_names = [str(c) for c in ch_names]
+    montage = _montage()
+    pos_all = montage.get_positions()["ch_pos"]
+    unknown = [c for c in ch_names if c not in pos_all]
+    if unknown:
+        raise ValueError(f"Channels {unknown} are not in the 10-05 montage; use its names "
+                         f"(e.g. 'Fp1', 'T7', 'Oz').")
+    if len(set(ch_names)) != len(ch_names):
+        raise ValueError(f"ch_names has duplicates: {ch_names}.")
+    rng = check_random_state(random_state)
+    n_times = int(round(duration_s * sfreq))
+    pos = _positions(montage, ch_names)
+    data = _background(rng, pos, n_times, sfreq)
+    t = np.arange(n_times) / sfreq
+    phase = rng.uniform(0, 2 * np.pi)
+    weight = _pattern(pos, pos_all["Oz"], _SSVEP_SPREAD_M)
+    data += np.sqrt(2) * alpha_rms_v * weight[:, None] * np.sin(2 * np.pi * alpha_hz * t + phase)
+    return _raw(data, ch_names, sfreq, montage, _annotations([], 0.0, []),
+                f"continuous EEG, {alpha_hz:g} Hz sine of {alpha_rms_v * 1e6:g} uV RMS at Oz")

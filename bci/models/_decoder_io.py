@@ -85,6 +85,7 @@ FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 JOBLIB_PAYLOAD = "estimator.joblib"  # formats 1-2: a pickle, read only with trust=True
 SKOPS_PAYLOAD = "estimator.skops"  # format >= 3
+NUMPY_PAYLOAD = "arrays.npz"  # format >= 3: `bci export --format numpy` (bci.models.numpy_runtime)
 NETWORK_PAYLOAD = "network.pt"  # format >= 2
 FORMAT_NAME = "bci-decoder"
 NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
@@ -92,11 +93,11 @@ NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_netw
 PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
     (FORMAT_NAME, 1): (JOBLIB_PAYLOAD,),
     (FORMAT_NAME, 2): (JOBLIB_PAYLOAD, NETWORK_PAYLOAD),
-    (FORMAT_NAME, 3): (SKOPS_PAYLOAD, NETWORK_PAYLOAD),
+    (FORMAT_NAME, 3): (SKOPS_PAYLOAD, NETWORK_PAYLOAD, NUMPY_PAYLOAD),
     (NETWORK_FORMAT_NAME, 2): (NETWORK_PAYLOAD,),
     (NETWORK_FORMAT_NAME, 3): (NETWORK_PAYLOAD,),
 }
-_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD)
+_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD, NUMPY_PAYLOAD)
 
 # ---------------------------------------------------------------------------------------------
 # The container: bounded zip reading

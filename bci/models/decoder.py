@@ -442,6 +442,12 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
         raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
     manifest, payload_name, payload = read_file(fname, FORMAT_NAME, key, require_signature)
     meta = decoder_meta(manifest, fname, known=_DECODER_FIELDS, required=_REQUIRED_FIELDS)
+    from ._decoder_io import NUMPY_PAYLOAD
+
+    if payload_name == NUMPY_PAYLOAD:  # `bci export --format numpy`: NumPy only, no sklearn
+        from .numpy_runtime import numpy_estimator
+
+        return Decoder(estimator=numpy_estimator(manifest, payload, fname), **meta)
     import sklearn
 
     if manifest.get("sklearn_version") != sklearn.__version__:

@@ -257,16 +257,34 @@ def test_cli_refuses_unexportable_decoder(recordings, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # Real data: the decoders `bci train` writes, on the staged recordings
 # ---------------------------------------------------------------------------------------------
+def _cue_windows(dataset, decoder, subject):
+    """Raw windows (volts) at each cue of the decoder's classes that fits inside its run."""
+    import mne
+
+    windows, labels = [], []
+    start = int(round(decoder.tmin * decoder.sfreq))
+    for runs in dataset.get_data(subjects=[subject])[subject].values():
+        for raw in runs.values():
+            events, event_id = mne.events_from_annotations(raw, verbose=False)
+            names = {v: k for k, v in event_id.items()}
+            data = raw.get_data(picks=decoder.ch_names)
+            for onset, _, code in events:
+                stop = onset + start + decoder.n_times
+                if names[code] in decoder.classes and stop <= data.shape[1]:
+                    windows.append(data[:, onset + start:stop])
+                    labels.append(names[code])
+    return np.stack(windows), np.array(labels)
+
+
 def _real_parity(tmp_path, dataset, paradigm, pipeline, subject, dataset_params=None):
     import bci
     from bci.data.loaders import get_dataset
-    from tests._helpers import cue_windows
 
     decoder = bci.train_decoder(dataset, paradigm, pipeline, subjects=[subject],
                                 dataset_params=dataset_params)
     path = export_numpy(decoder, tmp_path / f"{pipeline}.bci")
     loaded = load_decoder(path)
-    X, labels = cue_windows(get_dataset(dataset, **(dataset_params or {})), decoder, subject)
+    X, labels = _cue_windows(get_dataset(dataset, **(dataset_params or {})), decoder, subject)
     expected = decoder.predict_proba(X)
     got = loaded.predict_proba(X)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)

@@ -565,6 +565,29 @@ def _session_report(args) -> int:
     return 0
 
 
+def _export_numpy(args) -> int:
+    from pathlib import Path
+
+    from .hw.numpy_export import export_numpy
+    from .models.decoder import load_decoder
+
+    source = Path(args.model_file)
+    decoder = load_decoder(source)
+    out = Path(args.out)
+    if out.suffix != ".bci":
+        out = out / f"{source.stem}-numpy.bci"
+    path = export_numpy(decoder, out)
+    exported = load_decoder(path)
+    print(f"Exported {decoder.info.get('pipeline', type(decoder.estimator).__name__)} to {path} "
+          f"({path.stat().st_size} bytes; {source.stat().st_size} before): "
+          + " -> ".join(exported.estimator.steps) + ", evaluated by NumPy alone (no "
+          "scikit-learn, no pyRiemann, no pickle).")
+    print(f"Decoder: {exported.n_chans} channels at {exported.sfreq:g} Hz, window "
+          f"{exported.tmin:g}-{exported.tmax:g} s, classes {', '.join(exported.classes)}. "
+          f"Run it with: bci stream --decoder {path} ...")
+    return 0
+
+
 def _add_export_command(sub) -> None:
     """``bci export``."""
     export = sub.add_parser(
@@ -609,29 +632,6 @@ def _export(args) -> int:
     print(f"Exported {type(model).__name__} to {path} (NIR, dt={graph.metadata['dt']:g} s): "
           + " -> ".join(f"{name} ({type(graph.nodes[name]).__name__})" for name in order))
     print(f"Graph input: {graph.metadata['graph_input']}.")
-    return 0
-
-
-def _export_numpy(args) -> int:
-    from pathlib import Path
-
-    from .hw.numpy_export import export_numpy
-    from .models.decoder import load_decoder
-
-    source = Path(args.model_file)
-    decoder = load_decoder(source)
-    out = Path(args.out)
-    if out.suffix != ".bci":
-        out = out / f"{source.stem}-numpy.bci"
-    path = export_numpy(decoder, out)
-    exported = load_decoder(path)
-    print(f"Exported {decoder.info.get('pipeline', type(decoder.estimator).__name__)} to {path} "
-          f"({path.stat().st_size} bytes; {source.stat().st_size} before): "
-          + " -> ".join(exported.estimator.steps) + ", evaluated by NumPy alone (no "
-          "scikit-learn, no pyRiemann, no pickle).")
-    print(f"Decoder: {exported.n_chans} channels at {exported.sfreq:g} Hz, window "
-          f"{exported.tmin:g}-{exported.tmax:g} s, classes {', '.join(exported.classes)}. "
-          f"Run it with: bci stream --decoder {path} ...")
     return 0
 
 

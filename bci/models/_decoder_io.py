@@ -85,7 +85,6 @@ FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 JOBLIB_PAYLOAD = "estimator.joblib"  # formats 1-2: a pickle, read only with trust=True
 SKOPS_PAYLOAD = "estimator.skops"  # format >= 3
-NUMPY_PAYLOAD = "arrays.npz"  # format >= 3: `bci export --format numpy` (bci.models.numpy_runtime)
 NETWORK_PAYLOAD = "network.pt"  # format >= 2
 FORMAT_NAME = "bci-decoder"
 NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
@@ -93,11 +92,17 @@ NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_netw
 PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
     (FORMAT_NAME, 1): (JOBLIB_PAYLOAD,),
     (FORMAT_NAME, 2): (JOBLIB_PAYLOAD, NETWORK_PAYLOAD),
-    (FORMAT_NAME, 3): (SKOPS_PAYLOAD, NETWORK_PAYLOAD, NUMPY_PAYLOAD),
+    (FORMAT_NAME, 3): (SKOPS_PAYLOAD, NETWORK_PAYLOAD),
     (NETWORK_FORMAT_NAME, 2): (NETWORK_PAYLOAD,),
     (NETWORK_FORMAT_NAME, 3): (NETWORK_PAYLOAD,),
 }
-_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD, NUMPY_PAYLOAD)
+_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD)
+
+#: NumPy decoder files (`bci export --format numpy`, :mod:`bci.models.numpy_runtime`): format-3
+#: decoder files whose payload is the fitted arrays (``.npy`` members), evaluated by NumPy alone.
+NUMPY_PAYLOAD = "arrays.npz"
+PAYLOADS[(FORMAT_NAME, 3)] += (NUMPY_PAYLOAD,)
+_ALL_PAYLOADS += (NUMPY_PAYLOAD,)
 
 # ---------------------------------------------------------------------------------------------
 # The container: bounded zip reading

@@ -164,8 +164,13 @@ class _Exporter:
     def _fgda(self, est, where: str, prefix: str) -> dict:
         self._riemann(est, where, "map")
         self._riemann(est._ts, where, "map")
+        # pyRiemann: W = A^T pinv(A A^T) A with A the LDA's coef_; the factors are stored
+        A = np.array(est._lda.coef_, dtype=float)
+        gram_pinv = np.linalg.pinv(A @ A.T)
+        if not np.allclose(A.T @ gram_pinv @ A, est._W, rtol=1e-9, atol=1e-12):
+            raise _unsupported(where, est, "its projection is not built from its LDA weights")
         return {"step": "fgda", "arrays": self.add(prefix, reference=est._ts.reference_,
-                                                   projection=est._W)}
+                                                   weights=A, gram_pinv=gram_pinv)}
 
     def _mdm(self, est, where: str, prefix: str) -> dict:
         self._riemann(est, where, "distance")

@@ -35,8 +35,10 @@ check to 1e-9 on real and synthetic data):
     pyRiemann's ``TangentSpace(metric="riemann")``: ``upper(logm(P^-1/2 C P^-1/2))`` at the fitted
     reference ``P``, off-diagonal terms weighted by sqrt(2).
 ``fgda``
-    pyRiemann's ``FGDA``: tangent vector, projected on the span of the LDA weights, mapped back
-    to the manifold (``P^1/2 expm(unupper(t W)) P^1/2``).
+    pyRiemann's ``FGDA``: tangent vector, projected on the span of the LDA weights ``A``, mapped
+    back to the manifold (``P^1/2 expm(unupper(t A^T (A A^T)^+ A)) P^1/2``; the factors are
+    stored, not the square projection: ``(n_classes - 1) x 2080`` numbers instead of
+    ``2080 x 2080`` at 64 channels).
 ``mdm``
     pyRiemann's ``MDM(metric="riemann")``: squared Riemannian distances ``sum(log(lambda)^2)``
     over the generalised eigenvalues of (C, class mean), probabilities ``softmax(-d^2)``.

@@ -13,7 +13,9 @@ time (batch 1) with BLAS/OpenMP limited to ``--threads`` threads, it measures:
 - ``load_ms``: ``bci.load_decoder`` of each file;
 - file sizes, and the largest difference between the two decoders' probabilities.
 
-Latencies are p50/p99 over ``--n-windows`` calls after ``--warmup`` calls, in milliseconds.
+Latencies are p50/p99 over ``--n-windows`` calls after ``--warmup`` calls, in milliseconds; the
+two decoders take turns on each window (alternating which goes first), so the load of other
+processes on a shared machine falls on both alike.
 
 Configurations (``--configs``):
 
@@ -72,15 +74,26 @@ def cue_windows(dataset, decoder, subject: int) -> np.ndarray:
     return np.stack(windows)
 
 
-def time_calls(fn, windows: np.ndarray, n_windows: int, warmup: int) -> list[float]:
-    """Call ``fn`` on one window at a time (cycling), return the durations (s) after warm-up."""
-    times = []
+def time_calls(fns: dict, windows: np.ndarray, n_windows: int, warmup: int) -> dict:
+    """Time each of ``fns`` on one window at a time, interleaved, after a warm-up.
+
+    The functions take turns on the same window (their order alternating from window to window),
+    so load from other processes on a shared machine falls on both alike.
+
+    Returns
+    -------
+    times : dict of str to list of float
+        Durations (s) per function.
+    """
+    names = list(fns)
+    times = {name: [] for name in names}
     for i in range(warmup + n_windows):
         x = windows[i % len(windows)][None]
-        t0 = time.perf_counter()
-        fn(x)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
+        for name in names if i % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            fns[name](x)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -121,11 +134,12 @@ def run_pipeline(config: dict, pipeline: str, folder: Path, n_windows: int, warm
                           "numpy": numpy_path.stat().st_size},
            "load_ms": {"sklearn": round(load_sk * 1e3, 2), "numpy": round(load_np * 1e3, 2)}}
     with threadpool_limits(threads):
-        for key, runtime in (("sklearn", sk), ("numpy", nu)):
-            row.setdefault("estimator_ms", {})[key] = stats(
-                time_calls(runtime.estimator.predict_proba, Xp, n_windows, warmup))
-            row.setdefault("decoder_ms", {})[key] = stats(
-                time_calls(runtime.predict_proba, X, n_windows, warmup))
+        estimator = time_calls({"sklearn": sk.estimator.predict_proba,
+                                "numpy": nu.estimator.predict_proba}, Xp, n_windows, warmup)
+        decoder = time_calls({"sklearn": sk.predict_proba, "numpy": nu.predict_proba}, X,
+                             n_windows, warmup)
+    row["estimator_ms"] = {key: stats(values) for key, values in estimator.items()}
+    row["decoder_ms"] = {key: stats(values) for key, values in decoder.items()}
     for key in ("estimator_ms", "decoder_ms"):
         row[key]["speedup_p50"] = round(row[key]["sklearn"]["p50"] / row[key]["numpy"]["p50"], 2)
     return row

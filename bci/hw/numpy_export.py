@@ -23,17 +23,21 @@ random SPD-friendly epochs must equal the scikit-learn pipeline's to 1e-9.
 
 from __future__ import annotations
 
-from dataclasses import fields
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from .._logging import logger
-from ..models._decoder_io import FORMAT_NAME, FORMAT_VERSION, NUMPY_PAYLOAD, signer_for, write_file
 from ..models.decoder import Decoder
-from ..models.numpy_runtime import RUNTIME_VERSION, NumpyPipeline, read_arrays, write_arrays
+from ..models.numpy_runtime import (
+    RUNTIME_VERSION,
+    NumpyPipeline,
+    read_arrays,
+    save_numpy_decoder,
+    write_arrays,
+)
 
 __all__ = ["SUPPORTED", "export_numpy", "to_numpy_pipeline"]
 
@@ -304,20 +308,10 @@ def export_numpy(decoder: Decoder, fname: str | Path, *, key: Any = None,
     runtime = NumpyPipeline(spec, read_arrays(payload, declared, str(fname)), str(fname))
     if check_parity:
         _check_parity(decoder, runtime)
-    meta = {f.name: getattr(decoder, f.name) for f in fields(Decoder) if f.name != "estimator"}
-    meta["filters"] = [list(band) for band in decoder.filters]
-    meta["info"] = {**decoder.info, "exported": {"runtime": "numpy", "from": type(
-        decoder.estimator).__name__, "steps": runtime.steps}}
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "bci_version": __version__,
-        "payload": NUMPY_PAYLOAD,
-        "decoder": meta,
-        "numpy_runtime": {**spec, "arrays": declared},
-    }
-    fname = Path(fname)
-    write_file(fname, manifest, NUMPY_PAYLOAD, payload, signer_for(key))
+    exported = dataclasses.replace(decoder, estimator=runtime, info={
+        **decoder.info, "exported": {"runtime": "numpy", "from": type(decoder.estimator).__name__,
+                                     "steps": runtime.steps}})
+    fname = save_numpy_decoder(exported, fname, key=key)
     logger.info("Exported %s to %s (NumPy runtime: %s; %d arrays, %d bytes)",
                 type(decoder.estimator).__name__, fname, " -> ".join(runtime.steps),
                 len(arrays), len(payload))

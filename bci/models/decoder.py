@@ -342,6 +342,10 @@ def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Pat
         The estimator holds types outside skops' defaults and :data:`TRUSTED_TYPES`: loading
         the file will need ``load_decoder(path, trusted_types=[...])``.
     """
+    if type(decoder.estimator).__name__ == "NumpyPipeline":  # a NumPy decoder file's: stays one
+        from .numpy_runtime import save_numpy_decoder
+
+        return save_numpy_decoder(decoder, fname, key=key)
     import sklearn
 
     signer = signer_for(key)

@@ -72,7 +72,7 @@ import numpy as np
 from ._numpy_steps import STEPS, Calibrated, Chain, FileFormatError, covariances
 
 __all__ = ["RUNTIME_VERSION", "STEPS", "NumpyPipeline", "covariances", "read_arrays",
-           "write_arrays"]
+           "save_numpy_decoder", "write_arrays"]
 
 #: Version of the ``numpy_runtime`` manifest entry written by this ``bci``; files with a higher
 #: version cannot be read (their steps may compute something this runtime does not know).
@@ -376,3 +376,48 @@ def numpy_estimator(manifest: dict, payload: bytes, fname: str | Path) -> NumpyP
                               "numpy_runtime entry.")
     arrays = read_arrays(payload, spec.get("arrays"), what)
     return NumpyPipeline({k: v for k, v in spec.items() if k != "arrays"}, arrays, what)
+
+
+def save_numpy_decoder(decoder: Any, fname: str | Path, *, key: Any = None) -> Path:
+    """Write a decoder whose estimator is a :class:`NumpyPipeline` as a NumPy decoder file.
+
+    ``bci export --format numpy`` (:func:`bci.hw.numpy_export.export_numpy`) converts a
+    scikit-learn pipeline and calls this; ``decoder.save(path)`` of a decoder loaded from a NumPy
+    decoder file calls it too, so such a decoder stays a NumPy decoder file.
+
+    Parameters
+    ----------
+    decoder : Decoder
+        Its ``estimator`` a :class:`NumpyPipeline`.
+    fname : str | Path
+        Destination; parent folders are created; written atomically.
+    key : bytes | str | Path | None
+        Sign the file (see :func:`bci.models.decoder.save_decoder`).
+
+    Returns
+    -------
+    fname : Path
+    """
+    from dataclasses import fields
+
+    from .. import __version__
+    from ._decoder_io import FORMAT_NAME, FORMAT_VERSION, NUMPY_PAYLOAD, signer_for, write_file
+
+    runtime = decoder.estimator
+    if not isinstance(runtime, NumpyPipeline):
+        raise TypeError(f"save_numpy_decoder writes decoders of a NumpyPipeline, got "
+                        f"{type(runtime).__name__}; convert it with bci export --format numpy.")
+    payload, declared = write_arrays(runtime.arrays)
+    meta = {f.name: getattr(decoder, f.name) for f in fields(decoder) if f.name != "estimator"}
+    meta["filters"] = [list(band) for band in decoder.filters]
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "bci_version": __version__,
+        "payload": NUMPY_PAYLOAD,
+        "decoder": meta,
+        "numpy_runtime": {**runtime.spec, "arrays": declared},
+    }
+    fname = Path(fname)
+    write_file(fname, manifest, NUMPY_PAYLOAD, payload, signer_for(key))
+    return fname

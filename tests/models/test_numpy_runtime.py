@@ -18,6 +18,7 @@ from bci.models.numpy_runtime import (
     NumpyPipeline,
     covariances,
     read_arrays,
+    save_numpy_decoder,
     write_arrays,
 )
 from tests._helpers import rewrite_decoder_file
@@ -294,3 +295,17 @@ def test_runtime_checks_its_input(exported):
     with pytest.raises(ValueError, match="model type must be 'pipeline' or 'calibrated'"):
         NumpyPipeline({"version": 1, "input": {"n_chans": 8, "n_bands": None},
                        "model": {"type": "forest"}}, {})
+
+
+def test_resaving_a_numpy_decoder_keeps_it_a_numpy_file(exported, tmp_path):
+    _, _, path = exported
+    loaded = load_decoder(path)
+    again = loaded.save(tmp_path / "again.bci")
+    with zipfile.ZipFile(path) as za, zipfile.ZipFile(again) as zb:
+        assert zb.namelist() == ["manifest.json", "arrays.npz"]
+        assert za.read("arrays.npz") == zb.read("arrays.npz")
+        assert json.loads(za.read("manifest.json")) == json.loads(zb.read("manifest.json"))
+    plain = Decoder(estimator=object(), ch_names=["a"], sfreq=1.0, tmin=0.0, tmax=1.0,
+                    classes=["x", "y"])
+    with pytest.raises(TypeError, match="writes decoders of a NumpyPipeline"):
+        save_numpy_decoder(plain, tmp_path / "x.bci")

@@ -66,7 +66,7 @@ def test_covariances_equal_pyriemann(estimator):
 
 
 def test_loading_imports_neither_sklearn_nor_pyriemann(exported):
-    """Load + preprocess + predict_proba in a fresh process: neither is imported.
+    """Load, predict_proba and a live loop in a fresh process: neither is imported.
 
     Nothing is unpickled either: pickle's loaders raise in that process.
     """
@@ -82,14 +82,26 @@ def test_loading_imports_neither_sklearn_nor_pyriemann(exported):
         f"X = np.asarray({X.tolist()!r})\n"
         "p = d.predict_proba(X)\n"
         "print(repr(p.tolist()))\n"
+        # the live path too: the CLI module, a stream of a replay, the online loop
+        "import bci.cli\n"
+        "from bci.data import make_motor_imagery\n"
+        "from bci.realtime.loop import OnlineLoop\n"
+        "from bci.realtime.sources import raw_source\n"
+        "from bci.realtime.stream import Stream\n"
+        "rec = make_motor_imagery(2, n_chans=8, sfreq=128.0, random_state=1)\n"
+        "loop = OnlineLoop(Stream(raw_source(rec, chunk_size=16), threaded=False), d,"
+        " step_s=0.5, catch_up=True)\n"
+        "loop.run()\n"
         "print(','.join(sorted(m for m in ('sklearn', 'pyriemann', 'skops', 'torch', 'moabb')"
         " if m in sys.modules)))\n"
         "print(type(d.estimator).__name__)\n"
+        "print(len(loop.decisions))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out[1] == ""  # nothing of the list, not even the pickle module
     assert out[2] == "NumpyPipeline"
+    assert int(out[3]) >= 10  # the loop decided on every step of the replay
     np.testing.assert_allclose(np.array(eval(out[0])), decoder.predict_proba(X), rtol=0,
                                atol=1e-9)
 

@@ -79,8 +79,9 @@ def _unsupported(where: str, obj: Any, why: str = "") -> TypeError:
     qual = f"{type(obj).__module__}.{name}"
     hint = (" It is a network: export it with `bci export --format onnx`."
             if hasattr(obj, "_network_state") else "")
+    step = f"step {where!r}" if where else "the estimator"
     return TypeError(
-        f"The NumPy runtime cannot express step {where!r} ({qual}){': ' + why if why else ''}."
+        f"The NumPy runtime cannot express {step} ({qual}){': ' + why if why else ''}."
         f"{hint} It runs: {_supported_list()}.")
 
 
@@ -253,15 +254,22 @@ def to_numpy_pipeline(estimator: Any, n_chans: int, n_bands: int | None = None
     ------
     TypeError
         A step the runtime cannot express (named, with the list of supported ones).
+    RuntimeError
+        The estimator is not fitted.
     ValueError
         The converted arrays do not fit the input (e.g. a filter-bank pipeline given
         ``n_bands=None``).
     """
     exporter = _Exporter()
+    try:
+        model = exporter.model(estimator)
+    except AttributeError as err:  # a fitted attribute is missing
+        raise RuntimeError(f"{type(estimator).__name__} is not fitted ({err}); fit it (or train "
+                           "a decoder with `bci train`) before exporting it.") from err
     spec = {"version": RUNTIME_VERSION, "input": {"n_chans": int(n_chans),
                                                   "n_bands": None if n_bands is None
                                                   else int(n_bands)},
-            "model": exporter.model(estimator)}
+            "model": model}
     arrays = {k: np.ascontiguousarray(v, dtype=np.int64 if v.dtype.kind in "iu" else np.float64)
               for k, v in exporter.arrays.items()}
     NumpyPipeline(spec, arrays, "the exported pipeline")  # checks every shape
@@ -302,6 +310,8 @@ def export_numpy(decoder: Decoder, fname: str | Path, *, key: Any = None,
     if not isinstance(decoder, Decoder):
         raise TypeError(f"export_numpy takes a bci Decoder (bci.load_decoder), got "
                         f"{type(decoder).__name__}.")
+    if isinstance(decoder.estimator, NumpyPipeline):  # already exported: written as it is
+        return save_numpy_decoder(decoder, fname, key=key)
     n_bands = len(decoder.filters) if len(decoder.filters) > 1 else None
     spec, arrays = to_numpy_pipeline(decoder.estimator, decoder.n_chans, n_bands)
     payload, declared = write_arrays(arrays)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 import zipfile
 
@@ -215,9 +216,22 @@ def test_same_decoder_gives_the_same_bytes(recordings, tmp_path):
     decoder, _, _ = _fitted(recordings, "MDM")
     a = export_numpy(decoder, tmp_path / "a.bci")
     b = export_numpy(decoder, tmp_path / "b.bci")
-    with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
-        assert za.read("arrays.npz") == zb.read("arrays.npz")
+    c = export_numpy(load_decoder(a), tmp_path / "c.bci")  # exporting an export: a copy
+    with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb, zipfile.ZipFile(c) as zc:
+        assert za.read("arrays.npz") == zb.read("arrays.npz") == zc.read("arrays.npz")
         assert za.read("manifest.json") == zb.read("manifest.json")
+        assert json.loads(za.read("manifest.json")) == json.loads(zc.read("manifest.json"))
+
+
+def test_bare_and_unfitted_estimators_are_named():
+    from pyriemann.classification import MDM
+    from sklearn.tree import DecisionTreeClassifier
+
+    with pytest.raises(TypeError, match=r"cannot express the estimator \(sklearn\.tree\."
+                                        r"_classes\.DecisionTreeClassifier\)"):
+        to_numpy_pipeline(DecisionTreeClassifier(), n_chans=3)
+    with pytest.raises(RuntimeError, match=r"MDM is not fitted \(.*covmeans_.*\); fit it"):
+        to_numpy_pipeline(MDM(), n_chans=3)
 
 
 def test_cli_export_numpy(recordings, tmp_path, capsys):

@@ -230,7 +230,8 @@ def test_bare_and_unfitted_estimators_are_named():
     with pytest.raises(TypeError, match=r"cannot express the estimator \(sklearn\.tree\."
                                         r"_classes\.DecisionTreeClassifier\)"):
         to_numpy_pipeline(DecisionTreeClassifier(), n_chans=3)
-    with pytest.raises(RuntimeError, match=r"MDM is not fitted \(.*has no attribute 'classes_'\); fit it"):
+    with pytest.raises(RuntimeError,
+                       match=r"MDM is not fitted \(.*has no attribute 'classes_'\); fit it"):
         to_numpy_pipeline(MDM(), n_chans=3)
 
 

@@ -154,7 +154,8 @@ class _Step:
         missing = set(self.params) - set(spec)
         names = spec.get("arrays", {})
         expected = self.expected_arrays(spec)
-        if extra or missing or not isinstance(names, dict) or set(names) != set(expected):
+        if extra or missing or not isinstance(names, dict) or set(names) != set(expected) \
+                or not all(isinstance(key, str) for key in names.values()):
             raise FileFormatError(
                 f"{where}: a {self.name} step has parameters {sorted(self.params)} and arrays "
                 f"{sorted(expected)}; got {sorted(set(spec) - {'step', 'arrays'})} and "
@@ -536,6 +537,7 @@ class Chain:
         shape, self.steps = shape_in, []
         for i, step in enumerate(spec):
             name = step.get("step")
+            name = name if isinstance(name, str) else repr(name)
             at = f"{where}, step {i} ({name})"
             if name not in STEPS:
                 raise FileFormatError(f"{at}: unknown step {name!r}; this runtime computes "
@@ -572,6 +574,7 @@ class Calibrated:
         classes = spec.get("classes")
         members = spec.get("members")
         if not (isinstance(classes, list) and len(classes) >= 2 and isinstance(members, list)
+                and all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in classes)
                 and members and all(isinstance(m, dict) for m in members)):
             raise FileFormatError(f"{where}: a calibrated model needs classes (>= 2) and a "
                                   "non-empty list of members.")
@@ -582,7 +585,7 @@ class Calibrated:
             chain = Chain(member.get("steps"), arrays, shape_in, at)
             names = member.get("arrays", {})
             if not (isinstance(names, dict) and set(names) == {"a", "b"}
-                    and all(v in arrays for v in names.values())):
+                    and all(isinstance(v, str) and v in arrays for v in names.values())):
                 raise FileFormatError(f"{at}: needs arrays a and b (the sigmoids).")
             a, b = arrays[names["a"]], arrays[names["b"]]
             n_cal = 1 if len(classes) == 2 else len(classes)

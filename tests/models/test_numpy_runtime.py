@@ -321,3 +321,30 @@ def test_resaving_a_numpy_decoder_keeps_it_a_numpy_file(exported, tmp_path):
                     classes=["x", "y"])
     with pytest.raises(TypeError, match="writes decoders of a NumpyPipeline"):
         save_numpy_decoder(plain, tmp_path / "x.bci")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r["model"]["steps"][0].update(step=["covariances"]),
+    lambda r: r["model"]["steps"][0].update(estimator={"oas": 1}),
+    lambda r: r["model"]["steps"][1].update(arrays={"reference": ["s2.reference"]}),
+    lambda r: r["model"]["steps"][2].update(classes=[[0], [1]]),
+    lambda r: r["model"]["steps"][2].update(classes=[0, 0]),
+    lambda r: r["model"]["steps"][2].update(proba="argmax"),
+    lambda r: r["model"]["steps"].reverse(),
+    lambda r: r["model"]["steps"].pop(),
+    lambda r: r["model"].update(steps={}),
+    lambda r: r.update(model=[]),
+    lambda r: r.update(input={"n_chans": True, "n_bands": None}),
+    lambda r: r.update(input={"n_chans": 9, "n_bands": None}),
+    lambda r: r.update(version="1"),
+    lambda r: r.update(arrays=[]),
+    lambda r: r["arrays"]["s2.reference"].update(dtype="object"),
+    lambda r: r["arrays"]["s2.reference"].update(shape=[-8, -8]),
+    lambda r: r.pop("model"),
+])
+def test_crafted_runtime_entries_are_value_errors(exported, tmp_path, edit):
+    """Whatever the manifest's runtime entry says, loading fails with a ValueError."""
+    _, _, path = exported
+    out = rewrite_decoder_file(path, tmp_path / "c.bci", _edit_runtime(edit), rehash=True)
+    with pytest.raises(ValueError, match=r"c\.bci"):
+        load_decoder(out)

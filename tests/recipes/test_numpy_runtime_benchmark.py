@@ -14,7 +14,7 @@ def test_numpy_runtime_benchmark_tiny(tmp_path, script_main):
     assert row["steps"] == ["covariances", "tangent_space", "linear"]
     assert (row["n_chans"], row["n_bands"], row["threads"]) == (8, 1, 1)
     assert row["max_abs_diff"] <= 1e-9  # the two decoders agree on every cue window
-    for key in ("estimator_ms", "decoder_ms"):
+    for key in ("estimator_ms", "estimator_cpu_ms", "decoder_ms", "decoder_cpu_ms"):
         for runtime in ("sklearn", "numpy"):
             stats = row[key][runtime]
             assert stats["n"] == 12

@@ -114,12 +114,28 @@ class NumpyPipeline:
         ``(n_epochs, n_chans, n_times)``.
     steps : list of str
         The names of the steps (of the first member, for a calibrated model).
+    spec, arrays : dict
+        What it was built from (written back by :func:`save_numpy_decoder`).
 
     Raises
     ------
     ValueError
         A newer runtime version, an unknown step, a step whose arrays do not fit its input
         (the message names the step and the array).
+
+    Examples
+    --------
+    Two-channel epochs, sample covariance, minimum distance to two class means:
+
+    >>> import numpy as np
+    >>> spec = {"version": 1, "input": {"n_chans": 2, "n_bands": None}, "model": {
+    ...     "type": "pipeline", "steps": [
+    ...         {"step": "covariances", "estimator": "scm"},
+    ...         {"step": "mdm", "classes": [0, 1], "arrays": {"covmeans": "means"}}]}}
+    >>> clf = NumpyPipeline(spec, {"means": np.stack([np.eye(2), 4 * np.eye(2)])})
+    >>> X = np.array([[[1.0, -1.0, 1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]])  # covariance: I
+    >>> clf.predict(X), clf.predict_proba(X).round(3)
+    (array([0]), array([[0.979, 0.021]]))
     """
 
     def __init__(self, spec: Mapping, arrays: Mapping[str, np.ndarray], what: str = "the file"):

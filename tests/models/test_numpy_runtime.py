@@ -348,3 +348,13 @@ def test_crafted_runtime_entries_are_value_errors(exported, tmp_path, edit):
     out = rewrite_decoder_file(path, tmp_path / "c.bci", _edit_runtime(edit), rehash=True)
     with pytest.raises(ValueError, match=r"c\.bci"):
         load_decoder(out)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    from bci.models import numpy_runtime
+
+    result = doctest.testmod(numpy_runtime)
+    assert result.attempted >= 4
+    assert result.failed == 0

@@ -291,9 +291,9 @@ def export_numpy(decoder: Decoder, fname: str | Path, *, key: Any = None,
     key : bytes | str | Path | None
         Sign the file (see :func:`bci.models.decoder.save_decoder`).
     check_parity : bool
-        Before writing, compare the exported pipeline with the estimator on seeded random
-        epochs (random mixtures of sines and noise, 2 s at the decoder's rate): probabilities
-        (or decision values) must agree to :data:`PARITY_TOL`.
+        Before writing, compare the exported pipeline with the estimator on 6 seeded
+        white-noise epochs of the decoder's window: probabilities (or decision values) must
+        agree to :data:`PARITY_TOL`.
 
     Returns
     -------

@@ -325,3 +325,14 @@ def test_kalunga_equals_sklearn(tmp_path, pipeline, subject):
     diff, accuracy = _real_parity(tmp_path, "Kalunga2016", "SSVEP", pipeline, subject)
     assert diff <= TOL
     assert accuracy >= 0.5  # 4 classes: chance is 0.25
+
+
+def test_export_refuses_when_parity_fails(recordings, tmp_path, monkeypatch):
+    decoder, _, _ = _fitted(recordings, "TS+LR")
+    proba = NumpyPipeline.predict_proba
+    monkeypatch.setattr(NumpyPipeline, "predict_proba", lambda self, X: proba(self, X) + 1e-6)
+    with pytest.raises(RuntimeError, match=r"differs from it by 1e-06 on random epochs "
+                                           r"\(predict_proba\), over the tolerance 1e-09; the "
+                                           "file was not written"):
+        export_numpy(decoder, tmp_path / "x.bci")
+    assert not (tmp_path / "x.bci").exists()

@@ -596,6 +596,29 @@ def _session_report(args) -> int:
     return 0
 
 
+def _export_numpy(args) -> int:
+    from pathlib import Path
+
+    from .hw.numpy_export import export_numpy
+    from .models.decoder import load_decoder
+
+    source = Path(args.model_file)
+    decoder = load_decoder(source)
+    out = Path(args.out)
+    if out.suffix != ".bci":
+        out = out / f"{source.stem}-numpy.bci"
+    path = export_numpy(decoder, out)
+    exported = load_decoder(path)
+    print(f"Exported {decoder.info.get('pipeline', type(decoder.estimator).__name__)} to {path} "
+          f"({path.stat().st_size} bytes; {source.stat().st_size} before): "
+          + " -> ".join(exported.estimator.steps) + ", evaluated by NumPy alone (no "
+          "scikit-learn, no pyRiemann, no pickle).")
+    print(f"Decoder: {exported.n_chans} channels at {exported.sfreq:g} Hz, window "
+          f"{exported.tmin:g}-{exported.tmax:g} s, classes {', '.join(exported.classes)}. "
+          f"Run it with: bci stream --decoder {path} ...")
+    return 0
+
+
 def _add_export_command(sub) -> None:
     """``bci export``."""
     export = sub.add_parser(
@@ -605,8 +628,9 @@ def _add_export_command(sub) -> None:
                     "file, read by snnTorch, Norse, Lava, Rockpool...). Exportable: "
                     "SNNStreaming, SNN3D, LinearDecoder.")
     export.add_argument("model_file", metavar="MODEL_FILE", help="network or decoder file")
-    export.add_argument("--format", choices=["nir"], default="nir",
-                        help="export format (default nir)")
+    export.add_argument("--format", choices=["nir", "numpy"], default="nir",
+                        help="export format (default nir; numpy: a covariance-pipeline decoder "
+                             "file as a pickle-free NumPy decoder file, to DIR/NAME-numpy.bci)")
     export.add_argument("--out", required=True, help="file to write (e.g. model.nir)")
     _add_with_alias(export, "--dt-s", "--dt", type=_positive("s"), default=None,
                     metavar="SECONDS",
@@ -620,6 +644,8 @@ def _add_export_command(sub) -> None:
 def _export(args) -> int:
     from .models.decoder import load_network
 
+    if args.format == "numpy":
+        return _export_numpy(args)
     try:
         from .hw.nir_export import save_nir
         model = load_network(args.model_file)

@@ -98,6 +98,12 @@ PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
 }
 _ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD)
 
+#: NumPy decoder files (`bci export --format numpy`, :mod:`bci.models.numpy_runtime`): format-3
+#: decoder files whose payload is the fitted arrays (``.npy`` members), evaluated by NumPy alone.
+NUMPY_PAYLOAD = "arrays.npz"
+PAYLOADS[(FORMAT_NAME, 3)] += (NUMPY_PAYLOAD,)
+_ALL_PAYLOADS += (NUMPY_PAYLOAD,)
+
 # ---------------------------------------------------------------------------------------------
 # The container: bounded zip reading
 # ---------------------------------------------------------------------------------------------

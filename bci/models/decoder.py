@@ -14,6 +14,10 @@ preprocessing, checksums, an optional signature) and one payload:
   model name, its config (``model.get_config()``), the input scaling and the classifier's
   settings. It is loaded with torch alone (``torch.load(weights_only=True)``, no pickle, no
   Lightning), so the real-time loop takes networks and pipelines alike.
+- ``arrays.npz`` (format 3, ``bci export --format numpy``): the fitted arrays of a covariance
+  pipeline (``.npy`` members, numbers only) and, in the manifest's ``numpy_runtime`` entry, its
+  steps; :mod:`bci.models.numpy_runtime` evaluates them with NumPy alone (no scikit-learn, no
+  pyRiemann) and saving such a decoder writes a NumPy decoder file again.
 - ``estimator.joblib`` (formats 1 and 2, no longer written): a pickle, which can run any code
   while it loads. It is read only with ``load_decoder(path, trust=True)``, which warns; re-save
   such a decoder to convert it to format 3.
@@ -342,6 +346,10 @@ def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Pat
         The estimator holds types outside skops' defaults and :data:`TRUSTED_TYPES`: loading
         the file will need ``load_decoder(path, trusted_types=[...])``.
     """
+    from .numpy_runtime import NumpyPipeline, save_numpy_decoder
+
+    if isinstance(decoder.estimator, NumpyPipeline):  # from a NumPy decoder file: stays one
+        return save_numpy_decoder(decoder, fname, key=key)
     import sklearn
 
     signer = signer_for(key)
@@ -442,6 +450,12 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
         raise FileNotFoundError(f"No decoder file at {fname}; train one with `bci train`.")
     manifest, payload_name, payload = read_file(fname, FORMAT_NAME, key, require_signature)
     meta = decoder_meta(manifest, fname, known=_DECODER_FIELDS, required=_REQUIRED_FIELDS)
+    from ._decoder_io import NUMPY_PAYLOAD
+
+    if payload_name == NUMPY_PAYLOAD:  # `bci export --format numpy`: NumPy only, no sklearn
+        from .numpy_runtime import numpy_estimator
+
+        return Decoder(estimator=numpy_estimator(manifest, payload, fname), **meta)
     import sklearn
 
     if manifest.get("sklearn_version") != sklearn.__version__:

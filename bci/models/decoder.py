@@ -74,6 +74,7 @@ from ._decoder_io import (
     FORMAT_VERSION,
     NETWORK_FORMAT_NAME,
     NETWORK_PAYLOAD,
+    ONNX_PAYLOAD,
     SKOPS_PAYLOAD,
     TRUSTED_TYPES,
     check_trusted_types,
@@ -447,7 +448,11 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
     if manifest.get("sklearn_version") != sklearn.__version__:
         logger.warning("%s was fitted with scikit-learn %s, this is %s; predictions may differ.",
                        fname, manifest.get("sklearn_version"), sklearn.__version__)
-    if payload_name == NETWORK_PAYLOAD:
+    if payload_name == ONNX_PAYLOAD:  # `bci export --format onnx`: ONNX Runtime, no torch
+        from .onnx_runtime import onnx_estimator
+
+        estimator = onnx_estimator(manifest, payload, fname)
+    elif payload_name == NETWORK_PAYLOAD:
         estimator = _load_network(manifest, payload, fname)
     elif payload_name == SKOPS_PAYLOAD:
         estimator = load_pipeline(payload, str(fname), trusted_types=trusted_types)

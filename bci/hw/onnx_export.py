@@ -123,9 +123,15 @@ def _culprit(model, example, opset: int) -> tuple[str, str, str]:
     import torch
 
     inputs: dict[str, tuple] = {}
-    hooks = [module.register_forward_hook(
-        lambda mod, args, out, name=name: inputs.setdefault(name, args))
-        for name, module in model.named_modules() if name]
+
+    def recorder(name: str):
+        def hook(module, args, output) -> None:  # returns None: the output is unchanged
+            inputs.setdefault(name, args)
+
+        return hook
+
+    hooks = [module.register_forward_hook(recorder(name))
+             for name, module in model.named_modules() if name]
     try:
         with torch.no_grad():
             model(*example)
@@ -297,8 +303,9 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
                          f"a filter bank of {len(decoder.filters)} bands.")
     onnx, ort = _require_edge()
     import torch
+    from sklearn.utils.validation import check_is_fitted
 
-    meta, _ = clf._network_state()  # checks that it is fitted
+    check_is_fitted(clf, "model_")
     model = clf.model_.eval()
     n_chans, n_times = int(clf.n_features_in_), int(clf.n_times_)
     if int8:
@@ -322,13 +329,14 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
                 f">= {MIN_CALIBRATION_WINDOWS} (ranges fitted on fewer miss the amplitudes of "
                 "the next windows). Give more training windows (more subjects or runs).")
     graph = _export_network(model, n_chans, n_times, opset)
+    name = type(model).__name__
     network = {
-        "model": meta["model"], "opset": opset, "input": "x", "output": "logits",
-        "n_chans": n_chans, "n_times": n_times, "classes": meta["classes"],
-        "scaling": clf.scaling, "scale_mean": meta["scale_mean"], "scale_std": meta["scale_std"],
-        "quantization": None,
+        "model": name, "opset": opset, "input": "x", "output": "logits",
+        "n_chans": n_chans, "n_times": n_times, "classes": clf.classes_.tolist(),
+        "scaling": clf.scaling, "scale_mean": _list_or_none(clf.scale_mean_),
+        "scale_std": _list_or_none(clf.scale_std_), "quantization": None,
     }
-    fp32 = OnnxClassifier(graph, network, what=f"the exported {meta['model']}")
+    fp32 = OnnxClassifier(graph, network, what=f"the exported {name}")
     gen = np.random.default_rng(0)
     parity = _check_parity(model, fp32, gen.standard_normal((_N_PARITY, n_chans, n_times)))
     network["parity_max_abs_diff"] = parity
@@ -341,7 +349,7 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
         quantization = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
                         "calibration": "minmax", "n_windows": int(len(calibration))}
         q = OnnxClassifier(payload, {**network, "quantization": quantization},
-                           what=f"the int8 {meta['model']}")
+                           what=f"the int8 {name}")
         agree = np.mean(q.predict(calibration) == fp32.predict(calibration))
         quantization["agreement_with_float32"] = round(float(agree), 4)
         network["quantization"] = quantization
@@ -361,9 +369,13 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
     }
     fname = Path(fname)
     write_file(fname, manifest, ONNX_PAYLOAD, payload, signer_for(key))
-    logger.info("Exported %s to %s (ONNX opset %d, %s, %d bytes)", meta["model"], fname, opset,
+    logger.info("Exported %s to %s (ONNX opset %d, %s, %d bytes)", name, fname, opset,
                 "int8 QDQ" if int8 else "float32", len(payload))
     return fname
+
+
+def _list_or_none(values) -> list[float] | None:
+    return None if values is None else [float(v) for v in values]
 
 
 def _decoder_entry(decoder: Decoder) -> dict:

@@ -120,7 +120,7 @@ class OnnxClassifier:
         try:
             session = ort.InferenceSession(self._model, options,
                                            providers=["CPUExecutionProvider"])
-        except (RuntimeError, ValueError) as err:  # onnxruntime's errors subclass RuntimeError
+        except (RuntimeError, ValueError, *_ort_errors()) as err:
             raise ValueError(f"{self.what}: ONNX Runtime cannot load its graph ({err}); the file "
                              "is damaged or was exported for a newer runtime: re-export it."
                              ) from err
@@ -204,6 +204,16 @@ class OnnxClassifier:
         kind = "int8 (QDQ)" if self.quantization else "float32"
         return (f"OnnxClassifier({self.model}, {kind}, opset {self.opset}, "
                 f"{self.n_features_in_} x {self.n_times_}, {len(self.classes_)} classes)")
+
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """ONNX Runtime's exception types (pybind11 classes deriving from Exception directly)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError",
+             "RuntimeException", "InvalidProtobuf", "ModelLoaded", "NotImplemented",
+             "InvalidGraph", "EPFail")
+    return tuple(getattr(state, n) for n in names if isinstance(getattr(state, n, None), type))
 
 
 def _shape_text(shape) -> str:

@@ -387,6 +387,22 @@ def _decoder_entry(decoder: Decoder) -> dict:
     return meta
 
 
+def _dataset_name(name: Any) -> Any:
+    """Return the dataset class name for a code ``bci train`` records (PhysionetMotorImagery)."""
+    from ..data.loaders import _moabb_datasets, list_datasets
+
+    if not isinstance(name, str) or name in list_datasets():
+        return name
+    for cls_name, cls in _moabb_datasets().items():
+        if cls_name[:5].lower() == name[:5].lower():
+            try:
+                if cls().code == name:
+                    return cls_name
+            except (TypeError, ValueError):  # a class that needs arguments is not it
+                continue
+    return name
+
+
 def training_epochs(decoder: Decoder, *, dataset: Any = None, subjects: Any = None,
                     dataset_params: dict | None = None) -> np.ndarray:
     """Load a decoder's training windows, as its estimator takes them (for int8 calibration).
@@ -430,7 +446,7 @@ def training_epochs(decoder: Decoder, *, dataset: Any = None, subjects: Any = No
         raise ValueError("The decoder's info names no training dataset or paradigm (it was not "
                          "made by `bci train`); give the calibration windows yourself "
                          "(`bci export --calibration FILE.npy`).")
-    dataset = get_dataset(dataset, **(dataset_params or {}))
+    dataset = get_dataset(_dataset_name(dataset), **(dataset_params or {}))
     offset = float(dataset.interval[0])
     params: dict[str, Any] = {"tmin": decoder.tmin - offset, "tmax": decoder.tmax - offset,
                               "resample": decoder.resample}

@@ -350,6 +350,20 @@ def test_missing_onnxruntime_names_the_extra(eegnet, monkeypatch):
         load_decoder(eegnet["fp32"])
 
 
+def test_missing_onnxscript_names_the_extra(eegnet, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ImportError, match=r'needs onnxscript: pip install "bci\[edge\]"'):
+        export_onnx(eegnet["decoder"], "never.bci")
+
+
+def test_edge_packages_are_imported_only_when_used():
+    code = ("import sys, bci.hw.onnx_export, bci.models.decoder, bci.cli; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxscript') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_export_float32_and_int8(eegnet, tmp_path, capsys):
     source = eegnet["file"]

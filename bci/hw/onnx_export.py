@@ -293,6 +293,9 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
     int8 = check_bool(int8, "int8")
     opset = ensure_int(opset, "opset", minimum=13, what="ONNX opset")
     clf = decoder.estimator
+    if isinstance(clf, OnnxClassifier):
+        raise TypeError(f"This decoder is already an ONNX decoder ({clf!r}); export the "
+                        "original decoder file (bci train --model ...).")
     if not callable(getattr(clf, "_network_state", None)):
         raise TypeError(
             f"export_onnx exports network decoders (`bci train --model EEGNeX` ...); this "

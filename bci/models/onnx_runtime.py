@@ -199,6 +199,13 @@ class OnnxClassifier:
         """Most probable label of each epoch (from :attr:`classes_`)."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def __getstate__(self):
+        """Refuse to be pickled or saved: the ONNX decoder file is this decoder's file."""
+        raise TypeError(
+            f"An ONNX decoder ({self.model}, from {self.what}) is not re-saved or pickled: its "
+            "ONNX decoder file is the file to copy or share; export again from the original "
+            "decoder file with `bci export --format onnx`.")
+
     def __repr__(self) -> str:
         """Name the network, precision, opset, input shape and classes."""
         kind = "int8 (QDQ)" if self.quantization else "float32"

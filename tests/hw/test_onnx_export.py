@@ -270,6 +270,20 @@ def test_pipeline_decoders_are_not_networks(eegnet, tmp_path):
         export_onnx(str(eegnet["file"]), tmp_path / "x.bci")
 
 
+def test_onnx_decoders_are_not_resaved_or_reexported(eegnet, tmp_path):
+    import pickle
+
+    onnx_decoder = load_decoder(eegnet["fp32"])
+    with pytest.raises(TypeError, match="is not re-saved or pickled: its ONNX decoder file is "):
+        onnx_decoder.save(tmp_path / "again.bci")
+    with pytest.raises(TypeError, match="is not re-saved or pickled"):
+        pickle.dumps(onnx_decoder)
+    assert not (tmp_path / "again.bci").exists()
+    with pytest.raises(TypeError, match=r"already an ONNX decoder \(OnnxClassifier\(EEGNet, "
+                                        r"float32, opset 18, 8 x 257, 2 classes\)\)"):
+        export_onnx(onnx_decoder, tmp_path / "again.bci")
+
+
 # ---------------------------------------------------------------------------------- bad files
 def test_newer_format_is_refused(eegnet, tmp_path):
     def newer(manifest):

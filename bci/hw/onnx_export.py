@@ -82,13 +82,13 @@ def _require_edge():
 @contextlib.contextmanager
 def _quiet_exporter():
     """Silence the exporter's chatter (missing torchvision ops, a torch FutureWarning)."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "root")]
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export")]
     levels = [lg.level for lg in loggers]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-        for lg in loggers[:2]:
+        for lg in loggers:
             lg.setLevel(logging.ERROR)
         try:
             yield

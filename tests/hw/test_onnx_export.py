@@ -142,15 +142,24 @@ def test_onnx_decoder_loads_and_predicts_without_torch(eegnet, recordings, tmp_p
     np.save(tmp_path / "x.npy", X)
     code = (
         "import sys, numpy as np, bci\n"
-        "import bci.realtime.loop, bci.realtime.session\n"
+        "import bci.cli, bci.hw.factory, bci.realtime.lsl, bci.realtime.session\n"  # bci stream
         f"d = bci.load_decoder({str(eegnet['fp32'])!r})\n"
         f"p = d.predict_proba(np.load({str(tmp_path / 'x.npy')!r}))\n"
         f"np.save({str(tmp_path / 'p.npy')!r}, p)\n"
+        "from bci.data import make_motor_imagery\n"
+        "raw = make_motor_imagery(3, n_chans=8, sfreq=128.0, random_state=2)\n"
+        "decisions, _ = bci.realtime.session.replay_offline(\n"
+        "    raw.get_data(), 128.0, raw.ch_names, decoder=d, step_s=1.0)\n"
+        "print(len(decisions), all(x.label in d.classes for x in decisions))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
-    assert out.stdout.strip() == "[]"
+    first, modules = out.stdout.strip().splitlines()
+    n_decisions, labelled = first.split()
+    assert int(n_decisions) > 10  # the live loop ran the ONNX decoder (step 1 s)
+    assert labelled == "True"
+    assert modules == "[]"
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"),
                                eegnet["decoder"].predict_proba(X), rtol=0, atol=1e-5)
 

@@ -619,6 +619,9 @@ def load_network(fname: str | Path, *, key: Any = None,
                                 "bci.models.decoder.save_network or `bci train --model`.")
     manifest, payload_name, payload = read_file(fname, NETWORK_FORMAT_NAME, key,
                                                  require_signature)
+    if payload_name == ONNX_PAYLOAD:
+        raise ValueError(f"{fname} is an ONNX decoder file (bci export --format onnx); export "
+                         "the original network or decoder file instead.")
     if payload_name != NETWORK_PAYLOAD:
         raise ValueError(f"{fname} holds a scikit-learn pipeline ({payload_name}), not a "
                          "network; only networks (bci train --model) can be read here.")

@@ -291,6 +291,10 @@ def test_onnx_decoders_are_not_resaved_or_reexported(eegnet, tmp_path):
     with pytest.raises(TypeError, match=r"already an ONNX decoder \(OnnxClassifier\(EEGNet, "
                                         r"float32, opset 18, 8 x 257, 2 classes\)\)"):
         export_onnx(onnx_decoder, tmp_path / "again.bci")
+    from bci.models.decoder import load_network
+
+    with pytest.raises(ValueError, match=r"is an ONNX decoder file \(bci export --format onnx\)"):
+        load_network(eegnet["fp32"])
 
 
 # ---------------------------------------------------------------------------------- bad files

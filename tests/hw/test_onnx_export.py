@@ -298,6 +298,16 @@ def test_onnx_decoders_are_not_resaved_or_reexported(eegnet, tmp_path):
 
 
 # ---------------------------------------------------------------------------------- bad files
+def test_signed_export_is_verified(eegnet, tmp_path):
+    key = b"k" * 32
+    path = export_onnx(eegnet["decoder"], tmp_path / "signed.bci", key=key)
+    assert isinstance(load_decoder(path, key=key).estimator, OnnxClassifier)
+    with pytest.raises(ValueError, match="fails signature verification"):
+        load_decoder(path, key=b"x" * 32)
+    with pytest.raises(ValueError, match="is not signed, and a signature is required"):
+        load_decoder(eegnet["fp32"], key=key)
+
+
 def test_newer_format_is_refused(eegnet, tmp_path):
     def newer(manifest):
         manifest["format_version"] = 99

@@ -450,3 +450,32 @@ def test_cli_export_errors(eegnet, tmp_path, capsys):
     assert manifest["format"] == "bci-onnx-decoder"
     assert manifest["decoder"]["ch_names"] == eegnet["decoder"].ch_names
     assert manifest["onnx"]["parity_max_abs_diff"] <= 1e-5
+
+
+def test_bci_stream_runs_the_onnx_decoder_over_lsl(eegnet, recordings, tmp_path, capsys):
+    """`bci stream --decoder X-onnx-int8.bci` on a loopback LSL stream played by `bci play`."""
+    import os
+
+    pytest.importorskip("pylsl")
+    _, test = recordings
+    fif = tmp_path / "mi_raw.fif"
+    test.save(fif, verbose=False)
+    name = f"bci-onnx-{os.getpid()}"
+    player = subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
+                               "--duration-s", "30"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        record = tmp_path / "session"
+        code = main(["stream", "--source", name, "--decoder", str(eegnet["int8"]),
+                     "--policy", "none", "--stimulator", "none", "--record", str(record),
+                     "--duration-s", "3.5", "--step-s", "0.1", "--timeout-s", "20"])
+    finally:
+        player.terminate()
+        player.communicate(timeout=10)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["samples_lost"] == 0
+    assert 5 <= summary["decisions"] <= 36  # 3.5 s at 0.1 s steps (+ what queued at start)
+    assert summary["faults"] == {} or not any(summary["faults"].values())
+    assert "Stopped: duration reached" in out

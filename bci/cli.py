@@ -622,16 +622,23 @@ def _export_numpy(args) -> int:
 def _add_export_command(sub) -> None:
     """``bci export``."""
     export = sub.add_parser(
-        "export", help="export a trained spiking decoder (NIR)",
+        "export", help="export a trained decoder (NIR, ONNX)",
         description="Export the network of a network file (bci.models.decoder.save_network) "
                     "or decoder file to the Neuromorphic Intermediate Representation (HDF5 .nir "
                     "file, read by snnTorch, Norse, Lava, Rockpool...). Exportable: "
-                    "SNNStreaming, SNN3D, LinearDecoder.")
+                    "SNNStreaming, SNN3D, LinearDecoder. --format onnx: a network decoder file "
+                    "(bci train --model) as an ONNX decoder file, float32 or int8, that "
+                    "bci.load_decoder and bci stream run with ONNX Runtime, without torch.")
     export.add_argument("model_file", metavar="MODEL_FILE", help="network or decoder file")
-    export.add_argument("--format", choices=["nir", "numpy"], default="nir",
-                        help="export format (default nir; numpy: a covariance-pipeline decoder "
-                             "file as a pickle-free NumPy decoder file, to DIR/NAME-numpy.bci)")
-    export.add_argument("--out", required=True, help="file to write (e.g. model.nir)")
+    export.add_argument("--format", choices=["nir", "onnx", "numpy"], default="nir",
+                        help="export format (default nir; onnx: a network decoder file as an "
+                             "ONNX decoder file that bci stream runs with ONNX Runtime, no "
+                             "torch, needs bci[edge]; numpy: a covariance-pipeline decoder "
+                             "file as a pickle-free NumPy decoder file)")
+    export.add_argument("--out", required=True,
+                        help="file to write (e.g. model.nir); onnx and numpy: a folder (the "
+                             "file is named after MODEL_FILE: NAME-onnx.bci, NAME-onnx-int8.bci, "
+                             "NAME-numpy.bci) or a .bci file")
     _add_with_alias(export, "--dt-s", "--dt", type=_positive("s"), default=None,
                     metavar="SECONDS",
                     help="time step the time constants are written for (default: 1 / the "
@@ -639,13 +646,30 @@ def _add_export_command(sub) -> None:
     export.add_argument("--annotate-unsupported-reset", action="store_true",
                         help="export reset-by-subtraction layers as NIR's reset to zero plus a "
                              "metadata note (only bci reads it back exactly)")
+    onnx = export.add_argument_group("onnx")
+    onnx.add_argument("--int8", action="store_true",
+                      help="static int8 quantisation (QDQ) calibrated on training windows: by "
+                           "default the decoder's training dataset and subjects (bci train "
+                           "records them)")
+    onnx.add_argument("--calibration", metavar="FILE.npy", default=None,
+                      help="with --int8: calibration windows instead, raw as the stream gives "
+                           "them (n_windows, n_chans, n_times) in volts at the decoder's rate, "
+                           "channels in its order")
+    onnx.add_argument("--calibration-dataset", default=None,
+                      help="with --int8: load the calibration windows from this dataset "
+                           "(default: the decoder's training dataset)")
+    onnx.add_argument("--calibration-subjects", type=_subjects, default=None,
+                      help="with --int8: subjects of the calibration windows, e.g. 1,2 "
+                           "(default: the decoder's training subjects)")
 
 
 def _export(args) -> int:
-    from .models.decoder import load_network
-
+    if args.format == "onnx":
+        return _export_onnx(args)
     if args.format == "numpy":
         return _export_numpy(args)
+    from .models.decoder import load_network
+
     try:
         from .hw.nir_export import save_nir
         model = load_network(args.model_file)
@@ -769,6 +793,41 @@ def _session_export(args) -> int:
     path = export_session(args.directory, args.out, fmt=args.format, overwrite=args.overwrite,
                           allow_incomplete=args.allow_incomplete)
     print(f"Wrote {path} ({args.format.upper()})")
+    return 0
+
+
+def _export_onnx(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .hw.onnx_export import export_onnx, training_epochs
+    from .models.decoder import load_decoder
+
+    decoder = load_decoder(args.model_file)
+    out = Path(args.out)
+    if out.suffix != ".bci":
+        out = out / f"{Path(args.model_file).stem}-onnx{'-int8' if args.int8 else ''}.bci"
+    calibration = None
+    if args.int8:
+        if args.calibration:
+            calibration = decoder.preprocess(np.load(args.calibration, allow_pickle=False))
+        else:
+            calibration = training_epochs(decoder, dataset=args.calibration_dataset,
+                                          subjects=args.calibration_subjects)
+    elif args.calibration or args.calibration_dataset or args.calibration_subjects:
+        raise ValueError("--calibration* options calibrate an int8 export; add --int8.")
+    path = export_onnx(decoder, out, int8=args.int8, calibration=calibration)
+    exported = load_decoder(path)
+    clf = exported.estimator
+    quant = clf.quantization
+    print(f"Exported {clf.model} to {path} ({path.stat().st_size} bytes): ONNX opset "
+          f"{clf.opset}, input (batch, {clf.n_features_in_}, {clf.n_times_}), "
+          + (f"int8 QDQ calibrated on {quant['n_windows']} windows (argmax agrees with float32 "
+             f"on {quant['agreement_with_float32']:.1%} of them)" if quant else "float32"))
+    print(f"Decoder: {exported.n_chans} channels at {exported.sfreq:g} Hz, window "
+          f"{exported.tmin:g}-{exported.tmax:g} s, classes {', '.join(exported.classes)}. "
+          f"Run it with: bci stream --decoder {path} ...")
     return 0
 
 

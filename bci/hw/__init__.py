@@ -12,6 +12,10 @@ Neuromorphic hardware: :mod:`~bci.hw.nir_export` writes the spiking decoders as 
 (:func:`to_nir`, :func:`save_nir`) and reads them back (:func:`from_nir`, :func:`load_nir`);
 needs ``bci[nir]``.
 
+Edge runtimes: :func:`export_onnx` (:mod:`~bci.hw.onnx_export`) writes a network decoder as an
+ONNX decoder file (float32 or static int8) that :func:`bci.load_decoder` runs with ONNX Runtime,
+without torch; needs ``bci[edge]``.
+
 :func:`make_stimulator` builds one from a command-line spec.
 """
 
@@ -25,4 +29,5 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "brainflow": ["BrainFlowSource", "BoardPublisher", "acquire", "board_names"],
     "nir_export": ["to_nir", "from_nir", "save_nir", "load_nir", "graph_input",
                    "NIR_EXPORTABLE"],
+    "onnx_export": ["export_onnx", "training_epochs"],
 })

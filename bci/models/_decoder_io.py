@@ -88,6 +88,9 @@ SKOPS_PAYLOAD = "estimator.skops"  # format >= 3
 NETWORK_PAYLOAD = "network.pt"  # format >= 2
 FORMAT_NAME = "bci-decoder"
 NETWORK_FORMAT_NAME = "bci-network"  # a network alone: save_network / load_network
+# an exported network (`bci export --format onnx`): an ONNX graph run by ONNX Runtime, no torch
+ONNX_PAYLOAD = "model.onnx"
+ONNX_FORMAT_NAME = "bci-onnx-decoder"
 #: The payloads each (format, version) may hold: what decides the loader.
 PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
     (FORMAT_NAME, 1): (JOBLIB_PAYLOAD,),
@@ -95,8 +98,9 @@ PAYLOADS: dict[tuple[str, int], tuple[str, ...]] = {
     (FORMAT_NAME, 3): (SKOPS_PAYLOAD, NETWORK_PAYLOAD),
     (NETWORK_FORMAT_NAME, 2): (NETWORK_PAYLOAD,),
     (NETWORK_FORMAT_NAME, 3): (NETWORK_PAYLOAD,),
+    (ONNX_FORMAT_NAME, 3): (ONNX_PAYLOAD,),
 }
-_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD)
+_ALL_PAYLOADS = (JOBLIB_PAYLOAD, SKOPS_PAYLOAD, NETWORK_PAYLOAD, ONNX_PAYLOAD)
 
 #: NumPy decoder files (`bci export --format numpy`, :mod:`bci.models.numpy_runtime`): format-3
 #: decoder files whose payload is the fitted arrays (``.npy`` members), evaluated by NumPy alone.
@@ -442,7 +446,7 @@ def read_file(fname: Path, kind: str, key: Any, require_signature: bool | None
     with Container(fname, MANIFEST, _ALL_PAYLOADS, str(fname), f"bci {label} file") as archive:
         manifest = parse_manifest(archive.read(MANIFEST), str(fname), archive.label)
         fmt, version = manifest.get("format"), manifest.get("format_version")
-        if fmt not in (FORMAT_NAME, NETWORK_FORMAT_NAME):
+        if fmt not in (FORMAT_NAME, NETWORK_FORMAT_NAME, ONNX_FORMAT_NAME):
             raise ValueError(f"{fname} is not a bci {label} file (no {kind!r} manifest).")
         if type(version) is not int or version < 1:
             raise ValueError(f"{fname} is not a bci {label} file or is damaged: format_version "

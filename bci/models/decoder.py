@@ -78,6 +78,7 @@ from ._decoder_io import (
     FORMAT_VERSION,
     NETWORK_FORMAT_NAME,
     NETWORK_PAYLOAD,
+    ONNX_PAYLOAD,
     SKOPS_PAYLOAD,
     TRUSTED_TYPES,
     check_trusted_types,
@@ -461,7 +462,11 @@ def load_decoder(fname: str | Path, *, key: Any = None, require_signature: bool 
     if manifest.get("sklearn_version") != sklearn.__version__:
         logger.warning("%s was fitted with scikit-learn %s, this is %s; predictions may differ.",
                        fname, manifest.get("sklearn_version"), sklearn.__version__)
-    if payload_name == NETWORK_PAYLOAD:
+    if payload_name == ONNX_PAYLOAD:  # `bci export --format onnx`: ONNX Runtime, no torch
+        from .onnx_runtime import onnx_estimator
+
+        estimator = onnx_estimator(manifest, payload, fname)
+    elif payload_name == NETWORK_PAYLOAD:
         estimator = _load_network(manifest, payload, fname)
     elif payload_name == SKOPS_PAYLOAD:
         estimator = load_pipeline(payload, str(fname), trusted_types=trusted_types)
@@ -628,6 +633,9 @@ def load_network(fname: str | Path, *, key: Any = None,
                                 "bci.models.decoder.save_network or `bci train --model`.")
     manifest, payload_name, payload = read_file(fname, NETWORK_FORMAT_NAME, key,
                                                  require_signature)
+    if payload_name == ONNX_PAYLOAD:
+        raise ValueError(f"{fname} is an ONNX decoder file (bci export --format onnx); export "
+                         "the original network or decoder file instead.")
     if payload_name != NETWORK_PAYLOAD:
         raise ValueError(f"{fname} holds a scikit-learn pipeline ({payload_name}), not a "
                          "network; only networks (bci train --model) can be read here.")

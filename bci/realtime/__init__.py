@@ -25,6 +25,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "report": ["summarize", "make_session_report", "latency_stats"],
     "session": ["run_session", "parse_policy", "replay_offline"],
     "player": ["Player", "play"],
+    "pseudo_online": ["pseudo_online", "ConfidencePolicy", "replay_trials", "replay_rest",
+                      "PseudoOnlineResults", "TrialReplay"],
     "lsl": ["LSLSource", "SignalOutlet", "MarkerOutlet", "MarkerInlet", "local_clock",
             "use_loopback_config", "list_streams"],
 })

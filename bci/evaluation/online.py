@@ -18,8 +18,8 @@ import numpy as np
 
 from .._checks import check_positive, check_real, ensure_int
 
-__all__ = ["ONLINE_COLUMNS", "format_online_table", "itr_bits_per_min", "plot_accuracy_curves",
-           "summarize_online", "trial_metrics", "wolpaw_bits"]
+__all__ = ["ONLINE_COLUMNS", "ONLINE_COLUMN_DOCS", "format_online_table", "itr_bits_per_min",
+           "plot_accuracy_curves", "summarize_online", "trial_metrics", "wolpaw_bits"]
 
 #: Columns a pseudo-online evaluation adds to MOABB's (see
 #: :func:`bci.realtime.pseudo_online.pseudo_online`), in the order written to ``results.csv``.
@@ -28,6 +28,31 @@ ONLINE_COLUMNS = ["offline_accuracy", "online_accuracy", "selection_accuracy",
                   "itr_deadline_bits_min", "false_activations_per_min", "n_false_activations",
                   "rest_min", "n_trials", "window_s", "step_s", "deadline_s", "threshold",
                   "iti_s", "replay_speed"]
+#: What each of :data:`ONLINE_COLUMNS` means (units in the names: ``_s`` seconds, ``_min``
+#: minutes, ``bits_min`` bits per minute).
+ONLINE_COLUMN_DOCS = {
+    "offline_accuracy": "accuracy of the fold's epochs, offline (beside MOABB's score)",
+    "online_accuracy": "accuracy of the decision forced at deadline_s after the cue",
+    "selection_accuracy": "accuracy of the selections: the first confident decision at or "
+                          "before the deadline, else the forced one",
+    "median_decision_s": "median time of the selections after the cue (s)",
+    "median_first_correct_s": "median time of the first correct confident decision (s; "
+                              "trials that have one)",
+    "itr_bits_min": "Wolpaw ITR of the selections, mean selection time + iti_s per trial",
+    "itr_deadline_bits_min": "Wolpaw ITR of the forced decisions, deadline_s + iti_s per "
+                             "trial",
+    "false_activations_per_min": "confident decisions per minute of rest windows (NaN: the "
+                                 "dataset has no rest period that is not a class)",
+    "n_false_activations": "confident decisions in rest periods",
+    "rest_min": "minutes of rest decisions (windows times step_s)",
+    "n_trials": "test trials replayed",
+    "window_s": "decoded window (s): the paradigm's epoch",
+    "step_s": "time between windows (s)",
+    "deadline_s": "forced decision time after the cue (s)",
+    "threshold": "probability of a confident decision",
+    "iti_s": "inter-trial interval added in the ITR (s)",
+    "replay_speed": "windows decided x step_s / wall time: speed-up over a live loop",
+}
 
 
 def wolpaw_bits(n_classes: int, accuracy: float) -> float:

@@ -167,9 +167,13 @@ class TrialReplay:
     activations : list of list of (float, int)
         For each trial, the policy's activations: (time after the cue in s, class column).
     signal_s : float
-        Seconds of recording replayed.
+        Seconds of recording replayed (each trial: one window before the cue, then up to the
+        horizon).
     wall_s : float
-        Seconds it took (``signal_s / wall_s`` is the speed-up over real time).
+        Seconds it took.
+    n_windows : int
+        Windows decided. A live loop takes ``step_s`` per window, so
+        ``n_windows * step_s / wall_s`` is the speed-up over real time.
     """
 
     times_s: np.ndarray
@@ -177,6 +181,7 @@ class TrialReplay:
     activations: list[list[tuple[float, int]]]
     signal_s: float = 0.0
     wall_s: float = 0.0
+    n_windows: int = 0
 
 
 def _permissive_safety() -> SafetyGate:
@@ -266,7 +271,7 @@ def replay_trials(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],
     onsets = [int(c) for c in onsets]
     proba = np.full((len(onsets), n_steps, len(decoder.classes)), np.nan)
     activations: list[list[tuple[float, int]]] = []
-    signal_s, t_start = 0.0, time.perf_counter()
+    signal_s, n_windows, t_start = 0.0, 0, time.perf_counter()
     for i, cue in enumerate(onsets):
         # the first window ends on the cue, or on the first step after it that has a whole
         # window of recording before it (a cue near the start of its run)
@@ -283,13 +288,15 @@ def replay_trials(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],
         decisions, stims = _replay_segment(decoder, signal[:, start:stop], sfreq, ch_names,
                                            (start - cue) / sfreq, step_s, policy, chunk_size)
         signal_s += (stop - start) / sfreq
+        n_windows += len(decisions)
         for d in decisions:
             j = int(round(d.t_end / step_s))
             if 0 <= j < n_steps and abs(d.t_end - j * step_s) <= 0.5 / sfreq + 1e-9:
                 proba[i, j] = d.proba
         activations.append([(float(s.t_trigger), int(s.code)) for s in stims
                             if s.t_trigger <= times[-1] + 0.5 / sfreq])
-    return TrialReplay(times, proba, activations, signal_s, time.perf_counter() - t_start)
+    return TrialReplay(times, proba, activations, signal_s, time.perf_counter() - t_start,
+                       n_windows)
 
 
 def replay_rest(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],
@@ -754,7 +761,7 @@ def _evaluate(dataset, paradigm, data: _Data, name, estimator, split, params, ra
         # replay the test trials, run by run
         proba = []
         acts: list = []
-        signal_s = wall_s = 0.0
+        signal_s = wall_s = decided_s = 0.0
         order = []
         for key, rows in meta.iloc[test].groupby(["subject", "session", "run"],
                                                   sort=False).groups.items():
@@ -768,6 +775,7 @@ def _evaluate(dataset, paradigm, data: _Data, name, estimator, split, params, ra
             order.append(rows)
             signal_s += rep.signal_s
             wall_s += rep.wall_s
+            decided_s += rep.n_windows * params["step_s"]
             times = rep.times_s
         order = np.concatenate(order)
         proba = np.concatenate(proba)
@@ -813,7 +821,7 @@ def _evaluate(dataset, paradigm, data: _Data, name, estimator, split, params, ra
             "n_trials": int(len(test)), "window_s": params["window_s"],
             "step_s": params["step_s"], "deadline_s": params["deadline_s"],
             "threshold": params["threshold"], "iti_s": params["iti_s"],
-            "replay_speed": signal_s / wall_s if wall_s > 0 else np.nan,
+            "replay_speed": (decided_s + observed_s) / wall_s if wall_s > 0 else np.nan,
             "split": split,
         })
         for i, row in enumerate(order):

@@ -270,3 +270,26 @@ def test_duration_measurement_sanity():
                         [500, 1500], step_s=0.1, horizon_s=3.0)
     assert rep.signal_s == pytest.approx(2 * (1.0 + 3.0 + 0.02), abs=0.011)
     assert 0 < rep.wall_s <= time.perf_counter() - t0
+
+
+@pytest.mark.parametrize(("shape", "band", "sfreq"), [
+    ((1, 8, 513), (8.0, 32.0), 128.0),
+    ((3, 4, 40), (8.0, 32.0), 128.0),  # shorter than MNE's padding
+    ((2, 3, 300), (12.5, 13.5), 256.0),  # a filter-bank band: padding >> window
+    ((1, 2, 1000), (None, 30.0), 160.0),
+    ((1, 2, 1000), (1.0, None), 160.0),
+])
+def test_decoder_filters_windows_as_mne_bit_for_bit(shape, band, sfreq):
+    """The decoder's cached filter design (what makes replay fast) changes no bit."""
+    from mne.filter import filter_data
+
+    from bci.models.decoder import Decoder
+
+    X = np.random.default_rng(0).standard_normal(shape) * 1e-5
+    decoder = Decoder(estimator=None, ch_names=[f"C{i}" for i in range(shape[1])],
+                      sfreq=sfreq, tmin=0.0, tmax=(shape[2] - 1) / sfreq, classes=["a", "b"],
+                      filters=[band])
+    expected = filter_data(X, sfreq, *band, method="iir", verbose=False)
+    for _ in range(2):  # designed once, reused
+        np.testing.assert_array_equal(decoder.preprocess(X), expected)
+    assert len(decoder.__dict__["_iir_designs"]) == 1

@@ -293,3 +293,30 @@ def test_decoder_filters_windows_as_mne_bit_for_bit(shape, band, sfreq):
     for _ in range(2):  # designed once, reused
         np.testing.assert_array_equal(decoder.preprocess(X), expected)
     assert len(decoder.__dict__["_iir_designs"]) == 1
+
+
+def test_cli_benchmark_pseudo_online(tmp_path, capsys):
+    import pandas as pd
+
+    from bci.cli import main
+
+    out = tmp_path / "po"
+    assert main(["benchmark", "--evaluation", "pseudo-online", "--pipelines", "MDM",
+                 "--dataset-param", "n_subjects=1", "--dataset-param", "n_trials=5",
+                 "--step-s", "0.5", "--deadline-s", "3", "--threshold", "0.7",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "online@dl" in printed
+    assert "accuracy_vs_time.png" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert results["evaluation"].tolist() == ["pseudo-online"]
+    assert results["deadline_s"].tolist() == [3.0]
+    assert results["threshold"].tolist() == [0.7]
+    curves = pd.read_csv(out / "curves.csv")
+    assert curves["time_s"].max() == 3.0
+    # bad values are refused by argparse, with the unit
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--evaluation", "pseudo-online", "--step-s", "nan"])
+    assert exc.value.code == 2
+    assert "argument --step-s: the value must be a finite number > 0 (s), got nan" in \
+        capsys.readouterr().err

@@ -340,8 +340,8 @@ def replay_rest(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],
     return n_act, n_windows * step_s, signal_s
 
 
-def find_cues(raw: Any, event_id: Mapping[str, int], tmin: float, tmax: float
-              ) -> tuple[np.ndarray, np.ndarray]:
+def find_cues(raw: Any, event_id: Mapping[str, int], tmin: float, tmax: float, *,
+              interval_start_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Cue samples and class names of the epochs MOABB cuts from one continuous run.
 
     Uses MOABB's own event extraction (:class:`moabb.datasets.preprocessing.RawToEvents`:
@@ -356,6 +356,9 @@ def find_cues(raw: Any, event_id: Mapping[str, int], tmin: float, tmax: float
         The paradigm's classes (``paradigm.used_events(dataset)``).
     tmin, tmax : float
         Epoch limits (s) relative to the event (MOABB adds ``dataset.interval[0]``).
+    interval_start_s : float
+        ``dataset.interval[0]``: MOABB datasets shift their annotations by it (an annotation
+        starts where the epoch of its trial starts) and its event reader shifts them back.
 
     Returns
     -------
@@ -377,7 +380,8 @@ def find_cues(raw: Any, event_id: Mapping[str, int], tmin: float, tmax: float
             f"Pseudo-online evaluation replays continuous recordings, but the dataset gave a "
             f"{type(raw).__name__} for a run; use a MOABB dataset whose get_data returns "
             "mne.io.Raw runs with the trial events (annotations or a stim channel).")
-    events = RawToEvents(event_id=dict(event_id), interval=(0.0, 0.0)).transform(raw)
+    events = RawToEvents(event_id=dict(event_id),
+                         interval=(float(interval_start_s), 0.0)).transform(raw)
     sfreq = raw.info["sfreq"]
     onsets = events[:, 0] - raw.first_samp
     first, last = int(round(tmin * sfreq)), int(round(tmax * sfreq))
@@ -386,17 +390,20 @@ def find_cues(raw: Any, event_id: Mapping[str, int], tmin: float, tmax: float
     return onsets[keep].astype(int), np.array([code_to_name[c] for c in events[keep, 2]])
 
 
-def _rest_segments(raw: Any, rest_events: Sequence[str], classes: Sequence[str]
-                   ) -> list[tuple[int, int]]:
-    """(start, stop) samples of the rest annotations that are not a class of the paradigm."""
+def _rest_segments(raw: Any, rest_events: Sequence[str], classes: Sequence[str],
+                   interval_start_s: float) -> list[tuple[int, int]]:
+    """(start, stop) samples of the rest annotations that are not a class of the paradigm.
+
+    A period runs from its cue to the next annotation's cue (MOABB annotations start
+    ``interval_start_s`` after the cue, see :func:`find_cues`).
+    """
     names = [r for r in rest_events if r not in set(classes)]
     ann = raw.annotations
     if not names or not len(ann):
         return []
     sfreq = raw.info["sfreq"]
-    onsets = np.asarray(ann.onset) - raw.first_time  # annotation onsets in the data's seconds
-    if ann.orig_time is None:
-        onsets = np.asarray(ann.onset)
+    onsets = np.asarray(ann.onset) - (raw.first_time if ann.orig_time is not None else 0.0)
+    onsets = onsets - interval_start_s  # the cues
     order = np.argsort(onsets)
     onsets, desc = onsets[order], np.asarray(ann.description)[order]
     segments = []
@@ -672,7 +679,8 @@ def _load(dataset, paradigm, subjects, rest_events) -> _Data:
     for (subject, session, run), rows in meta.groupby(["subject", "session", "run"],
                                                       sort=False).groups.items():
         raw = raw_data[subject][session][run]
-        cues, names = find_cues(raw, event_id, float(epochs.tmin), float(epochs.tmax))
+        cues, names = find_cues(raw, event_id, float(epochs.tmin), float(epochs.tmax),
+                                interval_start_s=float(dataset.interval[0]))
         rows = np.asarray(rows)
         if len(cues) != len(rows) or not np.array_equal(names, y[rows].astype(str)):
             raise RuntimeError(
@@ -687,8 +695,8 @@ def _load(dataset, paradigm, subjects, rest_events) -> _Data:
             raise ValueError(f"{dataset.code}: runs at {sfreq:g} and {raw.info['sfreq']:g} Hz; "
                              "one decoder needs one rate (resample the dataset).")
         runs[(subject, session, run)] = raw.get_data(picks=ch_names)
-        rest[(subject, session, run)] = _rest_segments(raw, list(rest_events),
-                                                       np.unique(y.astype(str)))
+        rest[(subject, session, run)] = _rest_segments(
+            raw, list(rest_events), np.unique(y.astype(str)), float(dataset.interval[0]))
     return _Data(X, y, meta, onsets, runs, ch_names, float(epochs.tmin), float(epochs.tmax),
                  [tuple(b) for b in resolved.filters], sfreq, rest)
 

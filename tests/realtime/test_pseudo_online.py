@@ -320,3 +320,82 @@ def test_cli_benchmark_pseudo_online(tmp_path, capsys):
     assert exc.value.code == 2
     assert "argument --step-s: the value must be a finite number > 0 (s), got nan" in \
         capsys.readouterr().err
+
+
+def _onset_dataset(onset_s: float, window_s: float):
+    """Return a MOABB dataset of :func:`bci.data.make_onset_trials` runs (epoch: the effect)."""
+    from moabb.datasets.base import BaseDataset
+
+    from bci.data.synthetic import make_onset_trials
+
+    class OnsetTrials(BaseDataset):
+        def __init__(self):
+            super().__init__(subjects=[1], sessions_per_subject=1,
+                             events={"left_hand": 1, "right_hand": 2}, code="OnsetTrials",
+                             interval=[onset_s, onset_s + window_s], paradigm="imagery")
+
+        def _get_single_subject_data(self, subject):
+            return {"0": {str(run): make_onset_trials(10, onset_s=onset_s, effect_s=3.0,
+                                                      random_state=run)
+                          for run in range(2)}}
+
+        def data_path(self, subject, path=None, force_update=False, update_path=None,
+                      verbose=None):
+            return []
+
+    return OnsetTrials()
+
+
+def test_planted_onset_with_a_fitted_pipeline():
+    """MDM fitted on the effect: chance before the onset, right once the window holds it."""
+    onset_s, window_s, step_s = 1.0, 1.0, 0.1
+    res = pseudo_online(_onset_dataset(onset_s, window_s), "LeftRightImagery", ["MDM"],
+                        step_s=step_s, horizon_s=3.5, progress=False)
+    curve = res.curves.groupby("time_s")["accuracy"].mean()
+    before = curve[curve.index <= onset_s + 1e-9]  # windows that end before the effect
+    assert before.mean() == pytest.approx(0.5, abs=0.2)
+    after = curve[curve.index >= onset_s + window_s - 1e-9]  # windows wholly in the effect
+    assert after.min() >= 0.95
+    assert res.results["online_accuracy"].iloc[0] >= 0.95  # deadline: the epoch's end, 2 s
+    # the first correct confident decision comes after the onset, by onset + window + step
+    # (some trials get a lucky confident guess on the noise before the onset: MDM's
+    # probabilities are sharp, a property of the decoder, counted as such)
+    first = res.trials["first_correct_s"].dropna()
+    assert len(first) >= 0.9 * len(res.trials)
+    assert onset_s < first.median() <= onset_s + window_s + step_s
+    assert (first <= onset_s).mean() <= 0.5
+
+
+def test_cues_undo_moabbs_annotation_shift():
+    """MOABB starts a trial's annotation at its epoch (interval[0] after the cue)."""
+    from moabb.paradigms import SSVEP
+
+    from bci.data.datasets import SyntheticSSVEP
+
+    dataset = SyntheticSSVEP(n_subjects=1, n_trials=2)
+    assert dataset.interval[0] == 1
+    raw = dataset.get_data([1])[1]["0"]["0"]
+    event_id = SSVEP(n_classes=3).used_events(dataset)
+    cues, names = find_cues(raw, event_id, 1.0, 5.0, interval_start_s=1.0)
+    ann = raw.annotations
+    keep = [d in event_id for d in ann.description]
+    expected = np.round((ann.onset[keep] - 1.0) * raw.info["sfreq"]).astype(int)
+    np.testing.assert_array_equal(cues, expected)
+    np.testing.assert_array_equal(names, np.asarray(ann.description)[keep])
+
+
+def test_a_dataset_whose_runs_change_between_loads_is_refused():
+    """Epochs and the replayed run must come from the same recording, or nothing is scored."""
+    from bci.data.synthetic import make_onset_trials
+
+    dataset = _onset_dataset(0.5, 1.0)
+    calls = []
+
+    def fresh(subject):  # a new recording at every load
+        calls.append(subject)
+        return {"0": {"0": make_onset_trials(5 + len(calls), onset_s=0.5,
+                                             random_state=len(calls))}}
+
+    dataset._get_single_subject_data = fresh
+    with pytest.raises(RuntimeError, match="do not match the .* events of the continuous run"):
+        pseudo_online(dataset, "LeftRightImagery", ["MDM"], progress=False)

@@ -399,3 +399,26 @@ def test_a_dataset_whose_runs_change_between_loads_is_refused():
     dataset._get_single_subject_data = fresh
     with pytest.raises(RuntimeError, match="do not match the .* events of the continuous run"):
         pseudo_online(dataset, "LeftRightImagery", ["MDM"], progress=False)
+
+
+def test_make_onset_trials_plants_the_step_at_the_onset():
+    from bci.data.synthetic import BACKGROUND_RMS_V, make_onset_trials
+
+    raw = make_onset_trials(3, onset_s=0.75, effect_s=2.0, snr=3.0, random_state=1)
+    data, sfreq = raw.get_data(), raw.info["sfreq"]
+    assert len(raw.annotations) == 6
+    for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
+        row = ["left_hand", "right_hand"].index(label)
+        start = int(round(onset * sfreq)) + int(round(0.75 * sfreq))
+        after = data[row, start:start + int(2.0 * sfreq)]
+        before = data[row, start - int(0.75 * sfreq):start]
+        other = data[1 - row, start:start + int(2.0 * sfreq)]
+        # sine RMS = snr x background RMS, on the class channel only, from the onset on
+        assert np.sqrt(np.mean(after ** 2)) / BACKGROUND_RMS_V == pytest.approx(
+            np.sqrt(1 + 3.0 ** 2), rel=0.15)
+        assert np.sqrt(np.mean(before ** 2)) / BACKGROUND_RMS_V == pytest.approx(1.0, rel=0.25)
+        assert np.sqrt(np.mean(other ** 2)) / BACKGROUND_RMS_V == pytest.approx(1.0, rel=0.25)
+    with pytest.raises(ValueError, match="below Nyquist"):
+        make_onset_trials(freq=64.0, sfreq=128.0)
+    with pytest.raises(ValueError, match="2 to 4 distinct names"):
+        make_onset_trials(classes=["a", "a"])

@@ -585,9 +585,15 @@ def pseudo_online(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftR
     results = means.merge(fixed, on=group_cols)
     for col in ("samples", "channels", "n_sessions", "n_trials", "n_false_activations"):
         results[col] = results[col].round().astype(int)
-    results["n_trials"] = folds_df.groupby(group_cols, sort=False)["n_trials"].sum().to_numpy()
-    results["n_false_activations"] = folds_df.groupby(
-        group_cols, sort=False)["n_false_activations"].sum().to_numpy()
+    # counts and rest time add up over the folds; the rate is their ratio
+    sums = folds_df.groupby(group_cols, sort=False)[
+        ["n_trials", "n_false_activations", "rest_min"]].sum()
+    for col in sums:
+        results[col] = sums[col].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        results["false_activations_per_min"] = np.where(
+            results["rest_min"] > 0, results["n_false_activations"] / results["rest_min"],
+            np.nan)
     results = results[[c for c in _COLUMNS if c in results]]
     return PseudoOnlineResults(results=results, folds=folds_df[[c for c in _FOLD_COLUMNS
                                                                if c in folds_df]],

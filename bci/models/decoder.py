@@ -200,9 +200,12 @@ class Decoder:
             if l_freq is not None or h_freq is not None:
                 key = (self.sfreq, l_freq, h_freq)
                 if key not in designs:
-                    designs[key] = create_filter(None, self.sfreq, l_freq, h_freq,
-                                                 method="iir", verbose=False)
-                Xb = _sosfiltfilt_like_mne(X, designs[key]["sos"], designs[key]["padlen"])
+                    from scipy.signal import sosfilt_zi
+
+                    iir = create_filter(None, self.sfreq, l_freq, h_freq, method="iir",
+                                        verbose=False)
+                    designs[key] = (iir["sos"], iir["padlen"], sosfilt_zi(iir["sos"]))
+                Xb = _sosfiltfilt_like_mne(X, *designs[key])
             if self.resample is not None and self.resample != self.sfreq:
                 Xb = resample(Xb, up=self.resample, down=self.sfreq, axis=-1, verbose=False)
             bands.append(Xb)
@@ -485,21 +488,27 @@ def _load_network(manifest: dict, payload: bytes, fname: Path):
                          f"malformed ({type(err).__name__}: {err}).") from err
 
 
-def _sosfiltfilt_like_mne(X: np.ndarray, sos: np.ndarray, padlen: int) -> np.ndarray:
+def _sosfiltfilt_like_mne(X: np.ndarray, sos: np.ndarray, padlen: int,
+                          zi: np.ndarray) -> np.ndarray:
     """Filter the last axis (zero-phase SOS) exactly as MNE's ``filter_data(method="iir")``.
 
     MNE pads each row with its "reflect_limited" mirror (``2 x[0] - x[padlen:0:-1]``, and
     likewise at the end), runs ``scipy.signal.sosfiltfilt`` without its own padding, and cuts
-    the padding off; this does the same without re-designing the filter.
+    the padding off. This does the same, with ``sosfiltfilt``'s two ``sosfilt`` passes written
+    out so that the filter's design and initial state ``zi`` (``sosfilt_zi(sos)``) are computed
+    once per decoder, not per window.
     """
-    from scipy.signal import sosfiltfilt
+    from scipy.signal import sosfilt
 
     x = np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])
     pad = min(int(padlen), x.shape[-1] - 1)
     if pad > 0:
         x = np.concatenate([2 * x[:, :1] - x[:, pad:0:-1], x,
                             2 * x[:, -1:] - x[:, -2:-pad - 2:-1]], axis=-1)
-    y = sosfiltfilt(sos, x, axis=-1, padlen=0)
+    zi = zi.reshape(len(sos), 1, 2)
+    y, _ = sosfilt(sos, x, axis=-1, zi=zi * x[:, :1])
+    y, _ = sosfilt(sos, y[:, ::-1], axis=-1, zi=zi * y[:, -1:])
+    y = y[:, ::-1]
     if pad > 0:
         y = y[:, pad:y.shape[-1] - pad]
     return np.ascontiguousarray(y).reshape(X.shape)

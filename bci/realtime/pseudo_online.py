@@ -174,6 +174,9 @@ class TrialReplay:
     n_windows : int
         Windows decided. A live loop takes ``step_s`` per window, so
         ``n_windows * step_s / wall_s`` is the speed-up over real time.
+    cpu_s : float
+        CPU seconds of this process meanwhile (``time.process_time``): the speed-up on an
+        idle machine is about ``n_windows * step_s / cpu_s`` when the replay runs alone.
     """
 
     times_s: np.ndarray
@@ -182,6 +185,7 @@ class TrialReplay:
     signal_s: float = 0.0
     wall_s: float = 0.0
     n_windows: int = 0
+    cpu_s: float = 0.0
 
 
 def _permissive_safety() -> SafetyGate:
@@ -271,7 +275,7 @@ def replay_trials(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],
     onsets = [int(c) for c in onsets]
     proba = np.full((len(onsets), n_steps, len(decoder.classes)), np.nan)
     activations: list[list[tuple[float, int]]] = []
-    signal_s, n_windows, t_start = 0.0, 0, time.perf_counter()
+    signal_s, n_windows, t_start, c_start = 0.0, 0, time.perf_counter(), time.process_time()
     for i, cue in enumerate(onsets):
         # the first window ends on the cue, or on the first step after it that has a whole
         # window of recording before it (a cue near the start of its run)
@@ -296,7 +300,7 @@ def replay_trials(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],
         activations.append([(float(s.t_trigger), int(s.code)) for s in stims
                             if s.t_trigger <= times[-1] + 0.5 / sfreq])
     return TrialReplay(times, proba, activations, signal_s, time.perf_counter() - t_start,
-                       n_windows)
+                       n_windows, time.process_time() - c_start)
 
 
 def replay_rest(decoder: Any, signal, sfreq: float, ch_names: Sequence[str],

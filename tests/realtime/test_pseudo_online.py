@@ -437,3 +437,17 @@ def test_make_onset_trials_plants_the_step_at_the_onset():
         make_onset_trials(freq=64.0, sfreq=128.0)
     with pytest.raises(ValueError, match="2 to 4 distinct names"):
         make_onset_trials(classes=["a", "a"])
+
+
+def test_cross_subject_folds():
+    from bci.data.datasets import SyntheticMotorImagery
+
+    res = pseudo_online(SyntheticMotorImagery(n_subjects=2, n_trials=4), "LeftRightImagery",
+                        ["MDM"], split="cross-subject", step_s=1.0, progress=False)
+    # leave one subject out: one row per test subject, each trial tested once
+    assert sorted(res.results["subject"]) == [1, 2]
+    assert (res.results["n_trials"] == 16).all()
+    assert (res.results["samples"] == 16).all()  # trained on the other subject's 16 epochs
+    with pytest.raises(ValueError, match="cross-subject evaluation needs at least 2 subjects"):
+        pseudo_online(_synthetic(), "LeftRightImagery", ["MDM"], split="cross-subject",
+                      progress=False)

@@ -234,9 +234,9 @@ def test_ssvep_filter_bank_with_rest_false_activations():
 def test_replay_speed_8_channels():
     """Replay is much faster than real time (8 channels at 128 Hz, MDM with its band-pass).
 
-    Measured (2 shared cores, load average 7): 1.5 ms of CPU per window, 65x real time at
-    ``step_s=0.1`` (3.2 ms of wall time, 31x, under that load). The bounds are conservative
-    for loaded CI machines.
+    Measured (2 shared cores, load average 4-8): 1.5-2.0 ms of CPU per window, 50-65x real
+    time at ``step_s=0.1`` (2.7-5.1 ms of wall time, 20-37x, under that load). The bounds are
+    conservative for loaded CI machines.
     """
     from threadpoolctl import threadpool_limits
 

@@ -25,8 +25,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "report": ["summarize", "make_session_report", "latency_stats"],
     "session": ["run_session", "parse_policy", "replay_offline"],
     "player": ["Player", "play"],
-    "pseudo_online": ["pseudo_online", "ConfidencePolicy", "replay_trials", "replay_rest",
-                      "PseudoOnlineResults", "TrialReplay"],
+    "pseudo_online": ["pseudo_online", "PseudoOnlineResults", "write_online_results"],
+    "trial_replay": ["ConfidencePolicy", "replay_trials", "replay_rest", "TrialReplay",
+                     "find_cues"],
     "lsl": ["LSLSource", "SignalOutlet", "MarkerOutlet", "MarkerInlet", "local_clock",
             "use_loopback_config", "list_streams"],
 })

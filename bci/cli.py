@@ -230,6 +230,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="forced decision time after the cue (s; default: epoch end)")
     online.add_argument("--threshold", type=_fraction, default=0.8,
                         help="probability of a confident decision (default 0.8)")
+    online.add_argument("--n-consecutive", type=_count(1), default=1,
+                        help="consecutive confident windows a decision needs (default 1)")
     online.add_argument("--iti-s", type=_positive("s", allow_zero=True, allow_none=True),
                         default=None, help="inter-trial interval for the ITR (s; default: "
                                            "the dataset's if known, else 0)")
@@ -318,7 +320,8 @@ def _benchmark(args) -> int:
                         evaluation=args.evaluation, random_state=args.random_state,
                         n_jobs=args.n_jobs, out=args.out, split=args.split,
                         step_s=args.step_s, deadline_s=args.deadline_s,
-                        threshold=args.threshold, iti_s=args.iti_s)
+                        threshold=args.threshold, n_consecutive=args.n_consecutive,
+                        iti_s=args.iti_s)
     print()
     online = args.evaluation == "pseudo-online"
     print(format_online_table(results) if online else format_table(results))

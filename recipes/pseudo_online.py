@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-s", type=float, default=0.1, help="s between windows")
     parser.add_argument("--threshold", type=float, default=0.8,
                         help="probability of a confident decision")
+    parser.add_argument("--n-consecutive", type=int, default=1,
+                        help="consecutive confident windows a decision needs")
     parser.add_argument("--quick", action="store_true",
                         help="synthetic data, one pipeline, 0.5-s steps: check that it runs")
     args = parser.parse_args(argv)
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {config['dataset']} {config['paradigm']} subjects "
               f"{config['subjects']}, {', '.join(config['pipelines'])} ...", flush=True)
         results = bci.benchmark(evaluation="pseudo-online", step_s=step_s,
-                                threshold=args.threshold, out=args.out / name, **config)
+                                threshold=args.threshold, n_consecutive=args.n_consecutive,
+                                out=args.out / name, **config)
         wall_s = time.perf_counter() - start
         print(format_online_table(results))
         print(f"{len(results)} rows in {wall_s:.0f} s; wrote {args.out / name}/\n", flush=True)
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             "experiment": name, "quick": args.quick, "dataset": config["dataset"],
             "paradigm": config["paradigm"], "subjects": config["subjects"],
             "paradigm_params": config.get("paradigm_params", {}),
-            "step_s": step_s, "threshold": args.threshold, "wall_s": round(wall_s, 1),
+            "step_s": step_s, "threshold": args.threshold,
+            "n_consecutive": args.n_consecutive, "wall_s": round(wall_s, 1),
             "summary": {p: {k: (None if v != v else round(float(v), 4)) for k, v in row.items()}
                         for p, row in summary.iterrows()},
             "per_subject_online_accuracy": {

@@ -319,6 +319,7 @@ def test_cli_benchmark_pseudo_online(tmp_path, capsys):
     assert main(["benchmark", "--evaluation", "pseudo-online", "--pipelines", "MDM",
                  "--dataset-param", "n_subjects=1", "--dataset-param", "n_trials=5",
                  "--step-s", "0.5", "--deadline-s", "3", "--threshold", "0.7",
+                 "--n-consecutive", "2",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "online@dl" in printed

@@ -11,6 +11,7 @@ def test_quick_pseudo_online_recipe(tmp_path, script_main, capsys):
     report = json.loads((tmp_path / "lr.json").read_text())
     assert report["dataset"] == "SyntheticMotorImagery"
     assert report["quick"] is True
+    assert report["n_consecutive"] == 1
     (name, row), = report["summary"].items()
     assert name == "MDM"
     # 20 trials, each tested once over the 5 folds; the planted ERD decodes far above chance

@@ -100,7 +100,8 @@ class PseudoOnlineResults:
     results : pandas.DataFrame
         One row per subject, session (the test session or subject's, as MOABB) and pipeline:
         MOABB's columns (``score`` is the offline score of the same folds, MOABB's metric;
-        ``evaluation`` is ``"pseudo-online"``, the folds in ``split``) and
+        ``samples`` the training epochs of a fold; ``evaluation`` is ``"pseudo-online"``, the
+        folds in ``split``) and
         :data:`bci.evaluation.online.ONLINE_COLUMNS`, means over the folds.
     folds : pandas.DataFrame
         The same, one row per fold.

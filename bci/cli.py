@@ -216,7 +216,25 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--pipelines", default="CSP+LDA,TS+LR,TS+SVM,MDM,FgMDM,ACM+TS+SVM",
                        help="comma-separated registered pipeline names (see `bci pipelines`)")
     bench.add_argument("--evaluation", default="within-session",
-                       choices=["within-session", "cross-session", "cross-subject"])
+                       choices=["within-session", "cross-session", "cross-subject",
+                                "pseudo-online"],
+                       help="MOABB's evaluations, or pseudo-online: the held-out recording "
+                            "replayed through the online loop (folds of --split)")
+    online = bench.add_argument_group("pseudo-online (with --evaluation pseudo-online)")
+    online.add_argument("--split", default="within-session",
+                        choices=["within-session", "cross-session", "cross-subject"],
+                        help="folds of the pseudo-online evaluation (default within-session)")
+    online.add_argument("--step-s", type=_positive("s"), default=0.1,
+                        help="time between decoded windows (s, default 0.1)")
+    online.add_argument("--deadline-s", type=_positive("s", allow_none=True), default=None,
+                        help="forced decision time after the cue (s; default: epoch end)")
+    online.add_argument("--threshold", type=_fraction, default=0.8,
+                        help="probability of a confident decision (default 0.8)")
+    online.add_argument("--n-consecutive", type=_count(1), default=1,
+                        help="consecutive confident windows a decision needs (default 1)")
+    online.add_argument("--iti-s", type=_positive("s", allow_zero=True, allow_none=True),
+                        default=None, help="inter-trial interval for the ITR (s; default: "
+                                           "the dataset's if known, else 0)")
     bench.add_argument("--n-jobs", type=_count(1), default=1, help="parallel jobs for MOABB")
     bench.add_argument("--out", default="results/benchmark",
                        help="output folder, checked for writing before the evaluation "
@@ -295,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _benchmark(args) -> int:
-    from .evaluation.benchmarks import benchmark, format_table
+    from .evaluation.benchmarks import format_table
+    from .evaluation.online import format_online_table
+    from .realtime.pseudo_online import benchmark
 
     start = time.perf_counter()
     print(f"Benchmarking {args.pipelines} on {args.dataset} ({args.paradigm}, "
@@ -305,11 +325,17 @@ def _benchmark(args) -> int:
                         dataset_params=_params(args.dataset_param, "--dataset-param"),
                         pipelines=args.pipelines, subjects=args.subjects,
                         evaluation=args.evaluation, random_state=args.random_state,
-                        n_jobs=args.n_jobs, out=args.out)
+                        n_jobs=args.n_jobs, out=args.out, split=args.split,
+                        step_s=args.step_s, deadline_s=args.deadline_s,
+                        threshold=args.threshold, n_consecutive=args.n_consecutive,
+                        iti_s=args.iti_s)
     print()
-    print(format_table(results))
+    online = args.evaluation == "pseudo-online"
+    print(format_online_table(results) if online else format_table(results))
+    files = ("results.csv, folds.csv, trials.csv, curves.csv, summary.csv, accuracy_vs_time.png"
+             if online else "results.csv, summary.csv, scores.png")
     print(f"\n{len(results)} results in {time.perf_counter() - start:.1f} s; wrote "
-          f"{args.out}/results.csv, summary.csv, scores.png")
+          f"{args.out}/{files}")
     return 0
 
 

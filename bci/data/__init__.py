@@ -8,7 +8,8 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "loaders": ["load_data", "load_epochs", "get_dataset", "get_paradigm", "list_datasets",
                 "check_class_count"],
-    "synthetic": ["make_motor_imagery", "make_ssvep", "make_continuous_eeg"],
+    "synthetic": ["make_motor_imagery", "make_ssvep", "make_continuous_eeg",
+                  "make_onset_trials"],
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
     "chbmit": ["CHBMIT", "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels",
                "read_chbmit_summary", "seizure_intervals", "split_files"],

@@ -672,3 +672,86 @@ def make_continuous_eeg(duration_s: float = 120.0, *,
     data += np.sqrt(2) * alpha_rms_v * weight[:, None] * np.sin(2 * np.pi * alpha_hz * t + phase)
     return _raw(data, ch_names, sfreq, montage, _annotations([], 0.0, []),
                 f"continuous EEG, {alpha_hz:g} Hz sine of {alpha_rms_v * 1e6:g} uV RMS at Oz")
+
+
+# --------------------------------------------------------------------------------------------
+# a step response with a known onset (pseudo-online latency checks)
+# --------------------------------------------------------------------------------------------
+def make_onset_trials(n_trials: int = 10, *, onset_s: float = 1.0, effect_s: float = 3.0,
+                      classes: Sequence[str] = ("left_hand", "right_hand"),
+                      sfreq: float = 128.0, freq: float = 10.0, snr: float = 3.0,
+                      iti_s: tuple[float, float] = (2.0, 3.0),
+                      random_state: int | np.random.Generator | None = None):
+    """Simulate cued trials whose class effect switches on exactly ``onset_s`` after the cue.
+
+    One EEG channel per class (C3, C4, Cz, Pz in that order) over white background noise
+    (:data:`BACKGROUND_RMS_V` RMS per channel); in each trial, the channel of the trial's class
+    carries a sine at ``freq`` from ``cue + onset_s`` (to the sample) for ``effect_s`` seconds,
+    with no ramp. A window of the recording is therefore class-free up to the onset and holds
+    the effect wholly from ``onset_s`` plus its own length: what a pseudo-online evaluation's
+    decision latency is checked against.
+
+    Parameters
+    ----------
+    n_trials : int
+        Trials per class (balanced, shuffled).
+    onset_s : float
+        Time (s, >= 0) from the cue (the annotation onset) to the effect.
+    effect_s : float
+        Duration (s, > 0) of the effect.
+    classes : sequence of str
+        Class names (2 to 4, distinct); the annotation descriptions.
+    sfreq : float
+        Sampling frequency (Hz).
+    freq : float
+        Frequency (Hz) of the effect's sine, below Nyquist.
+    snr : float
+        RMS of the sine over the background's RMS (> 0).
+    iti_s : (float, float)
+        Rest before each cue (and after the last trial), uniform in this range (s), after the
+        previous trial's effect ends.
+    random_state : int | numpy.random.Generator | None
+        Seed or generator.
+
+    Returns
+    -------
+    raw : mne.io.RawArray
+        One channel per class, in volts; montage set; one annotation per trial (onset = cue,
+        duration = ``onset_s + effect_s``, description = class).
+
+    Examples
+    --------
+    >>> raw = make_onset_trials(n_trials=2, onset_s=0.5, random_state=0)
+    >>> raw.ch_names, sorted(set(raw.annotations.description))
+    (['C3', 'C4'], ['left_hand', 'right_hand'])
+    """
+    n_trials = ensure_int(n_trials, "n_trials", minimum=1, what="trials per class")
+    onset_s = check_positive(onset_s, "onset_s", unit="s", allow_zero=True)
+    effect_s = check_positive(effect_s, "effect_s", unit="s")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    freq = check_positive(freq, "freq", unit="Hz")
+    if not freq < sfreq / 2:
+        raise ValueError(f"freq={freq:g} Hz must be below Nyquist ({sfreq / 2:g} Hz).")
+    snr = check_positive(snr, "snr")
+    iti_s = _check_range_s("iti_s", iti_s)
+    classes = tuple(str(c) for c in classes)
+    if not 2 <= len(classes) <= 4 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be 2 to 4 distinct names, got {list(classes)}.")
+    rng = check_random_state(random_state)
+    montage = _montage()
+    ch_names = ["C3", "C4", "Cz", "Pz"][:len(classes)]
+    sched = _schedule(rng, classes, n_trials, onset_s + effect_s, iti_s, sfreq)
+    data = rng.standard_normal((len(classes), sched.n_times)) * BACKGROUND_RMS_V
+    amplitude = snr * BACKGROUND_RMS_V * np.sqrt(2)
+    n_effect = int(round(effect_s * sfreq))
+    t = np.arange(n_effect) / sfreq
+    for onset, label in zip(sched.onsets_s, sched.labels, strict=True):
+        start = int(round(onset * sfreq)) + int(round(onset_s * sfreq))
+        stop = min(start + n_effect, sched.n_times)
+        data[classes.index(label), start:stop] += amplitude * np.sin(
+            2 * np.pi * freq * t[:stop - start])
+    description = (f"bci synthetic onset trials: the class channel carries a {freq:g}-Hz sine "
+                   f"(snr {snr:g}) from {onset_s:g} s to {onset_s + effect_s:g} s after "
+                   "each cue")
+    annotations = _annotations(sched.onsets_s, onset_s + effect_s, sched.labels)
+    return _raw(data, ch_names, sfreq, montage, annotations, description)

@@ -15,4 +15,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
                "event_rates", "choose_leave_one_out", "detection_agreement",
                "plot_detections"],
     "latency": ["latency_stats"],
+    "online": ["wolpaw_bits", "itr_bits_per_min", "trial_metrics", "summarize_online",
+               "format_online_table", "plot_accuracy_curves"],
 })

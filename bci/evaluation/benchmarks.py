@@ -103,6 +103,10 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
+    if evaluation == "pseudo-online":  # replays through bci.realtime, a layer above this one
+        raise ValueError("The pseudo-online evaluation replays recordings through the "
+                         "real-time loop; run it with bci.benchmark(..., evaluation="
+                         "'pseudo-online') or bci.realtime.pseudo_online.pseudo_online.")
     check_option("evaluation", evaluation, EVALUATIONS)
     if out is not None:  # before the evaluation, not after it
         writable_dir(out, "--out folder")

@@ -27,6 +27,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "player": ["Player", "play"],
     "session_export": ["export_session", "export_session_bids", "session_raw",
                        "check_session_complete"],
+    "pseudo_online": ["pseudo_online", "PseudoOnlineResults", "write_online_results"],
+    "trial_replay": ["ConfidencePolicy", "replay_trials", "replay_rest", "TrialReplay",
+                     "find_cues"],
     "lsl": ["LSLSource", "SignalOutlet", "MarkerOutlet", "MarkerInlet", "local_clock",
             "use_loopback_config", "list_streams"],
 })

@@ -174,7 +174,7 @@ class MonitorFeed:
         self.info = {"stream": loop.stream.info.name, "sfreq": sfreq,
                      "ch_names": list(loop.ch_names[:n_chans]),
                      "n_chans": len(loop.ch_names), "display_hz": sfreq / self._stride,
-                     "window_s": loop.window_s, "step_s": loop.step_s,
+                     "window_s": loop.window_s, "history_s": self.history_s, "step_s": loop.step_s,
                      "classes": None if classes is None else [str(c) for c in classes],
                      "policy": type(loop.policy).__name__ if loop.policy is not None else None}
         self._stop = loop.safety.stop
@@ -314,6 +314,8 @@ class MonitorServer:
         self.n_messages = 0
         self.n_clients = 0
         self.n_stop_requests = 0
+        #: CPU time (s) the server's thread spent in :meth:`update`.
+        self.update_cpu_s = 0.0
         #: ``(host, port)`` the server listens on, once started.
         self.addresses: list[tuple] = []
         self._web = _web()
@@ -324,8 +326,10 @@ class MonitorServer:
         self._closing: asyncio.Event | None = None
         self._update: asyncio.Event | None = None
         self._message = ""
+        self._snap: dict | None = None
+        self._shown_until: float | None = None
         self._history = {k: deque(maxlen=n) for k, n in
-                         (("decision", 200), ("stim", 30), ("suppressed", 30), ("fault", 30))}
+                         (("decision", 100), ("stim", 30), ("suppressed", 30), ("fault", 30))}
         self._latency: dict[str, deque] = {}
         self._stim_latency: deque = deque(maxlen=500)
         self._event_counts: dict[str, int] = {}
@@ -436,11 +440,13 @@ class MonitorServer:
         event.set()
 
     # ------------------------------------------------------------------ state
-    def update(self) -> dict:
-        """Drain the feed's events, read its snapshot, build the message; return the state.
+    def update(self) -> None:
+        """Drain the feed's events, take its snapshot, send the pages what is new.
 
-        Called by the server's thread every ``1 / update_hz`` s (never by the loop).
+        Called by the server's thread every ``1 / update_hz`` s (never by the loop); its CPU
+        time adds up in :attr:`update_cpu_s`.
         """
+        cpu0 = time.thread_time()
         feed = self.feed
         while True:
             try:
@@ -451,12 +457,16 @@ class MonitorServer:
                 self._dropped += seq - self._last_seq - 1
             self._last_seq = seq
             self._add_event(kind, t, fields)
-        state = self.state()
-        self._message = json.dumps(state, allow_nan=False, separators=(",", ":"))
-        self.n_messages += 1
+        since = self._shown_until
+        self._snap = feed.snapshot
+        if self._snap is not None and len(self._snap["signal_t"]):
+            self._shown_until = float(self._snap["signal_t"][-1])
+        if self.n_clients:  # the pages get the samples new since the last message
+            self._message = self._dumps(self.state(since=since))
+            self.n_messages += 1
         if self._update is not None:
             self._wake()
-        return state
+        self.update_cpu_s += time.thread_time() - cpu0
 
     def _add_event(self, kind: str, t: float, fields: dict) -> None:
         self._event_counts[kind] = self._event_counts.get(kind, 0) + 1
@@ -481,10 +491,21 @@ class MonitorServer:
                 {"t": t, "kind": fields.get("fault", kind),
                  "message": str(fields.get("description", ""))[:300]})
 
-    def state(self) -> dict:
-        """Everything the page shows, JSON-safe (called in the server's thread)."""
+    @staticmethod
+    def _dumps(state: dict) -> str:
+        return json.dumps(state, allow_nan=False, separators=(",", ":"))
+
+    def state(self, since: float | None = None) -> dict:
+        """Everything the page shows as of the last :meth:`update`, JSON-safe.
+
+        Parameters
+        ----------
+        since : float | None
+            Only the displayed samples after this source time (s; what the page already has
+            is older); None: the whole displayed history (``signal["reset"]`` is True).
+        """
         feed = self.feed
-        snap = feed.snapshot
+        snap = self._snap
         latency = {}
         for stage, values in [*self._latency.items(), ("stimulus", self._stim_latency)]:
             if values:
@@ -510,9 +531,15 @@ class MonitorServer:
                 "suppressed", "faults", "stopped", "stop_reason")}
         state = _clean(state)  # small parts; the arrays below are converted in bulk
         if snap is not None:
-            t = snap["signal_t"]
-            state["signal"] = {"t": _rounded(t - t[-1] if len(t) else t, 6),
-                               "y": _rounded(snap["signal"], 4)}
+            t, y = snap["signal_t"], snap["signal"]
+            if since is not None:
+                keep = t > since
+                t, y = t[keep], y[:, keep]
+            t = np.round(t, 4)
+            state["signal"] = {"reset": since is None,
+                               "t": t.tolist() if np.isfinite(t).all()
+                               else np.where(np.isfinite(t), t, None).tolist(),
+                               "y": _rounded(y, 4)}
             if snap["recent"] is not None:
                 with np.errstate(divide="ignore"):
                     db = 10 * np.log10(band_power(snap["recent"], feed.info["sfreq"]))
@@ -558,7 +585,8 @@ class MonitorServer:
                                   content_type=_TYPES[name[name.rfind("."):]])
 
     async def _snapshot(self, request):
-        return self._web.Response(text=self._message, content_type="application/json")
+        return self._web.Response(text=self._dumps(self.state()),
+                                  content_type="application/json")
 
     async def _events(self, request):
         web = self._web
@@ -566,10 +594,14 @@ class MonitorServer:
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
         self.n_clients += 1
-        try:
+        try:  # everything first, then what each update adds
+            update = self._update
+            await response.write(f"data: {self._dumps(self.state())}\n\n".encode())
             while not self._closing.is_set():
-                await response.write(f"data: {self._message}\n\n".encode())
-                await self._update.wait()
+                await update.wait()
+                update = self._update
+                if self._message:
+                    await response.write(f"data: {self._message}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

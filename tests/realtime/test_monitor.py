@@ -136,15 +136,15 @@ def test_feed_leaves_the_loop_unchanged():
 
 def test_server_state_counts_events_and_latency():
     clock = FakeClock(0.0)
-    feed = MonitorFeed(publish_hz=10.0, clock=clock)
-    loop = _paced_loop(int(2 * SFREQ), feed=feed, clock=clock)
-    loop.stream.start()
-    for _ in range(40):
-        clock.advance(0.05)
-        loop.step()
-    loop.close()
+    feed = MonitorFeed(publish_hz=16.0, clock=clock)
+    loop = _paced_loop(int(3 * SFREQ), feed=feed, clock=clock)
     server = MonitorServer(feed)  # not started: update() is what its thread runs
-    state = server.update()
+    loop.stream.start()
+    for _ in range(32):
+        clock.advance(0.0625)
+        loop.step()
+    server.update()
+    state = server.state()
     assert state["state"] == "running"
     assert state["counts"]["decisions"] == len(loop.decisions)
     assert len(state["recent_stim"]) == len(loop.stim_events)
@@ -157,9 +157,27 @@ def test_server_state_counts_events_and_latency():
     assert state["band_power"]["bands"] == list(BANDS)
     assert len(state["band_power"]["db"]) == 3
     json.dumps(state, allow_nan=False)  # what the page gets is valid JSON
-    assert server.update()["recent_stim"] == state["recent_stim"]  # drained once, kept
+    # the whole displayed history: every 3rd sample (250 Hz shown at <= 100 Hz)
+    assert state["signal"]["reset"]
+    shown = np.array(state["signal"]["y"][0])
+    np.testing.assert_array_equal(np.diff(shown), 3)
+    # a page connected at that update gets next only the newer samples, none twice
+    for _ in range(8):
+        clock.advance(0.0625)
+        loop.step()
+    loop.close()
+    since = state["signal"]["t"][-1]
+    server.update()
+    newer = server.state(since=since)["signal"]
+    assert not newer["reset"]
+    np.testing.assert_array_equal(newer["y"][0], np.arange(shown[-1] + 3, loop.stream.n_written,
+                                                           3))
+    assert server.state()["recent_stim"] == state["recent_stim"] + server.state()[
+        "recent_stim"][len(state["recent_stim"]):]  # drained once, kept
+    assert len(server.state()["recent_stim"]) == len(loop.stim_events)
     feed.finish({"stopped_reason": "duration reached"})
-    assert server.update()["state"] == "ended"
+    server.update()
+    assert server.state()["state"] == "ended"
 
 
 def test_server_needs_its_token_and_binds_loopback():

@@ -38,10 +38,32 @@
   }
   function width(id) { return Math.max($(id).clientWidth - 10, 300); }
 
+  // displayed history: the first message holds all of it, the next ones the newer samples
+  let sigT = [], sigY = [];
+  function addSamples(sig, historyS) {
+    if (sig.reset) {
+      sigT = sig.t.slice();
+      sigY = sig.y.map((row) => row.slice());
+    } else {
+      sigT.push(...sig.t);
+      sig.y.forEach((row, k) => { (sigY[k] = sigY[k] || []).push(...row); });
+    }
+    if (!sigT.length) return;
+    const tLast = sigT[sigT.length - 1];
+    let drop = 0;
+    while (drop < sigT.length && sigT[drop] < tLast - historyS) drop += 1;
+    if (drop) {
+      sigT.splice(0, drop);
+      sigY.forEach((row) => row.splice(0, drop));
+    }
+  }
+
   function drawSignals(msg) {
-    const sig = msg.signal, names = msg.info.ch_names || [];
-    if (!sig || !sig.t.length) return;
-    // stacked display: each channel scaled by its robust range and offset
+    const names = msg.info.ch_names || [];
+    if (msg.signal) addSamples(msg.signal, msg.info.history_s || 5);
+    if (!sigT.length) return;
+    const sig = { t: sigT.map((t) => t - sigT[sigT.length - 1]), y: sigY };
+    // stacked display: each channel scaled by its range and offset
     const series = sig.y.map((row, k) => {
       let lo = Infinity, hi = -Infinity;
       for (const v of row) if (v !== null) { if (v < lo) lo = v; if (v > hi) hi = v; }

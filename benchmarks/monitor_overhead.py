@@ -47,6 +47,7 @@ class EveryWindow(Policy):
     """Ask for a stimulus after every decision."""
 
     def update(self, decision):
+        """Score the decision with p(first class) and ask for a stimulus."""
         decision.score = float(decision.proba[0])
         return StimRequest(reason=f"p={decision.score:.2f}", t_trigger=decision.t_end)
 
@@ -59,11 +60,13 @@ class TimedFeed(MonitorFeed):
         self.spent = 0.0
 
     def on_event(self, kind, t, fields):
+        """Queue the event, timed."""
         t0 = time.perf_counter()
         super().on_event(kind, t, fields)
         self.spent += time.perf_counter() - t0
 
     def publish(self, loop, processed):
+        """Publish a snapshot if due, timed."""
         t0 = time.perf_counter()
         super().publish(loop, processed)
         self.spent += time.perf_counter() - t0
@@ -79,6 +82,7 @@ class TimedLoop(OnlineLoop):
         self.monitor_ms: list[float] = []
 
     def step(self):
+        """Run one step, timed."""
         spent = self.monitor.spent if self.monitor is not None else 0.0
         c0, t0 = time.thread_time(), time.perf_counter()
         made = super().step()
@@ -162,6 +166,7 @@ def run(condition: str, decoder: Decoder, data: np.ndarray, duration_s: float,
 
 
 def main() -> None:
+    """Run every condition ``--repeats`` times; print one JSON line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-s", type=float, default=10.0)
     parser.add_argument("--step-s", type=float, default=0.05)

@@ -567,16 +567,14 @@ def _stream_monitor(args):
             raise ValueError("--monitor-host and --monitor-port configure the live monitor; "
                              "give --monitor too (or drop them).")
         return None
-    from .realtime.monitor import LOCAL_HOSTS, MonitorFeed, MonitorServer
+    from .realtime.monitor import MonitorFeed, MonitorServer
 
     host = "127.0.0.1" if args.monitor_host is None else args.monitor_host
     port = 0 if args.monitor_port is None else args.monitor_port
     if port > 65535:
         raise ValueError(f"--monitor-port must be a TCP port (0-65535), got {port}.")
+    # on another address than 127.0.0.1, MonitorServer.start logs a warning (on stderr)
     server = MonitorServer(MonitorFeed(), host=host, port=port).start()
-    if host not in LOCAL_HOSTS:
-        print(f"Warning: the live monitor is exposed on {host}: anyone who can reach it and "
-              "has the token can watch the session and stop its stimulation.", flush=True)
     print(f"Live monitor: {server.url}", flush=True)
     return server
 

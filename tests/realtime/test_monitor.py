@@ -387,3 +387,33 @@ def test_cli_monitor_errors(capsys):
     err = capsys.readouterr().err
     assert f"port {port} on 127.0.0.1 is already in use" in err
     assert "--monitor-port 0" in err
+
+
+def test_stream_faults_reach_the_page_as_they_happen():
+    """A gap and a NaN burst in the stream: on the next update, with their messages."""
+    from ._helpers import FaultySource
+
+    clock = FakeClock(0.0)
+    inner = ArraySource(index_signal(int(3 * SFREQ)), SFREQ, ["A", "B", "C"], clock=clock)
+    stream = Stream(FaultySource(inner, drop={20}, nan={30}), threaded=False, stall_s=60.0)
+    loop = OnlineLoop(stream, window_s=0.4, step_s=0.1, on_fault="continue")
+    feed = MonitorFeed(clock=clock)
+    feed.bind(loop)
+    server = MonitorServer(feed)
+    stream.start()
+    kinds = []
+    for _ in range(40):
+        clock.advance(0.05)
+        loop.step()
+        server.update()
+        kinds.append([f["kind"] for f in server.state()["recent_fault"]])
+    loop.close()
+    # pull 20 lost its chunk: the gap is seen at pull 21 (step 21); pull 30 is NaN
+    assert "gap" not in kinds[20]
+    assert "gap" in kinds[21]
+    assert "nan" not in kinds[29]
+    assert "nan" in kinds[30]
+    assert server.state()["n_faults"] == sum(1 for e in stream.events) + sum(
+        loop.faults.values())
+    gap = next(f for f in server.state()["recent_fault"] if f["kind"] == "gap")
+    assert gap["message"] == next(e.message for e in stream.events if e.kind == "gap")

@@ -148,7 +148,7 @@ async def _drive(devtools_port: int, server: MonitorServer, shot: Path) -> dict:
             out["first"] = await cdp.js(read)
             await cdp.until(
                 f"+document.getElementById('n-decisions').textContent > "
-                f"{out['first']['n-decisions'] + 2}")
+                f"{out['first']['n-decisions'] + 5}")
             await cdp.until("document.querySelectorAll('#stimuli tbody tr').length > 0")
             await cdp.until("document.querySelectorAll('#suppressed tbody tr').length > 0")
             out["second"] = await cdp.js(read)
@@ -164,6 +164,20 @@ async def _drive(devtools_port: int, server: MonitorServer, shot: Path) -> dict:
                 "document.querySelector('#suppressed tbody tr td:nth-child(2)').textContent")
             png = await cdp.send("Page.captureScreenshot", format="png")
             shot.write_bytes(base64.b64decode(png["data"]))
+            # the manual stop: the button, its confirmation dialog accepted
+            n_events = len(cdp.events)
+            click = asyncio.ensure_future(cdp.js("document.getElementById('stop').click()"))
+            deadline = time.monotonic() + 20.0
+            while not any(e.get("method") == "Page.javascriptDialogOpening"
+                          for e in cdp.events[n_events:]):
+                assert time.monotonic() < deadline, "no confirmation dialog"
+                await asyncio.sleep(0.05)
+            await cdp.send("Page.handleJavaScriptDialog", accept=True)
+            await click
+            out["stop_button"] = await cdp.until(  # as the next message reports it
+                "document.getElementById('stop').disabled "
+                "&& document.getElementById('stop').textContent.startsWith('stimulation') "
+                "&& document.getElementById('stop').textContent")
             out["ended"] = await cdp.until(
                 "document.getElementById('status').textContent.startsWith('session ended') "
                 "&& document.getElementById('status').textContent", timeout_s=30.0)
@@ -229,7 +243,10 @@ def test_monitor_page_in_headless_chromium(tmp_path, capsys, mi_decoder, mi_reco
     assert result["summary"]["decisions"] >= second["n-decisions"]
     assert (out["no_token"], out["bad_token"], out["with_token"]) == (403, 403, 200)
     assert out["stop_no_token"] == 403
-    assert not safety.stopped
+    assert safety.stopped  # by the button (its POST carried the token)
+    assert safety.stop_reason.startswith("manual stop from the live monitor")
+    assert out["stop_button"].startswith("stimulation stopped: manual stop from the live")
+    assert server.n_stop_requests == 1  # the button's (the one without token never got in)
     assert out["page_no_token"].startswith("Forbidden")
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

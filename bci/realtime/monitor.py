@@ -431,8 +431,8 @@ class MonitorServer:
                 except asyncio.TimeoutError:
                     pass
                 self.update()
-        finally:
-            self._wake()
+        finally:  # a last message (e.g. the session's end), then the pages are let go
+            self.update()
             await runner.cleanup()
 
     def _wake(self) -> None:

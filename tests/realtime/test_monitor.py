@@ -417,3 +417,37 @@ def test_stream_faults_reach_the_page_as_they_happen():
         loop.faults.values())
     gap = next(f for f in server.state()["recent_fault"] if f["kind"] == "gap")
     assert gap["message"] == next(e.message for e in stream.events if e.kind == "gap")
+
+
+def test_pages_get_the_end_before_the_server_closes():
+    """The CLI closes the server right after the session: a page still learns that it ended."""
+    from bci.realtime.session import run_session
+
+    feed = MonitorFeed()
+    source = ArraySource(index_signal(int(5 * SFREQ)), SFREQ, ["A", "B", "C"],
+                         clock=time.perf_counter)
+    server = MonitorServer(feed).start()
+    messages = []
+
+    def read():
+        url = _base(server) + "/events?token=" + server.token
+        with urllib.request.urlopen(url, timeout=30) as response:
+            for line in response:
+                if line.startswith(b"data: "):
+                    messages.append(json.loads(line[6:]))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        summary = run_session(source, window_s=0.2, step_s=0.1, duration_s=1.0, monitor=feed)
+    finally:
+        server.close()
+        reader.join(30.0)
+    assert not reader.is_alive()  # the stream ended with the server
+    assert len(messages) >= 10  # 20 a second for about 1 s
+    assert messages[-1]["state"] == "ended"
+    assert messages[-1]["stopped_reason"] == summary["stopped_reason"] == "duration reached"
+    assert messages[-1]["counts"]["decisions"] == summary["decisions"]
+    # the samples shown, summed over the messages, are each shown once, in order
+    shown = [y for m in messages if "signal" in m for y in m["signal"]["y"][0]]
+    assert shown == sorted(set(shown))

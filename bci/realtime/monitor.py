@@ -327,6 +327,7 @@ class MonitorServer:
         self._update: asyncio.Event | None = None
         self._message = ""
         self._snap: dict | None = None
+        self._summary: dict | None = None
         self._shown_until: float | None = None
         self._history = {k: deque(maxlen=n) for k, n in
                          (("decision", 100), ("stim", 30), ("suppressed", 30), ("fault", 30))}
@@ -458,6 +459,8 @@ class MonitorServer:
             self._last_seq = seq
             self._add_event(kind, t, fields)
         since = self._shown_until
+        # the summary first: finish() publishes the last snapshot before it sets the summary
+        self._summary = feed.summary
         self._snap = feed.snapshot
         if self._snap is not None and len(self._snap["signal_t"]):
             self._shown_until = float(self._snap["signal_t"][-1])
@@ -522,9 +525,9 @@ class MonitorServer:
                        "n_faults": self._n_faults,
                        "event_counts": dict(self._event_counts),
                        **{f"recent_{k}": list(v) for k, v in self._history.items()}}
-        if feed.summary is not None:
+        if self._summary is not None:
             state["state"] = "ended"
-            state["stopped_reason"] = feed.summary.get("stopped_reason")
+            state["stopped_reason"] = self._summary.get("stopped_reason")
         if snap is not None:
             state["counts"] = {k: snap[k] for k in (
                 "n", "wall", "samples", "lost", "decisions", "skipped", "stimuli",

@@ -328,6 +328,7 @@ class MonitorServer:
         self._message = ""
         self._snap: dict | None = None
         self._summary: dict | None = None
+        self._latency_table: dict | None = None
         self._shown_until: float | None = None
         self._history = {k: deque(maxlen=n) for k, n in
                          (("decision", 100), ("stim", 30), ("suppressed", 30), ("fault", 30))}
@@ -493,6 +494,27 @@ class MonitorServer:
             self._history["fault"].append(
                 {"t": t, "kind": fields.get("fault", kind),
                  "message": str(fields.get("description", ""))[:300]})
+        else:
+            return
+        history = self._history[kind if kind in self._history else "fault"]
+        history[-1] = _clean(history[-1])  # once, on arrival (JSON-safe from then on)
+        if kind in ("decision", "stim"):
+            self._latency_table = None  # percentiles to compute again
+
+    def _latency_percentiles(self) -> dict:
+        """p50/p95/p99/max (ms) per stage over the last 1,000 windows (cached until new ones)."""
+        if self._latency_table is None:
+            table = {}
+            for stage, values in [*self._latency.items(), ("stimulus", self._stim_latency)]:
+                a = np.asarray(values, dtype=float)
+                a = a[np.isfinite(a)]
+                if a.size:
+                    p = np.percentile(a, [50, 95, 99])
+                    table[stage] = {"p50": round(float(p[0]), 4), "p95": round(float(p[1]), 4),
+                                    "p99": round(float(p[2]), 4),
+                                    "max": round(float(a.max()), 4), "n": int(a.size)}
+            self._latency_table = table
+        return self._latency_table
 
     @staticmethod
     def _dumps(state: dict) -> str:
@@ -509,22 +531,9 @@ class MonitorServer:
         """
         feed = self.feed
         snap = self._snap
-        latency = {}
-        for stage, values in [*self._latency.items(), ("stimulus", self._stim_latency)]:
-            if values:
-                a = np.asarray(values, dtype=float)
-                a = a[np.isfinite(a)]
-                if a.size:
-                    p = np.percentile(a, [50, 95, 99])
-                    latency[stage] = {"p50": round(float(p[0]), 4),
-                                      "p95": round(float(p[1]), 4),
-                                      "p99": round(float(p[2]), 4),
-                                      "max": round(float(a.max()), 4), "n": int(a.size)}
         state: dict = {"info": feed.info, "state": "waiting" if snap is None else "running",
-                       "latency_ms": latency, "events_dropped": self._dropped,
-                       "n_faults": self._n_faults,
-                       "event_counts": dict(self._event_counts),
-                       **{f"recent_{k}": list(v) for k, v in self._history.items()}}
+                       "events_dropped": self._dropped, "n_faults": self._n_faults,
+                       "event_counts": dict(self._event_counts)}
         if self._summary is not None:
             state["state"] = "ended"
             state["stopped_reason"] = self._summary.get("stopped_reason")
@@ -532,7 +541,9 @@ class MonitorServer:
             state["counts"] = {k: snap[k] for k in (
                 "n", "wall", "samples", "lost", "decisions", "skipped", "stimuli",
                 "suppressed", "faults", "stopped", "stop_reason")}
-        state = _clean(state)  # small parts; the arrays below are converted in bulk
+        state = _clean(state)  # small parts; the events are clean, the arrays done in bulk
+        state["latency_ms"] = self._latency_percentiles()
+        state.update({f"recent_{k}": list(v) for k, v in self._history.items()})
         if snap is not None:
             t, y = snap["signal_t"], snap["signal"]
             if since is not None:

@@ -494,6 +494,15 @@ def _add_realtime_commands(sub) -> None:
                         help="also publish every decision on this LSL marker stream")
     _add_with_alias(stream, "--timeout-s", "--timeout", type=seconds, default=10.0,
                     metavar="SECONDS", help="time to look for the source (default 10)")
+    stream.add_argument("--monitor", action="store_true",
+                        help="serve a live web page of the session (signals, band power, "
+                             "decisions, stimuli, latency, faults; needs bci[monitor]); its URL, "
+                             "with its access token, is printed when the session starts")
+    stream.add_argument("--monitor-host", default=None, metavar="ADDR",
+                        help="address the monitor listens on (default 127.0.0.1: this machine "
+                             "only; another address exposes the session and warns)")
+    stream.add_argument("--monitor-port", type=_count(0, what="TCP port"), default=None,
+                        metavar="PORT", help="the monitor's TCP port (default 0: a free one)")
 
     report = sub.add_parser("session-report", help="draw a recorded session",
                             description="Latency histograms, decisions and stimuli over time "
@@ -533,8 +542,9 @@ def _stream(args) -> int:
                         max_per_session=args.max_per_session,
                         stop_file=Path(args.record) / "STOP" if args.record else None)
     stimulator = make_stimulator(args.stimulator)
-    markers = None
+    markers = monitor = None
     try:
+        monitor = _stream_monitor(args)  # a port in use fails before any LSL work
         if stimulator is not None:  # the outlet exists from the start: consumers can connect
             stimulator.open()
         markers = MarkerOutlet(args.decision_markers) if args.decision_markers else None
@@ -555,8 +565,11 @@ def _stream(args) -> int:
                               processing=ProcessingChain(steps), window_s=args.window_s,
                               step_s=args.step_s, markers=markers, on_fault=args.on_fault,
                               info={"decoder": args.decoder, "policy": args.policy,
-                                    "stimulator": args.stimulator})
+                                    "stimulator": args.stimulator},
+                              monitor=None if monitor is None else monitor.feed)
     finally:
+        if monitor is not None:
+            monitor.close()
         if stimulator is not None:
             stimulator.close()
         if markers is not None:
@@ -578,6 +591,25 @@ def _stream(args) -> int:
               + json.dumps(summary, indent=1, default=str))
     print(f"Stopped: {summary['stopped_reason']}")
     return 0 if summary["stopped_reason"] in _CLEAN_STOPS else 1
+
+
+def _stream_monitor(args):
+    """Start the live monitor of ``bci stream --monitor`` and print its URL (None without)."""
+    if not args.monitor:
+        if args.monitor_host is not None or args.monitor_port is not None:
+            raise ValueError("--monitor-host and --monitor-port configure the live monitor; "
+                             "give --monitor too (or drop them).")
+        return None
+    from .realtime.monitor import MonitorFeed, MonitorServer
+
+    host = "127.0.0.1" if args.monitor_host is None else args.monitor_host
+    port = 0 if args.monitor_port is None else args.monitor_port
+    if port > 65535:
+        raise ValueError(f"--monitor-port must be a TCP port (0-65535), got {port}.")
+    # on another address than 127.0.0.1, MonitorServer.start logs a warning (on stderr)
+    server = MonitorServer(MonitorFeed(), host=host, port=port).start()
+    print(f"Live monitor: {server.url}", flush=True)
+    return server
 
 
 def _stream_source(args, lsl_source):

@@ -241,6 +241,9 @@ class OnlineLoop:
         self.consumers_at_start: bool | None = None
         self.consumers_at_end: bool | None = None
         self.stim_delivery: Counter[str] = Counter()
+        #: Live monitor feed (:class:`~bci.realtime.monitor.MonitorFeed`, set by its ``bind``):
+        #: gets every recorded event and, a few times a second, a snapshot; None: no monitor.
+        self.monitor: Any = None
         stream.add_chunk_listener(self._record_chunk)
         stream.add_event_listener(self._record_stream_event)
 
@@ -256,6 +259,8 @@ class OnlineLoop:
 
     def _record_event(self, kind: str, t: float, **fields: Any) -> None:
         """Write an event if recording; a failed write stops the session (never raises)."""
+        if self.monitor is not None:
+            self.monitor.on_event(kind, t, fields)
         if self.recorder is None or self.recorder.closed:
             return
         try:
@@ -326,6 +331,8 @@ class OnlineLoop:
             if self._stop_requested:
                 break
         self._fire_due()
+        if self.monitor is not None:
+            self.monitor.publish(self, self._processed)
         return made
 
     def _process_new(self) -> list[int]:

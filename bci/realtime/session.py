@@ -78,7 +78,8 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
                 step_s: float = 0.1, markers: Any = None, decode_timeout_s: float | None = 1.0,
                 buffer_s: float = 30.0, reconnect_s: float = 5.0,
                 threaded: bool = True, info: dict | None = None,
-                on_fault: Literal["stop", "continue"] = "stop", catch_up: bool = False) -> dict:
+                on_fault: Literal["stop", "continue"] = "stop", catch_up: bool = False,
+                monitor: Any = None) -> dict:
     """Stream ``source``, decode, stimulate under the safety limits and record; return the summary.
 
     Everything that can be checked is checked before any work: the parameters (durations
@@ -109,6 +110,9 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         finite).
     info : dict | None
         Extra facts for the recording's header.
+    monitor : MonitorFeed | None
+        Live monitor feed (:class:`~bci.realtime.monitor.MonitorFeed`, served by a
+        :class:`~bci.realtime.monitor.MonitorServer`); it gets the summary at the end.
 
     Returns
     -------
@@ -141,10 +145,15 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         if record_dir is not None:
             loop.recorder = Recorder(record_dir, stream.ch_names, stream.sfreq,
                                      info={"source": source.info.name, **(info or {})})
+        if monitor is not None:
+            monitor.bind(loop)
     except BaseException:
         source.close()
         raise
-    return loop.run(duration_s)
+    summary = loop.run(duration_s)
+    if monitor is not None:
+        monitor.finish(summary)
+    return summary
 
 
 def replay_offline(signal, sfreq: float, ch_names: Sequence[str] | None = None, *,

@@ -630,3 +630,34 @@ def load_network(fname: str | Path, *, key: Any = None,
     model = classes[network["model"]].from_config(network["config"])
     model.load_state_dict(torch_weights(payload, fname), strict=True)
     return model.eval()
+
+
+def network_info(fname: str | Path, *, key: Any = None,
+                 require_signature: bool | None = None) -> dict:
+    """Return the ``info`` a network file was saved with (:func:`save_network`).
+
+    Parameters
+    ----------
+    fname : str | Path
+        A network file.
+    key, require_signature
+        Verify the file's signature (see :func:`load_decoder`).
+
+    Returns
+    -------
+    info : dict
+        A copy of the file's ``info`` (e.g. a pretrained NeuroGPT's ``preprocessing``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a network file, damaged or edited.
+    """
+    fname = Path(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"No network file at {fname}; write one with "
+                                "bci.models.decoder.save_network or `bci pretrain`.")
+    manifest, _, _ = read_file(fname, NETWORK_FORMAT_NAME, key, require_signature)
+    return json.loads(json.dumps(manifest.get("info") or {}))

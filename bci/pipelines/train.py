@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._logging import logger
-from ..models.decoder import Decoder, _float_or_none
+from ..models.decoder import Decoder, _float_or_none, apply_channel_map
 
 __all__ = ["calibrate", "train_decoder"]
 
@@ -129,8 +129,16 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
         estimator = get_pipeline(pipeline, random_state=random_state, scoring=paradigm.scoring)
     else:
         name, estimator = type(pipeline).__name__, clone(pipeline)
+    preprocessing = None
     if pretrained is not None or finetune is not None:
         estimator, paradigm = _neurogpt_estimator(estimator, paradigm, pretrained, finetune)
+        preprocessing = _pretrained_preprocessing(pretrained)
+        if preprocessing is not None:
+            # the pretraining band (MOABB's IIR on the continuous recording, the decoder's
+            # on each window); scaling: the decoder's fixed robust statistics, not the network's
+            paradigm = copy.deepcopy(paradigm)
+            paradigm.filters = [[preprocessing["l_freq"], preprocessing["h_freq"]]]
+            estimator.set_params(scaling="none")
     dataset = skip_unused_runs(dataset, paradigm)
     paradigm = copy.deepcopy(paradigm)  # resolve its bands (FilterBankSSVEP: from the events)
     paradigm.prepare_process(dataset)
@@ -142,12 +150,21 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
     if hasattr(estimator, "_network_state") and getattr(estimator, "sfreq", 0) is None:
         # a DeepClassifier: its network's config records the rate of the epochs it sees
         estimator.set_params(sfreq=float(epochs.info["sfreq"]))
-    logger.info("Fitting %s on %d epochs of shape %s", name, len(X), X.shape[1:])
+    channel_map = None
+    X_fit = X
+    if preprocessing is not None:
+        channel_map = _channel_map(preprocessing, list(epochs.ch_names), X)
+        X_fit = apply_channel_map(X, channel_map)
+        logger.info("Mapped the %d epoch channels onto the pretrained NeuroGPT's %d (%d "
+                    "present)", X.shape[1], X_fit.shape[1],
+                    sum(p >= 0 for p in channel_map["picks"]))
+    logger.info("Fitting %s on %d epochs of shape %s", name, len(X_fit), X_fit.shape[1:])
     y = encoder.transform(labels)
-    estimator.fit(X, y)
+    estimator.fit(X_fit, y)
     info: dict[str, Any] = {}
     if not hasattr(estimator, "predict_proba"):
-        estimator, info["calibration"] = calibrate(estimator, X, y, random_state=random_state)
+        estimator, info["calibration"] = calibrate(estimator, X_fit, y,
+                                                   random_state=random_state)
 
     filters = [tuple(map(_float_or_none, band)) for band in paradigm.filters]
     raw_sfreq = _raw_sfreq(dataset, subjects[0]) if paradigm.resample else epochs.info["sfreq"]
@@ -172,7 +189,40 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
         train_amplitude=_median_abs_per_channel(X),
+        channel_map=channel_map,
     )
+
+
+def _pretrained_preprocessing(pretrained: Any) -> dict | None:
+    """Return the preprocessing a pretrained file records (``bci pretrain``), or None."""
+    if pretrained is None:
+        return None
+    from ..models.decoder import network_info
+
+    pre = network_info(pretrained).get("preprocessing")
+    return pre if isinstance(pre, dict) and "channels" in pre else None
+
+
+def _channel_map(preprocessing: dict, ch_names: list[str], X: np.ndarray) -> dict:
+    """Map the epochs' channels onto the pretrained model's; robust statistics per channel."""
+    from ..data.pretraining import map_channels
+
+    mapping = map_channels(ch_names, channels=preprocessing["channels"])
+    picks = mapping.picks
+    center = np.zeros(len(picks))
+    scale = np.ones(len(picks))
+    for i, p in enumerate(picks):
+        if p < 0:
+            continue
+        values = X[:, p].ravel()
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        center[i] = med
+        scale[i] = (q3 - q1) / 1.349 if q3 > q1 else 1.0
+    logger.info("Pretrained channels: present %s; absent %s; dropped %s", mapping.present,
+                mapping.absent, mapping.dropped)
+    return {"channels": list(mapping.channels), "picks": [int(p) for p in picks],
+            "center": [float(v) for v in center], "scale": [float(v) for v in scale],
+            "clip": preprocessing.get("clip")}
 
 
 def _neurogpt_estimator(estimator: Any, paradigm: Any, pretrained: Any, finetune: str | None

@@ -386,10 +386,9 @@ def _add_pretrain_command(sub) -> None:
     pre.add_argument("--dataset-param", action=_AppendKeyValue, type=_argtype(_key_value),
                      metavar="KEY=VALUE",
                      help="dataset constructor argument for every --dataset, repeatable")
-    who = pre.add_mutually_exclusive_group()
-    who.add_argument("--subjects", type=_subjects, default=None,
-                     help="subjects of every dataset, e.g. 1-10 (default: all)")
-    who.add_argument("--exclude-subjects", type=_subjects, default=None,
+    pre.add_argument("--subjects", type=_subjects, default=None,
+                     help="subjects of every dataset, e.g. 1-11 (default: all)")
+    pre.add_argument("--exclude-subjects", type=_subjects, default=None,
                      help="subjects left out (never prepared), e.g. the held-out subject")
     pre.add_argument("--config", choices=["small", "paper"], default="small",
                      help="named NeuroGPT configuration (default small)")

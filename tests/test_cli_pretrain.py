@@ -13,6 +13,7 @@ from bci.cli import main
 from bci.models.decoder import load_network, network_info
 from bci.models.training import torch_threads
 from bci.pipelines.pretrain import pretrain
+from tests.conftest import requires_kalunga
 
 #: Two subjects x two runs of synthetic SSVEP (8 occipital channels, 256 Hz), 1 trial per class
 DATA = ["--dataset", "SyntheticSSVEP", "--dataset-param", "n_trials=1"]
@@ -155,3 +156,27 @@ def test_montage_with_no_channel_in_common_is_a_clear_cli_error(tmp_path, capsys
     assert "bci pretrain: error:" in err
     assert "No channel of the recording ['X1', 'X2', 'EMG'] is among the model's" in err
     assert not (tmp_path / "pre.bci").exists()
+
+
+@pytest.mark.real_data
+@requires_kalunga
+def test_bci_pretrain_on_kalunga_leaving_subject_3_out(tmp_path, capsys):
+    out = tmp_path / "pre.bci"
+    # the README's command, one epoch
+    assert main(["pretrain", "--dataset", "Kalunga2016", "--subjects", "1-11",
+                 "--exclude-subjects", "3",
+                 "--config", "small", "--out", str(out), "--max-epochs", "1"]) == 0
+    info = network_info(out)
+    assert info["sources"] == [{"name": "Kalunga2016",
+                                "subjects": [1, 2, 4, 5, 6, 7, 8, 9, 10, 11]}]
+    # 115.4 min in all, less subject 3's runs and its twin (subject 7 run 0)
+    assert 80 < info["minutes"]["Kalunga2016"] < 111.3
+    assert "Saved the pretrained NeuroGPT (small)" in capsys.readouterr().out
+    # the README's second command: resume to 2 epochs
+    assert main(["pretrain", "--dataset", "Kalunga2016", "--subjects", "1-11",
+                 "--exclude-subjects", "3", "--config", "small", "--out", str(out),
+                 "--max-epochs", "2", "--resume"]) == 0
+    resumed = network_info(out)
+    assert resumed["n_epochs"] == 2
+    assert resumed["n_steps"] == 2 * info["n_steps"]
+    assert resumed["history"][0] == info["history"][0]

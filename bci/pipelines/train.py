@@ -32,7 +32,7 @@ import numpy as np
 from .._logging import logger
 from ..models.decoder import Decoder, _float_or_none, apply_channel_map
 
-__all__ = ["calibrate", "train_decoder"]
+__all__ = ["calibrate", "pretrained_channel_map", "train_decoder"]
 
 #: Folds of the cross-validation that fits the sigmoid of :func:`calibrate` (at most; fewer
 #: when a class has fewer epochs).
@@ -153,7 +153,7 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
     channel_map = None
     X_fit = X
     if preprocessing is not None:
-        channel_map = _channel_map(preprocessing, list(epochs.ch_names), X)
+        channel_map = pretrained_channel_map(pretrained, list(epochs.ch_names), X)
         X_fit = apply_channel_map(X, channel_map)
         logger.info("Mapped the %d epoch channels onto the pretrained NeuroGPT's %d (%d "
                     "present)", X.shape[1], X_fit.shape[1],
@@ -203,10 +203,37 @@ def _pretrained_preprocessing(pretrained: Any) -> dict | None:
     return pre if isinstance(pre, dict) and "channels" in pre else None
 
 
-def _channel_map(preprocessing: dict, ch_names: list[str], X: np.ndarray) -> dict:
-    """Map the epochs' channels onto the pretrained model's; robust statistics per channel."""
+def pretrained_channel_map(pretrained: Any, ch_names: Sequence[str], X: np.ndarray) -> dict:
+    """Map epochs' channels onto a pretrained NeuroGPT's; robust statistics per channel.
+
+    Parameters
+    ----------
+    pretrained : str | Path
+        A file written by ``bci pretrain`` (:func:`bci.pipelines.pretrain.pretrain`).
+    ch_names : sequence of str
+        The epochs' channels.
+    X : ndarray, shape (n_epochs, n_chans, n_times)
+        Training epochs, filtered to the file's band and resampled to its rate; the robust
+        statistics (median, IQR / 1.349 per channel) are theirs.
+
+    Returns
+    -------
+    channel_map : dict
+        :attr:`bci.models.decoder.Decoder.channel_map`; apply it with
+        :func:`bci.models.decoder.apply_channel_map`.
+
+    Raises
+    ------
+    ValueError
+        A file without recorded preprocessing, or no channel in common.
+    """
     from ..data.pretraining import map_channels
 
+    preprocessing = _pretrained_preprocessing(pretrained)
+    if preprocessing is None:
+        raise ValueError(f"{pretrained} records no preprocessing (channels, band); pretrain "
+                         "it with `bci pretrain` (bci.pipelines.pretrain.pretrain).")
+    X = np.asarray(X)
     mapping = map_channels(ch_names, channels=preprocessing["channels"])
     picks = mapping.picks
     center = np.zeros(len(picks))

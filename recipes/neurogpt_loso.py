@@ -26,7 +26,7 @@ without data. CPU only; ``--threads`` torch threads.
 
 Usage::
 
-    nice python recipes/neurogpt_loso.py --out results/neurogpt_loso   # 11 subjects: hours
+    nice python recipes/neurogpt_loso.py --subjects $(seq 1 11) --out results/neurogpt_loso  # hours
     python recipes/neurogpt_loso.py --dataset SyntheticSSVEP --subjects 1 2 --folds 2 \
         --trials 2 all --pretrain-epochs 1 --max-epochs 2               # a tiny smoke run
 """

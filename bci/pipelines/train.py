@@ -152,6 +152,17 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
         estimator.set_params(sfreq=float(epochs.info["sfreq"]))
     channel_map = None
     X_fit = X
+    if pretrained is not None and preprocessing is None:
+        from ..models.neurogpt import pretrained_config
+
+        n_file = pretrained_config(pretrained)["n_chans"]
+        if n_file != X.shape[1]:
+            raise ValueError(
+                f"{pretrained} holds a NeuroGPT of another configuration: n_chans (file "
+                f"{n_file}, model {X.shape[1]}), and records no pretraining preprocessing (it "
+                "was not written by `bci pretrain`), so the epochs cannot be mapped onto its "
+                "channels; pretrain with `bci pretrain` (its files map any montage onto the "
+                "model's channels), or fine-tune on epochs of the file's channels.")
     if preprocessing is not None:
         channel_map = pretrained_channel_map(pretrained, list(epochs.ch_names), X)
         X_fit = apply_channel_map(X, channel_map)

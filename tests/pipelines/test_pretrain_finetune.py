@@ -144,3 +144,17 @@ def test_network_masks_channels_that_are_zero_throughout():
     y = torch.randn(2, 4, 128)
     torch.testing.assert_close(model(y), model.head(model.embed_chunks(
         model.split_chunks(y)).flatten(1)))
+
+
+def test_a_file_without_recorded_preprocessing_and_other_channels_is_refused(tmp_path,
+                                                                             capsys):
+    # a 22-channel NeuroGPT saved directly (no bci pretrain preprocessing) for 8-channel data
+    model = NeuroGPT.from_named_config("small", finetune=None)
+    path = save_pretrained(model, tmp_path / "bare.bci")
+    assert main(["train", "--dataset", "SyntheticSSVEP", "--paradigm", "SSVEP",
+                 "--dataset-param", "n_trials=2", "--subjects", "1", "--model", "NeuroGPT",
+                 "--pretrained", str(path), *FAST, "--out", str(tmp_path / "x.bci")]) == 2
+    err = capsys.readouterr().err
+    assert "records no pretraining preprocessing" in err
+    assert "another configuration: n_chans (file 22, model 8)" in err
+    assert not (tmp_path / "x.bci").exists()

@@ -289,6 +289,7 @@ def _build_parser() -> argparse.ArgumentParser:
     deep.add_argument("--finetune", choices=["encoder_gpt", "encoder", "linear"], default=None,
                       help="NeuroGPT fine-tuning strategy (default encoder_gpt)")
 
+    _add_pretrain_command(sub)
     _add_realtime_commands(sub)
     _add_export_command(sub)
     _add_acquire_command(sub)
@@ -394,6 +395,78 @@ def _train(args) -> int:
         clf = decoder.estimator
         print(f"Trained {clf.n_epochs_} epochs, kept epoch {clf.best_epoch_}; learning curves: "
               f"{curves}")
+    return 0
+
+
+def _add_pretrain_command(sub) -> None:
+    """``bci pretrain``: self-supervised Neuro-GPT pretraining (bci.pipelines.pretrain)."""
+    pre = sub.add_parser(
+        "pretrain", help="pretrain Neuro-GPT self-supervised on continuous recordings",
+        description="Pretrain a NeuroGPT (causal masked chunk reconstruction) on every run of "
+                    "the given datasets' subjects, mapped onto the model's 22 channels; write "
+                    "the pretrained-weights file that `bci train --model NeuroGPT --pretrained "
+                    "FILE` fine-tunes. Checkpoints every epoch; --resume continues a run.")
+    pre.add_argument("--dataset", action="append", required=True, metavar="NAME",
+                     help="dataset to pretrain on, repeatable (Kalunga2016, PhysionetMI: every "
+                          "stored run, or any dataset of `bci datasets`)")
+    pre.add_argument("--dataset-param", action=_AppendKeyValue, type=_argtype(_key_value),
+                     metavar="KEY=VALUE",
+                     help="dataset constructor argument for every --dataset, repeatable")
+    pre.add_argument("--subjects", type=_subjects, default=None,
+                     help="subjects of every dataset, e.g. 1-11 (default: all)")
+    pre.add_argument("--exclude-subjects", type=_subjects, default=None,
+                     help="subjects left out (never prepared), e.g. the held-out subject")
+    pre.add_argument("--config", choices=["small", "paper"], default="small",
+                     help="named NeuroGPT configuration (default small)")
+    pre.add_argument("--out", required=True, help="pretrained-weights file to write")
+    pre.add_argument("--max-epochs", type=_count(1), default=10,
+                     help="pretraining epochs in all (default 10)")
+    pre.add_argument("--batch-size", type=_count(1), default=16, help="samples per batch "
+                                                                      "(default 16)")
+    pre.add_argument("--lr", type=_positive("learning rate"), default=1e-4,
+                     help="AdamW learning rate (default 1e-4)")
+    pre.add_argument("--val-fraction", type=_argtype(_fraction), default=0.0,
+                     help="fraction of recordings held out for val_loss (default 0)")
+    pre.add_argument("--cache-dir", default=None,
+                     help="prepared-signal cache (default: <out stem>_cache beside --out)")
+    pre.add_argument("--checkpoint-dir", default=None,
+                     help="checkpoint folder (default: <out stem>_checkpoints beside --out)")
+    pre.add_argument("--resume", action="store_true",
+                     help="continue the run of --checkpoint-dir from its last.ckpt")
+    pre.add_argument("--accelerator", default="cpu",
+                     help="Lightning accelerator: cpu (default), gpu, auto ...")
+    pre.add_argument("--devices", default="1", help="Lightning devices (default 1)")
+    pre.add_argument("--strategy", default="auto",
+                     help="Lightning strategy, e.g. ddp (default auto)")
+    pre.add_argument("--num-nodes", type=_count(1), default=1, help="Lightning nodes")
+    pre.add_argument("--workers", type=_count(0), default=0, help="data-loader processes")
+    pre.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
+    pre.add_argument("--seed", type=_count(0), default=0,
+                     help="seed of weights, split, batches, starts and dropout (default 0)")
+
+
+def _pretrain(args) -> int:
+    from .pipelines.pretrain import pretrain
+
+    params = _params(args.dataset_param, "--dataset-param")
+    devices = int(args.devices) if args.devices.isdigit() else args.devices
+    start = time.perf_counter()
+    path = pretrain(args.dataset, args.out, subjects=args.subjects,
+                    exclude_subjects=args.exclude_subjects,
+                    dataset_params={name: params for name in args.dataset} if params else None,
+                    config=args.config, max_epochs=args.max_epochs, batch_size=args.batch_size,
+                    lr=args.lr, val_fraction=args.val_fraction, cache_dir=args.cache_dir,
+                    checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                    accelerator=args.accelerator, devices=devices, strategy=args.strategy,
+                    num_nodes=args.num_nodes, num_workers=args.workers, seed=args.seed,
+                    n_threads=args.threads, progress_bar=sys.stderr.isatty())
+    from .models.decoder import network_info
+
+    info = network_info(path)
+    print(f"Saved the pretrained NeuroGPT ({info['configuration']}) to {path}: "
+          f"{info['n_epochs']} epochs, {info['n_steps']} steps on {info['n_train_samples']} "
+          f"samples ({sum(info['minutes'].values()):.1f} min of EEG) in "
+          f"{time.perf_counter() - start:.1f} s.")
     return 0
 
 
@@ -889,7 +962,8 @@ def _export_onnx(args) -> int:
     return 0
 
 
-_COMMANDS = {"benchmark": _benchmark, "train": _train, "pipelines": _pipelines,
+_COMMANDS = {"benchmark": _benchmark, "train": _train, "pretrain": _pretrain,
+             "pipelines": _pipelines,
              "datasets": _datasets, "play": _play, "stream": _stream,
              "session-report": _session_report, "export": _export, "acquire": _acquire,
              "session-export": _session_export}

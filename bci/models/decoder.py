@@ -94,8 +94,8 @@ from ._decoder_io import (
 )
 from ._signing import generate_key
 
-__all__ = ["FORMAT_VERSION", "TRUSTED_TYPES", "Decoder", "generate_key", "load_decoder",
-           "load_network", "save_decoder", "save_network"]
+__all__ = ["FORMAT_VERSION", "TRUSTED_TYPES", "Decoder", "apply_channel_map", "generate_key",
+           "load_decoder", "load_network", "network_info", "save_decoder", "save_network"]
 
 #: Windows whose amplitude (:meth:`Decoder.amplitude_ratio`) is this many times above or below
 #: the training range are refused: that is a unit mistake (1e3 mV, 1e6 µV), not EEG.
@@ -141,6 +141,15 @@ class Decoder:
         :data:`AMPLITUDE_REFUSE` times larger or smaller (a unit mistake: µV given for V, raw
         counts...), and warns (at most every :data:`AMPLITUDE_WARN_EVERY_S` seconds) beyond
         :data:`AMPLITUDE_WARN`. None (files written before bci recorded it): not checked.
+    channel_map : dict | None
+        Decoders fine-tuned from a pretrained NeuroGPT (:func:`bci.pipelines.train.
+        train_decoder` with ``pretrained=``): how the windows reach the network's channels,
+        applied last by :meth:`preprocess` (:func:`apply_channel_map`): ``channels`` (the
+        model's channel names), ``picks`` (per model channel, the index of its channel in
+        :attr:`ch_names`, -1 when absent: a row of zeros, which the network masks),
+        ``center``/``scale`` (per model channel, the robust statistics of the training
+        epochs: median and IQR / 1.349, fixed, so that a live window is scaled exactly as the
+        training epochs) and ``clip``. None: windows go to the estimator as they are.
     """
 
     estimator: Any
@@ -154,6 +163,7 @@ class Decoder:
     unit_factor: float = 1.0
     info: dict = field(default_factory=dict)
     train_amplitude: list[float] | None = None
+    channel_map: dict | None = None
 
     @property
     def n_chans(self) -> int:
@@ -216,6 +226,8 @@ class Decoder:
             bands.append(Xb)
         Xp = np.stack(bands, axis=-1) if len(self.filters) > 1 else bands[0]
         self._check_amplitude(Xp)
+        if self.channel_map is not None:
+            Xp = apply_channel_map(Xp, self.channel_map)
         return Xp
 
     def _check_windows(self, X) -> np.ndarray:
@@ -329,6 +341,38 @@ class Decoder:
     def save(self, fname: str | Path, *, key: Any = None) -> Path:
         """Write this decoder to ``fname``, signed by ``key`` if any (:func:`save_decoder`)."""
         return save_decoder(self, fname, key=key)
+
+
+def apply_channel_map(X: np.ndarray, channel_map: dict) -> np.ndarray:
+    """Put epochs on a pretrained network's channels, robustly scaled (see ``Decoder``).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_epochs, n_chans, n_times)
+        Filtered epochs on the decoder's channels (:attr:`Decoder.ch_names`). Not modified.
+    channel_map : dict
+        :attr:`Decoder.channel_map`.
+
+    Returns
+    -------
+    Xm : ndarray, shape (n_epochs, n_model_chans, n_times), float32
+        ``clip((x - center) / scale)`` on present channels, zeros on absent ones.
+    """
+    picks = np.asarray(channel_map["picks"], dtype=int)
+    center = np.asarray(channel_map["center"], dtype=float)[:, None]
+    scale = np.asarray(channel_map["scale"], dtype=float)[:, None]
+    X = np.asarray(X)
+    if X.ndim != 3 or (picks >= X.shape[1]).any():
+        raise ValueError(f"apply_channel_map needs epochs (n_epochs, n_chans > "
+                         f"{int(picks.max())}, n_times), got shape {X.shape}.")
+    present = picks >= 0
+    out = np.zeros((X.shape[0], len(picks), X.shape[-1]), dtype=np.float32)
+    mapped = (X[:, picks[present]] - center[present]) / scale[present]
+    clip = channel_map.get("clip")
+    if clip is not None:
+        mapped = np.clip(mapped, -clip, clip)
+    out[:, present] = mapped
+    return out
 
 
 def save_decoder(decoder: Decoder, fname: str | Path, *, key: Any = None) -> Path:
@@ -689,3 +733,34 @@ def load_network(fname: str | Path, *, key: Any = None,
     model = classes[network["model"]].from_config(network["config"])
     model.load_state_dict(torch_weights(payload, fname), strict=True)
     return model.eval()
+
+
+def network_info(fname: str | Path, *, key: Any = None,
+                 require_signature: bool | None = None) -> dict:
+    """Return the ``info`` a network file was saved with (:func:`save_network`).
+
+    Parameters
+    ----------
+    fname : str | Path
+        A network file.
+    key, require_signature
+        Verify the file's signature (see :func:`load_decoder`).
+
+    Returns
+    -------
+    info : dict
+        A copy of the file's ``info`` (e.g. a pretrained NeuroGPT's ``preprocessing``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a network file, damaged or edited.
+    """
+    fname = Path(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"No network file at {fname}; write one with "
+                                "bci.models.decoder.save_network or `bci pretrain`.")
+    manifest, _, _ = read_file(fname, NETWORK_FORMAT_NAME, key, require_signature)
+    return json.loads(json.dumps(manifest.get("info") or {}))

@@ -529,7 +529,13 @@ class NeuroGPT(EEGModule):
                                "classification head. Save it with save_pretrained and build a "
                                "fine-tuning model with NeuroGPT.from_pretrained(fname, "
                                "n_outputs, n_times, finetune='encoder_gpt').")
-        embeddings = self.embed_chunks(self.split_chunks(x))  # (B, N, D)
+        # a channel that is zero throughout the window is absent (fine-tuning data mapped
+        # onto the model's channels, bci.models.decoder.apply_channel_map): masked, as in
+        # pretraining; a window with no channel at all keeps every channel
+        mask = x.ne(0).any(-1)
+        mask[~mask.any(1)] = True
+        embeddings = self.embed_chunks(self.split_chunks(x),
+                                       None if bool(mask.all()) else mask)  # (B, N, D)
         if self.finetune != "encoder_gpt":
             return self.head(embeddings.flatten(1))
         batch = len(x)

@@ -689,8 +689,8 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
                    num_nodes: int = 1, precision: str | None = None,
                    log_dir: str | Path | None = None,
                    logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
-                   progress_bar: bool = True, n_threads: int | None = None
-                   ) -> PretrainingResult:
+                   progress_bar: bool = True, n_threads: int | None = None,
+                   callbacks: Sequence[pl.Callback] = ()) -> PretrainingResult:
     """Pretrain a self-supervised network (``task="pretrain"`` of :class:`DecoderModule`).
 
     Parameters
@@ -744,6 +744,8 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
         Show Lightning's progress bar.
     n_threads : int | None
         Torch CPU threads while training (restored afterwards).
+    callbacks : sequence of lightning.pytorch.Callback
+        Extra Lightning callbacks, run after this function's own.
 
     Returns
     -------
@@ -765,6 +767,7 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
     if every_n_steps is not None:
         every_n_steps = ensure_int(every_n_steps, "every_n_steps", minimum=1)
     check_option("logger_kind", logger_kind, LOGGERS)
+    extra_callbacks = list(callbacks)
     model.train()  # Lightning keeps the modes it is given
     module = DecoderModule(model, task="pretrain", lr=lr, weight_decay=weight_decay,
                            scheduler=scheduler,
@@ -781,6 +784,7 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
             every_n_train_steps=every_n_steps, every_n_epochs=None if every_n_steps else 1,
             save_on_train_epoch_end=True)
         callbacks.append(checkpoint)
+    callbacks.extend(extra_callbacks)
     resume = None
     if ckpt_path is not None:
         if str(ckpt_path) == "last":

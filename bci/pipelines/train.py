@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from .._logging import logger
-from ..models.decoder import Decoder, _float_or_none
+from ..models.decoder import Decoder, _float_or_none, apply_channel_map
 
-__all__ = ["calibrate", "train_decoder"]
+__all__ = ["calibrate", "pretrained_channel_map", "train_decoder"]
 
 #: Folds of the cross-validation that fits the sigmoid of :func:`calibrate` (at most; fewer
 #: when a class has fewer epochs).
@@ -129,8 +129,16 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
         estimator = get_pipeline(pipeline, random_state=random_state, scoring=paradigm.scoring)
     else:
         name, estimator = type(pipeline).__name__, clone(pipeline)
+    preprocessing = None
     if pretrained is not None or finetune is not None:
         estimator, paradigm = _neurogpt_estimator(estimator, paradigm, pretrained, finetune)
+        preprocessing = _pretrained_preprocessing(pretrained)
+        if preprocessing is not None:
+            # the pretraining band (MOABB's IIR on the continuous recording, the decoder's
+            # on each window); scaling: the decoder's fixed robust statistics, not the network's
+            paradigm = copy.deepcopy(paradigm)
+            paradigm.filters = [[preprocessing["l_freq"], preprocessing["h_freq"]]]
+            estimator.set_params(scaling="none")
     dataset = skip_unused_runs(dataset, paradigm)
     paradigm = copy.deepcopy(paradigm)  # resolve its bands (FilterBankSSVEP: from the events)
     paradigm.prepare_process(dataset)
@@ -142,12 +150,32 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
     if hasattr(estimator, "_network_state") and getattr(estimator, "sfreq", 0) is None:
         # a DeepClassifier: its network's config records the rate of the epochs it sees
         estimator.set_params(sfreq=float(epochs.info["sfreq"]))
-    logger.info("Fitting %s on %d epochs of shape %s", name, len(X), X.shape[1:])
+    channel_map = None
+    X_fit = X
+    if pretrained is not None and preprocessing is None:
+        from ..models.neurogpt import pretrained_config
+
+        n_file = pretrained_config(pretrained)["n_chans"]
+        if n_file != X.shape[1]:
+            raise ValueError(
+                f"{pretrained} holds a NeuroGPT of another configuration: n_chans (file "
+                f"{n_file}, model {X.shape[1]}), and records no pretraining preprocessing (it "
+                "was not written by `bci pretrain`), so the epochs cannot be mapped onto its "
+                "channels; pretrain with `bci pretrain` (its files map any montage onto the "
+                "model's channels), or fine-tune on epochs of the file's channels.")
+    if preprocessing is not None:
+        channel_map = pretrained_channel_map(pretrained, list(epochs.ch_names), X)
+        X_fit = apply_channel_map(X, channel_map)
+        logger.info("Mapped the %d epoch channels onto the pretrained NeuroGPT's %d (%d "
+                    "present)", X.shape[1], X_fit.shape[1],
+                    sum(p >= 0 for p in channel_map["picks"]))
+    logger.info("Fitting %s on %d epochs of shape %s", name, len(X_fit), X_fit.shape[1:])
     y = encoder.transform(labels)
-    estimator.fit(X, y)
+    estimator.fit(X_fit, y)
     info: dict[str, Any] = {}
     if not hasattr(estimator, "predict_proba"):
-        estimator, info["calibration"] = calibrate(estimator, X, y, random_state=random_state)
+        estimator, info["calibration"] = calibrate(estimator, X_fit, y,
+                                                   random_state=random_state)
 
     filters = [tuple(map(_float_or_none, band)) for band in paradigm.filters]
     raw_sfreq = _raw_sfreq(dataset, subjects[0]) if paradigm.resample else epochs.info["sfreq"]
@@ -172,7 +200,67 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
         train_amplitude=_median_abs_per_channel(X),
+        channel_map=channel_map,
     )
+
+
+def _pretrained_preprocessing(pretrained: Any) -> dict | None:
+    """Return the preprocessing a pretrained file records (``bci pretrain``), or None."""
+    if pretrained is None:
+        return None
+    from ..models.decoder import network_info
+
+    pre = network_info(pretrained).get("preprocessing")
+    return pre if isinstance(pre, dict) and "channels" in pre else None
+
+
+def pretrained_channel_map(pretrained: Any, ch_names: Sequence[str], X: np.ndarray) -> dict:
+    """Map epochs' channels onto a pretrained NeuroGPT's; robust statistics per channel.
+
+    Parameters
+    ----------
+    pretrained : str | Path
+        A file written by ``bci pretrain`` (:func:`bci.pipelines.pretrain.pretrain`).
+    ch_names : sequence of str
+        The epochs' channels.
+    X : ndarray, shape (n_epochs, n_chans, n_times)
+        Training epochs, filtered to the file's band and resampled to its rate; the robust
+        statistics (median, IQR / 1.349 per channel) are theirs.
+
+    Returns
+    -------
+    channel_map : dict
+        :attr:`bci.models.decoder.Decoder.channel_map`; apply it with
+        :func:`bci.models.decoder.apply_channel_map`.
+
+    Raises
+    ------
+    ValueError
+        A file without recorded preprocessing, or no channel in common.
+    """
+    from ..data.pretraining import map_channels
+
+    preprocessing = _pretrained_preprocessing(pretrained)
+    if preprocessing is None:
+        raise ValueError(f"{pretrained} records no preprocessing (channels, band); pretrain "
+                         "it with `bci pretrain` (bci.pipelines.pretrain.pretrain).")
+    X = np.asarray(X)
+    mapping = map_channels(ch_names, channels=preprocessing["channels"])
+    picks = mapping.picks
+    center = np.zeros(len(picks))
+    scale = np.ones(len(picks))
+    for i, p in enumerate(picks):
+        if p < 0:
+            continue
+        values = X[:, p].ravel()
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        center[i] = med
+        scale[i] = (q3 - q1) / 1.349 if q3 > q1 else 1.0
+    logger.info("Pretrained channels: present %s; absent %s; dropped %s", mapping.present,
+                mapping.absent, mapping.dropped)
+    return {"channels": list(mapping.channels), "picks": [int(p) for p in picks],
+            "center": [float(v) for v in center], "scale": [float(v) for v in scale],
+            "clip": preprocessing.get("clip")}
 
 
 def _neurogpt_estimator(estimator: Any, paradigm: Any, pretrained: Any, finetune: str | None

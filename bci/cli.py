@@ -221,6 +221,20 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/benchmark",
                        help="output folder, checked for writing before the evaluation "
                             "(default: results/benchmark)")
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument("--cluster", metavar="local:N", default=None,
+                       help="compute the cells on a new Dask LocalCluster of N worker processes "
+                            "(127.0.0.1; needs bci[dask])")
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="compute the cells on an existing Dask scheduler, e.g. "
+                            "tcp://host:8786 (needs bci[dask])")
+    bench.add_argument("--scheduler-timeout", type=_positive("s"), default=30.0,
+                       help="how long to try to reach --scheduler (default 30 s)")
+    bench.add_argument("--cache-dir", default=None,
+                       help="per-cell result cache, so an interrupted run resumes (default: "
+                            "$BCI_CACHE_DIR or ~/.cache/bci/benchmark)")
+    bench.add_argument("--no-cache", action="store_true",
+                       help="recompute every cell (fresh results replace the cached ones)")
 
     train = sub.add_parser("train", help="fit a pipeline or train a network; save a decoder file",
                            description="Fit a registered pipeline, or train a deep decoder with "
@@ -296,20 +310,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _benchmark(args) -> int:
     from .evaluation.benchmarks import benchmark, format_table
+    from .evaluation.cache import default_cache_dir
+    from .evaluation.cluster import client_from_spec, close_client
 
     start = time.perf_counter()
     print(f"Benchmarking {args.pipelines} on {args.dataset} ({args.paradigm}, "
           f"{args.evaluation}) ...", flush=True)
-    results = benchmark(dataset=args.dataset, paradigm=args.paradigm,
-                        paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
-                        dataset_params=_params(args.dataset_param, "--dataset-param"),
-                        pipelines=args.pipelines, subjects=args.subjects,
-                        evaluation=args.evaluation, random_state=args.random_state,
-                        n_jobs=args.n_jobs, out=args.out)
+    cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    client = client_from_spec(args.cluster, args.scheduler, args.scheduler_timeout)
+    try:
+        results = benchmark(dataset=args.dataset, paradigm=args.paradigm,
+                            paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
+                            dataset_params=_params(args.dataset_param, "--dataset-param"),
+                            pipelines=args.pipelines, subjects=args.subjects,
+                            evaluation=args.evaluation, random_state=args.random_state,
+                            n_jobs=args.n_jobs, out=args.out, client=client,
+                            cache_dir=cache_dir, recompute=args.no_cache)
+    finally:
+        if client is not None:
+            close_client(client)
     print()
     print(format_table(results))
-    print(f"\n{len(results)} results in {time.perf_counter() - start:.1f} s; wrote "
-          f"{args.out}/results.csv, summary.csv, scores.png")
+    print(f"\n{len(results)} results in {time.perf_counter() - start:.1f} s "
+          f"({results.attrs['n_computed']} of {results.attrs['n_cells']} cells computed, the "
+          f"others read from {cache_dir}); wrote {args.out}/results.csv, summary.csv, "
+          "scores.png")
     return 0
 
 

@@ -28,6 +28,8 @@ from .._checks import check_type, parse_spec
 from .._logging import logger
 from . import cache as _cache
 
+#: Worker deaths a cell survives on a LocalCluster: run once more, then reported as failed.
+ALLOWED_FAILURES = 1
 #: ``pip install`` line of the Dask extra.
 PIP_DASK = "pip install 'bci[dask]'"
 
@@ -244,6 +246,7 @@ def _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar):
             i = futures[fut]
             if fut.status == "finished":
                 rows[i] = fut.result()
+                fut.release()  # a worker that dies later must not recompute a finished cell
                 if cache_str is not None:  # the worker may not share our disk
                     path = _cache.entry_path(cache_str, keys[i], cells[i].dataset.code)
                     if not path.exists():
@@ -271,8 +274,10 @@ def _import_distributed():
 def local_client(n_workers: int, **kwargs: Any):
     """Start a ``distributed.LocalCluster`` (``n_workers`` processes, 1 thread each); its client.
 
-    The cluster listens on 127.0.0.1 only, without a dashboard. Close the client and its
-    cluster with ``client.close(); client.cluster.close()`` (or :func:`close_client`).
+    The cluster listens on 127.0.0.1 only (dashboard on a free port); its scheduler gives up on a
+    cell after :data:`ALLOWED_FAILURES` + 1 worker deaths (``KilledWorker``, reported as a
+    failed cell). On a scheduler of your own, set ``distributed.scheduler.allowed-failures``
+    likewise. Close the client and its cluster with :func:`close_client`.
 
     Parameters
     ----------
@@ -288,9 +293,13 @@ def local_client(n_workers: int, **kwargs: Any):
         raise ValueError(f"n_workers must be an integer >= 1 (worker processes), got "
                          f"{n_workers}.")
     distributed = _import_distributed()
+    import dask
+
     options = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
-               "host": "127.0.0.1", "dashboard_address": None, **kwargs}
-    cluster = distributed.LocalCluster(**options)
+               "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", **kwargs}
+    # a cell whose worker dies is run once more, then reported (Dask's default is 3 more)
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        cluster = distributed.LocalCluster(**options)
     return distributed.Client(cluster)
 
 

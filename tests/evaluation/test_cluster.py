@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import time
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 import bci
 from bci.evaluation import cache as cache_mod
@@ -208,3 +210,65 @@ def test_missing_dask_names_the_pip_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"pip install 'bci\[dask\]'"):
         client_from_spec("local:2")
+
+
+class _DieInFit(ClassifierMixin, BaseEstimator):
+    """Kills its worker process in fit (a segfault, an out-of-memory kill...)."""
+
+    def fit(self, X, y):
+        os._exit(1)
+
+
+@pytest.mark.slow  # about 40 s on 2 busy cores: each restarted worker imports MNE/MOABB again
+def test_a_cell_whose_worker_dies_is_retried_once_then_reported(tmp_path, caplog):
+    from pyriemann.classification import MDM
+    from pyriemann.estimation import Covariances
+    from sklearn.pipeline import make_pipeline
+
+    pipes = {"MDM": make_pipeline(Covariances("oas"), MDM()),
+             "dies": make_pipeline(Covariances("oas"), _DieInFit())}
+    client = local_client(1)
+    try:
+        with caplog.at_level("ERROR", logger="distributed.scheduler"), \
+                pytest.raises(CellsFailedError, match="KilledWorker") as info:
+            bci.benchmark(pipelines=pipes, client=client, cache_dir=tmp_path,
+                          **{**KW, "subjects": [1]})
+    finally:
+        close_client(client)
+    (failure,) = info.value.failures
+    assert failure.cell.pipeline == "dies"
+    assert "on 2 different workers" in failure.error  # the first run and one retry
+    assert list(info.value.results.pipeline) == ["MDM"]
+    assert len(_entries(tmp_path)) == 1
+
+
+def test_readme_cluster_commands(client, tmp_path, monkeypatch, capsys):
+    """README: `bci benchmark --dataset SyntheticSSVEP ... --cluster local:2`, run twice.
+
+    The module's LocalCluster (2 worker processes) stands in for the one the command starts,
+    so the test does not pay a second cluster start; ``local_client`` is asked for 2 workers.
+    """
+    import pandas as pd
+
+    import bci.evaluation.cluster as cluster
+    from bci.cli import main
+
+    asked = []
+    monkeypatch.setattr(cluster, "local_client", lambda n: asked.append(n) or client)
+    monkeypatch.setattr(cluster, "close_client", lambda c: None)
+    out, cache = tmp_path / "cluster", tmp_path / "cache"
+    argv = ["benchmark", "--dataset", "SyntheticSSVEP", "--paradigm", "SSVEP",
+            "--paradigm-param", "n_classes=3", "--pipelines", "SSVEP_TS+LR,SSVEP_MDM",
+            "--cluster", "local:2", "--cache-dir", str(cache), "--out", str(out)]
+    assert main(argv) == 0
+    assert "(4 of 4 cells computed" in capsys.readouterr().out
+    first = pd.read_csv(out / "results.csv")
+    assert main(argv) == 0  # resumes from the cache: nothing computed
+    assert f"(0 of 4 cells computed, the others read from {cache})" in capsys.readouterr().out
+    assert asked == [2, 2]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), first)
+    assert main([*argv, "--no-cache"]) == 0
+    assert "(4 of 4 cells computed" in capsys.readouterr().out
+    serial = bci.benchmark("SyntheticSSVEP", "SSVEP", ["SSVEP_TS+LR", "SSVEP_MDM"],
+                           paradigm_params={"n_classes": 3}, progress=False)
+    np.testing.assert_array_equal(first.score.to_numpy(), serial.score.to_numpy())

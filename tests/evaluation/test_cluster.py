@@ -219,7 +219,6 @@ class _DieInFit(ClassifierMixin, BaseEstimator):
         os._exit(1)
 
 
-@pytest.mark.slow  # about 40 s on 2 busy cores: each restarted worker imports MNE/MOABB again
 def test_a_cell_whose_worker_dies_is_retried_once_then_reported(tmp_path, caplog):
     from pyriemann.classification import MDM
     from pyriemann.estimation import Covariances

@@ -271,3 +271,34 @@ def test_readme_cluster_commands(client, tmp_path, monkeypatch, capsys):
     serial = bci.benchmark("SyntheticSSVEP", "SSVEP", ["SSVEP_TS+LR", "SSVEP_MDM"],
                            paradigm_params={"n_classes": 3}, progress=False)
     np.testing.assert_array_equal(first.score.to_numpy(), serial.score.to_numpy())
+
+
+@pytest.mark.parametrize("evaluation", ["cross-session", "cross-subject"])
+def test_cells_equal_moabb_whole_run(client, evaluation, tmp_path):
+    """Cells on the cluster give the rows of one whole MOABB evaluation.
+
+    Cross-session: one cell per subject and pipeline; cross-subject: one per pipeline.
+    """
+    import moabb.evaluations as mevaluations
+    from moabb.paradigms import LeftRightImagery
+
+    from bci.data import SyntheticMotorImagery
+    from bci.evaluation.benchmarks import EVALUATIONS
+    from bci.pipelines.registry import get_pipeline
+
+    dataset = SyntheticMotorImagery(n_sessions=2)
+    ours = bci.benchmark(dataset, "LeftRightImagery", PIPES, subjects=[1, 2],
+                         evaluation=evaluation, client=client, progress=False)
+    assert ours.attrs["n_cells"] == (4 if evaluation == "cross-session" else 2)
+    cls = getattr(mevaluations, EVALUATIONS[evaluation])
+    dataset.subject_list = [1, 2]
+    para = LeftRightImagery()
+    ev = cls(paradigm=para, datasets=[dataset], overwrite=True, hdf5_path=str(tmp_path),
+             random_state=42, save_model=False)
+    theirs = ev.process({n: get_pipeline(n, random_state=42, scoring=para.scoring)
+                         for n in PIPES})
+    key = ["pipeline", "subject", "session"]
+    merged = ours.astype({k: str for k in key}).merge(
+        theirs.astype({k: str for k in key}), on=key, validate="one_to_one")
+    assert len(merged) == len(ours) == len(theirs) > 0
+    np.testing.assert_array_equal(merged.score_x.to_numpy(), merged.score_y.to_numpy())

@@ -121,6 +121,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
     check_option("evaluation", evaluation, EVALUATIONS)
     if out is not None:  # before the evaluation, not after it
         writable_dir(out, "--out folder")
+    if cache_dir is not None:
+        writable_dir(cache_dir, "--cache-dir folder")
     dataset = get_dataset(dataset, **(dataset_params or {}))
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
     subjects = check_subjects(dataset, subjects)

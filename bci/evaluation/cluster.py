@@ -203,6 +203,9 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
     """
     from tqdm.auto import tqdm
 
+    if client is not None and not callable(getattr(client, "submit", None)):
+        raise TypeError(f"client must be a dask.distributed.Client (or None to compute here), "
+                        f"got {type(client).__name__}.")
     cache_str = None if cache_dir is None else os.fspath(cache_dir)
     keys = [c.cache_key() for c in cells] if cache_str is not None else [None] * len(cells)
     rows: list[list[dict] | None] = [None] * len(cells)
@@ -249,8 +252,12 @@ def _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar):
                 fut.release()  # a worker that dies later must not recompute a finished cell
                 if cache_str is not None:  # the worker may not share our disk
                     path = _cache.entry_path(cache_str, keys[i], cells[i].dataset.code)
-                    if not path.exists():
-                        _cache.write_entry(path, keys[i], rows[i])
+                    try:
+                        if not path.exists():
+                            _cache.write_entry(path, keys[i], rows[i])
+                    except OSError as err:  # a full disk: the rows still count
+                        logger.warning("Could not cache %s in %s: %s", cells[i].label(),
+                                       cache_str, err)
             else:
                 err = fut.exception()
                 tb = fut.traceback()

@@ -302,3 +302,12 @@ def test_cells_equal_moabb_whole_run(client, evaluation, tmp_path):
         theirs.astype({k: str for k in key}), on=key, validate="one_to_one")
     assert len(merged) == len(ours) == len(theirs) > 0
     np.testing.assert_array_equal(merged.score_x.to_numpy(), merged.score_y.to_numpy())
+
+
+def test_bad_client_and_unwritable_cache(tmp_path):
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
+        bci.benchmark(pipelines=["MDM"], client="tcp://127.0.0.1:8786", **KW)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="Cannot write to the --cache-dir folder"):
+        bci.benchmark(pipelines=["MDM"], cache_dir=blocker, **KW)

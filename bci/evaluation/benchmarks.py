@@ -142,10 +142,12 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
     dataset.subject_list = subjects
 
     groups = _group_by_paradigm(pipelines, paradigm, random_state=random_state)
-    results = _run_cells(groups, dataset, subjects, evaluation, random_state=random_state,
-                         n_jobs=n_jobs, blas_threads=blas_threads, progress=progress,
-                         client=client, cache_dir=cache_dir, recompute=recompute, out=out)
-    dataset.subject_list = subjects
+    try:
+        results = _run_cells(groups, dataset, subjects, evaluation, random_state=random_state,
+                             n_jobs=n_jobs, blas_threads=blas_threads, progress=progress,
+                             client=client, cache_dir=cache_dir, recompute=recompute, out=out)
+    finally:
+        dataset.subject_list = subjects
     if out is not None:
         write_results(results, out)
     return results

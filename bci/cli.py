@@ -239,6 +239,20 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/benchmark",
                        help="output folder, checked for writing before the evaluation "
                             "(default: results/benchmark)")
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument("--cluster", metavar="local:N", default=None,
+                       help="compute the cells on a new Dask LocalCluster of N worker processes "
+                            "(127.0.0.1; needs bci[dask])")
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="compute the cells on an existing Dask scheduler, e.g. "
+                            "tcp://host:8786 (needs bci[dask])")
+    bench.add_argument("--scheduler-timeout", type=_positive("s"), default=30.0,
+                       help="how long to try to reach --scheduler (default 30 s)")
+    bench.add_argument("--cache-dir", default=None,
+                       help="per-cell result cache, so an interrupted run resumes (default: "
+                            "$BCI_CACHE_DIR or ~/.cache/bci/benchmark)")
+    bench.add_argument("--no-cache", action="store_true",
+                       help="recompute every cell (fresh results replace the cached ones)")
 
     train = sub.add_parser("train", help="fit a pipeline or train a network; save a decoder file",
                            description="Fit a registered pipeline, or train a deep decoder with "
@@ -315,27 +329,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _benchmark(args) -> int:
     from .evaluation.benchmarks import format_table
+    from .evaluation.cache import default_cache_dir
+    from .evaluation.cluster import client_from_spec, close_client
     from .evaluation.online import format_online_table
     from .realtime.pseudo_online import benchmark
 
     start = time.perf_counter()
     print(f"Benchmarking {args.pipelines} on {args.dataset} ({args.paradigm}, "
           f"{args.evaluation}) ...", flush=True)
-    results = benchmark(dataset=args.dataset, paradigm=args.paradigm,
-                        paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
-                        dataset_params=_params(args.dataset_param, "--dataset-param"),
-                        pipelines=args.pipelines, subjects=args.subjects,
-                        evaluation=args.evaluation, random_state=args.random_state,
-                        n_jobs=args.n_jobs, out=args.out, split=args.split,
-                        step_s=args.step_s, deadline_s=args.deadline_s,
-                        threshold=args.threshold, n_consecutive=args.n_consecutive,
-                        iti_s=args.iti_s)
-    print()
     online = args.evaluation == "pseudo-online"
+    cache_dir = args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    client = client_from_spec(args.cluster, args.scheduler, args.scheduler_timeout)
+    try:
+        results = benchmark(dataset=args.dataset, paradigm=args.paradigm,
+                            paradigm_params=_params(args.paradigm_param, "--paradigm-param"),
+                            dataset_params=_params(args.dataset_param, "--dataset-param"),
+                            pipelines=args.pipelines, subjects=args.subjects,
+                            evaluation=args.evaluation, random_state=args.random_state,
+                            n_jobs=args.n_jobs, out=args.out, split=args.split,
+                            step_s=args.step_s, deadline_s=args.deadline_s,
+                            threshold=args.threshold, n_consecutive=args.n_consecutive,
+                            iti_s=args.iti_s, client=client, cache_dir=cache_dir,
+                            recompute=args.no_cache)
+    finally:
+        if client is not None:
+            close_client(client)
+    print()
     print(format_online_table(results) if online else format_table(results))
     files = ("results.csv, folds.csv, trials.csv, curves.csv, summary.csv, accuracy_vs_time.png"
              if online else "results.csv, summary.csv, scores.png")
-    print(f"\n{len(results)} results in {time.perf_counter() - start:.1f} s; wrote "
+    cells = ("" if online else
+             f" ({results.attrs['n_computed']} of {results.attrs['n_cells']} cells computed, "
+             f"the others read from {cache_dir})")
+    print(f"\n{len(results)} results in {time.perf_counter() - start:.1f} s{cells}; wrote "
           f"{args.out}/{files}")
     return 0
 

@@ -56,6 +56,12 @@ requires_kalunga = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _empty_benchmark_cache(tmp_path_factory, monkeypatch):
+    """`bci benchmark` caches its cells (~/.cache/bci by default): each test gets an empty cache."""
+    monkeypatch.setenv("BCI_CACHE_DIR", str(tmp_path_factory.mktemp("bci-cache")))
+
+
 @pytest.fixture
 def empty_mne_data(tmp_path, monkeypatch):
     """Point MNE/MOABB at an empty data root (as on a machine where nothing was downloaded)."""

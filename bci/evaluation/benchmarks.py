@@ -54,7 +54,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
               = "within-session", *,
               paradigm_params: dict | None = None, dataset_params: dict | None = None,
               random_state: int | None = 42, n_jobs: int = 1, blas_threads: int | None = 1,
-              out: str | Path | None = None, progress: bool = True) -> Any:
+              out: str | Path | None = None, progress: bool = True, client: Any = None,
+              cache_dir: str | Path | None = None, recompute: bool = False) -> Any:
     """Evaluate pipelines on a dataset with a MOABB evaluation.
 
     Parameters
@@ -89,20 +90,34 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
         When given, write ``results.csv``, ``summary.csv`` and ``scores.png`` there (checked
         for writing first: an unwritable folder raises ``OSError`` before any work).
     progress : bool
-        Show a progress bar (one step per pipeline group and subject; MOABB runs the
-        within- and cross-session evaluations one subject at a time, so this changes no score).
+        Show a progress bar over the cells: one per subject and pipeline (MOABB runs the
+        within- and cross-session evaluations one subject at a time and each pipeline on the
+        same seeded folds, so this changes no score), one per pipeline for cross-subject.
+    client : dask.distributed.Client | None
+        Compute the cells on this Dask cluster (:mod:`bci.evaluation.cluster`; ``pip install
+        'bci[dask]'``): each worker loads its own subject, the scores equal the serial run's.
+        None computes them in this process.
+    cache_dir : str | Path | None
+        Per-cell result cache (:mod:`bci.evaluation.cache`): finished cells are read from
+        there and new ones written, so an interrupted run resumes. None caches nothing.
+    recompute : bool
+        Recompute every cell even when cached (the fresh rows replace the cached ones).
 
     Returns
     -------
     results : pandas.DataFrame
         One row per subject, session (or fold group) and pipeline, with MOABB's columns
         ``score``, ``time`` (mean fit time per fold, seconds), ``samples``, ``subject``,
-        ``session``, ``pipeline``, ``dataset`` and ``evaluation``.
-    """
-    import pandas as pd
-    from threadpoolctl import threadpool_limits
-    from tqdm.auto import tqdm
+        ``session``, ``pipeline``, ``dataset`` and ``evaluation``. ``results.attrs`` holds
+        ``n_cells`` and ``n_computed`` (cells not read from the cache).
 
+    Raises
+    ------
+    bci.evaluation.cluster.CellsFailedError
+        A ``RuntimeError`` naming each failed cell with its traceback, raised once every other
+        cell has finished (and been cached); its ``results`` holds their rows (also written to
+        ``out``).
+    """
     if evaluation == "pseudo-online":  # replays through bci.realtime, a layer above this one
         raise ValueError("The pseudo-online evaluation replays recordings through the "
                          "real-time loop; run it with bci.benchmark(..., evaluation="
@@ -110,6 +125,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
     check_option("evaluation", evaluation, EVALUATIONS)
     if out is not None:  # before the evaluation, not after it
         writable_dir(out, "--out folder")
+    if cache_dir is not None:
+        writable_dir(cache_dir, "--cache-dir folder")
     dataset = get_dataset(dataset, **(dataset_params or {}))
     paradigm = get_paradigm(paradigm, **(paradigm_params or {}))
     subjects = check_subjects(dataset, subjects)
@@ -129,36 +146,57 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
     dataset.subject_list = subjects
 
     groups = _group_by_paradigm(pipelines, paradigm, random_state=random_state)
-    # within/cross-session: MOABB evaluates subjects independently, so one run per subject
-    # gives the same scores and a finer progress bar; cross-subject needs them all at once
-    batches = [[s] for s in subjects] if evaluation != "cross-subject" else [subjects]
-    frames = []
-    with tqdm(total=len(groups) * len(batches), desc=f"{dataset.code} {evaluation}",
-              unit="step", disable=not progress) as bar:
-        for para, epochs_input, named in groups:
-            for batch in batches:
-                bar.set_postfix_str(f"subject {','.join(map(str, batch))}: {', '.join(named)}")
-                logger.info("%s on %s subjects %s: %s", EVALUATIONS[evaluation], dataset.code,
-                            batch, ", ".join(named))
-                dataset.subject_list = list(batch)
-                with threadpool_limits(limits=blas_threads, user_api="blas"):
-                    frames.append(_run_moabb(evaluation, para, dataset, named, batch,
-                                             epochs_input=epochs_input,
-                                             random_state=random_state, n_jobs=n_jobs))
-                bar.update()
-    dataset.subject_list = subjects
-    results = pd.concat(frames, ignore_index=True)
-    results["evaluation"] = evaluation
-    columns = [c for c in RESULT_COLUMNS if c in results] + [
-        c for c in results if c not in RESULT_COLUMNS]
-    results = results[columns]
+    try:
+        results = _run_cells(groups, dataset, subjects, evaluation, random_state=random_state,
+                             n_jobs=n_jobs, blas_threads=blas_threads, progress=progress,
+                             client=client, cache_dir=cache_dir, recompute=recompute, out=out)
+    finally:
+        dataset.subject_list = subjects
     if out is not None:
         write_results(results, out)
     return results
 
 
+def _run_cells(groups, dataset, subjects, evaluation, *, random_state, n_jobs, blas_threads,
+               progress, client, cache_dir, recompute, out):
+    """Split the benchmark into cells (:mod:`bci.evaluation.cluster`), run them, join the rows.
+
+    Within/cross-session: MOABB evaluates subjects independently (and pipelines with the same
+    seeded folds), so one cell per subject and pipeline gives the same rows as one whole run;
+    cross-subject folds need every subject: one cell per pipeline.
+    """
+    import pandas as pd
+
+    from .cluster import Cell, CellsFailedError, run_cells
+
+    batches = [(s,) for s in subjects] if evaluation != "cross-subject" else [tuple(subjects)]
+    cells = [Cell(dataset=dataset, paradigm=para, epochs_input=epochs_input, pipeline=name,
+                  subjects=batch, evaluation=evaluation, random_state=random_state,
+                  estimator=est if custom else None, n_jobs=n_jobs, blas_threads=blas_threads)
+             for para, epochs_input, named, custom in groups
+             for batch in batches for name, est in named.items()]
+    logger.info("%s on %s: %d cells", EVALUATIONS[evaluation], dataset.code, len(cells))
+    rows, failures, n_computed = run_cells(cells, client=client, cache_dir=cache_dir,
+                                           recompute=recompute, progress=progress,
+                                           desc=f"{dataset.code} {evaluation}")
+    results = pd.DataFrame.from_records([r for cell_rows in rows if cell_rows
+                                         for r in cell_rows])
+    if len(results):
+        results["evaluation"] = evaluation
+        columns = [c for c in RESULT_COLUMNS if c in results] + [
+            c for c in results if c not in RESULT_COLUMNS]
+        results = results[columns]
+    results.attrs["n_computed"] = n_computed
+    results.attrs["n_cells"] = len(cells)
+    if failures:
+        if out is not None and len(results):
+            write_results(results, out)
+        raise CellsFailedError(failures, results)
+    return results
+
+
 def _group_by_paradigm(pipelines, paradigm, *, random_state):
-    """[(paradigm, epochs_input, {name: estimator})], one per MOABB evaluation to run."""
+    """[(paradigm, epochs_input, {name: estimator}, custom)], one per paradigm needed."""
     if isinstance(pipelines, str):
         pipelines = [p.strip() for p in pipelines.split(",") if p.strip()]
     if not len(pipelines):
@@ -172,7 +210,8 @@ def _group_by_paradigm(pipelines, paradigm, *, random_state):
             para, epochs_input = _paradigm_for(spec, paradigm), spec.epochs_input
             est = get_pipeline(name, random_state=random_state, scoring=para.scoring)
         key = (type(para).__name__, epochs_input)
-        groups.setdefault(key, (para, epochs_input, {}))[2][name] = est
+        groups.setdefault(key, (para, epochs_input, {}, isinstance(pipelines, Mapping)))[2][
+            name] = est
     return list(groups.values())
 
 

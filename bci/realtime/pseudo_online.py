@@ -564,7 +564,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
               threshold: float = 0.8, n_consecutive: int = 1, iti_s: float | None = None,
               paradigm_params: dict | None = None, dataset_params: dict | None = None,
               random_state: int | None = 42, n_jobs: int = 1, blas_threads: int | None = 1,
-              out: str | Path | None = None, progress: bool = True) -> Any:
+              out: str | Path | None = None, progress: bool = True, client: Any = None,
+              cache_dir: str | Path | None = None, recompute: bool = False) -> Any:
     """Evaluate pipelines offline (MOABB) or pseudo-online; ``bci.benchmark`` is this function.
 
     ``evaluation="within-session"``, ``"cross-session"`` or ``"cross-subject"`` run
@@ -586,6 +587,10 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
         As :func:`bci.evaluation.benchmark`.
     out : str | Path | None
         Write the results there (pseudo-online: :func:`write_online_results`).
+    client, cache_dir, recompute
+        Offline evaluations only, as :func:`bci.evaluation.benchmark` (a Dask cluster and the
+        per-cell cache); the pseudo-online evaluation runs in this process, uncached, and
+        refuses a ``client``.
 
     Returns
     -------
@@ -603,7 +608,11 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
                                  paradigm_params=paradigm_params,
                                  dataset_params=dataset_params, random_state=random_state,
                                  n_jobs=n_jobs, blas_threads=blas_threads, out=out,
-                                 progress=progress)
+                                 progress=progress, client=client, cache_dir=cache_dir,
+                                 recompute=recompute)
+    if client is not None:
+        raise ValueError("The pseudo-online evaluation runs in this process; drop the Dask "
+                         "client (--cluster / --scheduler), which the offline evaluations use.")
     if out is not None:
         writable_dir(out, "--out folder")
     res = pseudo_online(dataset, paradigm, pipelines, subjects, split, step_s=step_s,

@@ -1,0 +1,376 @@
+"""Benchmark cells, computed in this process or on a Dask cluster, with a per-cell cache.
+
+A benchmark is split into *cells*: one MOABB evaluation of one pipeline on one subject
+(within- and cross-session evaluations, which MOABB runs one subject at a time, so a cell's rows
+equal those of the whole run) or on all the subjects (cross-subject, whose folds need every
+subject: one cell per pipeline). A :class:`Cell` holds names and parameters only (the dataset and
+paradigm objects, a registered pipeline's name); the process that computes it loads its own
+subject, builds the pipeline, runs MOABB with one BLAS thread and returns MOABB's result rows.
+
+Dask is the engine (``dask.distributed``): :func:`run_cells` submits one task per cell with
+``retries=1`` (a cell whose worker died is run once more, then reported), collects failed cells
+with their tracebacks while the others finish, and caches each finished cell
+(:mod:`bci.evaluation.cache`) from whichever side computed it, so an interrupted run resumes.
+Without a client the same cells run here, one after the other, through the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._checks import check_type, parse_spec
+from .._logging import logger
+from . import cache as _cache
+
+#: Worker deaths a cell survives on a LocalCluster: run once more, then reported as failed.
+ALLOWED_FAILURES = 1
+#: ``pip install`` line of the Dask extra.
+PIP_DASK = "pip install 'bci[dask]'"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One MOABB evaluation of one pipeline on one subject (or on all, cross-subject).
+
+    Attributes
+    ----------
+    dataset : moabb.datasets.base.BaseDataset
+        The dataset object (names, URLs, event codes: no data); its ``subject_list`` is set to
+        ``subjects`` where the cell runs.
+    paradigm : moabb.paradigms.base.BaseParadigm
+        The paradigm the pipeline needs.
+    epochs_input : bool
+        Whether the pipeline takes MNE epochs (MOABB ``return_epochs``).
+    pipeline : str
+        The pipeline's name (a registered name, or the key of a user-given estimator).
+    subjects : tuple of int
+        The subject(s) evaluated.
+    evaluation : str
+        ``"within-session"``, ``"cross-session"`` or ``"cross-subject"``.
+    random_state : int | None
+        Seed of MOABB's folds and the inner grid searches.
+    estimator : object | None
+        A user-given (unfitted) estimator; None for a registered pipeline, built where the
+        cell runs.
+    n_jobs : int
+        Parallel jobs of MOABB's evaluation inside the cell.
+    blas_threads : int | None
+        BLAS threads inside the cell (``threadpoolctl``); None leaves the default.
+    """
+
+    dataset: Any
+    paradigm: Any
+    epochs_input: bool
+    pipeline: str
+    subjects: tuple[int, ...]
+    evaluation: str
+    random_state: int | None
+    estimator: Any = None
+    n_jobs: int = 1
+    blas_threads: int | None = 1
+
+    def build_pipeline(self):
+        """Return the estimator this cell evaluates (a registered pipeline is built here)."""
+        if self.estimator is not None:
+            return self.estimator
+        from ..pipelines.registry import get_pipeline
+
+        return get_pipeline(self.pipeline, random_state=self.random_state,
+                            scoring=self.paradigm.scoring)
+
+    def cache_key(self) -> dict[str, Any]:
+        """Return the cache key: everything that decides this cell's rows, and the versions."""
+        return _cache.cell_key(
+            dataset={"code": self.dataset.code, "object": self.dataset},
+            paradigm=self.paradigm, epochs_input=self.epochs_input,
+            pipeline={"name": self.pipeline, "definition": self.build_pipeline()},
+            subjects=list(self.subjects), evaluation=self.evaluation,
+            random_state=self.random_state)
+
+    def label(self) -> str:
+        """``"Kalunga2016 subject 3 SSVEP_TS+LR"`` (for messages)."""
+        who = ",".join(map(str, self.subjects))
+        return (f"{self.dataset.code} subject{'s' if len(self.subjects) > 1 else ''} {who} "
+                f"{self.pipeline}")
+
+
+@dataclass
+class CellFailure:
+    """A cell that raised: the cell, the error text and its traceback (from the worker)."""
+
+    cell: Cell
+    error: str
+    traceback: str
+
+
+class CellsFailedError(RuntimeError):
+    """Some benchmark cells failed; the others finished (and are cached).
+
+    Attributes
+    ----------
+    failures : list of CellFailure
+    results : pandas.DataFrame | None
+        The rows of the cells that finished.
+    """
+
+    def __init__(self, failures: list[CellFailure], results=None):
+        self.failures = failures
+        self.results = results
+        lines = [f"{len(failures)} benchmark cell(s) failed; the others finished"
+                 " (their results are cached: fix the cause and rerun to compute only these):"]
+        for f in failures:
+            lines.append(f"- {f.cell.label()}: {f.error}\n{f.traceback.rstrip()}")
+        super().__init__("\n".join(lines))
+
+
+def compute_cell(cell: Cell, cache_dir: str | None = None,
+                 key: dict | None = None) -> list[dict[str, Any]]:
+    """Compute one cell where this function runs (here or on a Dask worker); cache its rows.
+
+    Parameters
+    ----------
+    cell : Cell
+        What to evaluate; the subject is loaded here.
+    cache_dir : str | None
+        Cache folder; the rows are written there (atomically) when given and writable here.
+    key : dict | None
+        The cell's cache key (computed by the client, so both sides agree).
+
+    Returns
+    -------
+    rows : list of dict
+        MOABB's result rows, as plain Python values.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from . import benchmarks  # looked up at call time: tests may patch _run_moabb
+
+    dataset = cell.dataset
+    dataset.subject_list = list(cell.subjects)
+    with threadpool_limits(limits=cell.blas_threads, user_api="blas"):
+        frame = benchmarks._run_moabb(cell.evaluation, cell.paradigm, dataset,
+                                      {cell.pipeline: cell.build_pipeline()},
+                                      list(cell.subjects), epochs_input=cell.epochs_input,
+                                      random_state=cell.random_state, n_jobs=cell.n_jobs)
+    rows = [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    if cache_dir is not None and key is not None:
+        try:
+            _cache.write_entry(_cache.entry_path(cache_dir, key, dataset.code), key, rows)
+        except OSError as err:  # e.g. a worker that cannot see the client's disk
+            logger.warning("Could not cache %s in %s: %s", cell.label(), cache_dir, err)
+    return rows
+
+
+def _plain(value):
+    import numpy as np
+
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Path | None = None,
+              recompute: bool = False, progress: bool = True,
+              desc: str = "cells") -> tuple[list[list[dict] | None], list[CellFailure], int]:
+    """Compute (or read from the cache) every cell, on ``client``'s cluster or here.
+
+    Parameters
+    ----------
+    cells : sequence of Cell
+    client : dask.distributed.Client | None
+        Submit one task per uncached cell to this client's cluster; None computes them here,
+        in order.
+    cache_dir : str | Path | None
+        Per-cell cache folder (:mod:`bci.evaluation.cache`); None caches nothing.
+    recompute : bool
+        Ignore cached entries (their fresh results overwrite them).
+    progress : bool
+        Show a progress bar over the cells (cached cells count as done).
+    desc : str
+        The progress bar's label.
+
+    Returns
+    -------
+    rows : list of (list of dict | None)
+        Each cell's rows, in the order of ``cells``; None for a failed cell.
+    failures : list of CellFailure
+    n_computed : int
+        Cells computed in this call (not read from the cache), failed ones included.
+    """
+    from tqdm.auto import tqdm
+
+    if client is not None and not callable(getattr(client, "submit", None)):
+        raise TypeError(f"client must be a dask.distributed.Client (or None to compute here), "
+                        f"got {type(client).__name__}.")
+    cache_str = None if cache_dir is None else os.fspath(cache_dir)
+    keys = [c.cache_key() for c in cells] if cache_str is not None else [None] * len(cells)
+    rows: list[list[dict] | None] = [None] * len(cells)
+    todo = []
+    for i, (cell, key) in enumerate(zip(cells, keys, strict=True)):
+        if key is not None and not recompute:
+            rows[i] = _cache.read_entry(_cache.entry_path(cache_str, key, cell.dataset.code),
+                                        key)
+        if rows[i] is None:
+            todo.append(i)
+    if cache_str is not None:
+        logger.info("%d of %d cells cached in %s; computing %d", len(cells) - len(todo),
+                    len(cells), cache_str, len(todo))
+    failures: list[CellFailure] = []
+    with tqdm(total=len(cells), initial=len(cells) - len(todo), desc=desc, unit="cell",
+              disable=not progress) as bar:
+        if client is None:
+            for i in todo:
+                bar.set_postfix_str(cells[i].label())
+                try:
+                    rows[i] = compute_cell(cells[i], cache_str, keys[i])
+                except Exception as err:  # a cell boundary: recorded, reported at the end
+                    failures.append(CellFailure(cells[i], f"{type(err).__name__}: {err}",
+                                                traceback.format_exc()))
+                bar.update()
+        else:
+            _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar)
+    return rows, failures, len(todo)
+
+
+def _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar):
+    from distributed import as_completed
+
+    futures = {}
+    for i in todo:
+        name = f"bci-cell-{cells[i].pipeline}-{uuid.uuid4().hex[:12]}"
+        fut = client.submit(compute_cell, cells[i], cache_str, keys[i], key=name, retries=1)
+        futures[fut] = i
+    try:
+        for fut in as_completed(list(futures)):
+            i = futures[fut]
+            if fut.status == "finished":
+                rows[i] = fut.result()
+                fut.release()  # a worker that dies later must not recompute a finished cell
+                if cache_str is not None:  # the worker may not share our disk
+                    path = _cache.entry_path(cache_str, keys[i], cells[i].dataset.code)
+                    try:
+                        if not path.exists():
+                            _cache.write_entry(path, keys[i], rows[i])
+                    except OSError as err:  # a full disk: the rows still count
+                        logger.warning("Could not cache %s in %s: %s", cells[i].label(),
+                                       cache_str, err)
+            else:
+                err = fut.exception()
+                tb = fut.traceback()
+                text = "".join(traceback.format_tb(tb)) if tb is not None else ""
+                failures.append(CellFailure(cells[i], f"{type(err).__name__}: {err}", text))
+            bar.set_postfix_str(cells[i].label())
+            bar.update()
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError as err:
+        raise ImportError(f"Benchmarks on a Dask cluster need dask.distributed: {PIP_DASK}") \
+            from err
+    return distributed
+
+
+def local_client(n_workers: int, **kwargs: Any):
+    """Start a ``distributed.LocalCluster`` (``n_workers`` processes, 1 thread each); its client.
+
+    The cluster listens on 127.0.0.1 only (dashboard on a free port); its scheduler gives up on a
+    cell after :data:`ALLOWED_FAILURES` + 1 worker deaths (``KilledWorker``, reported as a
+    failed cell). On a scheduler of your own, set ``distributed.scheduler.allowed-failures``
+    likewise. Close the client and its cluster with :func:`close_client`.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes (>= 1).
+    **kwargs
+        More ``LocalCluster`` arguments (they win over the defaults above).
+    """
+    from .._checks import ensure_int
+
+    n_workers = ensure_int(n_workers, "n_workers")
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be an integer >= 1 (worker processes), got "
+                         f"{n_workers}.")
+    distributed = _import_distributed()
+    import dask
+
+    options = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
+               "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", **kwargs}
+    # a cell whose worker dies is run once more, then reported (Dask's default is 3 more)
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        cluster = distributed.LocalCluster(**options)
+    return distributed.Client(cluster)
+
+
+def connect(address: str, timeout_s: float = 30.0):
+    """Connect to an existing Dask scheduler (``tcp://host:8786``), or raise a clear error.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address.
+    timeout_s : float
+        How long to try to reach it (s).
+
+    Raises
+    ------
+    TimeoutError
+        The scheduler did not answer within ``timeout_s`` (an ``OSError``), with a hint.
+    """
+    from .._checks import check_positive
+
+    check_type(address, str, "scheduler address")
+    timeout_s = check_positive(timeout_s, "timeout_s")
+    distributed = _import_distributed()
+    try:
+        return distributed.Client(address, timeout=timeout_s)
+    except (OSError, TimeoutError) as err:
+        raise TimeoutError(
+            f"Could not reach the Dask scheduler at {address!r} within {timeout_s:g} s "
+            f"({type(err).__name__}: {err}). Check the address (e.g. tcp://host:8786), that "
+            "the scheduler runs (`dask scheduler`, or your dask-jobqueue cluster), and that "
+            "this machine can reach its port; or run on this machine with --cluster local:N."
+        ) from err
+
+
+def client_from_spec(cluster: str | None = None, scheduler: str | None = None,
+                     timeout_s: float = 30.0):
+    """Return the client for ``--cluster local:N`` or ``--scheduler ADDRESS`` (None for neither).
+
+    Parameters
+    ----------
+    cluster : str | None
+        ``"local:N"``: a new LocalCluster with N worker processes.
+    scheduler : str | None
+        Address of an existing scheduler.
+    timeout_s : float
+        Bounded wait for ``scheduler`` (s).
+    """
+    if cluster is not None and scheduler is not None:
+        raise ValueError("Give --cluster or --scheduler, not both.")
+    if scheduler is not None:
+        return connect(scheduler, timeout_s)
+    if cluster is None:
+        return None
+    _, positional, params = parse_spec(cluster, what="cluster", kinds=["local"])
+    if params or len(positional) != 1 or not positional[0].isdigit() \
+            or int(positional[0]) < 1:
+        raise ValueError(f"--cluster must be local:N with N >= 1 worker processes, got "
+                         f"{cluster!r}; e.g. --cluster local:2.")
+    return local_client(int(positional[0]))
+
+
+def close_client(client) -> None:
+    """Close ``client`` and, when it started one, its LocalCluster."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()

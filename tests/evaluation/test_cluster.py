@@ -1,0 +1,313 @@
+"""bci.benchmark on a Dask LocalCluster: serial-identical scores, per-cell cache, failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import time
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+import bci
+from bci.evaluation import cache as cache_mod
+from bci.evaluation.cluster import CellsFailedError, close_client, connect, local_client
+
+pytest.importorskip("distributed")
+
+PIPES = ["CSP+LDA", "MDM"]
+KW = {"dataset": "SyntheticMotorImagery", "paradigm": "LeftRightImagery", "subjects": [1, 2],
+      "progress": False}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One LocalCluster for the module: 2 worker processes, 1 thread each, on 127.0.0.1."""
+    client = local_client(2)
+    yield client
+    close_client(client)
+
+
+def _entries(folder):
+    return sorted(folder.rglob("*.json"))
+
+
+def _same_rows(a, b):
+    """Equal results, column for column, except the measured fit times."""
+    assert list(a.columns) == list(b.columns)
+    assert a.drop(columns="time").equals(b.drop(columns="time"))
+
+
+def test_cluster_scores_equal_serial_and_cache_resumes(client, tmp_path):
+    serial = bci.benchmark(pipelines=PIPES, **KW)
+    assert serial.attrs == {"n_computed": 4, "n_cells": 4}
+    on_dask = bci.benchmark(pipelines=PIPES, client=client, cache_dir=tmp_path, **KW)
+    _same_rows(on_dask, serial)
+    np.testing.assert_array_equal(on_dask.score.to_numpy(), serial.score.to_numpy())
+    assert on_dask.attrs == {"n_computed": 4, "n_cells": 4}
+    assert len(_entries(tmp_path)) == 4  # one file per (subject, pipeline) cell
+    # a second run computes nothing: every cell comes from the cache, times included
+    again = bci.benchmark(pipelines=PIPES, client=client, cache_dir=tmp_path, **KW)
+    assert again.attrs["n_computed"] == 0
+    assert again.equals(on_dask)
+    # an interrupted run resumes: drop one cell, only that one is computed
+    _entries(tmp_path)[0].unlink()
+    resumed = bci.benchmark(pipelines=PIPES, cache_dir=tmp_path, **KW)  # serial: same cache
+    assert resumed.attrs["n_computed"] == 1
+    _same_rows(resumed, serial)
+    # recompute forces every cell
+    forced = bci.benchmark(pipelines=PIPES, cache_dir=tmp_path, recompute=True, **KW)
+    assert forced.attrs["n_computed"] == 4
+    _same_rows(forced, serial)
+
+
+def test_cache_ignores_corrupted_and_other_version_entries(tmp_path, monkeypatch, caplog):
+    kw = {**KW, "subjects": [1]}
+    first = bci.benchmark(pipelines=["MDM"], cache_dir=tmp_path, **kw)
+    (entry,) = _entries(tmp_path)
+    stored = json.loads(entry.read_text())
+    assert stored["key"]["versions"] == cache_mod.versions()
+    assert stored["rows"][0]["score"] == first.score.iloc[0]
+
+    entry.write_text(entry.read_text()[:40])  # a truncated file
+    with caplog.at_level("WARNING", logger="bci"):
+        again = bci.benchmark(pipelines=["MDM"], cache_dir=tmp_path, **kw)
+    assert again.attrs["n_computed"] == 1
+    assert "corrupted cache entry" in caplog.text
+    _same_rows(again, first)
+
+    # an entry at the right place but written by another MOABB version: ignored, replaced
+    stale = json.loads(entry.read_text())
+    stale["key"]["versions"]["moabb"] = "0.0.1"
+    stale["rows"][0]["score"] = -1.0
+    entry.write_text(json.dumps(stale))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bci"):
+        again = bci.benchmark(pipelines=["MDM"], cache_dir=tmp_path, **kw)
+    assert again.attrs["n_computed"] == 1
+    assert "written for another key" in caplog.text
+    assert (again.score >= 0).all()
+    _same_rows(again, first)
+
+    # other versions hash elsewhere: their entries are neither read nor mixed in
+    monkeypatch.setattr(cache_mod, "versions", lambda: {"bci": "9", "moabb": "9",
+                                                         "pyriemann": "9", "scikit-learn": "9"})
+    other = bci.benchmark(pipelines=["MDM"], cache_dir=tmp_path, **kw)
+    assert other.attrs["n_computed"] == 1
+    assert len(other) == 1
+    assert len(_entries(tmp_path)) == 2
+
+
+def test_cache_key_changes_with_what_decides_the_scores():
+    from pyriemann.classification import MDM
+
+    from bci.data import SyntheticMotorImagery
+    from bci.evaluation.cluster import Cell
+
+    para = bci.data.get_paradigm("LeftRightImagery")
+    base = {"dataset": SyntheticMotorImagery(), "paradigm": para, "epochs_input": False,
+            "pipeline": "MDM", "subjects": (1,), "evaluation": "within-session",
+            "random_state": 42}
+    key = Cell(**base).cache_key()
+    assert cache_mod.key_hash(key) == cache_mod.key_hash(Cell(**base).cache_key())  # stable
+    changed = [{"subjects": (2,)}, {"random_state": 0}, {"evaluation": "cross-session"},
+               {"dataset": SyntheticMotorImagery(snr=0.5)},
+               {"pipeline": "mine", "estimator": MDM(metric="logeuclid")}]
+    hashes = {cache_mod.key_hash(Cell(**{**base, **c}).cache_key()) for c in changed}
+    assert len(hashes) == len(changed)
+    assert cache_mod.key_hash(key) not in hashes
+    # n_jobs and BLAS threads do not change scores: same key
+    assert Cell(**base, n_jobs=2, blas_threads=None).cache_key() == key
+
+
+def _bad_pipelines():
+    from pyriemann.classification import MDM
+    from pyriemann.estimation import Covariances
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    # C=-1 is refused by scikit-learn in fit: this cell fails on the worker
+    return {"MDM": make_pipeline(Covariances("oas"), MDM()),
+            "broken": make_pipeline(Covariances("oas"), LogisticRegression(C=-1.0))}
+
+
+def test_failing_cell_is_reported_while_the_others_finish(client, tmp_path):
+    with pytest.raises(CellsFailedError, match=r"2 benchmark cell\(s\) failed") as info:
+        bci.benchmark(pipelines=_bad_pipelines(), client=client, cache_dir=tmp_path,
+                      out=tmp_path / "out", **KW)
+    err = info.value
+    assert isinstance(err, RuntimeError)
+    assert sorted(f.cell.label() for f in err.failures) == [
+        "SyntheticMotorImagery subject 1 broken", "SyntheticMotorImagery subject 2 broken"]
+    assert all("InvalidParameterError" in f.error for f in err.failures)
+    assert "Traceback" in str(err) or "fit" in err.failures[0].traceback
+    assert "fit" in err.failures[0].traceback  # the worker's traceback came back
+    # the other cells finished, are cached and written
+    assert sorted(err.results.pipeline) == ["MDM", "MDM"]
+    assert len(_entries(tmp_path)) == 2
+    assert (tmp_path / "out" / "results.csv").is_file()
+
+
+def test_client_ships_names_not_arrays(client, tmp_path, monkeypatch):
+    """Every submitted task pickles to a few kB and holds no array: the worker loads its data."""
+    submitted = []
+    real_submit = client.submit
+
+    def spy(fn, *args, **kwargs):
+        submitted.append((fn, args))
+        return real_submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", spy)
+    bci.benchmark(pipelines=PIPES, client=client, **KW)
+    assert len(submitted) == 4
+
+    arrays = []
+
+    class Spy(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, np.ndarray):
+                arrays.append(obj.shape)
+            return NotImplemented
+
+    for _, args in submitted:
+        buf = io.BytesIO()
+        Spy(buf).dump(args)
+        assert buf.tell() < 20_000, buf.tell()
+    assert arrays == []
+
+
+def test_unreachable_scheduler_fails_fast_with_a_hint(capsys):
+    from bci.cli import main
+
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError, match=r"Could not reach the Dask scheduler at "
+                                           r"'tcp://127.0.0.1:9' within 1 s.*dask scheduler"):
+        connect("tcp://127.0.0.1:9", timeout_s=1.0)
+    assert time.perf_counter() - start < 15
+    assert main(["benchmark", "--pipelines", "MDM", "--scheduler", "tcp://127.0.0.1:9",
+                 "--scheduler-timeout", "1"]) == 2
+    assert "Could not reach the Dask scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("spec", "match"), [("local:0", "local:N with N >= 1"),
+                                             ("local", "local:N with N >= 1"),
+                                             ("slurm:2", "Unknown cluster 'slurm'")])
+def test_bad_cluster_spec(spec, match, capsys):
+    from bci.cli import main
+
+    assert main(["benchmark", "--pipelines", "MDM", "--cluster", spec]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_missing_dask_names_the_pip_line(monkeypatch):
+    import sys
+
+    from bci.evaluation.cluster import client_from_spec
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"pip install 'bci\[dask\]'"):
+        client_from_spec("local:2")
+
+
+class _DieInFit(ClassifierMixin, BaseEstimator):
+    """Kills its worker process in fit (a segfault, an out-of-memory kill...)."""
+
+    def fit(self, X, y):
+        os._exit(1)
+
+
+def test_a_cell_whose_worker_dies_is_retried_once_then_reported(tmp_path, caplog):
+    from pyriemann.classification import MDM
+    from pyriemann.estimation import Covariances
+    from sklearn.pipeline import make_pipeline
+
+    pipes = {"MDM": make_pipeline(Covariances("oas"), MDM()),
+             "dies": make_pipeline(Covariances("oas"), _DieInFit())}
+    client = local_client(1)
+    try:
+        with caplog.at_level("ERROR", logger="distributed.scheduler"), \
+                pytest.raises(CellsFailedError, match="KilledWorker") as info:
+            bci.benchmark(pipelines=pipes, client=client, cache_dir=tmp_path,
+                          **{**KW, "subjects": [1]})
+    finally:
+        close_client(client)
+    (failure,) = info.value.failures
+    assert failure.cell.pipeline == "dies"
+    assert "on 2 different workers" in failure.error  # the first run and one retry
+    assert list(info.value.results.pipeline) == ["MDM"]
+    assert len(_entries(tmp_path)) == 1
+
+
+def test_readme_cluster_commands(client, tmp_path, monkeypatch, capsys):
+    """README: `bci benchmark --dataset SyntheticSSVEP ... --cluster local:2`, run twice.
+
+    The module's LocalCluster (2 worker processes) stands in for the one the command starts,
+    so the test does not pay a second cluster start; ``local_client`` is asked for 2 workers.
+    """
+    import pandas as pd
+
+    import bci.evaluation.cluster as cluster
+    from bci.cli import main
+
+    asked = []
+    monkeypatch.setattr(cluster, "local_client", lambda n: asked.append(n) or client)
+    monkeypatch.setattr(cluster, "close_client", lambda c: None)
+    out, cache = tmp_path / "cluster", tmp_path / "cache"
+    argv = ["benchmark", "--dataset", "SyntheticSSVEP", "--paradigm", "SSVEP",
+            "--paradigm-param", "n_classes=3", "--pipelines", "SSVEP_TS+LR,SSVEP_MDM",
+            "--cluster", "local:2", "--cache-dir", str(cache), "--out", str(out)]
+    assert main(argv) == 0
+    assert "(4 of 4 cells computed" in capsys.readouterr().out
+    first = pd.read_csv(out / "results.csv")
+    assert main(argv) == 0  # resumes from the cache: nothing computed
+    assert f"(0 of 4 cells computed, the others read from {cache})" in capsys.readouterr().out
+    assert asked == [2, 2]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), first)
+    assert main([*argv, "--no-cache"]) == 0
+    assert "(4 of 4 cells computed" in capsys.readouterr().out
+    serial = bci.benchmark("SyntheticSSVEP", "SSVEP", ["SSVEP_TS+LR", "SSVEP_MDM"],
+                           paradigm_params={"n_classes": 3}, progress=False)
+    np.testing.assert_array_equal(first.score.to_numpy(), serial.score.to_numpy())
+
+
+@pytest.mark.parametrize("evaluation", ["cross-session", "cross-subject"])
+def test_cells_equal_moabb_whole_run(client, evaluation, tmp_path):
+    """Cells on the cluster give the rows of one whole MOABB evaluation.
+
+    Cross-session: one cell per subject and pipeline; cross-subject: one per pipeline.
+    """
+    import moabb.evaluations as mevaluations
+    from moabb.paradigms import LeftRightImagery
+
+    from bci.data import SyntheticMotorImagery
+    from bci.evaluation.benchmarks import EVALUATIONS
+    from bci.pipelines.registry import get_pipeline
+
+    dataset = SyntheticMotorImagery(n_sessions=2)
+    ours = bci.benchmark(dataset, "LeftRightImagery", PIPES, subjects=[1, 2],
+                         evaluation=evaluation, client=client, progress=False)
+    assert ours.attrs["n_cells"] == (4 if evaluation == "cross-session" else 2)
+    cls = getattr(mevaluations, EVALUATIONS[evaluation])
+    dataset.subject_list = [1, 2]
+    para = LeftRightImagery()
+    ev = cls(paradigm=para, datasets=[dataset], overwrite=True, hdf5_path=str(tmp_path),
+             random_state=42, save_model=False)
+    theirs = ev.process({n: get_pipeline(n, random_state=42, scoring=para.scoring)
+                         for n in PIPES})
+    key = ["pipeline", "subject", "session"]
+    merged = ours.astype({k: str for k in key}).merge(
+        theirs.astype({k: str for k in key}), on=key, validate="one_to_one")
+    assert len(merged) == len(ours) == len(theirs) > 0
+    np.testing.assert_array_equal(merged.score_x.to_numpy(), merged.score_y.to_numpy())
+
+
+def test_bad_client_and_unwritable_cache(tmp_path):
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
+        bci.benchmark(pipelines=["MDM"], client="tcp://127.0.0.1:8786", **KW)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="Cannot write to the --cache-dir folder"):
+        bci.benchmark(pipelines=["MDM"], cache_dir=blocker, **KW)

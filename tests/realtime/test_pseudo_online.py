@@ -195,6 +195,8 @@ def test_benchmark_entry_point_and_columns(tmp_path):
         assert (tmp_path / name).is_file()
     with pytest.raises(ValueError, match="bci.benchmark"):
         bci.evaluation.benchmark(_synthetic(), evaluation="pseudo-online")
+    with pytest.raises(ValueError, match="drop the Dask client"):
+        bci.benchmark(_synthetic(), evaluation="pseudo-online", client=object())
 
 
 def test_window_longer_than_the_trial_is_refused():

@@ -14,7 +14,8 @@ def cue_windows(dataset, decoder, subject: int) -> tuple[np.ndarray, np.ndarray]
     """Return unfiltered windows (volts) cut at each cue of ``subject``, and their labels.
 
     Windows start ``decoder.tmin`` after the cue and hold ``decoder.n_times`` samples of the
-    decoder's channels; cues of classes the decoder does not know are skipped.
+    decoder's channels; cues of classes the decoder does not know, and windows that would run
+    past the end of their run, are skipped.
     """
     windows, labels = [], []
     start = int(round(decoder.tmin * decoder.sfreq))
@@ -24,8 +25,9 @@ def cue_windows(dataset, decoder, subject: int) -> tuple[np.ndarray, np.ndarray]
             names = {v: k for k, v in event_id.items()}
             data = raw.get_data(picks=decoder.ch_names)
             for onset, _, code in events:
-                if names[code] in decoder.classes:
-                    windows.append(data[:, onset + start:onset + start + decoder.n_times])
+                stop = onset + start + decoder.n_times
+                if names[code] in decoder.classes and stop <= data.shape[1]:
+                    windows.append(data[:, onset + start:stop])
                     labels.append(names[code])
     return np.stack(windows), np.array(labels)
 
@@ -68,3 +70,22 @@ def padded_trials(n_trials: int, seed: int):
     X[~np.broadcast_to(mask[:, None], X.shape)] = 0.0
     y = np.where(mask, 2 * X[:, 0] - X[:, 1] + 0.5, 100.0)[:, None].astype(np.float32)
     return X, y, mask
+
+
+def cut_windows(raw, tmin: float, n_times: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return windows of ``n_times`` samples starting ``tmin`` s after every annotation, labels."""
+    events, event_id = mne.events_from_annotations(raw, verbose=False)
+    names = {v: k for k, v in event_id.items()}
+    data = raw.get_data()
+    start = int(round(tmin * raw.info["sfreq"]))
+    X = np.stack([data[:, onset + start:onset + start + n_times] for onset, _, _ in events])
+    return X, np.array([names[code] for code in events[:, 2]])
+
+
+def array_pipelines() -> list[str]:
+    """Names of the registered pipelines that take arrays and are not the 'any' family."""
+    from bci.pipelines.registry import get_spec, list_pipelines
+
+    return [name for name in list_pipelines()
+            if not get_spec(name).epochs_input and get_spec(name).family != "any"]
+

@@ -12,22 +12,12 @@ import pytest
 from bci.hw.numpy_export import SUPPORTED, export_numpy, to_numpy_pipeline
 from bci.models.decoder import Decoder, load_decoder
 from bci.models.numpy_runtime import NumpyPipeline
-from bci.pipelines.registry import get_pipeline, get_spec, list_pipelines
+from bci.pipelines.registry import get_pipeline, get_spec
 from bci.pipelines.train import calibrate
+from tests._helpers import array_pipelines, cue_windows, cut_windows
 from tests.conftest import requires_kalunga, requires_physionet
 
 TOL = 1e-9
-
-
-def _cut_windows(raw, tmin, n_times):
-    import mne
-
-    events, event_id = mne.events_from_annotations(raw, verbose=False)
-    names = {v: k for k, v in event_id.items()}
-    data = raw.get_data()
-    start = int(round(tmin * raw.info["sfreq"]))
-    X = np.stack([data[:, onset + start:onset + start + n_times] for onset, _, _ in events])
-    return X, np.array([names[code] for code in events[:, 2]])
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +28,6 @@ def recordings():
             "ssvep": make_ssvep(4, n_chans=6, random_state=0)}
 
 
-def _array_pipelines():
-    return [name for name in list_pipelines()
-            if not get_spec(name).epochs_input and get_spec(name).family != "any"]
-
-
 def _fitted(recordings, name, estimator=None):
     family = get_spec(name).family if estimator is None else "imagery"
     raw = recordings[family]
@@ -51,7 +36,7 @@ def _fitted(recordings, name, estimator=None):
     decoder = Decoder(estimator=estimator or get_pipeline(name, scoring="accuracy"),
                       ch_names=raw.ch_names, sfreq=raw.info["sfreq"], tmin=0.5, tmax=2.5,
                       classes=[], filters=filters, unit_factor=1e6, info={"pipeline": name})
-    X, labels = _cut_windows(raw, decoder.tmin, decoder.n_times)
+    X, labels = cut_windows(raw, decoder.tmin, decoder.n_times)
     classes, y = np.unique(labels, return_inverse=True)
     decoder.classes = [str(c) for c in classes]
     Xp = decoder.preprocess(X)
@@ -63,10 +48,10 @@ def _fitted(recordings, name, estimator=None):
 
 def test_every_registered_array_pipeline_is_covered():
     assert {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
-            "SSVEP_TS+SVM", "SSVEP_MDM"} == set(_array_pipelines())
+            "SSVEP_TS+SVM", "SSVEP_MDM"} == set(array_pipelines())
 
 
-@pytest.mark.parametrize("name", _array_pipelines())
+@pytest.mark.parametrize("name", array_pipelines())
 def test_registered_pipelines_equal_sklearn(recordings, tmp_path, name):
     decoder, X, labels = _fitted(recordings, name)
     path = export_numpy(decoder, tmp_path / "np.bci")
@@ -124,7 +109,7 @@ def test_variants_equal_sklearn(variant, n_classes):
 
     rng = np.random.default_rng(n_classes)
     raw = make_motor_imagery(6, n_chans=5, sfreq=64.0, random_state=n_classes)
-    X, labels = _cut_windows(raw, 0.5, 96)
+    X, labels = cut_windows(raw, 0.5, 96)
     X = X * 1e6 + 0.3 * rng.standard_normal(X.shape)
     y = np.unique(labels, return_inverse=True)[1]
     if n_classes == 3:
@@ -272,25 +257,6 @@ def test_cli_refuses_unexportable_decoder(recordings, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # Real data: the decoders `bci train` writes, on the staged recordings
 # ---------------------------------------------------------------------------------------------
-def _cue_windows(dataset, decoder, subject):
-    """Raw windows (volts) at each cue of the decoder's classes that fits inside its run."""
-    import mne
-
-    windows, labels = [], []
-    start = int(round(decoder.tmin * decoder.sfreq))
-    for runs in dataset.get_data(subjects=[subject])[subject].values():
-        for raw in runs.values():
-            events, event_id = mne.events_from_annotations(raw, verbose=False)
-            names = {v: k for k, v in event_id.items()}
-            data = raw.get_data(picks=decoder.ch_names)
-            for onset, _, code in events:
-                stop = onset + start + decoder.n_times
-                if names[code] in decoder.classes and stop <= data.shape[1]:
-                    windows.append(data[:, onset + start:stop])
-                    labels.append(names[code])
-    return np.stack(windows), np.array(labels)
-
-
 def _real_parity(tmp_path, dataset, paradigm, pipeline, subject, dataset_params=None):
     import bci
     from bci.data.loaders import get_dataset
@@ -299,7 +265,7 @@ def _real_parity(tmp_path, dataset, paradigm, pipeline, subject, dataset_params=
                                 dataset_params=dataset_params)
     path = export_numpy(decoder, tmp_path / f"{pipeline}.bci")
     loaded = load_decoder(path)
-    X, labels = _cue_windows(get_dataset(dataset, **(dataset_params or {})), decoder, subject)
+    X, labels = cue_windows(get_dataset(dataset, **(dataset_params or {})), decoder, subject)
     expected = decoder.predict_proba(X)
     got = loaded.predict_proba(X)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)

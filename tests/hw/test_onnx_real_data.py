@@ -13,28 +13,10 @@ from bci.cli import main  # noqa: E402
 from bci.hw.onnx_export import export_onnx, training_epochs  # noqa: E402
 from bci.models.classifier import DeepClassifier  # noqa: E402
 from bci.models.decoder import load_decoder  # noqa: E402
+from tests._helpers import cue_windows  # noqa: E402
 from tests.conftest import requires_kalunga, requires_physionet  # noqa: E402
 
 pytestmark = pytest.mark.real_data
-
-
-def _windows(dataset, decoder, subject: int):
-    """Raw windows (volts) at the cues of the decoder's classes that fit in their run."""
-    import mne
-
-    windows, labels = [], []
-    start = int(round(decoder.tmin * decoder.sfreq))
-    for runs in dataset.get_data(subjects=[subject])[subject].values():
-        for raw in runs.values():
-            events, event_id = mne.events_from_annotations(raw, verbose=False)
-            names = {v: k for k, v in event_id.items()}
-            data = raw.get_data(picks=decoder.ch_names)
-            for onset, _, code in events:
-                stop = onset + start + decoder.n_times
-                if names[code] in decoder.classes and stop <= data.shape[1]:
-                    windows.append(data[:, onset + start:stop])
-                    labels.append(names[code])
-    return np.stack(windows), np.array(labels)
 
 
 def _network(model: str = "EEGNet") -> DeepClassifier:
@@ -48,7 +30,7 @@ def test_kalunga_parity_and_int8_on_training_windows(tmp_path, capsys):
     decoder = bci.train_decoder("Kalunga2016", "SSVEP", _network(), subjects=[1],
                                 paradigm_params={"n_classes": 4})
     source = decoder.save(tmp_path / "kalunga.bci")
-    X, labels = _windows(Kalunga2016(), decoder, 1)  # raw windows at the cues, volts
+    X, labels = cue_windows(Kalunga2016(), decoder, 1)  # raw windows at the cues, volts
     assert X.shape[1:] == (8, 513)
     assert len(X) >= 60
     onnx_decoder = load_decoder(export_onnx(decoder, tmp_path / "k-onnx.bci"))
@@ -76,7 +58,7 @@ def test_physionet_parity_64_channels(tmp_path):
     params = {"feet_runs": []}
     decoder = bci.train_decoder("PhysionetMI", "LeftRightImagery", _network("ShallowConvNet"),
                                 subjects=[1], dataset_params=params)
-    X, _ = _windows(get_dataset("PhysionetMI", **params), decoder, 1)
+    X, _ = cue_windows(get_dataset("PhysionetMI", **params), decoder, 1)
     assert X.shape[1:] == (64, decoder.n_times)
     onnx_decoder = load_decoder(export_onnx(decoder, tmp_path / "p-onnx.bci"))
     np.testing.assert_allclose(onnx_decoder.predict_proba(X), decoder.predict_proba(X),

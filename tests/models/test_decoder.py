@@ -8,14 +8,13 @@ import json
 import pkgutil
 import zipfile
 
-import mne
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 
 import bci
 from bci.models.decoder import FORMAT_VERSION, Decoder, load_decoder
-from tests._helpers import cue_windows, rewrite_decoder_file
+from tests._helpers import array_pipelines, cue_windows, cut_windows, rewrite_decoder_file
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +145,6 @@ def test_reversed_classes_would_decode_wrong(trained, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # every registered array pipeline through a decoder file (skops, trusted types only)
 # ---------------------------------------------------------------------------------------------
-def _cut_windows(raw, tmin, n_times):
-    events, event_id = mne.events_from_annotations(raw, verbose=False)
-    names = {v: k for k, v in event_id.items()}
-    data = raw.get_data()
-    start = int(round(tmin * raw.info["sfreq"]))
-    X = np.stack([data[:, onset + start:onset + start + n_times] for onset, _, _ in events])
-    return X, np.array([names[code] for code in events[:, 2]])
-
-
 @pytest.fixture(scope="module")
 def recordings():
     from bci.data import make_motor_imagery, make_ssvep
@@ -163,20 +153,13 @@ def recordings():
             "ssvep": make_ssvep(4, n_chans=6, random_state=0)}
 
 
-def _array_pipelines():
-    from bci.pipelines.registry import get_spec, list_pipelines
-
-    return [name for name in list_pipelines()
-            if not get_spec(name).epochs_input and get_spec(name).family != "any"]
-
-
 def test_array_pipelines_listed():
     """The round-trip test below covers every registered array pipeline, these included."""
     assert {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
-            "SSVEP_TS+SVM", "SSVEP_MDM"} <= set(_array_pipelines())
+            "SSVEP_TS+SVM", "SSVEP_MDM"} <= set(array_pipelines())
 
 
-@pytest.mark.parametrize("name", _array_pipelines())
+@pytest.mark.parametrize("name", array_pipelines())
 def test_every_registered_array_pipeline_round_trips(recordings, tmp_path, name):
     from bci.pipelines.registry import get_pipeline, get_spec
 
@@ -187,7 +170,7 @@ def test_every_registered_array_pipeline_round_trips(recordings, tmp_path, name)
     decoder = Decoder(estimator=get_pipeline(name, scoring="accuracy"), ch_names=raw.ch_names,
                       sfreq=raw.info["sfreq"], tmin=0.5, tmax=2.5, classes=[],
                       filters=filters, unit_factor=1e6, info={"pipeline": name})
-    X, labels = _cut_windows(raw, decoder.tmin, decoder.n_times)
+    X, labels = cut_windows(raw, decoder.tmin, decoder.n_times)
     classes, y = np.unique(labels, return_inverse=True)
     decoder.classes = [str(c) for c in classes]
     decoder.estimator.fit(decoder.preprocess(X), y)
@@ -218,7 +201,7 @@ def test_calibrated_svm_round_trips(recordings, tmp_path):
     from bci.pipelines.registry import get_pipeline
 
     raw = recordings["imagery"]
-    X, labels = _cut_windows(raw, 0.5, 257)
+    X, labels = cut_windows(raw, 0.5, 257)
     clf = CalibratedClassifierCV(get_pipeline("TS+SVM"), cv=2).fit(X * 1e6, labels == "left_hand")
     decoder = Decoder(estimator=clf, ch_names=raw.ch_names, sfreq=128.0, tmin=0.5, tmax=2.5,
                       classes=["right_hand", "left_hand"], unit_factor=1e6)

@@ -21,18 +21,7 @@ from bci.models.numpy_runtime import (
     save_numpy_decoder,
     write_arrays,
 )
-from tests._helpers import rewrite_decoder_file
-
-
-def _cut_windows(raw, tmin, n_times):
-    import mne
-
-    events, event_id = mne.events_from_annotations(raw, verbose=False)
-    names = {v: k for k, v in event_id.items()}
-    data = raw.get_data()
-    start = int(round(tmin * raw.info["sfreq"]))
-    X = np.stack([data[:, onset + start:onset + start + n_times] for onset, _, _ in events])
-    return X, np.array([names[code] for code in events[:, 2]])
+from tests._helpers import cut_windows, rewrite_decoder_file
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +34,7 @@ def exported(tmp_path_factory):
     decoder = Decoder(estimator=bci.get_pipeline("TS+LR"), ch_names=train.ch_names,
                       sfreq=128.0, tmin=0.5, tmax=2.5, classes=["left_hand", "right_hand"],
                       filters=[(8.0, 30.0)], unit_factor=1e6, info={"pipeline": "TS+LR"})
-    X, y = _cut_windows(train, decoder.tmin, decoder.n_times)
+    X, y = cut_windows(train, decoder.tmin, decoder.n_times)
     Xp = decoder.preprocess(X)
     decoder.estimator.fit(Xp, (y == "right_hand").astype(int))
     decoder.train_amplitude = list(np.median(np.abs(Xp), axis=(0, 2)))

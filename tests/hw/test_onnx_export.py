@@ -30,6 +30,7 @@ from bci.models.onnx_runtime import OnnxClassifier  # noqa: E402
 from bci.realtime.loop import check_decoder  # noqa: E402
 from bci.realtime.session import replay_offline  # noqa: E402
 from tests._helpers import rewrite_decoder_file  # noqa: E402
+from tests.realtime._helpers import play_process  # noqa: E402
 
 SFREQ, TMIN, TMAX = 128.0, 0.5, 2.5
 CLASSES = ["left_hand", "right_hand"]
@@ -461,9 +462,7 @@ def test_bci_stream_runs_the_onnx_decoder_over_lsl(eegnet, recordings, tmp_path,
     fif = tmp_path / "mi_raw.fif"
     test.save(fif, verbose=False)
     name = f"bci-onnx-{os.getpid()}"
-    player = subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
-                               "--duration-s", "30"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=os.environ.copy())
+    player = play_process(fif, name, "--duration-s", "30")
     try:
         record = tmp_path / "session"
         code = main(["stream", "--source", name, "--decoder", str(eegnet["int8"]),

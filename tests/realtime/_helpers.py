@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -221,3 +224,14 @@ def paced_loop(sfreq: float, chunk: int, n_pulls: int, policy, *, recorder=None,
         clock.advance(chunk / sfreq)
     loop.close()
     return loop
+
+
+def play_process(fif, name: str, *extra: str) -> subprocess.Popen:
+    """Start ``bci play FIF --name NAME [EXTRA...]`` in a subprocess (pipes captured).
+
+    Stop it with ``terminate()`` and ``communicate(timeout=10)`` so its pipes are closed.
+    """
+    return subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ.copy())
+

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import MNE_DATA, requires_kalunga
+from tests.realtime._helpers import play_process
 
 pytest.importorskip("pylsl")
 
@@ -50,9 +49,8 @@ def test_kalunga_filter_bank_decoder_live_equals_offline(tmp_path, capsys):
     fif = tmp_path / "s1_clip_raw.fif"
     clip.save(fif, verbose=False)
     name = f"bci-ssvep-{os.getpid()}"
-    player = subprocess.Popen(  # starts while the decoder trains; sends once we connect
-        [sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name, "--wait", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    # starts while the decoder trains; sends once we connect
+    player = play_process(fif, name, "--wait", "60")
     try:
         decoder_file = tmp_path / "s1_ssvep.bci"
         assert main(["train", "--dataset", "Kalunga2016", "--paradigm", "SSVEP", "--pipeline",

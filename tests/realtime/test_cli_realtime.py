@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from bci.cli import main
 
 from ..conftest import requires_kalunga
+from ._helpers import play_process
 
 pytest.importorskip("pylsl")
 
@@ -23,9 +23,7 @@ def test_play_stream_report(tmp_path, mi_decoder, mi_recording, capsys):
     mi_recording.save(fif, verbose=False)
     decoder_file = mi_decoder.save(tmp_path / "mi.bci")
     name = f"bci-cli-{os.getpid()}"
-    player = subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
-                               "--duration-s", "30"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=os.environ.copy())
+    player = play_process(fif, name, "--duration-s", "30")
     try:
         record = tmp_path / "session"
         code = main(["stream", "--source", name, "--decoder", str(decoder_file),
@@ -115,12 +113,6 @@ def test_unwritable_record_folder_fails_before_any_work(tmp_path, capsys):
     assert "Not a directory" in err
 
 
-def _player(fif, name, *extra):
-    return subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
-
-
 @requires_kalunga
 def test_kalunga_class_names_and_every_lsl_marker(tmp_path, capsys):
     """Kalunga2016's classes '13', '17', '21', 'rest' as names, markers counted as received."""
@@ -138,7 +130,7 @@ def test_kalunga_class_names_and_every_lsl_marker(tmp_path, capsys):
     fif = tmp_path / "kalunga_s1_raw.fif"
     raw.save(fif, verbose=False)
     name = f"bci-kalunga-{os.getpid()}"
-    player = _player(fif, name, "--duration-s", "60")
+    player = play_process(fif, name, "--duration-s", "60")
     try:
         # target=-1 used to mean the last class: refused before the session, with the classes
         refused = tmp_path / "refused"
@@ -204,7 +196,7 @@ def test_full_disk_through_the_cli_stops_cleanly(tmp_path, capsys):
         fif = tmp_path / "dense_raw.fif"
         mne.io.RawArray(data, info, verbose=False).save(fif, verbose=False)
         name = f"bci-full-{os.getpid()}"
-        player = _player(fif, name, "--duration-s", "30", "--picks", "all")
+        player = play_process(fif, name, "--duration-s", "30", "--picks", "all")
         try:
             code = main(["stream", "--source", name, "--record", str(disk / "s"),
                          "--window-s", "0.5", "--stimulator", "none", "--duration-s", "20",

@@ -10,8 +10,6 @@ pseudo-online (:func:`bci.realtime.trial_replay.replay_trials`, a window ending 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from bci.cli import main
 from bci.models.decoder import load_decoder
 from bci.realtime.recording import read_events, read_signal
 from bci.realtime.trial_replay import replay_trials
+from tests.realtime._helpers import play_process
 
 pytest.importorskip("pylsl")
 
@@ -39,9 +38,7 @@ def test_offline_pseudo_online_and_live_decide_alike(tmp_path, mi_decoder, mi_re
     mi_recording.save(fif, verbose=False)
     decoder_file = mi_decoder.save(tmp_path / "mi.bci")
     name = f"bci-po-{os.getpid()}"
-    player = subprocess.Popen([sys.executable, "-m", "bci.cli", "play", str(fif), "--name", name,
-                               "--duration-s", "30"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=os.environ.copy())
+    player = play_process(fif, name, "--duration-s", "30")
     try:
         record = tmp_path / "session"
         code = main(["stream", "--source", name, "--decoder", str(decoder_file),

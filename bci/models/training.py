@@ -59,8 +59,9 @@ from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
 from .augmentation import EpochAugmentation, make_augmentation
 
-__all__ = ["DecoderModule", "PretrainingResult", "TrainingResult", "plot_training_curves",
-           "pretrain_model", "recalibrate_batch_norm_stats", "torch_threads", "train_model"]
+__all__ = ["DecoderModule", "PretrainingResult", "TrainingResult", "global_rank",
+           "plot_training_curves", "pretrain_model", "recalibrate_batch_norm_stats",
+           "torch_threads", "train_model"]
 
 SCHEDULERS = ("cosine", "plateau", "none")
 #: Tasks of :class:`DecoderModule`: the supervised tasks of the data module, and
@@ -116,7 +117,8 @@ class DecoderModule(pl.LightningModule):
     Every stage runs through :meth:`_step`; it logs ``{stage}_loss`` and ``{stage}_acc``
     (classification) or ``{stage}_r2`` (regression) per epoch, with one torchmetrics object per
     stage. Epoch values are means weighted by the samples of each batch (for sequence
-    regression: by its real time steps, so that the epoch loss is the mean over all real steps).
+    regression: by its real time steps, so that the epoch loss is the mean over all real steps);
+    with several training processes (DDP), the mean of the processes' epoch values.
     """
 
     def __init__(self, model: nn.Module, *,
@@ -197,7 +199,7 @@ class DecoderModule(pl.LightningModule):
         chunks, channel_mask = _chunk_batch(batch)
         loss = self.model.pretraining_loss(chunks, channel_mask)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(chunks))
+                 batch_size=len(chunks), sync_dist=True)
         return loss
 
     def _step(self, batch, stage: str) -> torch.Tensor:
@@ -223,7 +225,7 @@ class DecoderModule(pl.LightningModule):
         elif len(y) > 1:
             metric.update(out, y.reshape(out.shape))
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=n_samples)
+                 batch_size=n_samples, sync_dist=True)
         self.log(f"{stage}_{self.metric_name}", metric, on_step=False, on_epoch=True,
                  prog_bar=stage != "train", batch_size=n_samples)
         return loss
@@ -309,6 +311,59 @@ def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch
 # ---------------------------------------------------------------------------------------------
 # Callbacks and the training function
 # ---------------------------------------------------------------------------------------------
+def global_rank(devices: int | str = 1) -> int:
+    """Return this process's global rank in a distributed training (0 when alone).
+
+    After Lightning has set up its processes, the rank of :mod:`torch.distributed`; before
+    (for work that only one process must do, such as writing a run's settings), the rank the
+    launcher gave this process: ``RANK`` (torchrun), else ``NODE_RANK * devices +
+    LOCAL_RANK`` (Lightning's own launcher, which starts the other processes of a node with
+    ``LOCAL_RANK``), else ``SLURM_PROCID`` (``srun``).
+
+    Parameters
+    ----------
+    devices : int | str
+        Processes per node, as given to the trainer (a non-integer counts as 1).
+
+    Returns
+    -------
+    int
+    """
+    import os
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return int(torch.distributed.get_rank())
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if "LOCAL_RANK" in env or "NODE_RANK" in env:
+        per_node = devices if isinstance(devices, int) else 1
+        return int(env.get("NODE_RANK", 0)) * per_node + int(env.get("LOCAL_RANK", 0))
+    return int(env.get("SLURM_PROCID", 0))
+
+
+def _rank_seed(seed: int, *keys: int) -> int:
+    """Return a torch seed drawn from ``(seed, *keys)`` (numpy's SeedSequence)."""
+    state = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(2)
+    return int(state[0]) << 32 | int(state[1])
+
+
+class _RankSeed(pl.Callback):
+    """Seed torch's RNG with ``(seed, rank)`` in every process of a distributed training.
+
+    The processes then draw different dropout masks (one process keeps the caller's seeding,
+    so a 1-process run is unchanged). The weights are the same on every process: DDP
+    broadcasts those of rank 0.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:
+            torch.manual_seed(_rank_seed(self.seed, trainer.global_rank))
+
+
 class _BestWeights(pl.Callback):
     """Keep (in memory) the weights of the epoch with the lowest ``monitor``.
 
@@ -471,7 +526,7 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
                 gradient_clip_val: float | None = 1.0, label_smoothing: float = 0.0,
                 seed: int | None = None, accelerator: str = "cpu", devices: int | str = 1,
                 strategy: str = "auto", num_nodes: int = 1, precision: str | None = None,
-                log_dir: str | Path | None = None,
+                sync_batchnorm: bool = False, log_dir: str | Path | None = None,
                 logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
                 progress_bar: bool = False, n_threads: int | None = None,
                 recalibrate_batch_norm: bool = True,
@@ -496,10 +551,17 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         Clip the gradient norm to this value (None: no clipping).
     seed : int | None
         Seed of torch's RNG while training (dropout) inside :func:`torch.random.fork_rng`;
-        the caller's RNG state is unchanged afterwards.
-    accelerator, devices, strategy, num_nodes, precision
+        the caller's RNG state is unchanged afterwards. With several processes, each seeds
+        its RNG with ``(seed, rank)``.
+    accelerator, devices, strategy, num_nodes, precision, sync_batchnorm
         Passed to :class:`lightning.pytorch.Trainer` (e.g. ``accelerator="gpu", devices=4,
-        strategy="ddp"``). CPU by default.
+        strategy="ddp"``). CPU by default. With DDP on ``N`` processes (devices x nodes;
+        Lightning launches the other processes of a node by running the same command again,
+        or takes those started by torchrun or SLURM's ``srun``), each trains on its shard of
+        every epoch with ``datamodule.batch_size / N`` epochs a step, so the averaged gradient
+        is that of the 1-process batch; only rank 0 writes logs. BatchNorm layers use the
+        statistics of the process's batch unless ``sync_batchnorm`` (torch's SyncBatchNorm,
+        GPU only).
     log_dir : str | Path | None
         Folder for Lightning's logger (``metrics.csv`` or TensorBoard events); no files
         are written when None.
@@ -542,6 +604,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     best = _BestWeights(monitor) if has_val else None
     history = _History()
     callbacks: list[pl.Callback] = [history]
+    if seed is not None:
+        callbacks.append(_RankSeed(int(seed)))
     if best is not None:
         callbacks.append(best)
         if patience is not None:
@@ -557,7 +621,7 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         logger=train_logger, enable_checkpointing=False, enable_progress_bar=progress_bar,
         enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
         default_root_dir=str(log_dir) if log_dir is not None else None,
-        limit_val_batches=None if has_val else 0,
+        limit_val_batches=None if has_val else 0, sync_batchnorm=bool(sync_batchnorm),
     )
     if precision is not None:
         trainer_kwargs["precision"] = precision
@@ -610,17 +674,19 @@ class PretrainingResult:
 class _StepSeed(pl.Callback):
     """Seed torch's RNG before every training step from ``(seed, global_step)``.
 
-    Dropout masks then depend on the step only, so a run resumed from a checkpoint draws the
-    same masks as the uninterrupted run (Lightning's checkpoints do not hold RNG states). It
-    runs inside :func:`pretrain_model`'s :func:`torch.random.fork_rng`.
+    Dropout masks then depend on the step only (and on the rank, with several processes), so a
+    run resumed from a checkpoint draws the same masks as the uninterrupted run (Lightning's
+    checkpoints do not hold RNG states). It runs inside :func:`pretrain_model`'s
+    :func:`torch.random.fork_rng`.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        state = np.random.SeedSequence([self.seed, int(trainer.global_step)]).generate_state(2)
-        torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+        keys = (trainer.global_step,) if trainer.world_size == 1 else (
+            trainer.global_step, trainer.global_rank)  # each process its own masks
+        torch.manual_seed(_rank_seed(self.seed, *keys))
 
 
 def _atomic_checkpoint_io():
@@ -687,7 +753,7 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
                    every_n_steps: int | None = None, ckpt_path: str | Path | None = None,
                    accelerator: str = "cpu", devices: int | str = 1, strategy: str = "auto",
                    num_nodes: int = 1, precision: str | None = None,
-                   log_dir: str | Path | None = None,
+                   sync_batchnorm: bool = False, log_dir: str | Path | None = None,
                    logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
                    progress_bar: bool = True, n_threads: int | None = None,
                    callbacks: Sequence[pl.Callback] = ()) -> PretrainingResult:
@@ -700,7 +766,11 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
         ``NeuroGPT.from_named_config("small")``; trained in place.
     data : torch.utils.data.DataLoader | lightning.pytorch.LightningDataModule
         Training batches (see :class:`DecoderModule`, task ``"pretrain"``), or a data module
-        with ``train_dataloader`` (and ``val_dataloader``).
+        with ``train_dataloader`` (and ``val_dataloader``, whose batches are validated when
+        there are any). With several processes, prefer a data module such as
+        :class:`~bci.data.pretraining_datamodule.PretrainingDataModule`: it makes each
+        process's loader once the processes exist (its shard, ``batch_size / N`` samples a
+        step); a DataLoader's batch size is per process, and Lightning shards its sampler.
     val_data : DataLoader | None
         Validation batches (with a DataLoader ``data``); ``val_loss`` is logged per epoch.
     max_steps, max_epochs : int | None
@@ -713,9 +783,9 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
         Gradient-norm clipping.
     seed : int | None
         Seed of torch's RNG (dropout), drawn afresh before every step from ``(seed, step)``
-        inside :func:`torch.random.fork_rng`, so that a resumed run equals the uninterrupted
-        one; the caller's RNG state is unchanged afterwards. The batch order is the data
-        loader's.
+        (``(seed, step, rank)`` with several processes) inside :func:`torch.random.fork_rng`,
+        so that a resumed run equals the uninterrupted one; the caller's RNG state is
+        unchanged afterwards. The batch order is the data loader's.
     checkpoint_dir : str | Path | None
         Write Lightning checkpoints there (:class:`~lightning.pytorch.callbacks.ModelCheckpoint`:
         ``last.ckpt`` and the latest ``step=<n>.ckpt``), at the end of every epoch or every
@@ -735,9 +805,12 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
         shuffling, or a sampler with ``set_epoch``); a test kills and resumes a run. With
         ``max_steps`` or ``every_n_steps``, Lightning resumes mid-epoch, and a data loader
         without ``state_dict``/``load_state_dict`` restarts its epoch (Lightning warns).
-    accelerator, devices, strategy, num_nodes, precision
+    accelerator, devices, strategy, num_nodes, precision, sync_batchnorm
         Passed to :class:`lightning.pytorch.Trainer` (e.g. ``accelerator="gpu", devices=8,
-        strategy="ddp", num_nodes=2``). CPU by default.
+        strategy="ddp", num_nodes=2``). CPU by default (DDP on CPU: the gloo backend). Every
+        process runs this function; only rank 0 writes checkpoints and logs, and a resumed
+        run may use another number of processes with the same global batch. BatchNorm layers
+        use each process's batch statistics unless ``sync_batchnorm`` (GPU only).
     log_dir, logger_kind
         Lightning logger (see :func:`train_model`).
     progress_bar : bool
@@ -769,9 +842,12 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
     check_option("logger_kind", logger_kind, LOGGERS)
     extra_callbacks = list(callbacks)
     model.train()  # Lightning keeps the modes it is given
+    is_module = isinstance(data, pl.LightningDataModule)
+    # a data module's validation set is known once it is set up (in every process)
+    has_val = val_data is not None or (is_module and bool(getattr(data, "val_fraction", 0)))
     module = DecoderModule(model, task="pretrain", lr=lr, weight_decay=weight_decay,
                            scheduler=scheduler,
-                           monitor="val_loss" if val_data is not None else "train_loss")
+                           monitor="val_loss" if has_val else "train_loss")
     history = _History()
     callbacks: list[pl.Callback] = [history]
     if seed is not None:
@@ -809,7 +885,7 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
         enable_checkpointing=checkpoint is not None, enable_progress_bar=progress_bar,
         enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
         default_root_dir=str(log_dir or checkpoint_dir or Path.cwd()),
-        limit_val_batches=None if val_data is not None else 0,
+        limit_val_batches=None if has_val else 0, sync_batchnorm=bool(sync_batchnorm),
         plugins=[_atomic_checkpoint_io()] if checkpoint is not None else None,
     )
     if max_epochs is None:
@@ -825,7 +901,7 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
         # resuming into the folder of the checkpoints is the point: no "not empty" warning
         warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is "
                                                   r"not empty.*")
-        if isinstance(data, pl.LightningDataModule):
+        if is_module:
             trainer.fit(module, datamodule=data, **fit_kwargs)
         else:
             trainer.fit(module, train_dataloaders=data, val_dataloaders=val_data,

@@ -5,7 +5,7 @@
 :class:`~bci.data.pretraining_corpus.RawRecordings`) -> :class:`~bci.data.pretraining_datamodule.
 PretrainingDataModule` (channel mapping onto the model's 22 channels, 0.5-45 Hz band-pass,
 resampling, robust z-score, chunking) -> a pretraining :class:`~bci.models.neurogpt.NeuroGPT`
-(``finetune=None``) in a named configuration -> :func:`bci.models.training.pretrain_model`
+(``finetune=None``) in a named configuration -> :func:`bci.models.pretraining.pretrain_model`
 (Lightning: checkpoints, resume, progress bar, accelerator/devices/strategy, seeded) ->
 :func:`~bci.models.neurogpt.save_pretrained`. The pretrained file's ``info`` records the
 preprocessing (``info["preprocessing"]``: channels, band, clip, rate), so that fine-tuning
@@ -179,7 +179,8 @@ def pretrain(datasets: str | Any | Sequence[str | Any], out: str | Path, *,
     """
     from ..data.pretraining_datamodule import PretrainingDataModule
     from ..models.neurogpt import NEUROGPT_CONFIGS, NeuroGPT, save_pretrained
-    from ..models.training import global_rank, pretrain_model
+    from ..models.pretraining import pretrain_model
+    from ..models.training import global_rank
 
     check_option("config", config, NEUROGPT_CONFIGS)
     max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)

@@ -30,7 +30,8 @@ from bci.data.datamodule import EEGDataModule
 from bci.data.pretraining_corpus import RawRecordings
 from bci.data.pretraining_datamodule import PretrainingDataModule
 from bci.models.neurogpt import NeuroGPT
-from bci.models.training import global_rank, pretrain_model, train_model
+from bci.models.pretraining import pretrain_model
+from bci.models.training import global_rank, train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = ("C3", "Cz", "C4", "Pz")

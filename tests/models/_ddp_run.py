@@ -5,7 +5,8 @@ reference). Run as a script, ``python tests/models/_ddp_run.py OUT_DIR N``, it t
 with ``devices=N, strategy="ddp"`` on CPU (gloo): Lightning starts the other processes by
 running this script again, and rank 0 writes ``OUT_DIR/ddp.json`` (histories) and
 ``OUT_DIR/weights.pt``. The pretraining is stopped after its second epoch (a checkpoint) and
-resumed to the fourth, in the same processes.
+resumed to the fourth, in the same processes; a 1-process run's checkpoint in
+``OUT_DIR/ckpt1``, when there is one, is resumed too.
 
 No dropout, and NeuroGPT's one BatchNorm replaced by the identity (on CPU each process would
 normalise its own half batch: torch's SyncBatchNorm is GPU only), so that the averaged
@@ -156,6 +157,10 @@ def main(out_dir: Path, devices: int) -> None:
                                            strategy="ddp", stop_after=STOP_AFTER)
     resumed, model, n_steps = pretrain_run(out_dir / "cache", out_dir / "ckpt",
                                            devices=devices, strategy="ddp", resume=True)
+    # a 1-process run's checkpoint (written by the test before this script), resumed here
+    from_one = (pretrain_run(out_dir / "cache", out_dir / "ckpt1", devices=devices,
+                             strategy="ddp", resume=True)[0]
+                if (out_dir / "ckpt1" / "last.ckpt").is_file() else None)
     train_history, net = train_run(devices=devices, strategy="ddp")
     if global_rank(devices) == 0:
         torch.save({"pretrain": model.state_dict(), "train": net.state_dict()},
@@ -163,6 +168,7 @@ def main(out_dir: Path, devices: int) -> None:
         (out_dir / "ddp.json").write_text(json.dumps({
             "pretrain_first": first, "pretrain_resumed": resumed,
             "stopped_steps": stopped_steps, "n_steps": n_steps, "train": train_history,
+            "pretrain_resumed_from_one": from_one,
             "world_size": int(torch.distributed.get_world_size())}))
 
 

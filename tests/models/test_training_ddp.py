@@ -34,6 +34,8 @@ LOSS_RTOL, WEIGHT_ATOL = 2e-6, 5e-4
 def two_processes(tmp_path_factory):
     """Run the DDP script on 2 processes; return (its results, its weights, its folder)."""
     out = tmp_path_factory.mktemp("ddp")
+    # a 1-process run stopped after 2 epochs, for the 2 processes to resume
+    _ddp_run.pretrain_run(out / "cache", out / "ckpt1", stop_after=_ddp_run.STOP_AFTER)
     proc = subprocess.run([sys.executable, str(ROOT / "tests/models/_ddp_run.py"), str(out),
                            "2"], env=_ddp_run.loopback_env(), capture_output=True, text=True,
                           timeout=300, cwd=ROOT)
@@ -60,6 +62,9 @@ def test_two_process_pretraining_and_its_resume_follow_the_one_process_curve(two
     _close(ddp["pretrain_first"] + ddp["pretrain_resumed"], history, "train_loss")
     _close(ddp["pretrain_first"] + ddp["pretrain_resumed"], history, "lr")
     assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]  # it learns
+    # a 1-process checkpoint resumed on 2 processes continues the curve too
+    _close(history[:_ddp_run.STOP_AFTER] + ddp["pretrain_resumed_from_one"], history,
+           "train_loss")
     for key, value in model.state_dict().items():
         torch.testing.assert_close(weights["pretrain"][key], value, rtol=0, atol=WEIGHT_ATOL,
                                    msg=key)

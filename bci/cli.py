@@ -293,9 +293,13 @@ def _build_parser() -> argparse.ArgumentParser:
         action.registered = _deep_default(action.dest)
     deep.add_argument("--accelerator", default="cpu",
                       help="Lightning accelerator: cpu (default), gpu, auto ...")
-    deep.add_argument("--devices", default="1", help="Lightning devices (default 1)")
+    deep.add_argument("--devices", default="1",
+                      help="Lightning devices (default 1); with --strategy ddp, the processes "
+                           "of this node (--batch-size is their global batch)")
     deep.add_argument("--strategy", default="auto",
                       help="Lightning strategy, e.g. ddp (default auto)")
+    deep.add_argument("--num-nodes", type=_count(1), default=1,
+                      help="Lightning nodes (default 1)")
     deep.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
     deep.add_argument("--pretrained", metavar="FILE", default=None,
                       help="NeuroGPT: fine-tune from this pretrained network file (its "
@@ -380,8 +384,8 @@ def _deep_classifier(args):
     settings = {**DEEP_SETTINGS, **{k: v for k, v in flags.items() if v is not None}}
     devices = int(args.devices) if args.devices.isdigit() else args.devices
     return DeepClassifier(args.model, **settings, accelerator=args.accelerator,
-                          devices=devices, strategy=args.strategy, n_threads=args.threads,
-                          progress_bar=sys.stderr.isatty())
+                          devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
+                          n_threads=args.threads, progress_bar=sys.stderr.isatty())
 
 
 def _train(args) -> int:
@@ -397,6 +401,8 @@ def _train(args) -> int:
                             random_state=args.random_state,
                             pretrained=getattr(args, "pretrained", None),
                             finetune=getattr(args, "finetune", None))
+    if args.model and not _is_rank_zero(args):
+        return 0  # another DDP process: rank 0 writes the decoder file
     decoder.info["pipeline"] = name
     curves = None
     if args.model:
@@ -461,14 +467,24 @@ def _add_pretrain_command(sub) -> None:
                      help="continue the run of --checkpoint-dir from its last.ckpt")
     pre.add_argument("--accelerator", default="cpu",
                      help="Lightning accelerator: cpu (default), gpu, auto ...")
-    pre.add_argument("--devices", default="1", help="Lightning devices (default 1)")
+    pre.add_argument("--devices", default="1",
+                     help="Lightning devices (default 1); with --strategy ddp, the processes "
+                          "of this node (--batch-size is their global batch)")
     pre.add_argument("--strategy", default="auto",
                      help="Lightning strategy, e.g. ddp (default auto)")
-    pre.add_argument("--num-nodes", type=_count(1), default=1, help="Lightning nodes")
+    pre.add_argument("--num-nodes", type=_count(1), default=1,
+                     help="Lightning nodes (default 1)")
     pre.add_argument("--workers", type=_count(0), default=0, help="data-loader processes")
     pre.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
     pre.add_argument("--seed", type=_count(0), default=0,
                      help="seed of weights, split, batches, starts and dropout (default 0)")
+
+
+def _is_rank_zero(args) -> bool:
+    """Whether this process is rank 0 of a (possibly distributed) training, or alone."""
+    from .models.training import global_rank
+
+    return global_rank(int(args.devices) if args.devices.isdigit() else args.devices) == 0
 
 
 def _pretrain(args) -> int:
@@ -486,6 +502,8 @@ def _pretrain(args) -> int:
                     accelerator=args.accelerator, devices=devices, strategy=args.strategy,
                     num_nodes=args.num_nodes, num_workers=args.workers, seed=args.seed,
                     n_threads=args.threads, progress_bar=sys.stderr.isatty())
+    if not _is_rank_zero(args):
+        return 0  # another DDP process: rank 0 wrote the file
     from .models.decoder import network_info
 
     info = network_info(path)

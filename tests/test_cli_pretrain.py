@@ -180,3 +180,50 @@ def test_bci_pretrain_on_kalunga_leaving_subject_3_out(tmp_path, capsys):
     assert resumed["n_epochs"] == 2
     assert resumed["n_steps"] == 2 * info["n_steps"]
     assert resumed["history"][0] == info["history"][0]
+
+
+def test_bci_pretrain_on_two_processes_writes_once_with_the_global_batch(tmp_path):
+    """The README's command for DDP on one machine: 2 CPU processes (gloo) on 127.0.0.1."""
+    import subprocess
+    import sys
+
+    from tests.models._ddp_run import loopback_env
+
+    out = tmp_path / "pre.bci"
+    proc = subprocess.run([sys.executable, "-m", "bci.cli", "pretrain", *DATA, "--out",
+                           str(out), "--max-epochs", "2", *FAST, "--devices", "2",
+                           "--strategy", "ddp"], env=loopback_env(), capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 1 wrote nothing and printed nothing
+    assert proc.stdout.count("Saved the pretrained NeuroGPT") == 1
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stderr
+    info = network_info(out)
+    # the global batch of 4 (2 a process): as many steps as on one process
+    assert info["n_steps"] == 2 * int(np.ceil(info["n_train_samples"] / 4))
+    assert [row["epoch"] for row in info["history"]] == [0, 1]
+    ckpt = tmp_path / "pre_checkpoints"
+    assert sorted(p.name for p in ckpt.glob("*.ckpt")) == ["last.ckpt",
+                                                          f"step={info['n_steps']}.ckpt"]
+    assert json.loads((ckpt / "pretrain.json").read_text())["batch_size"] == 4
+
+
+@pytest.mark.slow  # ~30 s; the same processes as the test above, started by torchrun
+def test_bci_pretrain_under_torchrun(tmp_path):
+    """The README's torchrun launch, on one node: torchrun starts both processes."""
+    import subprocess
+    import sys
+
+    from tests.models._ddp_run import loopback_env
+
+    env = loopback_env()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+                           "--nproc-per-node", "2", "--node-rank", "0", "--master-addr",
+                           "127.0.0.1", "--master-port", env["MASTER_PORT"], "-m", "bci.cli",
+                           "pretrain", *DATA, "--out", "pre.bci", "--max-epochs", "2", *FAST,
+                           "--devices", "2", "--strategy", "ddp"], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("Saved the pretrained NeuroGPT") == 1
+    info = network_info(tmp_path / "pre.bci")
+    assert info["n_steps"] == 2 * int(np.ceil(info["n_train_samples"] / 4))

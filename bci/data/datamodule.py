@@ -18,13 +18,100 @@ import torch
 from .._checks import check_bool, check_fraction, check_option, ensure_int
 from .._logging import logger
 
-__all__ = ["TASKS", "EEGDataModule", "split_train_val"]
+__all__ = ["TASKS", "EEGDataModule", "EpochSampler", "per_process_batch", "split_train_val"]
 
 #: What a network learns: class indices, one vector per epoch, or a vector per time step.
 TASKS = ("classification", "regression", "sequence_regression")
 
 
 # ---------------------------------------------------------------------------------------------
+class EpochSampler(torch.utils.data.DistributedSampler):
+    """Shuffle per ``(seed, epoch)`` and give each training process its share of the items.
+
+    The order of an epoch is the permutation drawn by ``numpy.random.default_rng([seed,
+    epoch])`` (the identity without ``shuffle``): it depends on nothing but those two numbers,
+    so a run resumed at an epoch sees the order of the uninterrupted run. With ``num_replicas``
+    processes the order is padded by repeating its first items to a multiple of
+    ``num_replicas`` (as :class:`torch.utils.data.DistributedSampler` does) and process
+    ``rank`` takes every ``num_replicas``-th item from position ``rank``: with a per-process
+    batch of ``B / num_replicas``, the union of the processes' batches at step ``k`` is the
+    1-process batch ``k`` of size ``B`` (the last one may differ by the padding).
+
+    Being a :class:`~torch.utils.data.DistributedSampler`, Lightning leaves it in place (no
+    automatic replacement) and calls :meth:`set_epoch` at every epoch, resumed ones included.
+
+    Parameters
+    ----------
+    n_items : int
+        Dataset length.
+    shuffle : bool
+        Draw a new order every epoch.
+    seed : int
+        Seed of the orders; every process must use the same.
+    num_replicas, rank : int
+        Number of training processes and this process's global rank.
+    """
+
+    def __init__(self, n_items: int, *, shuffle: bool = True, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0) -> None:
+        n_items = ensure_int(n_items, "n_items", minimum=0)
+        num_replicas = ensure_int(num_replicas, "num_replicas", minimum=1)
+        rank = ensure_int(rank, "rank", minimum=0)
+        if rank >= num_replicas:
+            raise ValueError(f"rank must be < num_replicas={num_replicas}, got {rank}.")
+        super().__init__(range(n_items), num_replicas=num_replicas, rank=rank,
+                         shuffle=bool(shuffle), seed=ensure_int(seed, "seed", minimum=0))
+        self.n_items = n_items
+
+    def _order(self) -> np.ndarray:
+        """Item indices of this process for the current epoch."""
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n_items)
+                 if self.shuffle else np.arange(self.n_items))
+        if self.total_size > len(order) and len(order):
+            order = np.resize(order, self.total_size)  # repeats the first items
+        return order[self.rank:self.total_size:self.num_replicas]
+
+    def __iter__(self):  # noqa: D105
+        return iter(self._order().tolist())
+
+
+def per_process_batch(batch_size: int, world_size: int) -> int:
+    """Return the per-process batch that makes a global batch of ``batch_size``.
+
+    Parameters
+    ----------
+    batch_size : int
+        Samples per optimiser step over all processes (the 1-process batch).
+    world_size : int
+        Number of training processes (devices x nodes).
+
+    Returns
+    -------
+    int
+        ``batch_size // world_size``.
+
+    Raises
+    ------
+    ValueError
+        ``batch_size`` is not a multiple of ``world_size``.
+    """
+    if batch_size % world_size:
+        raise ValueError(f"batch_size={batch_size} is the global batch (all processes "
+                         f"together) and must be a multiple of the {world_size} training "
+                         f"processes (devices x nodes); choose a batch size of "
+                         f"{max(1, batch_size // world_size) * world_size} or "
+                         f"{(batch_size // world_size + 1) * world_size}.")
+    return batch_size // world_size
+
+
+def _trainer_ranks(module: pl.LightningDataModule) -> tuple[int, int]:
+    """``(world_size, global_rank)`` of the trainer a data module is attached to (1, 0 if none)."""
+    trainer = getattr(module, "trainer", None)
+    if trainer is None:
+        return 1, 0
+    return int(trainer.world_size), int(trainer.global_rank)
+
+
 def split_train_val(y: np.ndarray, val_fraction: float, *, stratify: bool,
                     random_state: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Return the indices of a (stratified) random split into training and validation sets.
@@ -91,7 +178,9 @@ class EEGDataModule(pl.LightningDataModule):
         Fraction of ``X`` held out for validation (stratified for classification) when no
         ``X_val`` is given; 0 trains on everything without validation.
     batch_size : int
-        Epochs per training batch.
+        Epochs per training batch, over all training processes: under Lightning's DDP on
+        ``N`` processes (devices x nodes) each process takes ``batch_size / N`` epochs a step
+        (it must be a multiple of ``N``), so that the optimiser sees the batch of one process.
     task : "classification" | "regression" | "sequence_regression"
         How ``y`` is read: integer classes, float targets per epoch, or float targets per time
         step; batches are ``(x, y)``, and ``(x, y, mask)`` for sequence regression.
@@ -99,8 +188,10 @@ class EEGDataModule(pl.LightningDataModule):
         Drop the last training batch when it is smaller than ``batch_size`` (e.g. so that
         BatchNorm never trains on a batch of one).
     random_state : int | None
-        Seed of the validation split and of the training loader's shuffling (its own
-        :class:`torch.Generator`, so the global torch RNG is neither used nor changed).
+        Seed of the validation split and of the training order (:class:`EpochSampler`: a
+        permutation drawn from ``(random_state, epoch)``, so the global torch RNG is neither
+        used nor changed, and several processes shard one order). None draws a seed; several
+        training processes need an explicit one (they must agree on the split and order).
     num_workers : int
         Worker processes of the data loaders (0: load in the main process, best for arrays
         held in memory).
@@ -155,6 +246,7 @@ class EEGDataModule(pl.LightningDataModule):
                                       what="data-loading processes")
         self.train_idx: np.ndarray | None = None
         self.val_idx: np.ndarray | None = None
+        self._seed: int | None = None
 
     @classmethod
     def from_epochs(cls, epochs, y=None, *, label_key: str = "label", **kwargs: Any
@@ -252,15 +344,26 @@ class EEGDataModule(pl.LightningDataModule):
                              None if self.mask is None else self.mask[idx])
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
-        """Return the shuffled loader of the training epochs (seeded by ``random_state``)."""
+        """Return the shuffled loader of the training epochs (seeded by ``random_state``).
+
+        Under a Lightning trainer with several processes, the loader of this process: its
+        shard of the epoch's order (:class:`EpochSampler`) in batches of ``batch_size /
+        world_size``.
+        """
         self.setup()
-        generator = torch.Generator()
-        generator.manual_seed(0 if self.random_state is None else int(self.random_state))
-        if self.random_state is None:
-            generator.seed()
+        world_size, rank = _trainer_ranks(self)
+        if self.random_state is None and world_size > 1:
+            raise ValueError(f"Training on {world_size} processes needs a random_state (seed): "
+                             "every process must draw the same validation split and order.")
+        if self._seed is None:
+            self._seed = (int(self.random_state) if self.random_state is not None else
+                          int(np.random.SeedSequence().generate_state(1)[0]))
+        sampler = EpochSampler(len(self.train_idx), shuffle=True, seed=self._seed,
+                               num_replicas=world_size, rank=rank)
         return torch.utils.data.DataLoader(
-            self._subset(self.train_idx), batch_size=self.batch_size, shuffle=True,
-            generator=generator, num_workers=self.num_workers, drop_last=self.drop_last)
+            self._subset(self.train_idx), batch_size=per_process_batch(self.batch_size,
+                                                                       world_size),
+            sampler=sampler, num_workers=self.num_workers, drop_last=self.drop_last)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader | list:
         """Return the loader of the validation epochs, or an empty list without validation."""

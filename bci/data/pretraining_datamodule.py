@@ -21,6 +21,7 @@ import torch
 
 from .._checks import check_fraction, check_option, check_positive, check_type, ensure_int
 from .._logging import logger
+from .datamodule import EpochSampler, _trainer_ranks, per_process_batch
 from .pretraining import NEUROGPT_CHANNELS, ChunkSpec
 from .pretraining_corpus import PretrainingCorpus, Recording, total_minutes
 
@@ -126,15 +127,16 @@ class ChunkDataset(torch.utils.data.Dataset):
         return {"chunks": torch.from_numpy(chunks), "channel_mask": self._masks[rec].clone()}
 
 
-class ChunkSampler(torch.utils.data.Sampler):
+class ChunkSampler(EpochSampler):
     """Yield ``(item, epoch)`` keys of a :class:`ChunkDataset`, shuffled per epoch when asked.
 
-    Lightning calls :meth:`set_epoch` at each epoch; the order (a permutation seeded with
-    ``(seed, epoch)``) and the random sample starts then change with the epoch and are the same
-    in every run with the same seed. A pass without :meth:`set_epoch` before it uses the epoch
-    after the previous pass's: so under Lightning's ``DistributedSamplerWrapper`` (several
-    devices), which lists this sampler once an epoch without setting its epoch, every rank
-    still sees new random starts each epoch, the same on all ranks.
+    An :class:`~bci.data.datamodule.EpochSampler` (the order is a permutation seeded with
+    ``(seed, epoch)``, sharded over ``num_replicas`` training processes) whose keys carry the
+    epoch, so that the random sample starts change with the epoch too. Lightning calls
+    :meth:`set_epoch` at each epoch (resumed ones included); the order and the starts are then
+    the same in every run with the same seed, on any number of processes. A pass without
+    :meth:`set_epoch` before it uses the epoch after the previous pass's (a plain loop over a
+    DataLoader still sees new starts each epoch).
 
     Parameters
     ----------
@@ -144,30 +146,26 @@ class ChunkSampler(torch.utils.data.Sampler):
         Shuffle the items each epoch.
     seed : int
         Seed of the permutation.
+    num_replicas, rank : int
+        Number of training processes and this process's global rank.
     """
 
-    def __init__(self, n_items: int, *, shuffle: bool, seed: int = 0) -> None:
-        self.n_items = ensure_int(n_items, "n_items", minimum=0)
-        self.shuffle = bool(shuffle)
-        self.seed = ensure_int(seed, "seed", minimum=0)
-        self.epoch = 0
+    def __init__(self, n_items: int, *, shuffle: bool, seed: int = 0, num_replicas: int = 1,
+                 rank: int = 0) -> None:
+        super().__init__(n_items, shuffle=shuffle, seed=seed, num_replicas=num_replicas,
+                         rank=rank)
         self._set = True  # the next pass uses self.epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch of the next pass (the permutation and the random starts depend on it)."""
-        self.epoch = ensure_int(epoch, "epoch", minimum=0)
+        super().set_epoch(ensure_int(epoch, "epoch", minimum=0))
         self._set = True
-
-    def __len__(self) -> int:  # noqa: D105
-        return self.n_items
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # noqa: D105
         if not self._set:
             self.epoch += 1
         self._set = False
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n_items)
-                 if self.shuffle else np.arange(self.n_items))
-        return iter([(int(i), self.epoch) for i in order])
+        return iter([(int(i), self.epoch) for i in self._order()])
 
 
 def split_recordings(recordings: Sequence[Recording], val_fraction: float, *,
@@ -224,7 +222,9 @@ class PretrainingDataModule(pl.LightningDataModule):
     val_fraction : float
         Fraction of recordings held out for validation.
     batch_size : int
-        Samples per batch.
+        Samples per optimiser step over all training processes: under Lightning's DDP on
+        ``N`` processes each takes ``batch_size / N`` (a multiple of ``N`` is required), its
+        shard of the epoch's order (:class:`ChunkSampler`).
     num_workers : int
         Data-loader worker processes.
     seed : int
@@ -287,11 +287,18 @@ class PretrainingDataModule(pl.LightningDataModule):
         return total_minutes(self.recordings, self.spec.sfreq)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
-        """Return shuffled training batches (order and starts seeded by ``seed`` and epoch)."""
+        """Return shuffled training batches (order and starts seeded by ``seed`` and epoch).
+
+        Under a Lightning trainer with several processes: this process's shard, in batches of
+        ``batch_size / world_size``.
+        """
         self.setup()
-        sampler = ChunkSampler(len(self.train_set), shuffle=True, seed=self.seed)
+        world_size, rank = _trainer_ranks(self)
+        sampler = ChunkSampler(len(self.train_set), shuffle=True, seed=self.seed,
+                               num_replicas=world_size, rank=rank)
         return torch.utils.data.DataLoader(
-            self.train_set, batch_size=self.batch_size, sampler=sampler,
+            self.train_set, batch_size=per_process_batch(self.batch_size, world_size),
+            sampler=sampler,
             num_workers=self.num_workers, drop_last=self.drop_last,
             persistent_workers=self.num_workers > 0)
 

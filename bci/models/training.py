@@ -15,7 +15,8 @@ go to :class:`lightning.pytorch.Trainer` unchanged (CPU by default).
 
 The task ``"pretrain"`` trains self-supervised networks with a ``pretraining_loss(chunks,
 channel_mask)`` (:class:`~bci.models.neurogpt.NeuroGPT`'s masked chunk reconstruction) on
-batches of chunks; :func:`pretrain_model` runs it with step-based checkpoints and resumption.
+batches of chunks; :func:`bci.models.pretraining.pretrain_model` (also importable from here)
+runs it with step-based checkpoints and resumption.
 
 Reproducibility without global state: with ``seed`` set, :func:`train_model` runs inside
 :func:`torch.random.fork_rng` seeded with it (weight initialisation is the caller's, see
@@ -59,8 +60,9 @@ from ..data.datamodule import TASKS, EEGDataModule
 from ._threads import torch_threads
 from .augmentation import EpochAugmentation, make_augmentation
 
-__all__ = ["DecoderModule", "PretrainingResult", "TrainingResult", "plot_training_curves",
-           "pretrain_model", "recalibrate_batch_norm_stats", "torch_threads", "train_model"]
+# PretrainingResult and pretrain_model (bci.models.pretraining) are importable from here too
+__all__ = ["DecoderModule", "TrainingResult", "global_rank", "plot_training_curves",
+           "recalibrate_batch_norm_stats", "torch_threads", "train_model"]
 
 SCHEDULERS = ("cosine", "plateau", "none")
 #: Tasks of :class:`DecoderModule`: the supervised tasks of the data module, and
@@ -116,7 +118,8 @@ class DecoderModule(pl.LightningModule):
     Every stage runs through :meth:`_step`; it logs ``{stage}_loss`` and ``{stage}_acc``
     (classification) or ``{stage}_r2`` (regression) per epoch, with one torchmetrics object per
     stage. Epoch values are means weighted by the samples of each batch (for sequence
-    regression: by its real time steps, so that the epoch loss is the mean over all real steps).
+    regression: by its real time steps, so that the epoch loss is the mean over all real steps);
+    with several training processes (DDP), the mean of the processes' epoch values.
     """
 
     def __init__(self, model: nn.Module, *,
@@ -197,7 +200,7 @@ class DecoderModule(pl.LightningModule):
         chunks, channel_mask = _chunk_batch(batch)
         loss = self.model.pretraining_loss(chunks, channel_mask)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(chunks))
+                 batch_size=len(chunks), sync_dist=True)
         return loss
 
     def _step(self, batch, stage: str) -> torch.Tensor:
@@ -223,7 +226,7 @@ class DecoderModule(pl.LightningModule):
         elif len(y) > 1:
             metric.update(out, y.reshape(out.shape))
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=n_samples)
+                 batch_size=n_samples, sync_dist=True)
         self.log(f"{stage}_{self.metric_name}", metric, on_step=False, on_epoch=True,
                  prog_bar=stage != "train", batch_size=n_samples)
         return loss
@@ -309,6 +312,59 @@ def _masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch
 # ---------------------------------------------------------------------------------------------
 # Callbacks and the training function
 # ---------------------------------------------------------------------------------------------
+def global_rank(devices: int | str = 1) -> int:
+    """Return this process's global rank in a distributed training (0 when alone).
+
+    After Lightning has set up its processes, the rank of :mod:`torch.distributed`; before
+    (for work that only one process must do, such as writing a run's settings), the rank the
+    launcher gave this process: ``RANK`` (torchrun), else ``NODE_RANK * devices +
+    LOCAL_RANK`` (Lightning's own launcher, which starts the other processes of a node with
+    ``LOCAL_RANK``), else ``SLURM_PROCID`` (``srun``).
+
+    Parameters
+    ----------
+    devices : int | str
+        Processes per node, as given to the trainer (a non-integer counts as 1).
+
+    Returns
+    -------
+    int
+    """
+    import os
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return int(torch.distributed.get_rank())
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if "LOCAL_RANK" in env or "NODE_RANK" in env:
+        per_node = devices if isinstance(devices, int) else 1
+        return int(env.get("NODE_RANK", 0)) * per_node + int(env.get("LOCAL_RANK", 0))
+    return int(env.get("SLURM_PROCID", 0))
+
+
+def _rank_seed(seed: int, *keys: int) -> int:
+    """Return a torch seed drawn from ``(seed, *keys)`` (numpy's SeedSequence)."""
+    state = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(2)
+    return int(state[0]) << 32 | int(state[1])
+
+
+class _RankSeed(pl.Callback):
+    """Seed torch's RNG with ``(seed, rank)`` in every process of a distributed training.
+
+    The processes then draw different dropout masks (one process keeps the caller's seeding,
+    so a 1-process run is unchanged). The weights are the same on every process: DDP
+    broadcasts those of rank 0.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:
+            torch.manual_seed(_rank_seed(self.seed, trainer.global_rank))
+
+
 class _BestWeights(pl.Callback):
     """Keep (in memory) the weights of the epoch with the lowest ``monitor``.
 
@@ -471,7 +527,7 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
                 gradient_clip_val: float | None = 1.0, label_smoothing: float = 0.0,
                 seed: int | None = None, accelerator: str = "cpu", devices: int | str = 1,
                 strategy: str = "auto", num_nodes: int = 1, precision: str | None = None,
-                log_dir: str | Path | None = None,
+                sync_batchnorm: bool = False, log_dir: str | Path | None = None,
                 logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
                 progress_bar: bool = False, n_threads: int | None = None,
                 recalibrate_batch_norm: bool = True,
@@ -496,10 +552,17 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         Clip the gradient norm to this value (None: no clipping).
     seed : int | None
         Seed of torch's RNG while training (dropout) inside :func:`torch.random.fork_rng`;
-        the caller's RNG state is unchanged afterwards.
-    accelerator, devices, strategy, num_nodes, precision
+        the caller's RNG state is unchanged afterwards. With several processes, each seeds
+        its RNG with ``(seed, rank)``.
+    accelerator, devices, strategy, num_nodes, precision, sync_batchnorm
         Passed to :class:`lightning.pytorch.Trainer` (e.g. ``accelerator="gpu", devices=4,
-        strategy="ddp"``). CPU by default.
+        strategy="ddp"``). CPU by default. With DDP on ``N`` processes (devices x nodes;
+        Lightning launches the other processes of a node by running the same command again,
+        or takes those started by torchrun or SLURM's ``srun``), each trains on its shard of
+        every epoch with ``datamodule.batch_size / N`` epochs a step, so the averaged gradient
+        is that of the 1-process batch; only rank 0 writes logs. BatchNorm layers use the
+        statistics of the process's batch unless ``sync_batchnorm`` (torch's SyncBatchNorm,
+        GPU only).
     log_dir : str | Path | None
         Folder for Lightning's logger (``metrics.csv`` or TensorBoard events); no files
         are written when None.
@@ -542,6 +605,8 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     best = _BestWeights(monitor) if has_val else None
     history = _History()
     callbacks: list[pl.Callback] = [history]
+    if seed is not None:
+        callbacks.append(_RankSeed(int(seed)))
     if best is not None:
         callbacks.append(best)
         if patience is not None:
@@ -557,7 +622,7 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         logger=train_logger, enable_checkpointing=False, enable_progress_bar=progress_bar,
         enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
         default_root_dir=str(log_dir) if log_dir is not None else None,
-        limit_val_batches=None if has_val else 0,
+        limit_val_batches=None if has_val else 0, sync_batchnorm=bool(sync_batchnorm),
     )
     if precision is not None:
         trainer_kwargs["precision"] = precision
@@ -579,265 +644,6 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
     return TrainingResult(model=model, history=history.rows,
                           best_epoch=best.best_epoch if best else None, n_epochs=n_epochs,
                           log_dir=Path(log_dir) if train_logger else None)
-
-
-@dataclass
-class PretrainingResult:
-    """What :func:`pretrain_model` returns.
-
-    Attributes
-    ----------
-    model : torch.nn.Module
-        The pretrained network, in eval mode, on CPU.
-    history : list of dict
-        One row per epoch: ``epoch``, ``train_loss``, ``val_loss`` (with validation data),
-        ``lr``.
-    n_steps : int
-        Optimiser steps done in total (including those before a resumed checkpoint).
-    last_checkpoint : Path | None
-        ``checkpoint_dir / "last.ckpt"`` when checkpoints were written.
-    log_dir : Path | None
-        Folder of the CSV/TensorBoard logs, when a logger was used.
-    """
-
-    model: nn.Module
-    history: list[dict[str, float]] = field(default_factory=list)
-    n_steps: int = 0
-    last_checkpoint: Path | None = None
-    log_dir: Path | None = None
-
-
-class _StepSeed(pl.Callback):
-    """Seed torch's RNG before every training step from ``(seed, global_step)``.
-
-    Dropout masks then depend on the step only, so a run resumed from a checkpoint draws the
-    same masks as the uninterrupted run (Lightning's checkpoints do not hold RNG states). It
-    runs inside :func:`pretrain_model`'s :func:`torch.random.fork_rng`.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        state = np.random.SeedSequence([self.seed, int(trainer.global_step)]).generate_state(2)
-        torch.manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _atomic_checkpoint_io():
-    """Return a Lightning ``CheckpointIO`` that writes each checkpoint atomically in place.
-
-    Lightning's own writer (``_atomic_save``) stages the file in the system's temporary folder
-    and moves it into place; when that folder is on another file system than the checkpoints
-    (a local ``/tmp`` and a shared checkpoint disk), the move is a copy into the destination,
-    which truncates the previous checkpoint first. Here the checkpoint is written to
-    ``<name>.part`` beside its destination, flushed to disk, then renamed over it
-    (:func:`os.replace`, atomic on one file system): an interruption leaves the previous
-    checkpoint intact, and the partial file is removed.
-    """
-    import os
-
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-
-    class _AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
-                            storage_options: Any = None) -> None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".part")
-            try:
-                with open(tmp, "wb") as f:
-                    torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-
-    return _AtomicCheckpointIO()
-
-
-def _check_checkpoint(path: Path) -> None:
-    """Refuse a missing, truncated or damaged Lightning checkpoint with a clear error.
-
-    A checkpoint is a zip archive (``torch.save``); every member's CRC is checked.
-    """
-    import zipfile
-
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}; give the path of a .ckpt written by "
-                                "pretrain_model(checkpoint_dir=...), or ckpt_path='last'.")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ValueError(f"Checkpoint {path} is truncated or damaged ({err}); resume from an "
-                         "earlier checkpoint or start again.") from err
-    if bad is not None:
-        raise ValueError(f"Checkpoint {path} is damaged (member {bad} fails its CRC); resume "
-                         "from an earlier checkpoint or start again.")
-
-
-def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
-                   max_steps: int | None = None, max_epochs: int | None = 10,
-                   lr: float = 1e-4, weight_decay: float = 0.1,
-                   scheduler: Literal["cosine", "plateau", "none"] = "cosine",
-                   gradient_clip_val: float | None = 1.0, seed: int | None = None,
-                   checkpoint_dir: str | Path | None = None,
-                   every_n_steps: int | None = None, ckpt_path: str | Path | None = None,
-                   accelerator: str = "cpu", devices: int | str = 1, strategy: str = "auto",
-                   num_nodes: int = 1, precision: str | None = None,
-                   log_dir: str | Path | None = None,
-                   logger_kind: Literal["csv", "tensorboard", "none"] = "csv",
-                   progress_bar: bool = True, n_threads: int | None = None,
-                   callbacks: Sequence[pl.Callback] = ()) -> PretrainingResult:
-    """Pretrain a self-supervised network (``task="pretrain"`` of :class:`DecoderModule`).
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A network with ``pretraining_loss(chunks, channel_mask)``, e.g.
-        ``NeuroGPT.from_named_config("small")``; trained in place.
-    data : torch.utils.data.DataLoader | lightning.pytorch.LightningDataModule
-        Training batches (see :class:`DecoderModule`, task ``"pretrain"``), or a data module
-        with ``train_dataloader`` (and ``val_dataloader``).
-    val_data : DataLoader | None
-        Validation batches (with a DataLoader ``data``); ``val_loss`` is logged per epoch.
-    max_steps, max_epochs : int | None
-        Stop after this many optimiser steps or epochs (the first reached; None: no bound,
-        but one of them must be set). The cosine schedule runs over ``max_steps`` when set.
-    lr, weight_decay, scheduler
-        AdamW and its schedule (see :class:`DecoderModule`); the defaults are the authors'
-        Neuro-GPT settings (1e-4, 0.1).
-    gradient_clip_val : float | None
-        Gradient-norm clipping.
-    seed : int | None
-        Seed of torch's RNG (dropout), drawn afresh before every step from ``(seed, step)``
-        inside :func:`torch.random.fork_rng`, so that a resumed run equals the uninterrupted
-        one; the caller's RNG state is unchanged afterwards. The batch order is the data
-        loader's.
-    checkpoint_dir : str | Path | None
-        Write Lightning checkpoints there (:class:`~lightning.pytorch.callbacks.ModelCheckpoint`:
-        ``last.ckpt`` and the latest ``step=<n>.ckpt``), at the end of every epoch or every
-        ``every_n_steps`` steps. Each checkpoint is written to ``<name>.part`` beside its
-        destination and renamed over it when complete (Lightning's own writer can truncate
-        the previous checkpoint when the system's temporary folder is on another disk), and
-        Lightning removes the previous ``step=`` file only after the new one is saved, so an
-        interruption never leaves a damaged or missing ``last.ckpt``. None: no checkpoints.
-    every_n_steps : int | None
-        Checkpoint every this many steps instead of every epoch.
-    ckpt_path : str | Path | None
-        Resume from this checkpoint (model, optimiser, schedule, step and epoch counters);
-        ``"last"``: ``checkpoint_dir / "last.ckpt"`` if it exists (else start afresh), so a
-        job can be restarted with the same call. Training bounded by ``max_epochs`` (not
-        ``max_steps``) and resumed from an end-of-epoch checkpoint (the default) reproduces
-        the uninterrupted run exactly when the batch order depends on the epoch only (no
-        shuffling, or a sampler with ``set_epoch``); a test kills and resumes a run. With
-        ``max_steps`` or ``every_n_steps``, Lightning resumes mid-epoch, and a data loader
-        without ``state_dict``/``load_state_dict`` restarts its epoch (Lightning warns).
-    accelerator, devices, strategy, num_nodes, precision
-        Passed to :class:`lightning.pytorch.Trainer` (e.g. ``accelerator="gpu", devices=8,
-        strategy="ddp", num_nodes=2``). CPU by default.
-    log_dir, logger_kind
-        Lightning logger (see :func:`train_model`).
-    progress_bar : bool
-        Show Lightning's progress bar.
-    n_threads : int | None
-        Torch CPU threads while training (restored afterwards).
-    callbacks : sequence of lightning.pytorch.Callback
-        Extra Lightning callbacks, run after this function's own.
-
-    Returns
-    -------
-    result : PretrainingResult
-
-    Raises
-    ------
-    FileNotFoundError
-        ``ckpt_path`` names a file that does not exist.
-    ValueError
-        A truncated or damaged checkpoint, or no stopping bound.
-    """
-    if max_steps is not None:
-        max_steps = ensure_int(max_steps, "max_steps", minimum=1)
-    if max_epochs is not None:
-        max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
-    if max_steps is None and max_epochs is None:
-        raise ValueError("pretrain_model needs max_steps or max_epochs (or both).")
-    if every_n_steps is not None:
-        every_n_steps = ensure_int(every_n_steps, "every_n_steps", minimum=1)
-    check_option("logger_kind", logger_kind, LOGGERS)
-    extra_callbacks = list(callbacks)
-    model.train()  # Lightning keeps the modes it is given
-    module = DecoderModule(model, task="pretrain", lr=lr, weight_decay=weight_decay,
-                           scheduler=scheduler,
-                           monitor="val_loss" if val_data is not None else "train_loss")
-    history = _History()
-    callbacks: list[pl.Callback] = [history]
-    if seed is not None:
-        callbacks.append(_StepSeed(int(seed)))
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint_dir = Path(checkpoint_dir)
-        checkpoint = pl.callbacks.ModelCheckpoint(
-            dirpath=str(checkpoint_dir), filename="{step}", save_last=True, save_top_k=1,
-            every_n_train_steps=every_n_steps, every_n_epochs=None if every_n_steps else 1,
-            save_on_train_epoch_end=True)
-        callbacks.append(checkpoint)
-    callbacks.extend(extra_callbacks)
-    resume = None
-    if ckpt_path is not None:
-        if str(ckpt_path) == "last":
-            if checkpoint_dir is None:
-                raise ValueError("ckpt_path='last' needs checkpoint_dir.")
-            last = checkpoint_dir / "last.ckpt"
-            resume = last if last.is_file() else None
-            if resume is None:
-                logger.info("No %s yet: pretraining from the start", last)
-        else:
-            resume = Path(ckpt_path)
-        if resume is not None:
-            _check_checkpoint(resume)
-    train_logger: Any = False
-    if log_dir is not None and logger_kind != "none":
-        loggers = {"csv": pl.loggers.CSVLogger, "tensorboard": pl.loggers.TensorBoardLogger}
-        train_logger = loggers[logger_kind](save_dir=str(log_dir), name="", version="")
-    trainer_kwargs: dict[str, Any] = dict(
-        max_steps=-1 if max_steps is None else max_steps, max_epochs=max_epochs,
-        accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
-        gradient_clip_val=gradient_clip_val, callbacks=callbacks, logger=train_logger,
-        enable_checkpointing=checkpoint is not None, enable_progress_bar=progress_bar,
-        enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
-        default_root_dir=str(log_dir or checkpoint_dir or Path.cwd()),
-        limit_val_batches=None if val_data is not None else 0,
-        plugins=[_atomic_checkpoint_io()] if checkpoint is not None else None,
-    )
-    if max_epochs is None:
-        trainer_kwargs["max_epochs"] = -1
-    if precision is not None:
-        trainer_kwargs["precision"] = precision
-    with _quiet_lightning(not progress_bar), torch.random.fork_rng(devices=[]), \
-            torch_threads(n_threads):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        trainer = pl.Trainer(**trainer_kwargs)
-        fit_kwargs: dict[str, Any] = {"ckpt_path": None if resume is None else str(resume)}
-        # resuming into the folder of the checkpoints is the point: no "not empty" warning
-        warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is "
-                                                  r"not empty.*")
-        if isinstance(data, pl.LightningDataModule):
-            trainer.fit(module, datamodule=data, **fit_kwargs)
-        else:
-            trainer.fit(module, train_dataloaders=data, val_dataloaders=val_data,
-                        **fit_kwargs)
-    model = module.model.cpu().eval()
-    last = checkpoint_dir / "last.ckpt" if checkpoint is not None else None
-    logger.info("Pretrained %s for %d steps", type(model).__name__, trainer.global_step)
-    return PretrainingResult(model=model, history=history.rows,
-                             n_steps=int(trainer.global_step),
-                             last_checkpoint=last if last is not None and last.is_file()
-                             else None,
-                             log_dir=Path(log_dir) if train_logger else None)
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], *,
@@ -886,3 +692,12 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]],
     if histories:
         ax.legend(fontsize=8)
     return fig
+
+
+def __getattr__(name: str) -> Any:
+    """Import :mod:`bci.models.pretraining`'s names from here too (it builds on this module)."""
+    if name in ("PretrainingResult", "pretrain_model"):
+        from . import pretraining
+
+        return getattr(pretraining, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@
 :class:`~bci.data.pretraining_corpus.RawRecordings`) -> :class:`~bci.data.pretraining_datamodule.
 PretrainingDataModule` (channel mapping onto the model's 22 channels, 0.5-45 Hz band-pass,
 resampling, robust z-score, chunking) -> a pretraining :class:`~bci.models.neurogpt.NeuroGPT`
-(``finetune=None``) in a named configuration -> :func:`bci.models.training.pretrain_model`
+(``finetune=None``) in a named configuration -> :func:`bci.models.pretraining.pretrain_model`
 (Lightning: checkpoints, resume, progress bar, accelerator/devices/strategy, seeded) ->
 :func:`~bci.models.neurogpt.save_pretrained`. The pretrained file's ``info`` records the
 preprocessing (``info["preprocessing"]``: channels, band, clip, rate), so that fine-tuning
@@ -127,7 +127,8 @@ def pretrain(datasets: str | Any | Sequence[str | Any], out: str | Path, *,
     max_epochs : int
         Training epochs (passes over the training samples).
     batch_size : int
-        Samples per batch.
+        Samples per optimiser step, over all processes (each of ``N`` DDP processes takes
+        ``batch_size / N``; a multiple of ``N`` is required).
     lr : float
         AdamW learning rate (cosine schedule).
     val_fraction : float
@@ -142,7 +143,12 @@ def pretrain(datasets: str | Any | Sequence[str | Any], out: str | Path, *,
     resume : bool
         Continue the run of ``checkpoint_dir`` from ``last.ckpt`` (to ``max_epochs`` in all).
     accelerator, devices, strategy, num_nodes
-        Lightning's (``accelerator="gpu", devices=8, strategy="ddp"``).
+        Lightning's (``accelerator="gpu", devices=8, strategy="ddp"``; on CPU ``devices=N,
+        strategy="ddp"`` runs ``N`` processes over gloo). Every process runs this function
+        (Lightning starts the others of a node by running the same command; torchrun or
+        ``srun`` start them all); rank 0 prepares the recordings, writes the checkpoints, the
+        history and ``out``, the others return ``out`` without writing. Across nodes,
+        ``cache_dir`` and ``checkpoint_dir`` must be on a shared file system.
     num_workers : int
         Data-loader processes.
     seed : int
@@ -173,7 +179,8 @@ def pretrain(datasets: str | Any | Sequence[str | Any], out: str | Path, *,
     """
     from ..data.pretraining_datamodule import PretrainingDataModule
     from ..models.neurogpt import NEUROGPT_CONFIGS, NeuroGPT, save_pretrained
-    from ..models.training import pretrain_model
+    from ..models.pretraining import pretrain_model
+    from ..models.training import global_rank
 
     check_option("config", config, NEUROGPT_CONFIGS)
     max_epochs = ensure_int(max_epochs, "max_epochs", minimum=1)
@@ -192,7 +199,10 @@ def pretrain(datasets: str | Any | Sequence[str | Any], out: str | Path, *,
     settings = {"config": config, "sources": [_describe(s) for s in sources],
                 "batch_size": batch_size, "lr": float(lr), "val_fraction": val_fraction,
                 "offsets": offsets, "seed": seed}
-    _check_run(checkpoint_dir, settings, resume)
+    # with several processes (DDP), every process runs this function: only rank 0 writes the
+    # run's settings, prepares the recordings before training and writes the weights file
+    rank = global_rank(devices)
+    _check_run(checkpoint_dir, settings, resume, write=rank == 0)
 
     geometry = NEUROGPT_CONFIGS[config]
     data = PretrainingDataModule(
@@ -200,29 +210,32 @@ def pretrain(datasets: str | Any | Sequence[str | Any], out: str | Path, *,
         overlap_s=geometry["overlap_s"], n_chunks=geometry["n_chunks"],
         offsets=offsets, val_fraction=val_fraction, batch_size=batch_size,
         num_workers=num_workers, seed=seed)
-    data.setup()
-    if not len(data.train_set):
-        raise ValueError(f"No pretraining sample: every recording of {settings['sources']} is "
-                         f"shorter than one sample ({data.spec.sample_samples / data.spec.sfreq:g}"
-                         " s); add longer recordings or use a smaller configuration.")
-    logger.info("Pretraining NeuroGPT (%s) on %d training samples: minutes %s", config,
-                len(data.train_set), data.minutes())
+    if rank == 0:  # the others set up inside training, after rank 0 has prepared the cache
+        data.setup()
+        if not len(data.train_set):
+            raise ValueError(f"No pretraining sample: every recording of {settings['sources']} "
+                             f"is shorter than one sample ("
+                             f"{data.spec.sample_samples / data.spec.sfreq:g} s); add longer "
+                             "recordings or use a smaller configuration.")
+        logger.info("Pretraining NeuroGPT (%s) on %d training samples: minutes %s", config,
+                    len(data.train_set), data.minutes())
     import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the initial weights
         model = NeuroGPT.from_named_config(config, finetune=None)
-    val = data.val_dataloader()
     history = _HistoryFile(checkpoint_dir / HISTORY_FILE)
     logs = checkpoint_dir / "logs"
     attempt = len(list(logs.glob("attempt*"))) if logs.is_dir() else 0
+    # the data module makes each process's loader (its shard, batch_size / processes)
     result = pretrain_model(
-        model, data.train_dataloader(), val_data=val if val else None,
-        max_epochs=max_epochs, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
+        model, data, max_epochs=max_epochs, lr=lr, seed=seed, checkpoint_dir=checkpoint_dir,
         ckpt_path=_last_checkpoint(checkpoint_dir) if resume else None,
         accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
         progress_bar=progress_bar, n_threads=n_threads, log_dir=logs / f"attempt{attempt}",
         callbacks=[history.callback(), *callbacks])
+    if global_rank(devices) != 0:
+        return out
     info = {"configuration": config, "preprocessing": data.spec.to_dict(),
             "sources": settings["sources"], "minutes": data.minutes(),
             "n_train_samples": len(data.train_set), "n_steps": result.n_steps,
@@ -241,8 +254,12 @@ def _last_checkpoint(checkpoint_dir: Path) -> Path:
     return last
 
 
-def _check_run(checkpoint_dir: Path, settings: dict[str, Any], resume: bool) -> None:
-    """Refuse to resume another run, or to overwrite a run's checkpoints; record the settings."""
+def _check_run(checkpoint_dir: Path, settings: dict[str, Any], resume: bool, *,
+               write: bool = True) -> None:
+    """Refuse to resume another run, or to overwrite a run's checkpoints; record the settings.
+
+    ``write=False`` (a process other than rank 0) checks without writing.
+    """
     run_file = checkpoint_dir / RUN_FILE
     has_checkpoints = any(checkpoint_dir.glob("*.ckpt")) if checkpoint_dir.is_dir() else False
     if resume:
@@ -259,6 +276,8 @@ def _check_run(checkpoint_dir: Path, settings: dict[str, Any], resume: bool) -> 
         raise FileExistsError(f"{checkpoint_dir} holds the checkpoints of an earlier run; pass "
                               "--resume (resume=True) to continue it, or choose another "
                               "--checkpoint-dir (starting afresh would overwrite them).")
+    if not write:
+        return
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     (checkpoint_dir / HISTORY_FILE).unlink(missing_ok=True)
     tmp = run_file.with_name(RUN_FILE + ".part")

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bci.models.neurogpt import NeuroGPT
-from bci.models.training import DecoderModule, _chunk_batch, pretrain_model, torch_threads
+from bci.models.pretraining import pretrain_model
+from bci.models.training import DecoderModule, _chunk_batch, torch_threads
 
 N_CHANS, CHUNK, N_CHUNKS = 4, 64, 4
 
@@ -193,3 +194,21 @@ def test_damaged_or_missing_checkpoint(tmp_path):
     assert result.n_steps == 1
     with pytest.raises(ValueError, match="needs max_steps or max_epochs"):
         pretrain_model(_model(), _loader(), max_steps=None, max_epochs=None)
+
+
+def test_resuming_to_more_epochs_stretches_the_cosine_schedule(tmp_path):
+    import math
+
+    folder = tmp_path / "ckpt"
+    first = pretrain_model(_model(), _loader(), max_steps=None, max_epochs=2, lr=3e-3, seed=0,
+                           checkpoint_dir=folder, progress_bar=False)
+    # the 2-epoch schedule ends at its floor, lr * 0.01 (DecoderModule's min_lr_ratio)
+    assert first.history[-1]["lr"] == pytest.approx(3e-5)
+    resumed = pretrain_model(_model(), _loader(), max_steps=None, max_epochs=4, lr=3e-3,
+                             seed=0, checkpoint_dir=folder, ckpt_path="last",
+                             progress_bar=False)
+    assert [row["epoch"] for row in resumed.history] == [2, 3]
+    # epochs 2 and 3 follow the 4-epoch cosine (kept at 3e-5 or risen back to 3e-3 before)
+    cosine = [3e-5 + (3e-3 - 3e-5) * (1 + math.cos(math.pi * t / 4)) / 2 for t in (3, 4)]
+    assert [row["lr"] for row in resumed.history] == pytest.approx(cosine, rel=1e-9)
+    assert resumed.n_steps == 8

@@ -196,3 +196,26 @@ def test_microvolt_stream_stops_a_session_naming_the_unit():
     assert summary["faults"] == {"decoder_error": 5}
     assert "Microvolts given to a decoder that takes volts? Divide by 1e6" in \
         summary["stopped_reason"]
+
+
+@pytest.mark.slow  # ~45 s: each process loads the data; the library path is in test_training_ddp
+def test_bci_train_on_two_processes_writes_one_decoder(tmp_path):
+    """The README's `bci train` on 2 CPU processes (DDP, gloo on 127.0.0.1)."""
+    import subprocess
+    import sys
+
+    from tests.models._ddp_run import loopback_env
+
+    proc = subprocess.run([sys.executable, "-m", "bci.cli", "train", "--dataset",
+                           "SyntheticMotorImagery", "--subjects", "1", "--model", "EEGNet",
+                           "--max-epochs", "2", "--batch-size", "8", "--threads", "1",
+                           "--devices", "2", "--strategy", "ddp", "--out", "s1.bci"],
+                          env=loopback_env(), capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stderr
+    assert proc.stdout.count("Saved EEGNet decoder") == 1  # rank 1 wrote and printed nothing
+    decoder = load_decoder(tmp_path / "s1.bci")
+    assert decoder.info["training"]["n_epochs"] == 2
+    assert [row["epoch"] for row in decoder.info["training"]["history"]] == [0, 1]
+    assert (tmp_path / "s1_learning_curves.png").is_file()

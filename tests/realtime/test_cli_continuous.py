@@ -1,0 +1,79 @@
+"""`bci play --reaching` and `bci stream --decoder SNN.nir`: continuous decoding by CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from tests.realtime._helpers import play_process
+
+pytest.importorskip("nir", reason="the .nir decoder file needs nir (pip install 'bci[nir]')")
+
+
+def _staged():
+    from bci.realtime.player import reaching_counts
+
+    try:
+        return reaching_counts()
+    except FileNotFoundError as err:
+        pytest.skip(f"the staged reaching session is absent ({err})")
+
+
+@pytest.mark.parametrize("backend", ["torch", "nir"])
+def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
+    from bci.cli import main
+    from bci.evaluation.ibmi_metrics import r2_neurobench
+    from bci.hw.nir_export import save_nir
+    from bci.models.nir_runtime import NIRStepDecoder
+    from bci.models.spiking.ibmi import SNNStreaming
+    from bci.models.spiking.stepping import TorchStepDecoder
+    from bci.realtime.recording import read_outputs, read_signal
+
+    counts, sfreq, _ = _staged()
+    assert counts.shape[0] == 84
+    assert sfreq == 20.0
+    torch.manual_seed(0)
+    model = SNNStreaming(84, 2, sfreq=20.0, n_hidden=32).eval()
+    with torch.no_grad():
+        model.fc_in.weight.mul_(4.0)
+    snn = tmp_path / "snn.nir"
+    save_nir(model, snn)
+    name = f"bci-reaching-{backend}-{os.getpid()}"
+    player = play_process("staged", name, "--reaching", "--type", "Spikes", "--wait", "60",
+                          "--duration-s", "30")
+    try:
+        record = tmp_path / "session"
+        code = main(["stream", "--source", name, "--decoder", str(snn), "--backend", backend,
+                     "--outlet", f"{name}-velocity", "--record", str(record),
+                     "--max-bins", "40", "--timeout-s", "30", "--stimulator", "none"])
+    finally:
+        player.terminate()
+        player.communicate(timeout=10)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary = json.loads((record / "summary.json").read_text())
+    assert summary["n_bins"] == 40
+    assert summary["backend"] == backend
+    assert summary["synops_per_s"] > 0
+    values, _, indices, names = read_outputs(record)
+    assert names == ["vx", "vy"]
+    np.testing.assert_array_equal(indices, np.arange(40))
+    signal, _, _ = read_signal(record)
+    np.testing.assert_array_equal(signal[:, :40], counts[:, :40])
+    offline_dec = NIRStepDecoder(snn) if backend == "nir" else TorchStepDecoder(model)
+    offline = offline_dec.run(counts[:, :40])
+    np.testing.assert_allclose(values, offline, atol=1e-9)
+    target = offline + np.random.default_rng(0).standard_normal(offline.shape)
+    assert abs(r2_neurobench(target.T, values.T) - r2_neurobench(target.T, offline.T)) <= 1e-6
+
+
+def test_cli_continuous_flags_need_a_nir_decoder(capsys):
+    from bci.cli import main
+
+    code = main(["stream", "--source", "x", "--outlet", "vel", "--stimulator", "none"])
+    assert code != 0
+    assert "--outlet is for continuous decoding" in capsys.readouterr().err

@@ -554,9 +554,10 @@ def _add_realtime_commands(sub) -> None:
                              "(.nir, `bci export --format nir`): then every sample (bin) is "
                              "decoded, one step at a time, and the outputs are streamed "
                              "(--outlet) and recorded")
-    stream.add_argument("--backend", choices=["torch", "nir"], default="torch",
+    stream.add_argument("--backend", choices=["torch", "nir", "snntorch"], default="torch",
                         help="with a .nir decoder: run it in torch (the model rebuilt from the "
-                             "graph) or in bci's NumPy NIR simulator (default torch)")
+                             "graph), in bci's NumPy NIR simulator (nir), or through snnTorch's "
+                             "NIR import (snntorch, needs bci[bench]) (default torch)")
     stream.add_argument("--outlet", default=None, metavar="NAME",
                         help="with a .nir decoder: publish its outputs (one sample per input "
                              "sample, channels vx, vy) as this LSL stream")
@@ -740,6 +741,10 @@ def _stream_continuous(args) -> int:
         from .models.nir_runtime import NIRStepDecoder
 
         decoder = NIRStepDecoder(args.decoder)
+    elif args.backend == "snntorch":
+        from .models.snntorch_runtime import SnnTorchStepDecoder
+
+        decoder = SnnTorchStepDecoder(args.decoder)
     else:
         from .hw.nir_export import load_nir
         from .models.spiking.stepping import TorchStepDecoder

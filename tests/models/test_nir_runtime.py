@@ -112,3 +112,23 @@ def test_runtime_imports_no_torch():
     code = ("import sys; import bci.models.nir_runtime; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "cuba"])
+def test_snntorch_import_steps_like_torch(neuron):
+    pytest.importorskip("snntorch", minversion="1.0",
+                        reason="the snnTorch backend needs snnTorch >= 1.0 (bci[bench])")
+    pytest.importorskip("nirtorch", reason="snnTorch's NIR import needs nirtorch (bci[bench])")
+    from bci.models.snntorch_runtime import SnnTorchStepDecoder
+
+    model, counts = _model(neuron), _counts()
+    snn = SnnTorchStepDecoder(nir_export.to_nir(model))
+    ours = TorchStepDecoder(model)
+    expected = ours.run(counts)
+    np.testing.assert_allclose(snn.run(counts), expected, rtol=0, atol=1e-5)
+    assert snn.synops == ours.synops > 0
+    snn.reset()  # back to rest: the same outputs again
+    np.testing.assert_allclose(snn.run(counts[:, :10]), expected[:, :10], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="SNNStreaming"):
+        SnnTorchStepDecoder(nir_export.to_nir(SNN3D(8, 2, n_times=4, sfreq=20.0,
+                                                    reset="zero")))

@@ -23,7 +23,7 @@ def _staged():
         pytest.skip(f"the staged reaching session is absent ({err})")
 
 
-@pytest.mark.parametrize("backend", ["torch", "nir"])
+@pytest.mark.parametrize("backend", ["torch", "nir", "snntorch"])
 def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
     from bci.cli import main
     from bci.evaluation.ibmi_metrics import r2_neurobench
@@ -33,6 +33,10 @@ def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
     from bci.models.spiking.stepping import TorchStepDecoder
     from bci.realtime.recording import read_outputs, read_signal
 
+    if backend == "snntorch":
+        pytest.importorskip("snntorch", minversion="1.0",
+                            reason="the snnTorch backend needs snnTorch >= 1.0 (bci[bench])")
+        pytest.importorskip("nirtorch", reason="snnTorch's NIR import needs nirtorch")
     counts, sfreq, _ = _staged()
     assert counts.shape[0] == 84
     assert sfreq == 20.0
@@ -64,9 +68,14 @@ def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
     np.testing.assert_array_equal(indices, np.arange(40))
     signal, _, _ = read_signal(record)
     np.testing.assert_array_equal(signal[:, :40], counts[:, :40])
-    offline_dec = NIRStepDecoder(snn) if backend == "nir" else TorchStepDecoder(model)
+    if backend == "snntorch":
+        from bci.models.snntorch_runtime import SnnTorchStepDecoder
+
+        offline_dec = SnnTorchStepDecoder(snn)
+    else:
+        offline_dec = NIRStepDecoder(snn) if backend == "nir" else TorchStepDecoder(model)
     offline = offline_dec.run(counts[:, :40])
-    np.testing.assert_allclose(values, offline, atol=1e-9)
+    np.testing.assert_allclose(values, offline, atol=1e-6)
     target = offline + np.random.default_rng(0).standard_normal(offline.shape)
     assert abs(r2_neurobench(target.T, values.T) - r2_neurobench(target.T, offline.T)) <= 1e-6
 

@@ -61,6 +61,14 @@ def test_continuous_outputs_streamed_and_recorded(tmp_path):
     assert summary["n_bins"] == 97
     assert summary["synops"] == decoder.synops > 0
     assert summary["synops_per_s"] == pytest.approx(decoder.synops / (97 / 20.0))
+    # the session report draws the outputs, titled with synaptic operations per second
+    from bci.realtime.report import _continuous_line, make_session_report
+
+    paths = make_session_report(tmp_path / "s", html=False)
+    assert [p.name for p in paths] == ["latency.png", "timeline.png", "outputs.png"]
+    line = _continuous_line(summary, 97)
+    assert line.startswith(f"97 bins decoded (torch); synaptic operations "
+                           f"{summary['synops_per_s']:,.0f}/s")
 
 
 def test_continuous_refuses_a_mismatched_stream():
@@ -85,12 +93,15 @@ def _decoders(model):
         from bci.models.nir_runtime import NIRStepDecoder
 
         decoders["nir"] = NIRStepDecoder(to_nir(model))
+        from bci.models.snntorch_runtime import SnnTorchStepDecoder
+
+        decoders["snntorch"] = SnnTorchStepDecoder(to_nir(model))
     except ImportError:
         pass
     return decoders
 
 
-@pytest.mark.parametrize("backend", ["torch", "nir"])
+@pytest.mark.parametrize("backend", ["torch", "nir", "snntorch"])
 def test_online_r2_equals_offline_over_lsl(tmp_path, backend):
     """Staged reaching bins played over loopback LSL; online decode == offline decode."""
     from bci.data.reaching import load_center_out, make_reaching
@@ -107,7 +118,8 @@ def test_online_r2_equals_offline_over_lsl(tmp_path, backend):
     model = _model(spikes.shape[0])
     decoders = _decoders(model)
     if backend not in decoders:
-        pytest.skip("the NIR backend needs nir (pip install 'bci[nir]')")
+        pytest.skip(f"the {backend} backend needs nir, and snnTorch >= 1.0 with nirtorch for "
+                    "snntorch (pip install 'bci[nir,bench]')")
     decoder = decoders[backend]
     name = f"bci-test-reaching-{backend}"
     player = Player((spikes, data.sfreq, data.ch_names), name, stype="Spikes", chunk_s=0.01,

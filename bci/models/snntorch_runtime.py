@@ -18,6 +18,8 @@ Synaptic operations are counted from the imported ``nn.Linear`` layers' actual i
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -112,7 +114,8 @@ class SnnTorchStepDecoder:
         import torch
         from torch import nn
 
-        self.module = self._import(self._graph)
+        with contextlib.redirect_stdout(io.StringIO()):  # the importer prints its progress
+            self.module = self._import(self._graph)
         self.synops = 0.0
         self.n_steps = 0
         for layer in self.module.modules():

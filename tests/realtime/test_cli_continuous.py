@@ -27,7 +27,7 @@ def _staged():
 def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
     from bci.cli import main
     from bci.evaluation.ibmi_metrics import r2_neurobench
-    from bci.hw.nir_export import save_nir
+    from bci.models.decoder import save_network
     from bci.models.nir_runtime import NIRStepDecoder
     from bci.models.spiking.ibmi import SNNStreaming
     from bci.models.spiking.stepping import TorchStepDecoder
@@ -44,8 +44,9 @@ def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
     model = SNNStreaming(84, 2, sfreq=20.0, n_hidden=32).eval()
     with torch.no_grad():
         model.fc_in.weight.mul_(4.0)
-    snn = tmp_path / "snn.nir"
-    save_nir(model, snn)
+    snn = tmp_path / "snn.nir"  # the README's commands: a network file, exported to NIR
+    save_network(model, tmp_path / "snn.bci")
+    assert main(["export", "--format", "nir", str(tmp_path / "snn.bci"), "--out", str(snn)]) == 0
     name = f"bci-reaching-{backend}-{os.getpid()}"
     player = play_process("staged", name, "--reaching", "--type", "Spikes", "--wait", "60",
                           "--duration-s", "30")
@@ -76,6 +77,9 @@ def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
         offline_dec = NIRStepDecoder(snn) if backend == "nir" else TorchStepDecoder(model)
     offline = offline_dec.run(counts[:, :40])
     np.testing.assert_allclose(values, offline, atol=1e-6)
+    assert main(["session-report", str(record)]) == 0  # draws outputs.png with synops/s
+    assert (record / "outputs.png").is_file()
+    assert "synaptic operations" in (record / "report.html").read_text()
     target = offline + np.random.default_rng(0).standard_normal(offline.shape)
     assert abs(r2_neurobench(target.T, values.T) - r2_neurobench(target.T, offline.T)) <= 1e-6
 

@@ -762,7 +762,8 @@ def _stream_continuous(args) -> int:
     if args.record:
         recorder = Recorder(args.record, stream.ch_names, stream.sfreq, unit="count",
                             info={"decoder": args.decoder, "backend": args.backend,
-                                  "outlet": args.outlet, "mode": "continuous"})
+                                  "outlet": args.outlet, "mode": "continuous",
+                                  "ch_types": "misc"})
     print(f"Decoding {source.info.name!r} ({source.info.n_chans} channels at "
           f"{source.info.sfreq:g} Hz) bin by bin with {args.decoder} on {args.backend}"
           + (f", outputs on LSL {args.outlet!r}" if args.outlet else "")
@@ -776,7 +777,8 @@ def _stream_continuous(args) -> int:
         if recorder is not None:
             recorder.close()
     print(json.dumps({k: summary[k] for k in ("backend", "n_bins", "synops_per_s",
-                                             "latency_ms", "stopped_reason")}, indent=1))
+                                             "latency_ms", "stream_events",
+                                             "stopped_reason")}, indent=1))
     return 0 if summary["stopped_reason"] in ("max_bins", "duration", "idle") else 1
 
 

@@ -15,7 +15,10 @@ velocity decoders, at one sample per 50-ms bin) so streams its prediction contin
   ``"output"`` event per decoded sample (its index, timestamp and values), read back by
   :func:`~bci.realtime.recording.read_outputs`.
 
-The summary (:meth:`ContinuousLoop.run`) holds the bins decoded, the per-step latency (ms:
+What the stream notices (lost samples, clock jumps, NaN or flat channels) is recorded as events
+and counted in the summary (``stream_events``): a lost bin is not decoded, so the decoder's
+state then differs from an offline decode of the full recording. The summary
+(:meth:`ContinuousLoop.run`) holds the bins decoded, the per-step latency (ms:
 ``decode`` = the decoder's step, ``end_to_end`` = from the sample's timestamp to its output
 being pushed) and the synaptic operations the decoder performed, per bin and per second of
 signal (``synops_per_s``, the rate a chip would sustain in real time).
@@ -24,6 +27,7 @@ signal (``synops_per_s``, the rate a chip would sustain in real time).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +35,7 @@ import numpy as np
 
 from .._checks import check_positive, check_type, ensure_int
 from .._logging import logger as _root_logger
+from .events import StreamEvent
 from .recording import Recorder, RecordingError
 from .stream import Stream
 
@@ -116,7 +121,19 @@ class ContinuousLoop:
         self.stopped_reason = ""
         self.recording_error: RecordingError | None = None
         self.wall_s = 0.0
+        self.stream_events: Counter[str] = Counter()
         self._next = 0
+        stream.add_event_listener(self._record_stream_event)
+
+    def _record_stream_event(self, event: StreamEvent) -> None:
+        """Count and record what the stream noticed (gaps, clock jumps, NaN, flat channels)."""
+        self.stream_events[event.kind] += 1
+        if self.recorder is not None and not self.recorder.closed:
+            try:
+                self.recorder.write_event(event.kind, event.time, index=event.index,
+                                          description=event.message, **event.detail)
+            except RecordingError as err:
+                self._recording_failed(err)
 
     def step(self) -> int:
         """Decode every sample received since the last call; returns how many."""
@@ -247,6 +264,7 @@ class ContinuousLoop:
             "synops": synops,
             "synops_per_bin": synops / n if n else 0.0,
             "synops_per_s": synops / signal_s if n else 0.0,
+            "stream_events": dict(self.stream_events),
             "stopped_reason": self.stopped_reason,
             "wall_s": self.wall_s,
             "recording_error": str(self.recording_error) if self.recording_error else None,

@@ -40,7 +40,8 @@ def test_continuous_outputs_streamed_and_recorded(tmp_path):
     decoder.reset()  # run() resets; stepping by hand starts from the state it finds
     outlet = _Outlet()
     stream = Stream(ArraySource(counts, 20.0, names, chunk_size=7), threaded=False)
-    with Recorder(tmp_path / "s", names, 20.0, unit="count") as rec:
+    with Recorder(tmp_path / "s", names, 20.0, unit="count",
+                  info={"ch_types": "misc"}) as rec:
         loop = ContinuousLoop(stream, decoder, output_names=["vx", "vy"], outlet=outlet,
                               recorder=rec)
         with stream:
@@ -58,7 +59,14 @@ def test_continuous_outputs_streamed_and_recorded(tmp_path):
     np.testing.assert_allclose(values, offline, atol=1e-12)
     signal, _, _ = read_signal(tmp_path / "s")
     np.testing.assert_array_equal(signal, counts)
+    # the session reader: one annotation per decoded bin, on its sample
+    from bci.realtime.recording import read_session
+
+    raw = read_session(tmp_path / "s")
+    onsets = [a["onset"] for a in raw.annotations if a["description"] == "output/output"]
+    np.testing.assert_allclose(onsets, np.arange(97) / 20.0)
     assert summary["n_bins"] == 97
+    assert summary["stream_events"] == {}
     assert summary["synops"] == decoder.synops > 0
     assert summary["synops_per_s"] == pytest.approx(decoder.synops / (97 / 20.0))
     # the session report draws the outputs, titled with synaptic operations per second
@@ -132,6 +140,7 @@ def test_online_r2_equals_offline_over_lsl(tmp_path, backend):
                                   recorder=rec)
             summary = loop.run(max_bins=n_bins, idle_timeout_s=5.0)
     assert summary["n_bins"] == n_bins, summary
+    assert summary["stream_events"] == {}  # no bin lost over loopback LSL
     values, _, indices, _ = read_outputs(tmp_path / "s")
     assert values.shape == (2, n_bins)
     np.testing.assert_array_equal(indices, np.arange(n_bins))
@@ -144,3 +153,25 @@ def test_online_r2_equals_offline_over_lsl(tmp_path, backend):
     assert abs(r2_online - r2_offline) <= 1e-6
     assert summary["synops_per_s"] > 0
     assert summary["latency_ms"]["decode"]["p99"] >= summary["latency_ms"]["decode"]["p50"]
+
+
+def test_lost_bins_are_recorded_and_counted(tmp_path):
+    """A gap in the stream (bins lost in transit) is recorded and counted, never hidden."""
+    from tests.realtime._helpers import FaultySource
+
+    counts = np.random.default_rng(0).poisson(1.5, (10, 64)).astype(np.float64)
+    names = [f"u{k}" for k in range(10)]
+    source = FaultySource(ArraySource(counts, 20.0, names, chunk_size=8), drop={2})
+    stream = Stream(source, threaded=False)
+    with Recorder(tmp_path / "s", names, 20.0) as rec:
+        loop = ContinuousLoop(stream, TorchStepDecoder(_model(10)), recorder=rec)
+        with stream:
+            while not source.exhausted:
+                stream.pump()
+                loop.step()
+    summary = loop.summary()
+    assert summary["n_bins"] == 56  # 64 bins, one chunk of 8 lost
+    assert summary["stream_events"] == {"gap": 1}
+    values, _, indices, _ = read_outputs(tmp_path / "s")
+    assert values.shape == (2, 56)
+    np.testing.assert_array_equal(indices, np.arange(56))

@@ -752,7 +752,8 @@ def _stream_continuous(args) -> int:
         decoder = TorchStepDecoder(load_nir(args.decoder))
     names = ["vx", "vy"] if decoder.n_outputs == 2 else None
     source = _stream_source(args, LSLSource)
-    stream = Stream(source, buffer_s=max(30.0, 10.0 * decoder.n_chans / decoder.sfreq))
+    # flat_s=0: a unit silent for a while is normal in spike counts, not a fault to report
+    stream = Stream(source, buffer_s=30.0, flat_s=0)
     outlet = None
     if args.outlet:
         outlet = SignalOutlet(args.outlet, names or [f"out{k}" for k in

@@ -90,3 +90,16 @@ def test_cli_continuous_flags_need_a_nir_decoder(capsys):
     code = main(["stream", "--source", "x", "--outlet", "vel", "--stimulator", "none"])
     assert code != 0
     assert "--outlet is for continuous decoding" in capsys.readouterr().err
+
+
+def test_cli_continuous_refusals(tmp_path, capsys):
+    from bci.cli import main
+
+    nir_file = tmp_path / "snn.nir"
+    code = main(["stream", "--source", "x", "--decoder", str(nir_file), "--policy",
+                 "threshold:target=a,on=0.8,off=0.6", "--stimulator", "none"])
+    assert code != 0
+    assert "--policy and --monitor do not apply" in capsys.readouterr().err
+    code = main(["play", "staged", "--reaching", "--name", "x", "--picks", "a"])
+    assert code != 0
+    assert "with --reaching every unit is published" in capsys.readouterr().err

@@ -546,6 +546,10 @@ def _add_realtime_commands(sub) -> None:
                     default=0.0, metavar="SECONDS",
                     help="wait up to SECONDS for a first consumer before sending (samples "
                          "sent before an inlet connects are lost; default 0)")
+    play.add_argument("--reaching", action="store_true",
+                      help="FILE is a center-out reaching session (.mat TrialData, or "
+                           "'staged' for the staged one): publish its binned spike counts, "
+                           "one channel a unit, one sample a bin (20 Hz for 50-ms bins)")
 
     stream = sub.add_parser(
         "stream", help="run a closed-loop session on an LSL stream or a board",
@@ -563,7 +567,20 @@ def _add_realtime_commands(sub) -> None:
                              "synthetic, cyton; needs bci[brainflow]); with --serial-port and "
                              "--board-param as for `bci acquire`")
     _add_board_args(stream)
-    stream.add_argument("--decoder", default=None, help="decoder file (`bci train --out`)")
+    stream.add_argument("--decoder", default=None,
+                        help="decoder file (`bci train --out`), or a streaming SNN's NIR file "
+                             "(.nir, `bci export --format nir`): then every sample (bin) is "
+                             "decoded, one step at a time, and the outputs are streamed "
+                             "(--outlet) and recorded")
+    stream.add_argument("--backend", choices=["torch", "nir", "snntorch"], default="torch",
+                        help="with a .nir decoder: run it in torch (the model rebuilt from the "
+                             "graph), in bci's NumPy NIR simulator (nir), or through snnTorch's "
+                             "NIR import (snntorch, needs bci[bench]) (default torch)")
+    stream.add_argument("--outlet", default=None, metavar="NAME",
+                        help="with a .nir decoder: publish its outputs (one sample per input "
+                             "sample, channels vx, vy) as this LSL stream")
+    stream.add_argument("--max-bins", type=_count(1, what="bins"), default=None, metavar="N",
+                        help="with a .nir decoder: stop after N decoded samples")
     stream.add_argument("--decoder-key", metavar="FILE", default=None,
                         help="verify the decoder file's signature with this key file (HMAC lab "
                              "key or Ed25519 public key) and refuse unsigned files (default: "
@@ -631,8 +648,18 @@ def _play(args) -> int:
     from .realtime.player import play
 
     picks = args.picks.split(",") if args.picks else None
+    source = args.file
+    if args.reaching:
+        from .realtime.player import reaching_counts
+
+        if picks is not None:
+            raise ValueError("--picks selects channels of a recording; with --reaching every "
+                             "unit is published (drop --picks).")
+        source = reaching_counts(None if args.file == "staged" else args.file)
+        print(f"Reaching session: {source[0].shape[0]} units, {source[0].shape[1]} bins at "
+              f"{source[1]:g} Hz.", flush=True)
     print(f"Playing {args.file} as LSL stream {args.name!r} (Ctrl+C to stop) ...", flush=True)
-    n = play(args.file, args.name, stype=args.type, loop=args.loop, duration_s=args.duration_s,
+    n = play(source, args.name, stype=args.type, loop=args.loop, duration_s=args.duration_s,
              picks=picks, wait_for_consumers_s=args.wait_s)
     print(f"Pushed {n} samples.")
     return 0
@@ -654,6 +681,12 @@ def _stream(args) -> int:
 
     if args.record:  # before any work: a place that cannot be written fails at once
         check_session_dir(args.record)
+    if args.decoder is not None and args.decoder.endswith(".nir"):
+        return _stream_continuous(args)
+    for flag, value in (("--outlet", args.outlet), ("--max-bins", args.max_bins)):
+        if value is not None:
+            raise ValueError(f"{flag} is for continuous decoding; give a streaming SNN's "
+                             ".nir file as --decoder (or drop it).")
     decoder = _stream_decoder(args)  # loaded and verified before any LSL work
     safety = SafetyGate(min_interval_s=args.min_interval_s, max_per_minute=args.max_per_minute,
                         max_per_session=args.max_per_session,
@@ -708,6 +741,64 @@ def _stream(args) -> int:
               + json.dumps(summary, indent=1, default=str))
     print(f"Stopped: {summary['stopped_reason']}")
     return 0 if summary["stopped_reason"] in _CLEAN_STOPS else 1
+
+
+def _stream_continuous(args) -> int:
+    """``bci stream --decoder FILE.nir``: decode every bin, stream and record the outputs."""
+    import json
+
+    from .realtime.continuous import ContinuousLoop
+    from .realtime.lsl import LSLSource, SignalOutlet
+    from .realtime.recording import Recorder
+    from .realtime.stream import Stream
+
+    if args.decoder_key is not None or args.monitor or args.policy != "none":
+        raise ValueError("A .nir decoder decodes continuously: --decoder-key, --policy and "
+                         "--monitor do not apply to it (drop them).")
+    if args.backend == "nir":
+        from .models.nir_runtime import NIRStepDecoder
+
+        decoder = NIRStepDecoder(args.decoder)
+    elif args.backend == "snntorch":
+        from .models.snntorch_runtime import SnnTorchStepDecoder
+
+        decoder = SnnTorchStepDecoder(args.decoder)
+    else:
+        from .hw.nir_export import load_nir
+        from .models.spiking.stepping import TorchStepDecoder
+
+        decoder = TorchStepDecoder(load_nir(args.decoder))
+    names = ["vx", "vy"] if decoder.n_outputs == 2 else None
+    source = _stream_source(args, LSLSource)
+    # flat_s=0: a unit silent for a while is normal in spike counts, not a fault to report
+    stream = Stream(source, buffer_s=30.0, flat_s=0)
+    outlet = None
+    if args.outlet:
+        outlet = SignalOutlet(args.outlet, names or [f"out{k}" for k in
+                                                     range(decoder.n_outputs)],
+                              decoder.sfreq, stype="Decoded")
+    recorder = None
+    if args.record:
+        recorder = Recorder(args.record, stream.ch_names, stream.sfreq, unit="count",
+                            info={"decoder": args.decoder, "backend": args.backend,
+                                  "outlet": args.outlet, "mode": "continuous",
+                                  "ch_types": "misc"})
+    print(f"Decoding {source.info.name!r} ({source.info.n_chans} channels at "
+          f"{source.info.sfreq:g} Hz) bin by bin with {args.decoder} on {args.backend}"
+          + (f", outputs on LSL {args.outlet!r}" if args.outlet else "")
+          + (f", recording to {args.record}" if args.record else "") + " ...", flush=True)
+    try:
+        loop = ContinuousLoop(stream, decoder, output_names=names, outlet=outlet,
+                              recorder=recorder)
+        summary = loop.run(args.duration_s, max_bins=args.max_bins,
+                           idle_timeout_s=args.timeout_s)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    print(json.dumps({k: summary[k] for k in ("backend", "n_bins", "synops_per_s",
+                                             "latency_ms", "stream_events",
+                                             "stopped_reason")}, indent=1))
+    return 0 if summary["stopped_reason"] in ("max_bins", "duration", "idle") else 1
 
 
 def _stream_monitor(args):

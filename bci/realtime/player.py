@@ -169,7 +169,8 @@ def play(fname: str | Path, name: str, *, loop: bool = False, duration_s: float 
     if duration_s is not None:
         duration_s = check_positive(duration_s, "duration_s", unit="s")
     with Player(fname, name, loop=loop, **kwargs) as player:
-        logger.info("Playing %s as %r: %d channels at %g Hz, %.1f s%s", fname, name,
+        logger.info("Playing %s as %r: %d channels at %g Hz, %.1f s%s",
+                    "an array" if isinstance(fname, tuple) else fname, name,
                     len(player.ch_names), player.sfreq, player.duration_s,
                     " (looping)" if loop else "")
         start = time.monotonic()
@@ -181,3 +182,30 @@ def play(fname: str | Path, name: str, *, loop: bool = False, duration_s: float 
         except KeyboardInterrupt:
             pass
         return player.n_pushed
+
+
+def reaching_counts(path: str | Path | None = None) -> tuple[np.ndarray, float, list[str]]:
+    """Binned spike counts of a center-out reaching session, trials one after the other.
+
+    What ``bci play --reaching`` publishes: one channel a unit, one sample a bin (``sfreq = 1 /
+    bin width``, 20 Hz for the staged session's 50-ms bins). Pass the result as ``raw`` to
+    :class:`Player` or :func:`play`.
+
+    Parameters
+    ----------
+    path : str | Path | None
+        The session's ``.mat`` file or folder (see
+        :func:`~bci.data.reaching.load_center_out`); the staged one when None.
+
+    Returns
+    -------
+    counts : ndarray, shape (n_units, n_bins)
+    sfreq : float
+        Bins per second (Hz).
+    ch_names : list of str
+        The units' names.
+    """
+    from ..data.reaching import load_center_out
+
+    data = load_center_out(path)
+    return np.concatenate(data.spikes, axis=1), float(data.sfreq), list(data.ch_names)

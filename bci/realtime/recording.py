@@ -331,6 +331,30 @@ def read_signal(directory: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return raw[:n * n_chans].reshape(n, n_chans).T, times[:n], header
 
 
+def read_outputs(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Read the continuous outputs of a session (``"output"`` events of a continuous decoder).
+
+    Returns
+    -------
+    values : ndarray, shape (n_outputs, n_bins)
+        One column per decoded sample, in order.
+    timestamps : ndarray, shape (n_bins,)
+        The decoded samples' timestamps (s).
+    indices : ndarray of int, shape (n_bins,)
+        Their indices in the recorded signal.
+    names : list of str
+        The outputs' names (e.g. ``["vx", "vy"]``).
+    """
+    read_header(directory)
+    events = [e for e in read_events(directory) if e.get("kind") == "output"]
+    if not events:
+        return np.zeros((0, 0)), np.zeros(0), np.zeros(0, dtype=int), []
+    names = list(events[0]["values"])
+    values = np.array([[e["values"][n] for n in names] for e in events]).T
+    return (values, np.array([e["time"] for e in events], dtype=float),
+            np.array([e["index"] for e in events], dtype=int), names)
+
+
 def read_session(directory: str | Path):
     """Read a recorded session back as an MNE Raw with its events as annotations.
 

@@ -113,7 +113,8 @@ def make_session_report(directory: str | Path, *, html: bool = True) -> list[Pat
     stims = [e for e in events if e["kind"] == "stim"]
     suppressed = [e for e in events if e["kind"] == "suppressed"]
     faults = [e for e in events if e["kind"] not in ("decision", "stim", "suppressed",
-                                                      "session_end")]
+                                                      "session_end", "output")]
+    outputs = [e for e in events if e["kind"] == "output"]
     _, times, _ = read_signal(directory)
     t0 = float(times[0]) if times.size else 0.0
     written = []
@@ -166,6 +167,13 @@ def make_session_report(directory: str | Path, *, html: bool = True) -> list[Pat
     written.append(path)
     figs.append(fig)
 
+    if outputs:  # a continuous decoder: its outputs, synaptic operations and step latency
+        fig = _outputs_figure(plt, outputs, summary, t0)
+        path = directory / "outputs.png"
+        fig.savefig(path, dpi=100)
+        written.append(path)
+        figs.append(fig)
+
     if html:
         import mne
 
@@ -173,9 +181,36 @@ def make_session_report(directory: str | Path, *, html: bool = True) -> list[Pat
         report.add_html("<pre>" + json.dumps(summary, indent=2) + "</pre>", title="Summary")
         report.add_figure(figs[0], title="Latency")
         report.add_figure(figs[1], title="Timeline")
+        if outputs:
+            report.add_html(f"<p>{_continuous_line(summary, len(outputs))}</p>",
+                            title="Continuous decoding")
+            report.add_figure(figs[2], title="Outputs")
         path = directory / "report.html"
         report.save(path, overwrite=True, open_browser=False, verbose=False)
         written.append(path)
     for f in figs:
         plt.close(f)
     return written
+
+
+def _continuous_line(summary: dict, n_outputs: int) -> str:
+    """One line: bins decoded, synaptic operations per second, step latency p50/p99 (ms)."""
+    lat = summary.get("latency_ms", {}).get("decode", {})
+    synops = summary.get("synops_per_s")
+    return (f"{n_outputs} bins decoded ({summary.get('backend', '?')}); synaptic operations "
+            f"{'?' if synops is None else f'{synops:,.0f}'}/s; step latency p50 "
+            f"{lat.get('p50', float('nan')):.3f} ms, p99 {lat.get('p99', float('nan')):.3f} ms")
+
+
+def _outputs_figure(plt, outputs: list[dict], summary: dict, t0: float):
+    """Each continuous output over time, titled with synaptic operations and latency."""
+    names = list(outputs[0]["values"])
+    t = np.array([e["time"] for e in outputs], float) - t0
+    fig, ax = plt.subplots(figsize=(12, 3.5))
+    for name in names:
+        ax.plot(t, [e["values"][name] for e in outputs], lw=0.8, label=name)
+    ax.set(xlabel="time since first sample (s)", ylabel="output",
+           title=_continuous_line(summary, len(outputs)))
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -11,6 +11,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "synthetic": ["make_motor_imagery", "make_ssvep", "make_continuous_eeg",
                   "make_onset_trials"],
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
+    "bids": ["BIDSDataset"],
     "chbmit": ["CHBMIT", "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels",
                "read_chbmit_summary", "seizure_intervals", "split_files"],
     "dreams": ["DreamsExcerpt", "load_dreams_spindles", "merge_scorings"],

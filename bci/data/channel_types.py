@@ -113,10 +113,9 @@ def check_stream_types(trained: Sequence[str], stream: Sequence[str],
     if wrong:
         shown = ", ".join(f"{n} ({t} in training, {s} in the stream)" for n, t, s in wrong[:5])
         more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
-        units = ", ".join(sorted({UNITS.get(t, t) for t in trained}))
         raise ValueError(
             f"The stream's channel types differ from the decoder's for {len(wrong)} of "
             f"{len(ch_names)} channels: {shown}{more}. The decoder was trained on "
-            f"{', '.join(sorted(set(trained)))} (pipelines saw {units}); "
+            f"{', '.join(sorted(set(trained)))} channels; "
             "stream those channels, or train a decoder on the stream's channel types."
         )

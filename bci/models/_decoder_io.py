@@ -54,6 +54,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # bci
     "bci.features.validation.CheckEpochs",
     "bci.features.augmented.AugmentedCovariance",
+    "bci.features.rank.SubspaceProjection",
     "bci.data.alignment.EuclideanAlignment",
     # pyRiemann
     "pyriemann.estimation.Covariances",

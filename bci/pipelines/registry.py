@@ -144,7 +144,7 @@ def _mdm(pre: list | None = None, *, fgmdm: bool = False):
 
 
 def _rank() -> list:
-    """Checks, then the projection onto the signal subspace (rank as MNE estimates it)."""
+    """Return the checks, then the projection onto the signal subspace (MNE's rank)."""
     from ..features.rank import SubspaceProjection
 
     return [*_check(), ("rank", SubspaceProjection())]

@@ -12,6 +12,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
                   "make_onset_trials"],
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
     "bids": ["BIDSDataset"],
+    "mne_sample": ["MNESample"],
+    "meg": ["make_meg_trials"],
     "chbmit": ["CHBMIT", "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels",
                "read_chbmit_summary", "seizure_intervals", "split_files"],
     "dreams": ["DreamsExcerpt", "load_dreams_spindles", "merge_scorings"],

@@ -1,4 +1,4 @@
-"""MEG decoding through a BIDS folder: real evoked templates, real noise, planted separability.
+r"""MEG decoding through a BIDS folder: real evoked templates, real noise, planted separability.
 
 Each simulated subject is a 306-channel Elekta/MEGIN recording from
 :func:`bci.data.meg.make_meg_trials`: the four real evoked responses of MNE's

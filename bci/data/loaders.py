@@ -28,8 +28,8 @@ _OWN_DATASETS = {
     "SyntheticMotorImagery": "bci.data.datasets",
     "SyntheticSSVEP": "bci.data.datasets",
     "CHBMIT": "bci.data.chbmit",  # seizure EEG: no MOABB paradigm, use get_data() (see its doc)
-    "BIDSDataset": "bci.data.bids",
-    "MNESample": "bci.data.mne_sample",  # MNE's sample MEG: auditory vs visual (downloads)  # any BIDS folder (EEG, MEG, iEEG): root=PATH, event_id=...
+    "BIDSDataset": "bci.data.bids",  # any BIDS folder (EEG, MEG, iEEG): root=PATH, event_id=...
+    "MNESample": "bci.data.mne_sample",  # MNE's sample MEG: auditory vs visual (downloads)
 }
 
 #: Shorter names of ``bci``'s own datasets (``--dataset BIDS``).

@@ -45,7 +45,8 @@ def test_sample_layout_read_offline_auditory_vs_visual(tmp_path, monkeypatch):
     mags = MNESample(ch_types=["mag"])
     X, _, _ = MotorImagery(events=["auditory", "visual"], n_classes=2, fmin=1,
                            fmax=40).get_data(mags, [1])
-    assert X.shape[1] == 1 and mags.unit_factor == 1e15
+    assert X.shape[1] == 1
+    assert mags.unit_factor == 1e15
 
 
 def test_missing_sample_without_download_names_the_file(tmp_path):

@@ -8,7 +8,7 @@ visual``), scaled by ``snr``, added to noise made of a real recording's time cou
 - noise: each channel is the sum of ``n_sources`` shared sources and one channel-own source
   (half of the variance each), every source a real time course of the noise recording (the
   Elekta recording's magnetometer for magnetometers, a gradiometer for gradiometers) taken at
-  a random offset, low-passed like the templates; the noise of each type is then scaled to the
+  a random offset, band-passed to 1-40 Hz (the band decoded); the noise of each type is then scaled to the
   RMS of that type's templates, and the recording's SSP projections (those of the evoked
   file) are applied to signal and noise alike, so the data are rank-deficient as real
   projected data (rank 303 of 306 with the file's three magnetometer projectors);
@@ -107,7 +107,9 @@ def make_meg_trials(evoked_fname: str | os.PathLike, noise_fname: str | os.PathL
             raise ValueError(f"{noise_fname} has no {kind} channel; it needs at least one "
                              "magnetometer and one gradiometer (e.g. test_elekta_3ch_raw.fif).")
         data = noise_raw.copy().pick(picks).resample(sfreq, verbose=False).get_data()
-        data = mne.filter.filter_data(data, sfreq, None, 40.0, verbose=False)
+        # 1-40 Hz, the band decoded: the recording's slow drifts would otherwise dominate the
+        # noise RMS, and a band-pass before decoding would leave a far higher SNR than asked
+        data = mne.filter.filter_data(data, sfreq, 1.0, 40.0, verbose=False)
         data = data - data.mean(axis=1, keepdims=True)
         courses[kind] = data / data.std(axis=1, keepdims=True)
     n_win_iti = n_win + int(round(iti_s * sfreq))

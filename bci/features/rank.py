@@ -18,8 +18,9 @@ dominate the distances. :class:`SubspaceProjection` makes the covariance pipelin
 
 The alternative, regularisation (``Covariances(estimator="oas")`` as in the registered
 pipelines: shrinkage towards a scaled identity), keeps all channels but gives the null
-directions an arbitrary variance; the projection removes them. The registered ``RANK+TS+LR``
-and ``RANK+MDM`` pipelines project, then use OAS covariances as the others do.
+directions an arbitrary variance; the projection removes them. Put it before the covariances:
+``Pipeline([("rank", SubspaceProjection()), ("covariances", Covariances("oas")), ...])``
+(``recipes/meg_decoding.py`` evaluates such ``RANK+TS+LR`` and ``RANK+MDM`` pipelines).
 
 Examples
 --------

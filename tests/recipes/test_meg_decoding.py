@@ -23,4 +23,5 @@ def test_quick_meg_recipe(tmp_path, script_main, capsys):
         assert scores["0"] < 0.5  # noise only: chance is 0.25 (4 classes, 40 trials)
         assert scores["2"] >= 0.9  # the planted templates at twice the noise RMS
     assert "RANK+TS+LR" in capsys.readouterr().out
+    assert (tmp_path / "rank" / "results.csv").is_file()
     assert sorted(p.name for p in (tmp_path / "bids").glob("sub-*")) == ["sub-01", "sub-02"]

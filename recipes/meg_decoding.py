@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/meg", help="output folder")
-    parser.add_argument("--snr", default="0,0.5,1,2",
+    parser.add_argument("--snr", default="0,0.05,0.1,0.2",
                         help="comma-separated SNRs, one simulated subject each")
-    parser.add_argument("--n-trials", type=int, default=30, help="trials per class")
+    parser.add_argument("--n-trials", type=int, default=20, help="trials per class")
     parser.add_argument("--pipelines", default="TS+LR,MDM",
                         help="registered pipelines; RANK+ variants of TS+LR and MDM are added")
     parser.add_argument("--seed", type=int, default=0)

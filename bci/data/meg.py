@@ -9,9 +9,9 @@ visual``), scaled by ``snr``, added to noise made of a real recording's time cou
   (half of the variance each), every source a real time course of the noise recording (the
   Elekta recording's magnetometer for magnetometers, a gradiometer for gradiometers) taken at
   a random offset, band-passed to 1-40 Hz (the band decoded); the noise of each type is then
-  scaled to the RMS of that type's templates, and the recording's SSP projections (those of the evoked
-  file) are applied to signal and noise alike, so the data are rank-deficient as real
-  projected data (rank 303 of 306 with the file's three magnetometer projectors);
+  scaled to the RMS of that type's templates, and the recording's SSP projections (those of
+  the evoked file) are applied to signal and noise alike, so the data are rank-deficient as
+  real projected data (rank 303 of 306 with the file's three magnetometer projectors);
 - signal: trial ``k`` of class ``c`` adds ``snr * template_c`` (the evoked response from -0.2
   to 0.5 s) at its cue; ``snr=0`` leaves noise only (chance decoding, 25 %), and decoding
   accuracy rises with ``snr``: that is the planted, known separability.

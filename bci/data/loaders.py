@@ -28,7 +28,12 @@ _OWN_DATASETS = {
     "SyntheticMotorImagery": "bci.data.datasets",
     "SyntheticSSVEP": "bci.data.datasets",
     "CHBMIT": "bci.data.chbmit",  # seizure EEG: no MOABB paradigm, use get_data() (see its doc)
+    "BIDSDataset": "bci.data.bids",  # any BIDS folder (EEG, MEG, iEEG): root=PATH, event_id=...
+    "MNESample": "bci.data.mne_sample",  # MNE's sample MEG: auditory vs visual (downloads)
 }
+
+#: Shorter names of ``bci``'s own datasets (``--dataset BIDS``).
+_ALIASES = {"BIDS": "BIDSDataset"}
 
 
 def _moabb_datasets() -> dict[str, type]:
@@ -52,7 +57,7 @@ def list_datasets() -> list[str]:
         Sorted class names, e.g. ``"PhysionetMI"``, ``"Kalunga2016"``,
         ``"SyntheticMotorImagery"``.
     """
-    return sorted({*_moabb_datasets(), *_OWN_DATASETS})
+    return sorted({*_moabb_datasets(), *_OWN_DATASETS, *_ALIASES})
 
 
 #: Dataset settings that MOABB keeps in public attributes instead of constructor arguments,
@@ -96,6 +101,7 @@ def get_dataset(dataset: Any, **params: Any):
         return dataset
     if not isinstance(dataset, str):
         raise TypeError(f"dataset must be a name or a MOABB dataset, got {type(dataset).__name__}.")
+    dataset = _ALIASES.get(dataset, dataset)
     if dataset in _OWN_DATASETS:
         import importlib
 

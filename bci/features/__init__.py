@@ -8,4 +8,5 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "augmented": ["AugmentedCovariance", "delay_embedding"],
     "validation": ["CheckEpochs"],
+    "rank": ["SubspaceProjection", "estimate_rank"],
 })

@@ -54,6 +54,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # bci
     "bci.features.validation.CheckEpochs",
     "bci.features.augmented.AugmentedCovariance",
+    "bci.features.rank.SubspaceProjection",
     "bci.data.alignment.EuclideanAlignment",
     # pyRiemann
     "pyriemann.estimation.Covariances",
@@ -607,12 +608,27 @@ def decoder_meta(manifest: dict, fname: Path, *, known: set[str], required: set[
             problem = "filters must be a list of [low, high] bands"
         elif not isinstance(meta.get("info", {}), dict):
             problem = "info must be an object"
+        elif not _valid_ch_types(meta.get("info", {}).get("ch_types"), len(meta["ch_names"])):
+            problem = "info.ch_types must list one channel type (str) a channel"
         else:
             meta["filters"] = [tuple(band) for band in bands]
     if problem:
         raise ValueError(f"{fname} is not a valid decoder file: its manifest's decoder entry is "
                          f"malformed ({problem}).")
     return meta
+
+
+def _valid_ch_types(ch_types: Any, n_chans: int) -> bool:
+    """Whether ``info["ch_types"]`` is absent (files before bci recorded it) or one str a channel.
+
+    Decoders trained since the channel types were recorded (``bci.pipelines.train``) keep the
+    MNE type of each channel (``eeg``, ``mag``, ``grad``, ``seeg``, ``ecog``...) in their
+    ``info``; the live loop refuses a stream whose channels are of other types.
+    """
+    if ch_types is None:
+        return True
+    return (isinstance(ch_types, list) and len(ch_types) == n_chans
+            and all(isinstance(t, str) and t for t in ch_types))
 
 
 def check_trusted_types(trusted_types: Any) -> tuple[str, ...]:

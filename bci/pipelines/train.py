@@ -195,6 +195,7 @@ def train_decoder(dataset: Any, paradigm: Any, pipeline: str | Any,
             "pipeline": name,
             "subjects": list(subjects),
             "n_epochs": int(len(X)),
+            "ch_types": list(epochs.get_channel_types()),  # checked against live streams
             **({"pretrained": str(pretrained)} if pretrained is not None else {}),
             **info,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -179,6 +179,8 @@ class OnlineLoop:
         self.on_fault = check_option("on_fault", on_fault, ON_FAULT)
         if decoder is not None:
             self._picks = check_decoder(decoder, self.ch_names, self.sfreq)
+            if hasattr(stream, "check_channel_types"):  # a Stream (not a test double)
+                stream.check_channel_types(decoder)
             n_window = int(decoder.n_times)
             if window_s is not None and int(round(window_s * self.sfreq)) != n_window:
                 raise ValueError(

@@ -40,12 +40,16 @@ class SourceInfo:
         Nominal sampling rate (Hz).
     source_id : str
         Unique id of the device or player, if known.
+    ch_types : list of str | None
+        MNE type of each channel (``eeg``, ``mag``, ``grad``, ``seeg``...), if known; the
+        online loop then refuses a decoder trained on other types.
     """
 
     name: str
     ch_names: list[str]
     sfreq: float
     source_id: str = ""
+    ch_types: list[str] | None = None
 
     @property
     def n_chans(self) -> int:
@@ -261,11 +265,14 @@ class ArraySource(Source):
         Start again from the first sample at the end (timestamps keep increasing).
     name : str
         Stream name.
+    ch_types : sequence of str | None
+        MNE type of each channel (``eeg``, ``mag``, ``grad``...), if known.
     """
 
     def __init__(self, data, sfreq: float, ch_names: Sequence[str] | None = None, *,
                  chunk_size: int = 32, t0: float = 0.0, clock: Callable[[], float] | None = None,
-                 loop: bool = False, name: str = "array") -> None:
+                 loop: bool = False, name: str = "array",
+                 ch_types: Sequence[str] | None = None) -> None:
         data = np.asarray(data)
         if data.ndim != 2:
             raise ValueError(f"data must be 2-D (n_chans, n_times), got shape {data.shape}.")
@@ -277,13 +284,16 @@ class ArraySource(Source):
             [f"Ch{i + 1}" for i in range(data.shape[0])]
         if len(ch_names) != data.shape[0]:
             raise ValueError(f"{len(ch_names)} ch_names for data with {data.shape[0]} channels.")
+        if ch_types is not None and len(ch_types) != data.shape[0]:
+            raise ValueError(f"{len(ch_types)} ch_types for data with {data.shape[0]} channels.")
         self.data = data
         self.chunk_size = int(chunk_size)
         self.t0 = float(t0)
         self.clock = clock
         self.loop = loop
         self._info = SourceInfo(name=name, ch_names=ch_names, sfreq=float(sfreq),
-                                source_id=f"array-{name}")
+                                source_id=f"array-{name}",
+                                ch_types=None if ch_types is None else list(ch_types))
         self.n_pulled = 0
         self._clock0: float | None = None
         self._last_pull: tuple[float, float] | None = None  # (timestamp, perf_counter)
@@ -372,7 +382,8 @@ def raw_source(raw, *, picks=None, chunk_size: int = 32, t0: float = 0.0,
         fnames = getattr(raw, "filenames", None) or [None]
         name = Path(fnames[0]).stem if fnames[0] else "raw"
     return ArraySource(raw.get_data(), raw.info["sfreq"], raw.ch_names, chunk_size=chunk_size,
-                       t0=t0, clock=clock, loop=loop, name=name)
+                       t0=t0, clock=clock, loop=loop, name=name,
+                       ch_types=raw.get_channel_types())
 
 
 def read_recording(raw):

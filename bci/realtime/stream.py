@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -111,6 +112,7 @@ class Stream:
         self.info = source.info
         self.sfreq = float(source.info.sfreq)
         self.ch_names = list(source.info.ch_names)
+        self.ch_types = getattr(source.info, "ch_types", None)  # None: unknown (LSL)
         self.buffer_s = check_positive(buffer_s, "buffer_s", unit="s")
         self.threaded = check_bool(threaded, "threaded")
         self.poll_s = check_positive(poll_s, "poll_s", unit="s")
@@ -200,6 +202,34 @@ class Stream:
     def add_event_listener(self, fn: EventListener) -> None:
         """Call ``fn(event)`` with every :class:`StreamEvent`, in the acquiring thread."""
         self._event_listeners.append(fn)
+
+    def check_channel_types(self, decoder: Any) -> None:
+        """Refuse a decoder trained on other channel types than this stream's.
+
+        A decoder file records the MNE type of each of its channels (``info["ch_types"]``); a
+        gradiometer decoder given magnetometers (T instead of T/m, another pattern) would
+        decode nonsense without any amplitude alarm. Checked when both the decoder and the
+        source know the types (decoder files from before bci recorded them, and LSL
+        streams, do not): nothing is checked then.
+
+        Parameters
+        ----------
+        decoder : Decoder
+            Its ``ch_names`` must be in the stream (``check_decoder`` checks that first).
+
+        Raises
+        ------
+        ValueError
+            A decoder channel whose type in the stream differs; the message names it.
+        """
+        trained = (getattr(decoder, "info", None) or {}).get("ch_types")
+        if trained is None or self.ch_types is None:
+            return
+        from ..data.channel_types import check_stream_types
+
+        names = [c for c in decoder.ch_names if c in self.ch_names]
+        streamed = [self.ch_types[self.ch_names.index(c)] for c in names]
+        check_stream_types([trained[decoder.ch_names.index(c)] for c in names], streamed, names)
 
     def check(self) -> None:
         """Re-raise, in the caller's thread, an error the worker thread stored."""

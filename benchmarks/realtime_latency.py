@@ -62,6 +62,7 @@ from pathlib import Path
 
 import mne
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import bci
 from bci.evaluation.latency import latency_stats
@@ -114,7 +115,10 @@ def _decoder(raw, unit_factor: float, window_s: float = 0.5):
     n = dec.n_times
     starts = np.linspace(0, data.shape[1] - n, 20).astype(int)
     X = np.stack([data[:, s:s + n] for s in starts])
-    dec.estimator.fit(dec.preprocess(X), np.arange(len(X)) % 2)
+    # one BLAS thread, as the loop: on busy cores two threads spin against each other (the
+    # Riemannian mean of 273-channel covariances took minutes instead of seconds)
+    with threadpool_limits(limits=1, user_api="blas"):
+        dec.estimator.fit(dec.preprocess(X), np.arange(len(X)) % 2)
     return dec
 
 

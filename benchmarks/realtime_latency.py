@@ -26,7 +26,16 @@ Configurations (``--configs``), files under ``--data`` (default: the folder that
   (``meg_ieeg/mne-python/.../test_bin_raw.fif``, recorded at 1,000 Hz; 2 s long, so it loops);
 - ``8x256``: the 8 EEG channels of Kalunga2016 (SSVEP exoskeleton) subject 1 run 1 as MOABB
   stores it under ``MNE_DATA`` (``mne_data/MNE-ssvepexo-data/...``), recorded at 256 Hz (the
-  nearest real 8-channel recording to 250 Hz that is staged).
+  nearest real 8-channel recording to 250 Hz that is staged);
+- ``273x1200``: the 273 MEG channels (CTF axial gradiometers, MNE type ``mag``) of the CTF
+  whole-head test recording of mne-testing-data (``meg_ieeg/mne-testing-data/CTF/...``,
+  recorded at 1,200 Hz; 2 s long, so it loops), published as a plain multichannel stream.
+
+Any other recording: ``--file PATH`` (a file :func:`mne.io.read_raw` reads) with ``--picks``
+(an MNE channel type or comma-separated names, default ``data``) and ``--channels N`` (the
+first N of those; all by default), and ``--unit-factor`` (samples are multiplied by it before
+the decoder: 1e15 for tesla -> fT, 1e6 for volts -> µV); its configuration is named
+``<channels>x<rate>``.
 
 The decoder is fitted on windows of the same recording with alternating labels: its accuracy is
 meaningless, its cost (filtering, 64x64 covariance, tangent space, logistic regression) real.
@@ -53,6 +62,7 @@ from pathlib import Path
 
 import mne
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import bci
 from bci.evaluation.latency import latency_stats
@@ -70,6 +80,8 @@ CONFIGS = {
                 "picks": "mag", "n_chans": 64, "unit_factor": 1e15},
     "8x256": {"file": "mne_data/MNE-ssvepexo-data/zenodo/2392979/subject01_run1_raw.fif",
               "picks": "eeg", "n_chans": 8, "unit_factor": 1e6},
+    "273x1200": {"file": "meg_ieeg/mne-testing-data/CTF/testdata_ctf_short_discontinuous.ds_raw"
+                         ".fif", "picks": "mag", "n_chans": 273, "unit_factor": 1e15},
 }
 
 
@@ -82,9 +94,14 @@ class EveryDecision(Policy):
 
 
 def _load(file: Path, config: dict) -> mne.io.BaseRaw:
-    raw = mne.io.read_raw_fif(file, preload=True, verbose=False)
-    raw.pick(config["picks"])
-    raw.pick(raw.ch_names[:config["n_chans"]])
+    raw = mne.io.read_raw(file, preload=True, verbose=False)
+    picks = config["picks"]
+    raw.pick(picks.split(",") if "," in picks else picks)
+    if config["n_chans"] is not None:
+        if config["n_chans"] > len(raw.ch_names):
+            raise SystemExit(f"{file} has {len(raw.ch_names)} channels of picks {picks!r}, "
+                             f"fewer than the {config['n_chans']} asked (--channels).")
+        raw.pick(raw.ch_names[:config["n_chans"]])
     return raw
 
 
@@ -98,7 +115,10 @@ def _decoder(raw, unit_factor: float, window_s: float = 0.5):
     n = dec.n_times
     starts = np.linspace(0, data.shape[1] - n, 20).astype(int)
     X = np.stack([data[:, s:s + n] for s in starts])
-    dec.estimator.fit(dec.preprocess(X), np.arange(len(X)) % 2)
+    # one BLAS thread, as the loop: on busy cores two threads spin against each other (the
+    # Riemannian mean of 273-channel covariances took minutes instead of seconds)
+    with threadpool_limits(limits=1, user_api="blas"):
+        dec.estimator.fit(dec.preprocess(X), np.arange(len(X)) % 2)
     return dec
 
 
@@ -129,12 +149,16 @@ def _pct(values) -> dict:
     return latency_stats(values, percentiles=(50, 99), decimals=3)
 
 
-def run_config(key: str, duration_s: float, floor_s: float, out: Path, data: Path) -> dict:
-    """Measure one configuration: transport floor, then the closed loop (see the docstring)."""
+def run_config(key: str, duration_s: float, floor_s: float, out: Path, data: Path,
+               config: dict | None = None) -> dict:
+    """Measure one configuration: transport floor, then the closed loop (see the docstring).
+
+    ``config`` (file, picks, n_chans, unit_factor) replaces ``CONFIGS[key]`` (``--file``).
+    """
     from bci.hw.lsl_marker import LSLMarkerStimulator  # pylsl: after LSLAPICFG is set
     from bci.realtime.lsl import LSLSource
 
-    config = CONFIGS[key]
+    config = CONFIGS[key] if config is None else config
     raw = _load(data / config["file"], config)
     fif = out / f"{key}_raw.fif"
     raw.save(fif, overwrite=True, verbose=False)
@@ -223,6 +247,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--data", type=Path, default=None,
                         help="folder of the recordings (default: the folder holding MNE_DATA)")
     parser.add_argument("--out", type=Path, default=Path("results") / "realtime_latency")
+    parser.add_argument("--file", type=Path, default=None,
+                        help="measure this recording instead of --configs (any file MNE reads)")
+    parser.add_argument("--picks", default="data",
+                        help="with --file: MNE channel type or comma-separated names")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="with --file: keep the first N picked channels (default: all)")
+    parser.add_argument("--unit-factor", type=float, default=1.0,
+                        help="with --file: factor from the file's unit to the decoder's")
     args = parser.parse_args(argv)
     data = args.data
     if data is None:
@@ -235,25 +267,43 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     print(f"os.getloadavg() at start: {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
+    if args.channels is not None and args.channels < 1:
+        raise SystemExit(f"--channels must be an int >= 1, got {args.channels}.")
+    if not np.isfinite(args.unit_factor) or args.unit_factor <= 0:
+        raise SystemExit(f"--unit-factor must be a finite number > 0, got {args.unit_factor}.")
+    if args.file is not None:
+        if not args.file.exists():
+            raise SystemExit(f"{args.file} is missing: give a recording MNE reads (--file).")
+        config = {"file": str(args.file.resolve()), "picks": args.picks,
+                  "n_chans": args.channels, "unit_factor": args.unit_factor}
+        info = _load(args.file, config).info
+        runs = [(f"{len(info.ch_names)}x{info['sfreq']:g}", config)]
+    else:
+        runs = []
+        for key in args.configs.split(","):
+            key = key.strip()
+            if key not in CONFIGS:
+                raise SystemExit(f"Unknown config {key!r}; choose from {sorted(CONFIGS)}.")
+            if not (data / CONFIGS[key]["file"]).is_file():
+                raise SystemExit(f"{data / CONFIGS[key]['file']} is missing: pass --data (the "
+                                 "folder holding mne_data/ and meg_ieeg/) or set MNE_DATA.")
+            runs.append((key, CONFIGS[key]))
     results = []
-    for key in args.configs.split(","):
-        key = key.strip()
-        if key not in CONFIGS:
-            raise SystemExit(f"Unknown config {key!r}; choose from {sorted(CONFIGS)}.")
-        if not (data / CONFIGS[key]["file"]).is_file():
-            raise SystemExit(f"{data / CONFIGS[key]['file']} is missing: pass --data (the "
-                             "folder holding mne_data/ and meg_ieeg/) or set MNE_DATA.")
-        print(f"[{key}] floor {args.floor:g} s + loop {args.duration:g} s ...", flush=True)
-        result = run_config(key, args.duration, args.floor, out, data)
-        print(json.dumps(result, indent=1), flush=True)
-        results.append(result)
+    try:
+        for key, config in runs:
+            print(f"[{key}] floor {args.floor:g} s + loop {args.duration:g} s ...", flush=True)
+            result = run_config(key, args.duration, args.floor, out, data, config)
+            print(json.dumps(result, indent=1), flush=True)
+            results.append(result)
+            # written as it goes: a run cut short keeps the configurations measured
+            (out / "latency.json").write_text(json.dumps(results, indent=2))
+    finally:
+        for key, _ in runs:
+            (out / f"{key}_raw.fif").unlink(missing_ok=True)
     table = _table(results)
     print("\n" + table)
     print(f"\nos.getloadavg() at end: {os.getloadavg()}")
-    (out / "latency.json").write_text(json.dumps(results, indent=2))
     (out / "latency.md").write_text(table + "\n")
-    for key in args.configs.split(","):
-        (out / f"{key.strip()}_raw.fif").unlink(missing_ok=True)
     return results
 
 

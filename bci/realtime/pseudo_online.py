@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._checks import check_option, check_positive, check_real, ensure_int
+from .._checks import check_option, check_positive, check_real, check_type, ensure_int
 from .._config import writable_dir
 from .._logging import logger as _root_logger
 from ..evaluation.online import (
@@ -75,7 +75,7 @@ from .trial_replay import (  # the replay primitives, re-exported here
 
 logger = _root_logger.getChild("realtime.pseudo_online")
 
-__all__ = ["EVALUATIONS", "KNOWN_ITI_S", "ConfidencePolicy", "PseudoOnlineResults",
+__all__ = ["EVALUATIONS", "KNOWN_ITI_S", "ConfidencePolicy", "EpochsInput", "PseudoOnlineResults",
            "TrialReplay", "benchmark", "find_cues", "pseudo_online", "replay_rest",
            "replay_trials", "write_online_results"]
 
@@ -131,7 +131,8 @@ def pseudo_online(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftR
                   rest_events: Sequence[str] = ("rest",), n_folds: int = 5,
                   paradigm_params: dict | None = None, dataset_params: dict | None = None,
                   random_state: int | None = 42, blas_threads: int | None = 1,
-                  chunk_size: int = 32, progress: bool = True) -> PseudoOnlineResults:
+                  chunk_size: int = 32, progress: bool = True,
+                  pipeline_params: Mapping[str, dict] | None = None) -> PseudoOnlineResults:
     """Pseudo-online evaluation of pipelines: MOABB's folds, replayed through the online loop.
 
     See the module description (:mod:`bci.realtime.pseudo_online`) for what is done per fold.
@@ -142,8 +143,8 @@ def pseudo_online(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftR
         As for :func:`bci.evaluation.benchmark`. The window is the paradigm's epoch (set
         ``paradigm_params={"tmin": ..., "tmax": ...}`` for another); it must fit in the trial.
     pipelines : sequence of str | mapping of str to estimator
-        Registered pipeline names (array pipelines: Riemannian, CSP, networks; not
-        ``SSVEP_CCA``, which takes MNE epochs) or your own estimators by name.
+        Registered pipeline names (any: Riemannian, CSP, networks; ``SSVEP_CCA``, which
+        fits on MNE epochs, through :class:`EpochsInput`) or your own estimators by name.
     split : "within-session" | "cross-session" | "cross-subject"
         The folds: MOABB's within-session splitter (``n_folds`` stratified shuffled folds per
         session, seeded with ``random_state``), or leave one session / subject out.
@@ -171,6 +172,9 @@ def pseudo_online(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftR
         Samples per pull of the replayed source.
     progress : bool
         Show a progress bar.
+    pipeline_params : mapping of str to dict | None
+        ``set_params`` keywords for some pipelines by name, e.g. ``{"EEGNet": {"max_epochs":
+        5}}`` (a shorter training of a registered network).
 
     Returns
     -------
@@ -180,7 +184,7 @@ def pseudo_online(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftR
     ------
     ValueError
         A step longer than the window, a window longer than the trial, a deadline outside the
-        replayed horizon, a pipeline that takes MNE epochs, too few subjects or sessions.
+        replayed horizon, too few subjects or sessions.
     TypeError
         A dataset whose runs are not continuous recordings.
     """
@@ -233,7 +237,7 @@ def pseudo_online(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftR
     if iti_s is None:
         iti_s = KNOWN_ITI_S.get(dataset.code, 0.0)
     iti_s = check_positive(iti_s, "iti_s", unit="s", allow_zero=True)
-    groups = _groups(pipelines, paradigm, random_state)
+    groups = _groups(pipelines, paradigm, random_state, pipeline_params)
     batches = [list(subjects)] if split == "cross-subject" else [[s] for s in subjects]
     params = {"step_s": step_s, "deadline_s": deadline_s, "horizon_s": horizon_s,
               "threshold": threshold, "n_consecutive": n_consecutive, "iti_s": iti_s,
@@ -284,6 +288,110 @@ _COLUMNS = [*_MOABB_COLUMNS, *ONLINE_COLUMNS, "split"]
 _FOLD_COLUMNS = [*_COLUMNS[:4], "fold", *_COLUMNS[4:]]
 
 
+class EpochsInput:
+    """Fit a pipeline that takes MNE epochs (``SSVEP_CCA``) on the arrays the loop decodes.
+
+    MOABB's ``SSVEP_CCA`` fits on :class:`mne.Epochs` (it reads the stimulation frequency of
+    each class from the event names) and predicts from any sequence of ``(n_chans, n_times)``
+    trials. This wrapper builds an :class:`mne.EpochsArray` from the training arrays, with one
+    event a trial whose name is the class name (``"13"`` for 13 Hz), fits a clone of
+    ``estimator`` on it with the integer labels, and hands windows to its ``predict`` and
+    ``predict_proba`` as arrays. The pseudo-online evaluation sets ``ch_names``, ``sfreq`` and
+    ``class_names`` for each fold.
+
+    Parameters
+    ----------
+    estimator : sklearn classifier
+        A classifier whose ``fit`` takes :class:`mne.Epochs` and integer labels.
+    ch_names : list of str | None
+        Channel names of the epochs (``misc`` channels ``ch0``... when None).
+    sfreq : float | None
+        Sampling rate (Hz) of the arrays; required before ``fit``.
+    class_names : list of str | None
+        Name of each integer label (its event name); ``str(label)`` when None.
+
+    Attributes
+    ----------
+    estimator_ : sklearn classifier
+        The fitted clone.
+    classes_ : numpy.ndarray
+        The labels seen in ``fit``.
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(self, estimator: Any, ch_names: list[str] | None = None,
+                 sfreq: float | None = None, class_names: list[str] | None = None) -> None:
+        self.estimator = estimator
+        self.ch_names = ch_names
+        self.sfreq = sfreq
+        self.class_names = class_names
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Return the constructor arguments (scikit-learn's contract)."""
+        return {"estimator": self.estimator, "ch_names": self.ch_names, "sfreq": self.sfreq,
+                "class_names": self.class_names}
+
+    def set_params(self, **params: Any) -> EpochsInput:
+        """Set constructor arguments; returns self."""
+        for key, value in params.items():
+            check_option("parameter", key, list(self.get_params()))
+            setattr(self, key, value)
+        return self
+
+    def __sklearn_tags__(self):
+        """Return a classifier's tags (what ``check_scoring`` and ``clone`` ask)."""
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags())
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> EpochsInput:
+        """Fit a clone of ``estimator`` on ``X`` (n_epochs, n_chans, n_times) as MNE epochs."""
+        import mne
+        from sklearn.base import clone
+
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y)
+        if X.ndim != 3 or len(X) != len(y):
+            raise ValueError(f"X must be (n_epochs, n_chans, n_times) with one label an "
+                             f"epoch, got X {X.shape} and {len(y)} labels.")
+        if self.sfreq is None:
+            raise RuntimeError("EpochsInput needs the sampling rate of the arrays: "
+                               "set_params(sfreq=...) (Hz) before fit.")
+        sfreq = check_positive(self.sfreq, "sfreq", unit="Hz")
+        ch_names = (list(self.ch_names) if self.ch_names is not None
+                    else [f"ch{i}" for i in range(X.shape[1])])
+        self.classes_ = np.unique(y)
+        codes = {label: i + 1 for i, label in enumerate(self.classes_)}
+        events = np.column_stack([np.arange(len(y)), np.zeros(len(y), int),
+                                  [codes[label] for label in y]])
+        event_id = {(str(self.class_names[int(label)]) if self.class_names is not None
+                     else str(label)): code for label, code in codes.items()}
+        info = mne.create_info(ch_names, sfreq, "misc")
+        epochs = mne.EpochsArray(X, info, events=events, event_id=event_id, verbose=False)
+        self.estimator_ = clone(self.estimator).fit(epochs, y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Labels of ``X`` (n_epochs, n_chans, n_times)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict(np.asarray(X, dtype=float)))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (n_epochs, n_classes) of ``X``."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict_proba(np.asarray(X, dtype=float)))
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy on ``X`` and labels ``y``."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
 def _check_window(dataset: Any, paradigm: Any) -> float:
     """Return the window (s): the paradigm's epoch, which must lie within the trial."""
     trial_s = float(dataset.interval[1] - dataset.interval[0])
@@ -298,7 +406,7 @@ def _check_window(dataset: Any, paradigm: Any) -> float:
     return tmax - tmin
 
 
-def _groups(pipelines, paradigm, random_state):
+def _groups(pipelines, paradigm, random_state, pipeline_params=None):
     """[(paradigm, {name: estimator})], one per paradigm the pipelines need."""
     from ..pipelines.registry import get_pipeline, get_spec, paradigm_for
 
@@ -306,18 +414,29 @@ def _groups(pipelines, paradigm, random_state):
         pipelines = [p.strip() for p in pipelines.split(",") if p.strip()]
     if not len(pipelines):
         raise ValueError("No pipeline to evaluate; name at least one (see `bci pipelines`).")
+    pipeline_params = dict(check_type(pipeline_params, (Mapping, type(None)),
+                                      "pipeline_params")
+                           or {})
+    unknown = sorted(set(pipeline_params) - set(pipelines))
+    if unknown:
+        raise ValueError(f"pipeline_params names {unknown}, which are not among the pipelines "
+                         f"evaluated ({list(pipelines)}); give parameters of those only.")
     groups: dict[str, tuple[Any, dict]] = {}
     for name in pipelines:
         if isinstance(pipelines, Mapping):
             para, est = paradigm, pipelines[name]
+            if name in pipeline_params:  # on a clone: the caller's estimator stays as is
+                from sklearn.base import clone
+
+                est = clone(est).set_params(**pipeline_params[name])
         else:
             spec = get_spec(name)
-            if spec.epochs_input:
-                raise ValueError(
-                    f"{name} takes MNE epochs, but the online loop decodes arrays; evaluate "
-                    "array pipelines pseudo-online (e.g. SSVEP_TS+LR, SSVEP_MDM for SSVEP).")
             para = paradigm_for(spec, paradigm)
             est = get_pipeline(name, random_state=random_state, scoring=para.scoring)
+            if name in pipeline_params:
+                est.set_params(**pipeline_params[name])
+            if spec.epochs_input:  # e.g. SSVEP_CCA: the loop decodes arrays
+                est = EpochsInput(est)
         groups.setdefault(type(para).__name__, (para, {}))[1][name] = est
     return list(groups.values())
 
@@ -431,6 +550,10 @@ def _evaluate(dataset, paradigm, data: _Data, name, estimator, split, params, ra
         est = clone(estimator)
         if hasattr(est, "_network_state") and getattr(est, "sfreq", 0) is None:
             est.set_params(sfreq=float(data.sfreq))  # a DeepClassifier records its rate
+        if isinstance(est, EpochsInput):  # the epochs' channels, rate and class names
+            est.set_params(ch_names=list(data.ch_names),
+                           sfreq=float(paradigm.resample or data.sfreq),
+                           class_names=[str(c) for c in encoder.classes_])
         t0 = time.perf_counter()
         est.fit(data.X[train], y_train)
         fit_s = time.perf_counter() - t0
@@ -565,7 +688,8 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
               paradigm_params: dict | None = None, dataset_params: dict | None = None,
               random_state: int | None = 42, n_jobs: int = 1, blas_threads: int | None = 1,
               out: str | Path | None = None, progress: bool = True, client: Any = None,
-              cache_dir: str | Path | None = None, recompute: bool = False) -> Any:
+              cache_dir: str | Path | None = None, recompute: bool = False,
+              pipeline_params: Mapping[str, dict] | None = None) -> Any:
     """Evaluate pipelines offline (MOABB) or pseudo-online; ``bci.benchmark`` is this function.
 
     ``evaluation="within-session"``, ``"cross-session"`` or ``"cross-subject"`` run
@@ -581,7 +705,7 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
         As :func:`bci.evaluation.benchmark`; its default pipelines when None.
     evaluation : "within-session" | "cross-session" | "cross-subject" | "pseudo-online"
         The evaluation.
-    split, step_s, deadline_s, threshold, n_consecutive, iti_s
+    split, step_s, deadline_s, threshold, n_consecutive, iti_s, pipeline_params
         Pseudo-online only (see :func:`pseudo_online`); ignored otherwise.
     blas_threads, progress
         As :func:`bci.evaluation.benchmark`.
@@ -620,7 +744,7 @@ def benchmark(dataset: Any = "SyntheticMotorImagery", paradigm: Any = "LeftRight
                         n_consecutive=n_consecutive, iti_s=iti_s,
                         paradigm_params=paradigm_params, dataset_params=dataset_params,
                         random_state=random_state, blas_threads=blas_threads,
-                        progress=progress)
+                        progress=progress, pipeline_params=pipeline_params)
     if out is not None:
         write_online_results(res, out)
     return res.results

@@ -210,11 +210,96 @@ def test_step_longer_than_the_epoch_is_refused():
         pseudo_online(_synthetic(), "LeftRightImagery", ["MDM"], step_s=5.0, progress=False)
 
 
-def test_epochs_pipelines_and_late_deadlines_are_refused():
+def test_epochs_input_pipeline_ssvep_cca_scores_as_moabb():
+    """SSVEP_CCA, which fits on MNE epochs, runs pseudo-online wrapped in EpochsInput.
+
+    Its offline score of the same folds is MOABB's (which gives it the epochs themselves).
+    """
+    import bci
     from bci.data.datasets import SyntheticSSVEP
 
-    with pytest.raises(ValueError, match="SSVEP_CCA takes MNE epochs"):
-        pseudo_online(SyntheticSSVEP(n_subjects=1), "SSVEP", ["SSVEP_CCA"], progress=False)
+    def data():
+        return SyntheticSSVEP(n_subjects=1, n_trials=4)
+
+    res = pseudo_online(data(), "SSVEP", ["SSVEP_CCA"], paradigm_params={"n_classes": 3},
+                        step_s=0.5, progress=False)
+    row = res.results.iloc[0]
+    assert row.paradigm == "SSVEP"
+    assert row.n_trials == 24  # 4 trials a class, 3 classes, 2 runs; each tested once
+    assert row.online_accuracy >= 0.9  # planted SSVEP: CCA finds it (chance 1/3)
+    assert np.isfinite(row.false_activations_per_min)
+    offline = bci.evaluation.benchmark(data(), "SSVEP", ["SSVEP_CCA"],
+                                       paradigm_params={"n_classes": 3}, progress=False)
+    assert row.score == pytest.approx(float(offline["score"].iloc[0]), abs=1e-7)
+
+
+def test_epochs_input_names_events_by_class():
+    """EpochsInput gives the wrapped estimator MNE epochs whose event names are the classes."""
+    from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+    from bci.realtime.pseudo_online import EpochsInput
+
+    class Spy(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.event_id_, self.n_epochs_, self.sfreq_ = X.event_id, len(X), X.info["sfreq"]
+            self.codes_ = X.events[:, 2].copy()
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X), int)
+
+    X = np.random.default_rng(0).standard_normal((6, 2, 50))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    est = clone(EpochsInput(Spy(), sfreq=100.0, class_names=["13", "17", "21"])).fit(X, y)
+    assert est.estimator_.event_id_ == {"13": 1, "17": 2, "21": 3}
+    np.testing.assert_array_equal(est.estimator_.codes_, y + 1)
+    assert est.estimator_.sfreq_ == 100.0
+    np.testing.assert_array_equal(est.classes_, [0, 1, 2])
+    assert est.score(X, y) == pytest.approx(2 / 6)
+    with pytest.raises(RuntimeError, match="set_params\\(sfreq=...\\)"):
+        EpochsInput(Spy()).fit(X, y)
+    with pytest.raises(ValueError, match="one label an epoch"):
+        EpochsInput(Spy(), sfreq=100.0).fit(X, y[:3])
+
+
+def test_every_registered_pipeline_is_accepted():
+    """Every registered pipeline builds for pseudo-online, on its paradigm (no refusal)."""
+    from bci.data.loaders import get_paradigm
+    from bci.pipelines.registry import list_pipelines
+    from bci.realtime.pseudo_online import EpochsInput, _groups
+
+    for family, paradigm in (("imagery", "LeftRightImagery"), ("ssvep", "SSVEP"),
+                             ("any", "LeftRightImagery"), ("any", "SSVEP")):
+        names = list_pipelines(family)
+        groups = _groups(names, get_paradigm(paradigm), 42)
+        built = {name: est for _, named in groups for name, est in named.items()}
+        assert sorted(built) == sorted(names)
+        if family == "ssvep":  # the one that fits on MNE epochs
+            assert isinstance(built["SSVEP_CCA"], EpochsInput)
+            assert sum(isinstance(e, EpochsInput) for e in built.values()) == 1
+
+
+def test_pipeline_params_set_on_a_clone():
+    from bci.data.loaders import get_paradigm
+    from bci.pipelines import get_pipeline
+    from bci.realtime.pseudo_online import _groups
+
+    ((_, named),) = _groups(["EEGNet", "MDM"], get_paradigm("LeftRightImagery"), 42,
+                            {"EEGNet": {"max_epochs": 3}})
+    assert named["EEGNet"].max_epochs == 3
+    mine = get_pipeline("EEGNet")
+    ((_, named),) = _groups({"net": mine}, get_paradigm("LeftRightImagery"), 42,
+                            {"net": {"max_epochs": 2}})
+    assert named["net"].max_epochs == 2
+    assert mine.max_epochs == 60  # the caller's estimator is not changed
+    with pytest.raises(ValueError, match=r"pipeline_params names \['TS\+LR'\]"):
+        _groups(["MDM"], get_paradigm("LeftRightImagery"), 42, {"TS+LR": {}})
+    with pytest.raises(TypeError, match="pipeline_params"):
+        _groups(["MDM"], get_paradigm("LeftRightImagery"), 42, [("MDM", {})])
+
+
+def test_late_deadlines_are_refused():
     with pytest.raises(ValueError, match="after horizon_s"):
         pseudo_online(_synthetic(), "LeftRightImagery", ["MDM"], deadline_s=3.0,
                       horizon_s=2.0, progress=False)

@@ -25,3 +25,18 @@ def test_quick_pseudo_online_recipe(tmp_path, script_main, capsys):
     out = capsys.readouterr().out
     assert "online@dl" in out
     assert "MDM" in out
+
+
+def test_quick_pseudo_online_recipe_with_extra_pipelines(tmp_path, script_main):
+    """``--extra`` adds the network (quick: EEGNet, 1 epoch) beside MDM, both in the table."""
+    assert script_main("recipes/pseudo_online.py")(["lr", "--quick", "--extra", "--out",
+                                                    str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "lr.json").read_text())
+    assert report["pipelines"] == ["MDM", "EEGNet"]
+    assert report["network_max_epochs"] == 1
+    assert list(report["summary"]) == ["MDM", "EEGNet"]
+    for row in report["summary"].values():
+        assert row["n_trials"] == 20  # every trial tested once over the 5 folds
+        assert 0.0 <= row["online_accuracy"] <= 1.0
+    assert set(report["fit_s_per_fold"]) == {"MDM", "EEGNet"}
+    assert all(v > 0 for v in report["fit_s_per_fold"].values())

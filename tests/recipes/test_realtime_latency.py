@@ -36,3 +36,47 @@ def test_missing_recording_names_the_fix(tmp_path, script_main):
     with pytest.raises(SystemExit, match="pass --data"):
         script_main("benchmarks/realtime_latency.py")(
             ["--configs", "8x256", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def _small_fif(tmp_path):
+    """Write a 4-s, 6-channel EEG recording at 250 Hz (seeded noise, volts); return its path."""
+    import mne
+    import numpy as np
+
+    info = mne.create_info([f"E{i}" for i in range(6)], 250.0, "eeg")
+    data = np.random.default_rng(0).standard_normal((6, 1000)) * 1e-5
+    fif = tmp_path / "small_raw.fif"
+    mne.io.RawArray(data, info, verbose=False).save(fif, verbose=False)
+    return fif
+
+
+def test_latency_benchmark_any_file(tmp_path, script_main):
+    """``--file`` with ``--picks``/``--channels``: the configuration is named by its shape."""
+    (result,) = script_main("benchmarks/realtime_latency.py")(
+        ["--file", str(_small_fif(tmp_path)), "--picks", "eeg", "--channels", "4",
+         "--unit-factor", "1e6", "--duration-s", "3", "--floor-s", "1",
+         "--out", str(tmp_path / "out")])
+    assert result["config"] == "4x250"
+    assert result["n_chans"] == 4
+    assert result["sfreq"] == 250.0
+    assert result["samples_lost"] == 0
+    assert result["gaps"] == 0
+    assert result["decisions"] >= 10  # 3 s at 0.1-s steps, after the first 0.5-s window
+    assert not (tmp_path / "out" / "4x250_raw.fif").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--channels", "7"], "fewer than the 7 asked"),
+    (["--channels", "0"], "--channels must be an int >= 1"),
+    (["--unit-factor", "nan"], "--unit-factor must be a finite number > 0"),
+])
+def test_latency_benchmark_bad_file_options(tmp_path, script_main, args, message):
+    with pytest.raises(SystemExit, match=message):
+        script_main("benchmarks/realtime_latency.py")(
+            ["--file", str(_small_fif(tmp_path)), *args, "--out", str(tmp_path / "out")])
+
+
+def test_latency_benchmark_missing_file(tmp_path, script_main):
+    with pytest.raises(SystemExit, match="give a recording MNE reads"):
+        script_main("benchmarks/realtime_latency.py")(
+            ["--file", str(tmp_path / "none.fif"), "--out", str(tmp_path / "out")])

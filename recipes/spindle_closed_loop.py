@@ -264,6 +264,34 @@ def phase_errors(ex: DreamsExcerpt, trigger_times: np.ndarray, target_phase: flo
             "errors_deg": np.round(err, 1).tolist()}
 
 
+def plot_net(folds: dict, fname: Path) -> None:
+    """Per-excerpt recall / precision / median latency, and the phase errors (if targeted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    ks = list(folds)
+    for i, key in enumerate(("recall", "precision")):
+        axes[0].bar(np.arange(len(ks)) + 0.4 * i, [folds[k][key] for k in ks], 0.4, label=key)
+    axes[0].axhline(0.71, color="k", ls="--", lw=0.8, label="Portiloop recall")
+    axes[0].set(xticks=np.arange(len(ks)) + 0.2, xticklabels=ks, xlabel="held-out excerpt",
+                ylim=(0, 1), title="SpindleNet, leave one excerpt out")
+    axes[0].legend(fontsize=7)
+    axes[1].bar(range(len(ks)), [folds[k]["latency_median_ms"] or 0 for k in ks])
+    axes[1].axhline(300, color="k", ls="--", lw=0.8)
+    axes[1].set(xticks=range(len(ks)), xticklabels=ks, xlabel="held-out excerpt",
+                ylabel="onset -> trigger, median (ms)")
+    errors = np.concatenate([folds[k].get("phase", {}).get("errors_deg", []) for k in ks])
+    axes[2].hist(errors, bins=np.arange(-180, 181, 15))
+    axes[2].set(xlabel="stimulus phase - target (deg, offline Hilbert)", ylabel="stimuli",
+                title=f"phase error (n={len(errors)})")
+    fig.tight_layout()
+    fig.savefig(fname, dpi=100)
+    plt.close(fig)
+
+
 def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
                budget_s: float | None) -> dict:
     """Publish the excerpt over LSL (another process) and run the closed loop on it live."""
@@ -426,6 +454,7 @@ def main(argv: list[str] | None = None) -> dict:
         "tolerance_s": TOL_S, "detector": args.detector, "seed": args.seed}
     if args.detector == "net":
         report["net_config"], report["net_steps"] = config, args.steps
+        plot_net(folds, args.out / "spindle_net.png")
     if args.minutes is not None:
         report["excerpt_minutes"] = args.minutes
     print_table(folds, pooled, report["expert2_vs_expert1"])

@@ -34,10 +34,17 @@ scorings (excerpts 1-6; expert 1 scored only 5 spindles in excerpt 3), expert 1'
 Portiloop (Valenchon et al.) reports ~71 % recall and stimulation within ~300 ms of onset with a
 trained network on MODA; this detector is a two-parameter envelope threshold.
 
+With ``--detector net`` the envelope threshold is replaced by a trained causal network
+(:class:`bci.models.spindle_net.SpindleNet`, run by
+:class:`bci.realtime.spindle.SpindleNetTrigger`), trained leave one excerpt out on the other excerpts' scorings (``--steps``, ``--search N`` for a
+seeded random search of its hyper-parameters, ``--target-phase`` for phase-targeted stimuli and
+their phase error against the offline zero-phase Hilbert phase).
+
 Usage::
 
     python recipes/spindle_closed_loop.py --online-minutes 10 --out results/spindle_closed_loop
     python recipes/spindle_closed_loop.py --minutes 5 --online-minutes 0   # quick, offline
+    python recipes/spindle_closed_loop.py --detector net --steps 800 --target-phase 0
 
 The DREAMS data are CC BY-NC-ND (see ``DREAMS_databases_License.txt`` beside them): used here
 unmodified, for research; nothing derived from them is redistributed.

@@ -36,9 +36,10 @@ trained network on MODA; this detector is a two-parameter envelope threshold.
 
 With ``--detector net`` the envelope threshold is replaced by a trained causal network
 (:class:`bci.models.spindle_net.SpindleNet`, run by
-:class:`bci.realtime.spindle.SpindleNetTrigger`), trained leave one excerpt out on the other excerpts' scorings (``--steps``, ``--search N`` for a
-seeded random search of its hyper-parameters, ``--target-phase`` for phase-targeted stimuli and
-their phase error against the offline zero-phase Hilbert phase).
+:class:`bci.realtime.spindle.SpindleNetTrigger`), trained leave one excerpt out on the other
+excerpts' scorings (``--steps``; ``--search N``: a seeded random search of its
+hyper-parameters; ``--target-phase``: phase-targeted stimuli and their phase error against the
+offline zero-phase Hilbert phase).
 
 Usage::
 

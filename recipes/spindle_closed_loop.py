@@ -34,10 +34,18 @@ scorings (excerpts 1-6; expert 1 scored only 5 spindles in excerpt 3), expert 1'
 Portiloop (Valenchon et al.) reports ~71 % recall and stimulation within ~300 ms of onset with a
 trained network on MODA; this detector is a two-parameter envelope threshold.
 
+With ``--detector net`` the envelope threshold is replaced by a trained causal network
+(:class:`bci.models.spindle_net.SpindleNet`, run by
+:class:`bci.realtime.spindle.SpindleNetTrigger`), trained leave one excerpt out on the other
+excerpts' scorings (``--steps``; ``--search N``: a seeded random search of its
+hyper-parameters; ``--target-phase``: phase-targeted stimuli and their phase error against the
+offline zero-phase Hilbert phase).
+
 Usage::
 
     python recipes/spindle_closed_loop.py --online-minutes 10 --out results/spindle_closed_loop
     python recipes/spindle_closed_loop.py --minutes 5 --online-minutes 0   # quick, offline
+    python recipes/spindle_closed_loop.py --detector net --steps 800 --target-phase 0
 
 The DREAMS data are CC BY-NC-ND (see ``DREAMS_databases_License.txt`` beside them): used here
 unmodified, for research; nothing derived from them is redistributed.
@@ -66,6 +74,7 @@ from bci.evaluation.events import (
     score_detections,
 )
 from bci.evaluation.latency import latency_stats
+from bci.models.spindle_net import SpindleNet, causal_normalise, fit_spindle_net, spindle_labels
 from bci.realtime.lsl import use_loopback_config  # imports no pylsl: LSLAPICFG is set first
 from bci.realtime.policies import OscillationTrigger
 from bci.realtime.processing import CausalFilter, ProcessingChain
@@ -73,6 +82,7 @@ from bci.realtime.recording import read_stimuli
 from bci.realtime.report import make_session_report
 from bci.realtime.safety import SafetyGate
 from bci.realtime.session import replay_offline, run_session
+from bci.realtime.spindle import SpindleNetTrigger, offline_net_scores
 
 WINDOW_S, STEP_S = 0.5, 0.05
 THRESHOLDS = np.round(np.arange(1.5, 4.01, 0.25), 2)
@@ -86,8 +96,12 @@ def make_chain(sfreq: float) -> ProcessingChain:
     return ProcessingChain([CausalFilter(sfreq, 11.0, 16.0, order=3)])
 
 
-def make_trigger(threshold: float, min_duration_s: float) -> OscillationTrigger:
-    """Relative 13.5-Hz RMS envelope threshold, once per event."""
+def make_trigger(threshold: float, min_duration_s: float, net: SpindleNet | None = None,
+                 target_phase: float | None = None) -> OscillationTrigger:
+    """Relative 13.5-Hz RMS envelope threshold, or the network's probability; once per event."""
+    if net is not None:
+        return SpindleNetTrigger(net, "EEG", threshold=threshold, min_duration_s=min_duration_s,
+                                 refractory_s=1.0, target_phase=target_phase)
     return OscillationTrigger("EEG", freq=13.5, threshold=threshold, rms_s=0.25,
                               min_duration_s=min_duration_s, off_ratio=0.8, refractory_s=1.0,
                               relative=True, baseline_s=60.0)
@@ -108,11 +122,11 @@ def offline_scores(ex: DreamsExcerpt) -> tuple[np.ndarray, np.ndarray, float]:
             summary["latency_ms"]["end_to_end"]["p50"])
 
 
-def detect(t: np.ndarray, score: np.ndarray, threshold: float, min_duration_s: float
-           ) -> tuple[np.ndarray, int]:
+def detect(t: np.ndarray, score: np.ndarray, threshold: float, min_duration_s: float,
+           net: SpindleNet | None = None) -> tuple[np.ndarray, int]:
     """Stimulus times (s) the trigger + safety gate give on recorded scores; and suppressed."""
     safety = make_safety()
-    stims = make_trigger(threshold, min_duration_s).replay(t, score, safety=safety)
+    stims = make_trigger(threshold, min_duration_s, net).replay(t, score, safety=safety)
     return stims, safety.n_suppressed
 
 
@@ -134,6 +148,156 @@ def run_offline(excerpts: list[DreamsExcerpt], budget_s: float | None) -> dict:
                             "suppressed": detect(t, score, thr, dur)[1], "counts": fold,
                             **event_rates(fold), "offline_loop_e2e_p50_ms": e2e}
     return folds
+
+
+NET_SFREQ, NET_WINDOW_S = 50.0, 2.0  # the network runs at 50 Hz on the last 2 s
+PROBS = np.round(np.concatenate([np.arange(0.2, 0.91, 0.05), [0.93, 0.95, 0.97, 0.99]]), 2)
+NET_GRID = [(p, d) for p in PROBS for d in (0.0, 0.05, 0.1)]
+SEARCH_SPACE = {"n_filters": (4, 8, 16), "kernel_size": (3, 5, 7), "n_conv": (1, 2, 3),
+                "hidden": (8, 16, 32), "lr": (1e-3, 3e-3, 1e-2), "noise": (0.0, 0.1, 0.3)}
+DEFAULT_NET = {"n_filters": 8, "kernel_size": 5, "n_conv": 2, "hidden": 16, "lr": 3e-3,
+               "noise": 0.1}
+
+
+def net_inputs(ex: DreamsExcerpt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the causally band-passed signal, the 50-Hz network input and its labels."""
+    filtered = make_chain(ex.sfreq).apply(ex.signal[np.newaxis])[0]
+    x, _ = causal_normalise(filtered[::int(round(ex.sfreq / NET_SFREQ))], NET_SFREQ)
+    return filtered, x, spindle_labels(len(x), NET_SFREQ, ex.reference)
+
+
+def net_scores(net: SpindleNet, ex: DreamsExcerpt) -> tuple[np.ndarray, np.ndarray]:
+    """Score every loop window (as ``replay_offline`` decides) in one batch: (t_end, score)."""
+    stops = np.arange(int(round(WINDOW_S * ex.sfreq)), len(ex.signal) + 1,
+                      int(round(STEP_S * ex.sfreq)))
+    filtered = make_chain(ex.sfreq).apply(ex.signal[np.newaxis])[0]
+    return (stops - 1) / ex.sfreq, offline_net_scores(net, filtered, ex.sfreq, stops)
+
+
+def train_net(train: list[DreamsExcerpt], config: dict, n_steps: int, seed: int) -> SpindleNet:
+    """Train a SpindleNet on the excerpts' expert scorings (augmented random crops)."""
+    inputs = [net_inputs(ex) for ex in train]
+    return fit_spindle_net([i[1] for i in inputs], [i[2] for i in inputs], NET_SFREQ,
+                           n_times=int(NET_WINDOW_S * NET_SFREQ), n_steps=n_steps, seed=seed,
+                           **config)
+
+
+def best_threshold(net: SpindleNet, excerpts: list[DreamsExcerpt], budget_s: float | None,
+                   scores: dict | None = None) -> tuple[tuple[float, float], float]:
+    """Pick the (probability, min duration) with the best pooled F1 on ``excerpts``."""
+    scores = scores or {ex.number: net_scores(net, ex) for ex in excerpts}
+    f1 = {p: event_rates(pool_event_counts(
+        score_detections(detect(*scores[ex.number], *p, net)[0], ex.reference,
+                         tolerance_s=TOL_S, max_delay_s=budget_s) for ex in excerpts))["f1"]
+        for p in NET_GRID}
+    best = max(NET_GRID, key=lambda p: (f1[p], p[0]))
+    return best, f1[best]
+
+
+def search_net(excerpts: list[DreamsExcerpt], n_trials: int, n_steps: int, seed: int,
+               budget_s: float | None, out: Path) -> dict:
+    """Seeded random search: each config trained on odd excerpts, tested on even, and back."""
+    rng = np.random.default_rng(seed)
+    halves = [excerpts[0::2], excerpts[1::2]]
+    trials = []
+    for i in range(n_trials):
+        config = DEFAULT_NET if i == 0 else {k: v[rng.integers(len(v))]
+                                             for k, v in SEARCH_SPACE.items()}
+        config = {k: (float(v) if k in ("lr", "noise") else int(v)) for k, v in config.items()}
+        f1 = [best_threshold(train_net(a, config, n_steps, seed), b, budget_s)[1]
+              for a, b in (halves, halves[::-1])]
+        trials.append({"config": config, "f1": round(float(np.mean(f1)), 4)})
+        print(f"search {i + 1}/{n_trials}: {config} -> 2-fold F1 {trials[-1]['f1']}", flush=True)
+        (out / "search.json").write_text(json.dumps(trials, indent=2))
+    return max(trials, key=lambda r: r["f1"])
+
+
+def run_offline_net(excerpts: list[DreamsExcerpt], budget_s: float | None, config: dict,
+                    n_steps: int, seed: int, target_phase: float | None) -> dict:
+    """Leave one excerpt out: train on 7, pick the threshold on them, test on the 8th."""
+    folds = {}
+    for ex in tqdm(excerpts, desc="leave-one-out (network)", file=sys.stdout):
+        train = [e for e in excerpts if e.number != ex.number]
+        net = train_net(train, config, n_steps, seed)
+        (thr, dur), train_f1 = best_threshold(net, train, budget_s)
+        t, score = net_scores(net, ex)
+        stims, suppressed = detect(t, score, thr, dur, net)
+        counts = score_detections(stims, ex.reference, tolerance_s=TOL_S, max_delay_s=budget_s)
+        folds[ex.number] = {"threshold": float(thr), "min_duration_s": float(dur),
+                            "train_f1": train_f1, "sfreq": ex.sfreq, "channel": ex.ch_name,
+                            "suppressed": suppressed, "counts": counts, **event_rates(counts),
+                            "net": net, "target_phase": target_phase, "stims": stims}
+        if target_phase is not None:
+            folds[ex.number]["phase"] = phase_errors(ex, stims, target_phase)
+    return folds
+
+
+def phase_errors(ex: DreamsExcerpt, trigger_times: np.ndarray, target_phase: float,
+                 freq: float = 13.5, max_delay_s: float = 0.1) -> dict:
+    """Causal phase targeting against the offline (zero-phase band-pass + Hilbert) phase.
+
+    At each trigger, the causal estimate (:func:`~bci.realtime.policies.estimate_phase` on the
+    last two cycles of the causally band-passed signal) schedules the stimulus at the next
+    ``target_phase``; the error is the offline phase at that sample minus the target (deg).
+    """
+    from scipy.signal import butter, hilbert, sosfiltfilt
+
+    from bci.realtime.policies import estimate_phase
+
+    filtered = make_chain(ex.sfreq).apply(ex.signal[np.newaxis])[0]
+    sos = butter(3, [11.0, 16.0], btype="bandpass", fs=ex.sfreq, output="sos")
+    offline = np.angle(hilbert(sosfiltfilt(sos, ex.signal)))
+    n = max(int(round(2 * ex.sfreq / freq)), 4)
+    errors, now_errors = [], []
+    for t in trigger_times:
+        i = int(round(t * ex.sfreq))
+        phase, _ = estimate_phase(filtered[i - n + 1:i + 1], ex.sfreq, freq)
+        delay = np.mod(np.deg2rad(target_phase) - phase, 2 * np.pi) / (2 * np.pi * freq)
+        j = i + int(round(delay * ex.sfreq))
+        if delay > max_delay_s or j >= len(offline):
+            continue
+        now_errors.append(np.angle(np.exp(1j * (offline[i] - phase))))
+        errors.append(np.angle(np.exp(1j * (offline[j] - np.deg2rad(target_phase)))))
+    err, now = np.rad2deg(errors), np.rad2deg(now_errors)
+
+    def stats(e):
+        if not len(e):
+            return {"n": 0}
+        return {"n": len(e), "median_abs_deg": round(float(np.median(np.abs(e))), 1),
+                "p90_abs_deg": round(float(np.percentile(np.abs(e), 90)), 1),
+                "circular_mean_deg": round(float(np.rad2deg(np.angle(np.mean(
+                    np.exp(1j * np.deg2rad(e)))))), 1)}
+
+    return {"at_stimulus": stats(err), "estimate_at_trigger": stats(now),
+            "errors_deg": np.round(err, 1).tolist()}
+
+
+def plot_net(folds: dict, fname: Path) -> None:
+    """Per-excerpt recall / precision / median latency, and the phase errors (if targeted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    ks = list(folds)
+    for i, key in enumerate(("recall", "precision")):
+        axes[0].bar(np.arange(len(ks)) + 0.4 * i, [folds[k][key] for k in ks], 0.4, label=key)
+    axes[0].axhline(0.71, color="k", ls="--", lw=0.8, label="Portiloop recall")
+    axes[0].set(xticks=np.arange(len(ks)) + 0.2, xticklabels=ks, xlabel="held-out excerpt",
+                ylim=(0, 1), title="SpindleNet, leave one excerpt out")
+    axes[0].legend(fontsize=7)
+    axes[1].bar(range(len(ks)), [folds[k]["latency_median_ms"] or 0 for k in ks])
+    axes[1].axhline(300, color="k", ls="--", lw=0.8)
+    axes[1].set(xticks=range(len(ks)), xticklabels=ks, xlabel="held-out excerpt",
+                ylabel="onset -> trigger, median (ms)")
+    errors = np.concatenate([folds[k].get("phase", {}).get("errors_deg", []) for k in ks])
+    axes[2].hist(errors, bins=np.arange(-180, 181, 15))
+    axes[2].set(xlabel="stimulus phase - target (deg, offline Hilbert)", ylabel="stimuli",
+                title=f"phase error (n={len(errors)})")
+    fig.tight_layout()
+    fig.savefig(fname, dpi=100)
+    plt.close(fig)
 
 
 def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
@@ -161,7 +325,8 @@ def run_online(ex: DreamsExcerpt, fold: dict, minutes: float, out: Path,
     try:  # catch_up: decide on every window, as offline
         run_session(LSLSource(name, timeout_s=30.0), duration_s=minutes * 60.0,
                     processing=make_chain(ex.sfreq), window_s=WINDOW_S, step_s=STEP_S,
-                    policy=make_trigger(fold["threshold"], fold["min_duration_s"]),
+                    policy=make_trigger(fold["threshold"], fold["min_duration_s"],
+                                        fold.get("net"), fold.get("target_phase")),
                     safety=make_safety(), stimulator=LSLMarkerStimulator(f"{name}-stim"),
                     record_dir=session, info={"excerpt": ex.number, "ch_types": ["eeg", "misc"]},
                     catch_up=True)
@@ -183,7 +348,8 @@ def evaluate_session(session: Path, ex: DreamsExcerpt, fold: dict, minutes: floa
                                           max_delay_s=budget_s, span=span) for s in (trig, fired))
     # online and offline share the code and (the player waits for the loop) the samples, from
     # sample 0: the stimuli should be the same, to the sample
-    off_stims, _ = detect(*offline_scores(ex)[:2], fold["threshold"], fold["min_duration_s"])
+    scores = offline_scores(ex) if fold.get("net") is None else net_scores(fold["net"], ex)
+    off_stims, _ = detect(*scores[:2], fold["threshold"], fold["min_duration_s"], fold.get("net"))
     off_in, on_in = (s[(s >= span[0]) & (s <= span[1] - 1.0)] for s in (off_stims, trig))
     agreement = {key: round(detection_agreement(on_in, off_in, tolerance_s=tol), 3)
                  if len(on_in) and len(off_in) else None
@@ -245,6 +411,14 @@ def main(argv: list[str] | None = None) -> dict:
                              "miss (and a false positive), in training and in scoring")
     parser.add_argument("--evaluate-session", default=None, metavar="DIR",
                         help="score an already recorded online session instead of running one")
+    parser.add_argument("--detector", choices=("envelope", "net"), default="envelope",
+                        help="envelope threshold, or the trained causal network (SpindleNet)")
+    parser.add_argument("--search", type=int, default=0, metavar="N",
+                        help="net: random search over N configurations first (0: default)")
+    parser.add_argument("--steps", type=int, default=1500, help="net: training steps")
+    parser.add_argument("--target-phase", type=float, default=None, metavar="DEG",
+                        help="net: stimulate at this spindle phase (0 peak, 180 trough)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results") / "spindle_closed_loop")
     args = parser.parse_args(argv)
     lo, _, hi = args.excerpts.partition("-")
@@ -263,19 +437,32 @@ def main(argv: list[str] | None = None) -> dict:
         use_loopback_config()  # LSL stays on this machine (before the first pylsl call)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    folds = run_offline(excerpts, args.budget_s)
+    if args.detector == "net":
+        import torch
+
+        torch.set_num_threads(1)
+        config = (search_net(excerpts, args.search, args.steps, args.seed, args.budget_s,
+                             args.out)["config"] if args.search else DEFAULT_NET)
+        folds = run_offline_net(excerpts, args.budget_s, config, args.steps, args.seed,
+                                args.target_phase)
+    else:
+        folds = run_offline(excerpts, args.budget_s)
     pooled = event_rates(pool_event_counts(f["counts"] for f in folds.values()))
     ceiling = [score_detections(ex.expert2, ex.expert1) for ex in excerpts
                if ex.expert2 is not None]  # expert 2 against expert 1, event overlap
     report = {"offline_leave_one_excerpt_out": {
-        str(k): {key: v for key, v in f.items() if key != "counts"} for k, f in folds.items()},
+        str(k): {key: v for key, v in f.items() if key not in ("counts", "net", "stims")}
+        for k, f in folds.items()},
         "offline_pooled": pooled,
         "offline_mean_recall": round(float(np.mean([f["recall"] for f in folds.values()])), 3),
         "offline_mean_precision": round(float(np.mean([f["precision"] for f in
                                                        folds.values()])), 3),
         "expert2_vs_expert1": event_rates(pool_event_counts(ceiling)) if ceiling else None,
         "offline_minutes": round((time.time() - t0) / 60, 1), "budget_s": args.budget_s,
-        "tolerance_s": TOL_S}
+        "tolerance_s": TOL_S, "detector": args.detector, "seed": args.seed}
+    if args.detector == "net":
+        report["net_config"], report["net_steps"] = config, args.steps
+        plot_net(folds, args.out / "spindle_net.png")
     if args.minutes is not None:
         report["excerpt_minutes"] = args.minutes
     print_table(folds, pooled, report["expert2_vs_expert1"])

@@ -84,3 +84,25 @@ def test_missing_data_names_the_variable(tmp_path, script_main):
     with pytest.raises(SystemExit, match="MNE_DATASETS_DREAMS_PATH"):
         script_main(RECIPE)(["--path", str(tmp_path), "--online-minutes", "0", "--out",
                              str(tmp_path / "out")])
+
+
+def test_network_quick(tmp_path, script_main):
+    # the network detector's quick mode: 3 excerpts of 3 minutes, a 2-trial search
+    report = script_main(RECIPE)(["--detector", "net", "--minutes", "3", "--excerpts", "1-3",
+                                  "--steps", "20", "--search", "2", "--target-phase", "0",
+                                  "--online-minutes", "0", "--out", str(tmp_path)])
+    assert report["detector"] == "net"
+    trials = json.loads((tmp_path / "search.json").read_text())
+    assert len(trials) == 2
+    assert report["net_config"] in [t["config"] for t in trials]
+    assert (tmp_path / "spindle_net.png").stat().st_size > 0
+    folds = report["offline_leave_one_excerpt_out"]
+    assert list(folds) == ["1", "2", "3"]
+    for k, fold in folds.items():
+        assert fold["n_events"] == len(load_dreams_spindles(int(k)).crop(180.0).reference)
+        assert 0.0 < fold["threshold"] < 1.0
+        _rates_are_sane(fold)
+        phase = fold["phase"]["at_stimulus"]
+        assert phase["n"] <= fold["n_detections"]
+        if phase["n"]:
+            assert 0.0 <= phase["median_abs_deg"] <= phase["p90_abs_deg"] <= 180.0

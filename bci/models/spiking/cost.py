@@ -31,7 +31,7 @@ prediction per bin) and per second of signal (times the prediction rate ``sfreq`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,10 @@ class OperationCounts:
     neuron_updates_skipped : float
         Updates skipped by approximate neurons per prediction (0 without them);
         ``neuron_updates + neuron_updates_skipped`` is what plain neurons would perform.
+    synaptic_operations_by_layer : dict
+        Effective synaptic operations (ACs + MACs) per prediction of each connection layer,
+        GRU and attention product, by its qualified module name (``model.named_modules()``);
+        the values sum to :attr:`synaptic_operations`.
     """
 
     effective_macs: float
@@ -84,6 +88,7 @@ class OperationCounts:
     sfreq: float
     n_predictions: int
     neuron_updates_skipped: float = 0.0
+    synaptic_operations_by_layer: dict = field(default_factory=dict)
 
     @property
     def synaptic_operations(self) -> float:
@@ -135,6 +140,12 @@ class _Counter:
         self.zeros = self.activations = 0
         self.state_values = 0
         self.seen_states: set[int] = set()
+        self.names: dict[int, str] = {}
+        self.by_layer: dict[str, float] = {}
+
+    def _record(self, module: nn.Module, effective: float) -> None:
+        name = self.names.get(id(module), type(module).__name__)
+        self.by_layer[name] = self.by_layer.get(name, 0.0) + effective
 
     def activation(self, out: torch.Tensor) -> None:
         self.zeros += int((out == 0).sum())
@@ -161,6 +172,7 @@ class _Counter:
             ones = conv(torch.ones_like(x), torch.ones_like(weight), None, **geometry)
             eff, dense = float(binary.sum()), float(ones.sum())
         self.synapses(x, eff, dense)
+        self._record(module, eff)
 
     def gru(self, module: nn.GRU, args, output) -> None:
         x, h = args[0], output[0]  # (B, T, C), (B, T, H)
@@ -176,6 +188,7 @@ class _Counter:
         self.synapses(x, eff_ih, dense_ih)
         self.macs += eff_hh + elementwise
         self.dense += dense_hh + elementwise
+        self._record(module, eff_ih + eff_hh + elementwise)
         self.updates += float(module.hidden_size * n_steps)
         self.activation(h)
         if id(module) not in self.seen_states:
@@ -192,6 +205,7 @@ class _Counter:
         else:
             self.macs += effective
         self.dense += dense
+        self._record(module, effective)
 
     def lif(self, module: LIF, args, output) -> None:
         out = output[0]
@@ -254,6 +268,8 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
         raise ValueError("sfreq (predictions per second) is needed: pass sfreq=.")
     sfreq = check_positive(sfreq, "sfreq", unit="predictions per second")
     counter = _Counter()
+    counter.names = {id(module): name or type(module).__name__
+                     for name, module in model.named_modules()}
     handles = []
     for module in model.modules():
         if isinstance(module, _CONNECTIONS):
@@ -292,4 +308,6 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
         activation_sparsity=sparsity, param_bytes=int(param_bytes),
         state_bytes=int(4 * (counter.state_values + buffered)), sfreq=float(sfreq),
         n_predictions=int(n_predictions),
-        neuron_updates_skipped=counter.skipped / n_predictions)
+        neuron_updates_skipped=counter.skipped / n_predictions,
+        synaptic_operations_by_layer={name: ops / n_predictions
+                                      for name, ops in counter.by_layer.items()})

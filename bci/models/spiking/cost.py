@@ -3,13 +3,14 @@
 What is counted (NeuroBench ``neurobench/metrics``, read in its public code):
 
 - **synaptic operations** of every connection layer (``nn.Linear``, ``nn.Conv1d``/``2d``,
-  ``nn.GRU``): a weight times an input. *Effective* operations skip zero weights and zero inputs
-  (``(input != 0) @ (weight != 0)^T``, summed); *dense* operations count them all. A layer
-  whose input holds only 0, 1 and -1 (spikes) performs accumulates (**effective ACs**), any
-  other input multiply-accumulates (**effective MACs**); biases are not counted. For a GRU the
-  input and recurrent products of each step are counted the same way, plus ``3 * n_hidden``
-  element-wise products per step (the reset-gate and update-gate multiplications, as in
-  NeuroBench's ``gru_cell_macs``);
+  ``nn.GRU``, :class:`~bci.models.spiking.delays.DelayedLinear`: one weight per synapse, applied
+  to the input its delay selects): a weight times an input. *Effective* operations skip zero
+  weights and zero inputs (``(input != 0) @ (weight != 0)^T``, summed); *dense* operations count
+  them all. A layer whose input holds only 0, 1 and -1 (spikes) performs accumulates
+  (**effective ACs**), any other input multiply-accumulates (**effective MACs**); biases are not
+  counted. For a GRU the input and recurrent products of each step are counted the same way,
+  plus ``3 * n_hidden`` element-wise products per step (the reset-gate and update-gate
+  multiplications, as in NeuroBench's ``gru_cell_macs``);
 - **attention products** (:class:`~bci.models.spiking.conformer.MatMul`, ``a @ b``): every
   product of a non-zero ``a`` entry with a non-zero ``b`` entry is an effective operation, an
   accumulate when either operand holds only 0/1/-1 (a spike selects which values are added:
@@ -39,6 +40,7 @@ from torch import nn
 
 from ..._checks import check_bool, check_positive, check_type
 from .conformer import MatMul
+from .delays import DelayedLinear
 from .neurons import LIF, ApproxLIF, CubaLIF
 
 __all__ = ["OperationCounts", "count_operations"]
@@ -174,6 +176,18 @@ class _Counter:
         self.synapses(x, eff, dense)
         self._record(module, eff)
 
+    def delayed(self, module: DelayedLinear, args, output) -> None:
+        x = args[0]  # (B, T, in); args[1]: the inputs of the max_delay steps before
+        padded = module.padded(x, args[1] if len(args) > 1 else None)
+        hard = (module.kernel().detach() != 0).to(x.dtype)  # one tap per non-zero weight
+        eff = float(F.conv1d((padded != 0).to(x.dtype), hard).sum())
+        dense = float(x.shape[0] * x.shape[1] * module.weight.numel())
+        self.synapses(x, eff, dense)
+        self._record(module, eff)
+        if id(module) not in self.seen_states:  # the delay line: the last max_delay inputs
+            self.seen_states.add(id(module))
+            self.state_values += module.max_delay * module.in_features
+
     def gru(self, module: nn.GRU, args, output) -> None:
         x, h = args[0], output[0]  # (B, T, C), (B, T, H)
         if not module.batch_first:
@@ -276,6 +290,8 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
             handles.append(module.register_forward_hook(counter.linear))
         elif isinstance(module, nn.GRU):
             handles.append(module.register_forward_hook(counter.gru))
+        elif isinstance(module, DelayedLinear):
+            handles.append(module.register_forward_hook(counter.delayed))
         elif isinstance(module, LIF):
             handles.append(module.register_forward_hook(counter.lif))
         elif isinstance(module, MatMul):

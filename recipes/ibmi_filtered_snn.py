@@ -4,7 +4,9 @@ Decodes 2-D hand velocity from binned M1 spike counts with the decoders of
 :mod:`bci.models.spiking.ibmi` (SNN_Streaming, SNN_3D, their non-spiking ANN twin, a small GRU,
 and a ridge-regression linear decoder) and :class:`bci.models.spiking.delays.DelaySNN` (the
 streaming SNN with learnable synaptic delays, DCLS-style, on its input layer; ``DelaySNN`` with
-64 hidden neurons and delays up to 6 bins, ``DelaySNN-128`` with 128), then low-pass filters
+64 hidden neurons and delays up to 6 bins, ``DelaySNN-128`` with 128, and
+``DelaySNN-128-pruned``: that one with the 40 % smallest input weights pruned after training,
+then fine-tuned for half the epochs, so that it costs fewer operations), then low-pass filters
 every decoder's output with a Bessel filter in three ways
 (:class:`bci.models.spiking.output_filter.BesselFilter`): causal, block-bidirectional with
 short blocks (low latency) and with long blocks (high accuracy); the high-accuracy variant
@@ -61,16 +63,19 @@ from bci.models.spiking.ibmi import (
 from bci.models.spiking.output_filter import BesselFilter
 
 DECODERS = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder", "DelaySNN",
-            "DelaySNN-128"]
+            "DelaySNN-128", "DelaySNN-128-pruned"]
 #: Name -> (class, constructor keywords) of each decoder.
 BUILDERS = {**{name: (cls, {}) for name, cls in IBMI_MODELS.items()},
             "DelaySNN": (DelaySNN, dict(n_hidden=64, max_delay=6)),
-            "DelaySNN-128": (DelaySNN, dict(n_hidden=128, max_delay=6))}
+            "DelaySNN-128": (DelaySNN, dict(n_hidden=128, max_delay=6)),
+            "DelaySNN-128-pruned": (DelaySNN, dict(n_hidden=128, max_delay=6))}
+#: Fraction of input synapses pruned after training (then fine-tuned for half the epochs).
+PRUNE = {"DelaySNN-128-pruned": 0.4}
 #: Window (bins) each decoder reads; streaming decoders carry a state instead.
 N_TIMES = {"SNNStreaming": 1, "SNN3D": 4, "ANNDecoder": 4, "GRUDecoder": 1, "LinearDecoder": 3,
-           "DelaySNN": 1, "DelaySNN-128": 1}
+           "DelaySNN": 1, "DelaySNN-128": 1, "DelaySNN-128-pruned": 1}
 LR = {"SNNStreaming": 1e-2, "GRUDecoder": 1e-2, "SNN3D": 3e-3, "ANNDecoder": 3e-3,
-      "DelaySNN": 1e-2, "DelaySNN-128": 1e-2}
+      "DelaySNN": 1e-2, "DelaySNN-128": 1e-2, "DelaySNN-128-pruned": 1e-2}
 CUTOFFS_HZ = [0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
 #: Filter variants: name -> (mode, block size in bins).
 FILTERS = {"causal": ("causal", 1), "block_low_latency": ("block_bidirectional", 2),
@@ -104,6 +109,10 @@ def train(name: str, train_set, val_set, epochs: int, seed: int):
     else:
         fit_sequence_decoder(model, train_set, val=val_set, max_epochs=epochs, lr=LR[name],
                              patience=max(3, epochs // 4), random_state=seed)
+    if name in PRUNE:  # prune the smallest input weights, then fine-tune the rest
+        model.fc_in.prune(PRUNE[name])
+        fit_sequence_decoder(model, train_set, val=val_set, max_epochs=max(1, epochs // 2),
+                             lr=LR[name] / 3, patience=max(3, epochs // 8), random_state=seed)
     return model
 
 

@@ -14,6 +14,8 @@ from the paper's description; no code was copied.
   ``0 <= d <= max_delay`` steps, causal (zeros before the first step). One weight per synapse:
   its synaptic operations are those of a :class:`torch.nn.Linear` applied to the delayed
   inputs (:func:`~bci.models.spiking.cost.count_operations` counts them so).
+- Pruning (:meth:`DelayedLinear.prune`): a fixed mask of the smallest weights, zero from then
+  on (also while training on), since effective synaptic operations skip zero weights.
 - :class:`DelaySNN`: the :class:`~bci.models.spiking.ibmi.SNNStreaming` topology (LIF hidden
   layer, leaky-integrator read-out, one step per bin, state carried over) whose input layer is
   a :class:`DelayedLinear`: each hidden neuron sees each unit's counts at its own lag, up to
@@ -83,6 +85,33 @@ class DelayedLinear(nn.Module):
         if self.init_delay == "uniform":
             delay.uniform_(0.0, float(self.max_delay))
         self.delay = nn.Parameter(delay)
+        self.register_buffer("weight_mask", torch.ones(self.out_features, self.in_features))
+
+    def prune(self, fraction: float) -> int:
+        """Zero the ``fraction`` of synapses with the smallest ``|weight|``, for good.
+
+        The mask also holds while training on (pruned weights get no effect and stay zero
+        in :meth:`kernel`), so fine-tuning after pruning keeps them out.
+
+        Parameters
+        ----------
+        fraction : float
+            Fraction of all synapses to prune, in [0, 1) (already pruned ones count).
+
+        Returns
+        -------
+        n_pruned : int
+            Synapses pruned in total.
+        """
+        fraction = check_fraction(fraction, "fraction", kind="fraction of synapses")
+        n_prune = int(round(fraction * self.weight_mask.numel()))
+        if n_prune:
+            magnitude = (self.weight.detach().abs() * self.weight_mask).flatten()
+            order = torch.argsort(magnitude)
+            mask = torch.ones_like(magnitude)
+            mask[order[:n_prune]] = 0.0
+            self.weight_mask.copy_(mask.view_as(self.weight_mask) * self.weight_mask)
+        return int((self.weight_mask == 0).sum())
 
     def integer_delays(self) -> torch.Tensor:
         """Return the delays the forward pass uses: ``round(clamp(delay, 0, max_delay))``."""
@@ -101,7 +130,8 @@ class DelayedLinear(nn.Module):
         hard = (lags == delay.detach().round()).to(self.weight.dtype)
         soft = torch.exp(-0.5 * ((lags - delay) / self.sigma) ** 2)
         soft = soft / soft.sum(-1, keepdim=True)
-        return self.weight.unsqueeze(-1) * (hard + soft - soft.detach())
+        weight = self.weight * self.weight_mask
+        return weight.unsqueeze(-1) * (hard + soft - soft.detach())
 
     def padded(self, x: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         """Return ``(batch, in_features, max_delay + n_steps)``: the history (zeros) then ``x``."""

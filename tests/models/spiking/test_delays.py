@@ -153,3 +153,21 @@ def test_invalid_arguments():
         DelaySNN(4, 2, sfreq=20.0, max_delay=-2)
     with pytest.raises(ValueError, match="needs sfreq"):
         DelaySNN(4, 2)
+
+
+def test_pruning_zeroes_the_smallest_weights_and_their_operations():
+    layer = _layer([[0.0, 1.0, 2.0], [0.0, 0.0, 3.0]], [[0.5, -4.0, 0.1], [2.0, -0.2, 3.0]])
+    x = torch.full((1, 8, 3), 2.0)  # counts, not spikes: multiply-accumulates
+    before = count_operations(_Seq(layer), x.transpose(1, 2), sfreq=1.0).effective_macs
+    assert layer.prune(1 / 3) == 2  # |0.1| and |-0.2|
+    assert layer.weight_mask.tolist() == [[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
+    after = count_operations(_Seq(layer), x.transpose(1, 2), sfreq=1.0).effective_macs
+    # each pruned synapse saved one product per step its delayed input is inside the window
+    assert before - after == (8 - 2) + (8 - 0)
+    # fine-tuning cannot revive a pruned synapse: it contributes nothing, whatever its weight
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    assert layer.kernel()[0, 2].abs().sum() == 0
+    assert layer.prune(0.5) == 3  # cumulative: one more
+    with pytest.raises(ValueError, match="fraction"):
+        layer.prune(1.0)

@@ -5,9 +5,9 @@ Decodes 2-D hand velocity from binned M1 spike counts with the decoders of
 and a ridge-regression linear decoder) and :class:`bci.models.spiking.delays.DelaySNN` (the
 streaming SNN with learnable synaptic delays, DCLS-style, on its input layer; ``DelaySNN`` with
 64 hidden neurons and delays up to 6 bins, ``DelaySNN-128`` with 128, and
-``DelaySNN-128-pruned``: that one with the 40 % smallest input weights pruned after training,
-then fine-tuned for half the epochs, so that it costs fewer operations), then low-pass filters
-every decoder's output with a Bessel filter in three ways
+``DelaySNN-128-pruned`` / ``-pruned-50``: that one with the 40 % / 50 % smallest input weights
+pruned after training, then fine-tuned for half the epochs, so that it costs fewer
+operations), then low-pass filters every decoder's output with a Bessel filter in three ways
 (:class:`bci.models.spiking.output_filter.BesselFilter`): causal, block-bidirectional with
 short blocks (low latency) and with long blocks (high accuracy); the high-accuracy variant
 also with its cutoff tuned per output (``high_accuracy_per_output``: x and y each get the
@@ -63,19 +63,22 @@ from bci.models.spiking.ibmi import (
 from bci.models.spiking.output_filter import BesselFilter
 
 DECODERS = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder", "DelaySNN",
-            "DelaySNN-128", "DelaySNN-128-pruned"]
+            "DelaySNN-128", "DelaySNN-128-pruned", "DelaySNN-128-pruned-50"]
 #: Name -> (class, constructor keywords) of each decoder.
 BUILDERS = {**{name: (cls, {}) for name, cls in IBMI_MODELS.items()},
             "DelaySNN": (DelaySNN, dict(n_hidden=64, max_delay=6)),
             "DelaySNN-128": (DelaySNN, dict(n_hidden=128, max_delay=6)),
-            "DelaySNN-128-pruned": (DelaySNN, dict(n_hidden=128, max_delay=6))}
+            "DelaySNN-128-pruned": (DelaySNN, dict(n_hidden=128, max_delay=6)),
+            "DelaySNN-128-pruned-50": (DelaySNN, dict(n_hidden=128, max_delay=6))}
 #: Fraction of input synapses pruned after training (then fine-tuned for half the epochs).
-PRUNE = {"DelaySNN-128-pruned": 0.4}
+PRUNE = {"DelaySNN-128-pruned": 0.4, "DelaySNN-128-pruned-50": 0.5}
 #: Window (bins) each decoder reads; streaming decoders carry a state instead.
 N_TIMES = {"SNNStreaming": 1, "SNN3D": 4, "ANNDecoder": 4, "GRUDecoder": 1, "LinearDecoder": 3,
-           "DelaySNN": 1, "DelaySNN-128": 1, "DelaySNN-128-pruned": 1}
+           "DelaySNN": 1, "DelaySNN-128": 1, "DelaySNN-128-pruned": 1,
+           "DelaySNN-128-pruned-50": 1}
 LR = {"SNNStreaming": 1e-2, "GRUDecoder": 1e-2, "SNN3D": 3e-3, "ANNDecoder": 3e-3,
-      "DelaySNN": 1e-2, "DelaySNN-128": 1e-2, "DelaySNN-128-pruned": 1e-2}
+      "DelaySNN": 1e-2, "DelaySNN-128": 1e-2, "DelaySNN-128-pruned": 1e-2,
+      "DelaySNN-128-pruned-50": 1e-2}
 CUTOFFS_HZ = [0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
 #: Filter variants: name -> (mode, block size in bins).
 FILTERS = {"causal": ("causal", 1), "block_low_latency": ("block_bidirectional", 2),

@@ -9,7 +9,8 @@ import pytest
 
 RECIPE = "recipes/ibmi_filtered_snn.py"
 SAVED = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder"]
-DECODERS = [*SAVED, "DelaySNN", "DelaySNN-128", "DelaySNN-128-pruned"]
+DECODERS = [*SAVED, "DelaySNN", "DelaySNN-128", "DelaySNN-128-pruned",
+            "DelaySNN-128-pruned-50"]
 VARIANTS = ["raw", "causal", "block_low_latency", "block_high_accuracy",
             "high_accuracy_per_output"]
 REACHING = os.environ.get("MNE_DATASETS_REACHING_PATH")  # set by tests/conftest.py

@@ -28,7 +28,7 @@ Data: ``center_out_data.mat`` (real; one macaque, 84 M1 units, 50 ms bins;
 
 Usage::
 
-    nice python recipes/ibmi_filtered_snn.py --out results/ibmi          # 5 folds, ~25 min
+    nice python recipes/ibmi_filtered_snn.py --out results/ibmi          # 5 folds, ~1 h (2 cores)
     python recipes/ibmi_filtered_snn.py --quick                          # about a minute
     python recipes/ibmi_filtered_snn.py --decoders DelaySNN GRUDecoder   # a subset
 

@@ -1,10 +1,18 @@
 """Filtered SNN decoders of hand velocity for intracortical BMI (Zhou, Sun & Basu 2024).
 
-Decodes 2-D hand velocity from binned M1 spike counts with five decoders of
+Decodes 2-D hand velocity from binned M1 spike counts with the decoders of
 :mod:`bci.models.spiking.ibmi` (SNN_Streaming, SNN_3D, their non-spiking ANN twin, a small GRU,
-and a ridge-regression linear decoder), then low-pass filters every decoder's output with a
-Bessel filter in three ways (:class:`bci.models.spiking.output_filter.BesselFilter`): causal,
-block-bidirectional with short blocks (low latency) and with long blocks (high accuracy).
+and a ridge-regression linear decoder) and :class:`bci.models.spiking.delays.DelaySNN` (the
+streaming SNN with learnable synaptic delays, DCLS-style, on its input layer; ``DelaySNN`` with
+64 hidden neurons and delays up to 6 bins, ``DelaySNN-128`` with 128, and
+``DelaySNN-128-pruned`` / ``-pruned-50``: that one with the 40 % / 50 % smallest input weights
+pruned after training, then fine-tuned for half the epochs, so that it costs fewer
+operations), then low-pass filters every decoder's output with a Bessel filter in three ways
+(:class:`bci.models.spiking.output_filter.BesselFilter`): causal, block-bidirectional with
+short blocks (low latency) and with long blocks (high accuracy); the high-accuracy variant
+also with its cutoff tuned per output (``high_accuracy_per_output``: x and y each get the
+cutoff that is best for them on validation). The Pareto front of R^2 (high accuracy, per
+output) against synaptic operations per bin is printed and plotted (``pareto.png``).
 
 Protocol: K-fold cross-validation over trials (``--folds``, trials shuffled with ``--seed``).
 In each fold 15 % of the training trials are held out for early stopping and for choosing the
@@ -20,12 +28,13 @@ Data: ``center_out_data.mat`` (real; one macaque, 84 M1 units, 50 ms bins;
 
 Usage::
 
-    nice python recipes/ibmi_filtered_snn.py --out results/ibmi          # 5 folds, ~15 min
+    nice python recipes/ibmi_filtered_snn.py --out results/ibmi          # 5 folds, ~1 h (2 cores)
     python recipes/ibmi_filtered_snn.py --quick                          # about a minute
+    python recipes/ibmi_filtered_snn.py --decoders DelaySNN GRUDecoder   # a subset
 
-The last printed line is one JSON object with the final metrics. The first fold's networks are
-saved as ``OUT/<decoder>.bci`` network files (:func:`bci.models.decoder.load_network`); the
-spiking ones export to neuromorphic hardware with
+The last printed line is one JSON object with the final metrics. The first fold's networks
+(those of :mod:`bci.models.spiking.ibmi`) are saved as ``OUT/<decoder>.bci`` network files
+(:func:`bci.models.decoder.load_network`); the spiking ones export to neuromorphic hardware with
 ``bci export --format nir OUT/SNNStreaming.bci --out snn.nir``.
 """
 
@@ -44,6 +53,7 @@ from bci.data.reaching import load_center_out, make_reaching, pad_trials
 from bci.evaluation.ibmi_metrics import r2_neurobench
 from bci.models.decoder import save_network
 from bci.models.spiking.cost import count_operations
+from bci.models.spiking.delays import DelaySNN
 from bci.models.spiking.ibmi import (
     IBMI_MODELS,
     fit_ridge,
@@ -52,14 +62,30 @@ from bci.models.spiking.ibmi import (
 )
 from bci.models.spiking.output_filter import BesselFilter
 
-DECODERS = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder"]
+DECODERS = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder", "DelaySNN",
+            "DelaySNN-128", "DelaySNN-128-pruned", "DelaySNN-128-pruned-50"]
+#: Name -> (class, constructor keywords) of each decoder.
+BUILDERS = {**{name: (cls, {}) for name, cls in IBMI_MODELS.items()},
+            "DelaySNN": (DelaySNN, dict(n_hidden=64, max_delay=6)),
+            "DelaySNN-128": (DelaySNN, dict(n_hidden=128, max_delay=6)),
+            "DelaySNN-128-pruned": (DelaySNN, dict(n_hidden=128, max_delay=6)),
+            "DelaySNN-128-pruned-50": (DelaySNN, dict(n_hidden=128, max_delay=6))}
+#: Fraction of input synapses pruned after training (then fine-tuned for half the epochs).
+PRUNE = {"DelaySNN-128-pruned": 0.4, "DelaySNN-128-pruned-50": 0.5}
 #: Window (bins) each decoder reads; streaming decoders carry a state instead.
-N_TIMES = {"SNNStreaming": 1, "SNN3D": 4, "ANNDecoder": 4, "GRUDecoder": 1, "LinearDecoder": 3}
-LR = {"SNNStreaming": 1e-2, "GRUDecoder": 1e-2, "SNN3D": 3e-3, "ANNDecoder": 3e-3}
+N_TIMES = {"SNNStreaming": 1, "SNN3D": 4, "ANNDecoder": 4, "GRUDecoder": 1, "LinearDecoder": 3,
+           "DelaySNN": 1, "DelaySNN-128": 1, "DelaySNN-128-pruned": 1,
+           "DelaySNN-128-pruned-50": 1}
+LR = {"SNNStreaming": 1e-2, "GRUDecoder": 1e-2, "SNN3D": 3e-3, "ANNDecoder": 3e-3,
+      "DelaySNN": 1e-2, "DelaySNN-128": 1e-2, "DelaySNN-128-pruned": 1e-2,
+      "DelaySNN-128-pruned-50": 1e-2}
 CUTOFFS_HZ = [0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
 #: Filter variants: name -> (mode, block size in bins).
 FILTERS = {"causal": ("causal", 1), "block_low_latency": ("block_bidirectional", 2),
-           "block_high_accuracy": ("block_bidirectional", 8)}
+           "block_high_accuracy": ("block_bidirectional", 8),
+           "high_accuracy_per_output": ("block_bidirectional", 8)}
+#: Variants whose cutoff is tuned for each output separately.
+PER_OUTPUT = {"high_accuracy_per_output"}
 BESSEL_ORDER = 2
 RIDGE_ALPHA = 10.0
 
@@ -79,12 +105,17 @@ def load(data: str, path: Path | None, seed: int):
 def train(name: str, train_set, val_set, epochs: int, seed: int):
     """Build and fit one decoder (ridge regression, or Lightning with early stopping)."""
     torch.manual_seed(seed)
-    model = IBMI_MODELS[name](train_set.n_chans, 2, N_TIMES[name], sfreq=train_set.sfreq)
+    cls, kwargs = BUILDERS[name]
+    model = cls(train_set.n_chans, 2, N_TIMES[name], sfreq=train_set.sfreq, **kwargs)
     if name == "LinearDecoder":
         fit_ridge(model, train_set, alpha=RIDGE_ALPHA)
     else:
         fit_sequence_decoder(model, train_set, val=val_set, max_epochs=epochs, lr=LR[name],
                              patience=max(3, epochs // 4), random_state=seed)
+    if name in PRUNE:  # prune the smallest input weights, then fine-tune the rest
+        model.fc_in.prune(PRUNE[name])
+        fit_sequence_decoder(model, train_set, val=val_set, max_epochs=max(1, epochs // 2),
+                             lr=LR[name] / 3, patience=max(3, epochs // 8), random_state=seed)
     return model
 
 
@@ -99,6 +130,38 @@ def tune_filter(mode: str, block: int, sfreq: float, val_pred, val_true):
     return best[1]
 
 
+class PerOutputFilter:
+    """One :class:`BesselFilter` per output row (each with its own cutoff)."""
+
+    def __init__(self, filters: list[BesselFilter]) -> None:
+        self.filters = filters
+        self.cutoff_hz = float(np.mean([f.cutoff_hz for f in filters]))
+        self.cutoffs_hz = [f.cutoff_hz for f in filters]
+
+    def filter_trials(self, trials: list[np.ndarray]) -> list[np.ndarray]:
+        """Filter row ``j`` of every trial with filter ``j``."""
+        return [np.vstack([f.filter(t[j:j + 1]) for j, f in enumerate(self.filters)])
+                for t in trials]
+
+    def buffering_s(self) -> float:
+        """Worst-case wait for a block (seconds), the longest of the filters'."""
+        return max(f.buffering_s() for f in self.filters)
+
+    def ramp_lag_s(self) -> float:
+        """Mean residual lag behind a ramp (seconds), averaged over the outputs."""
+        return float(np.mean([f.ramp_lag_s() for f in self.filters]))
+
+
+def tune_filter_per_output(mode: str, block: int, sfreq: float, val_pred, val_true
+                           ) -> PerOutputFilter:
+    """Tune the cutoff of each output separately (validation R^2 of that output)."""
+    filters = []
+    for j in range(val_true[0].shape[0]):
+        row = [t[j:j + 1] for t in val_true]
+        filters.append(tune_filter(mode, block, sfreq, [p[j:j + 1] for p in val_pred], row))
+    return PerOutputFilter(filters)
+
+
 def run(args) -> dict:
     """Cross-validate every decoder and filter variant; returns scores, costs and examples."""
     data = load(args.data, args.path, args.seed)
@@ -107,8 +170,9 @@ def run(args) -> dict:
     rng = np.random.default_rng(args.seed)
     folds = np.array_split(rng.permutation(data.n_trials), args.folds)
     variants = ["raw", *FILTERS]
-    scores = {d: {v: [] for v in variants} for d in DECODERS}
-    cutoffs = {d: {v: [] for v in FILTERS} for d in DECODERS}
+    decoders = args.decoders
+    scores = {d: {v: [] for v in variants} for d in decoders}
+    cutoffs = {d: {v: [] for v in FILTERS} for d in decoders}
     costs, latency, examples = {}, {}, {}
     for k, test_idx in enumerate(folds):
         train_idx = np.setdiff1d(np.arange(data.n_trials), test_idx)
@@ -116,17 +180,18 @@ def run(args) -> dict:
         n_val = max(1, int(round(0.15 * train_idx.size)))
         val_set, fit_set = data.subset(train_idx[:n_val]), data.subset(train_idx[n_val:])
         test_set = data.subset(test_idx)
-        for name in DECODERS:
+        for name in decoders:
             t0 = time.time()
             model = train(name, fit_set, val_set, args.epochs, args.seed + k)
             pred, val_pred = predict_sequences(model, test_set), predict_sequences(model, val_set)
             scores[name]["raw"].append(r2_neurobench(test_set.velocity, pred))
             filtered = {}
             for variant, (mode, block) in FILTERS.items():
-                filt = tune_filter(mode, block, data.sfreq, val_pred, val_set.velocity)
+                tune = tune_filter_per_output if variant in PER_OUTPUT else tune_filter
+                filt = tune(mode, block, data.sfreq, val_pred, val_set.velocity)
                 filtered[variant] = filt.filter_trials(pred)
                 scores[name][variant].append(r2_neurobench(test_set.velocity, filtered[variant]))
-                cutoffs[name][variant].append(filt.cutoff_hz)
+                cutoffs[name][variant].append(getattr(filt, "cutoffs_hz", filt.cutoff_hz))
                 latency.setdefault(variant, {"buffering_s": filt.buffering_s(),
                                              "lag_s": []})
                 latency[variant]["lag_s"].append(filt.ramp_lag_s())
@@ -134,13 +199,16 @@ def run(args) -> dict:
                 X, _, _ = pad_trials(test_set)
                 costs[name] = count_operations(model, torch.as_tensor(X[:16]))
                 # the first fold's networks, readable by load_network and `bci export`
-                save_network(model, args.out / f"{name}.bci",
-                             info={"data": data.kind, "source": str(data.source), "fold": 1,
-                                   "r2_raw": float(scores[name]["raw"][-1])})
+                # (DelaySNN is not a registered network file type: not saved)
+                if name in IBMI_MODELS:
+                    save_network(model, args.out / f"{name}.bci",
+                                 info={"data": data.kind, "source": str(data.source),
+                                       "fold": 1, "r2_raw": float(scores[name]["raw"][-1])})
                 examples[name] = (test_set.velocity[:3], pred[:3],
                                   filtered["block_high_accuracy"][:3])
             print(f"fold {k + 1}/{args.folds} {name:13s} R2 raw {scores[name]['raw'][-1]:.3f}"
                   f" | high-acc {scores[name]['block_high_accuracy'][-1]:.3f}"
+                  f" | per output {scores[name]['high_accuracy_per_output'][-1]:.3f}"
                   f" ({time.time() - t0:.0f} s)", flush=True)
     return dict(data=data, scores=scores, cutoffs=cutoffs, costs=costs, latency=latency,
                 examples=examples)
@@ -152,11 +220,11 @@ def report(res: dict, args) -> dict:
     variants = list(next(iter(scores.values())))
     print(f"\nR^2 (NeuroBench definition), mean ± sd over {args.folds} folds, "
           f"{data.kind} data ({data.source}); Bessel order {BESSEL_ORDER}")
-    header = f"{'decoder':14s}" + "".join(f"{v:>22s}" for v in variants) + f"{'gain':>8s}"
+    header = f"{'decoder':14s}" + "".join(f"{v:>26s}" for v in variants) + f"{'gain':>8s}"
     print(header)
     print("-" * len(header))
     for name, per in scores.items():
-        cells = "".join(f"{np.mean(per[v]):>15.3f} ± {np.std(per[v]):.3f}" for v in variants)
+        cells = "".join(f"{np.mean(per[v]):>19.3f} ± {np.std(per[v]):.3f}" for v in variants)
         gain = np.mean(per["block_high_accuracy"]) / np.mean(per["raw"]) - 1
         print(f"{name:14s}{cells}{100 * gain:>+7.1f}%")
     print("\nadded latency of the filters (tuned cutoffs, mean over folds and decoders): lag of "
@@ -166,6 +234,11 @@ def report(res: dict, args) -> dict:
         print(f"  {variant:22s} lag {1e3 * lag:6.1f} ms + buffering {1e3 * buf / 2:5.1f} / "
               f"{1e3 * buf:5.1f} ms = {1e3 * (lag + buf / 2):6.1f} ms mean, "
               f"{1e3 * (lag + buf):6.1f} ms worst")
+    pareto = pareto_front(scores, costs)
+    print(f"\nPareto front, R^2 ({PARETO_VARIANT}) against synaptic operations per bin:")
+    for name in pareto:
+        print(f"  {name:14s} R^2 {np.mean(scores[name][PARETO_VARIANT]):.3f}  "
+              f"{costs[name].synaptic_operations:,.0f} ops / bin")
     print("\ncost per prediction (one per bin; NeuroBench definitions), first fold")
     print(f"{'decoder':14s}{'eff. ACs':>10s}{'eff. MACs':>11s}{'dense':>9s}{'neuron upd.':>12s}"
           f"{'act. sparsity':>14s}{'params B':>10s}{'state B':>9s}")
@@ -179,8 +252,11 @@ def report(res: dict, args) -> dict:
                for n, per in scores.items()},
         "r2_sd": {n: {v: round(float(np.std(per[v])), 4) for v in variants}
                   for n, per in scores.items()},
-        "cutoff_hz": {n: {v: float(np.median(c)) for v, c in per.items()}
+        "cutoff_hz": {n: {v: np.median(np.asarray(c, dtype=float), axis=0).tolist()
+                          for v, c in per.items()}
                       for n, per in res["cutoffs"].items()},
+        "synaptic_operations": {n: round(c.synaptic_operations, 1) for n, c in costs.items()},
+        "pareto": pareto,
         "effective_acs": {n: round(c.effective_acs, 1) for n, c in costs.items()},
         "effective_macs": {n: round(c.effective_macs, 1) for n, c in costs.items()},
         "dense_ops": {n: round(c.dense_ops, 1) for n, c in costs.items()},
@@ -197,6 +273,58 @@ def report(res: dict, args) -> dict:
                                                + lat["buffering_s"] / 2, 4)}
                              for v, lat in res["latency"].items()},
     }
+
+
+#: The filter variant the Pareto front and its plot use.
+PARETO_VARIANT = "high_accuracy_per_output"
+
+
+def pareto_front(scores: dict, costs: dict) -> list[str]:
+    """Return the decoders no other beats on both R^2 and operations, cheapest first."""
+    points = {n: (costs[n].synaptic_operations, float(np.mean(scores[n][PARETO_VARIANT])))
+              for n in scores}
+    front = [n for n, (ops, r2) in points.items()
+             if not any(o <= ops and r >= r2 and (o, r) != (ops, r2)
+                        for m, (o, r) in points.items() if m != n)]
+    return sorted(front, key=lambda n: points[n][0])
+
+
+def plot_pareto(res: dict, out: Path) -> Path:
+    """R^2 (high accuracy, per output; raw as open markers) against operations per bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores, costs = res["scores"], res["costs"]
+    front = pareto_front(scores, costs)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in scores:
+        ops = costs[name].synaptic_operations
+        r2 = np.mean(scores[name][PARETO_VARIANT])
+        ax.scatter(ops, r2, s=40, zorder=3,
+                   color="tab:red" if name in front else "tab:blue")
+        ax.scatter(ops, np.mean(scores[name]["raw"]), s=25, facecolors="none",
+                   edgecolors="grey", zorder=2)
+        ax.annotate(name, (ops, r2), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    xs = [costs[n].synaptic_operations for n in front]
+    ax.plot(xs, [np.mean(scores[n][PARETO_VARIANT]) for n in front], "r--", lw=1,
+            label="Pareto front (filtered)")
+    if "GRUDecoder" in costs:
+        ax.axvline(costs["GRUDecoder"].synaptic_operations / 3, color="k", ls=":", lw=1,
+                   label="1/3 of the GRU's operations")
+        ax.axhline(np.mean(scores["GRUDecoder"][PARETO_VARIANT]), color="grey", ls=":",
+                   lw=1, label="GRU R^2 (filtered)")
+    ax.set_xscale("log")
+    ax.set_xlabel("effective synaptic operations per bin (ACs + MACs, NeuroBench)")
+    ax.set_ylabel("R^2 (block Bessel, cutoff per output)")
+    ax.set_title(f"R^2 vs operations, {res['data'].kind} data (open: unfiltered)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out / "pareto.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot(res: dict, out: Path) -> list[Path]:
@@ -245,6 +373,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--folds", type=int, default=None, help="default 5 (2 with --quick)")
     parser.add_argument("--epochs", type=int, default=None, help="default 40 (5 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decoders", nargs="+", choices=DECODERS, default=DECODERS,
+                        help="decoders to run (default: all)")
     parser.add_argument("--out", type=Path, default=Path("results/ibmi_filtered_snn"))
     args = parser.parse_args(argv)
     args.folds = args.folds or (2 if args.quick else 5)
@@ -253,7 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     res = run(args)
     summary = report(res, args)
-    paths = plot(res, args.out)
+    paths = [*plot(res, args.out), plot_pareto(res, args.out)]
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2))
     print(f"\nwrote {len(paths)} figures, metrics.json and the first fold's networks (*.bci) to "
           f"{args.out} ({time.time() - t0:.0f} s)")

@@ -20,7 +20,12 @@ Then:
 
 1. Train :class:`~bci.models.spiking.conformer.SpikingConformer` (approximate neurons) and its
    twin (``spiking=False``: ReLU, softmax attention, same parameters) with
-   :func:`~bci.models.training.train_model`, same seed and budget.
+   :func:`~bci.models.training.train_model`, same seed and budget. The spiking models read the
+   signal as delta spikes (``input_encoding="delta"``: a trainable threshold per channel, a
+   signed event where the signal changes by more than it between samples) and are trained with
+   a spike-rate penalty (``spike_penalty``), so that every layer accumulates; the twin reads
+   the raw signal (``--input-encoding dense`` gives the spiking models the raw signal too, the
+   configuration before spike encoding).
 2. Held-out accuracy, sensitivity, specificity; sliding windows (``step_s``) over each held-out
    stream (``predict_stream``) and event metrics pooled over streams (``score_traces``;
    :mod:`bci.evaluation.seizure_metrics`: any-overlap, 2 consecutive positive windows, 10 s
@@ -38,7 +43,8 @@ Usage::
     nice python recipes/seizure_spiking_conformer.py --data chbmit --path ~/mne_data \
         --subject 1 --out results/seizure_chb01          # one case, real continuous recordings
 
-Writes ``metrics.json``, ``stream_probability.png`` and ``training.png`` into ``--out``; the
+Writes ``metrics.json``, ``stream_probability.png``, ``training.png`` and ``operations.png``
+(effective synaptic operations per window, layer by layer) into ``--out``; the
 last printed line is one JSON object with the final metrics.
 """
 
@@ -93,6 +99,9 @@ class Config:
     model: dict = field(default_factory=lambda: dict(
         n_filters_time=8, kernel_time=25, pool_size=16, d_model=32, n_heads=4, depth=1,
         mlp_ratio=2, kernel_token=7, drop_prob=0.25))
+    #: input coding and spike-rate penalty of the spiking models (the twin reads the signal)
+    spiking_input: dict = field(default_factory=lambda: dict(
+        input_encoding="delta", encoder_levels=1, encoder_threshold=0.5, spike_penalty=1.0))
     threshold: float = 0.5
     min_consecutive: int = 2
     merge_gap_s: float = 10.0
@@ -151,7 +160,8 @@ def train(cfg: Config, data: SeizureWindows) -> tuple[dict, dict, dict]:
                                        ("twin", False, True)):
         torch.manual_seed(cfg.seed)
         model = SpikingConformer(data.n_chans, 2, data.n_window, sfreq=data.sfreq,
-                                 spiking=spiking, approximate=approximate, **cfg.model)
+                                 spiking=spiking, approximate=approximate, **cfg.model,
+                                 **(cfg.spiking_input if spiking else {}))
         dm = EEGDataModule(data.X_train, data.y_train, X_val=data.X_val, y_val=data.y_val,
                            batch_size=cfg.batch_size, random_state=cfg.seed)
         t = time.time()
@@ -161,6 +171,9 @@ def train(cfg: Config, data: SeizureWindows) -> tuple[dict, dict, dict]:
         results[name] = {"train_s": time.time() - t, "epochs": res.n_epochs,
                          "best_epoch": res.best_epoch,
                          "n_params": sum(p.numel() for p in res.model.parameters())}
+        if res.model.encoder is not None:  # the learnt delta thresholds (input units / sample)
+            results[name]["encoder_thresholds"] = (
+                res.model.encoder.thresholds.detach().abs().tolist())
         print(f"trained {name}: {res.n_epochs} epochs in {results[name]['train_s']:.0f} s")
     # the same trained weights with the other neuron
     for source, target, approximate in (("spiking", "spiking@lif", False),
@@ -210,10 +223,11 @@ def summarise(cfg: Config, data: SeizureWindows, results: dict, elapsed_s: float
                                 / ops["spiking_lif"]["neuron_updates"])
     approx_ops, twin_synops = ops["spiking"], ops["twin"]["synaptic_operations"]
     synops_ratio = twin_synops / max(approx_ops["synaptic_operations"], 1e-12)
-    # the first (temporal) convolution reads the raw signal: the same MACs in both models
-    input_macs = approx_ops["effective_macs"]
-    synops_ratio_after_input = ((twin_synops - input_macs)
-                                / max(approx_ops["synaptic_operations"] - input_macs, 1e-12))
+    # the first (temporal) convolution: MACs on the raw signal, or ACs of the input events
+    first_spiking = approx_ops["synaptic_operations_by_layer"]["conv_time"]
+    first_twin = ops["twin"]["synaptic_operations_by_layer"]["conv_time"]
+    synops_ratio_after_input = ((twin_synops - first_twin)
+                                / max(approx_ops["synaptic_operations"] - first_spiking, 1e-12))
     print_table(results, u)
     acc = {name: r[u]["accuracy"] for name, r in results.items()}
     print(f"approximate neuron, approximate-trained weights: {100 * saving_same:.1f} % fewer "
@@ -223,8 +237,9 @@ def summarise(cfg: Config, data: SeizureWindows, results: dict, elapsed_s: float
           f"neuron updates; {u} accuracy {acc['spiking_lif@approx']:.3f} (approximate) vs "
           f"{acc['spiking_lif']:.3f} (plain LIF)")
     print(f"twin / spiking synaptic operations: {synops_ratio:.1f}x "
-          f"({synops_ratio_after_input:.1f}x after the input layer, whose MACs on the raw "
-          "signal both models share)")
+          f"({synops_ratio_after_input:.1f}x after the first layer; first layer "
+          f"{first_spiking:,.0f} ({cfg.spiking_input.get('input_encoding', 'dense')} input) vs "
+          f"{first_twin:,.0f} (twin, raw signal))")
     summary = {"data": data.description}
     if data.source == "chbmit":
         print(f"event metrics on {CHBMIT_NOTE}: {len(data.recordings)} held-out file(s), "
@@ -249,6 +264,10 @@ def summarise(cfg: Config, data: SeizureWindows, results: dict, elapsed_s: float
         "synops_twin": twin_synops,
         "twin_to_spiking_synops": synops_ratio,
         "twin_to_spiking_synops_after_input_layer": synops_ratio_after_input,
+        "first_layer_synops_spiking": first_spiking,
+        "first_layer_synops_twin": first_twin,
+        "input_encoding": cfg.spiking_input.get("input_encoding", "dense"),
+        "encoder_thresholds": results["spiking"].get("encoder_thresholds"),
         "neuron_updates_approx": approx_ops["neuron_updates"],
         "neuron_updates_plain_lif": ops["spiking@lif"]["neuron_updates"],
         "neuron_update_saving": saving_same,
@@ -297,6 +316,35 @@ def print_table(results: dict, unit: str = "segment") -> None:
                 for n in names))
 
 
+def plot_operations(results: dict):
+    """Stacked bars: effective synaptic operations per window of each model, layer by layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("twin", "spiking", "spiking_lif") if n in results]
+    groups = {"first layer (temporal conv)": ("conv_time",), "spatial conv": ("conv_space",),
+              "attention": ("attention",), "token conv": ("token_conv",), "MLP": ("mlp",),
+              "read-out": ("final_layer",)}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bottom = [0.0] * len(names)
+    for label, keys in groups.items():
+        heights = [sum(v for k, v in results[n]["operations"]
+                       ["synaptic_operations_by_layer"].items() if any(x in k for x in keys))
+                   for n in names]
+        ax.bar(names, heights, bottom=bottom, label=label)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total, f"{total:,.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("effective synaptic operations per window")
+    ax.set_title("Spiking conformer vs its twin (NeuroBench counts; spikes: ACs, else MACs)",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def run(cfg: Config, data: str = "auto", path: Path | None = None, out: Path | None = None,
         *, subject: int | None = None, files: Sequence[str] | None = None,
         download: bool = False) -> dict:
@@ -320,6 +368,7 @@ def run(cfg: Config, data: str = "auto", path: Path | None = None, out: Path | N
                     ).savefig(out / "stream_probability.png", dpi=110)
         plot_training_curves(histories, ylabel="cross-entropy").savefig(out / "training.png",
                                                                          dpi=110)
+        plot_operations(results).savefig(out / "operations.png", dpi=110)
     return summary
 
 
@@ -349,6 +398,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--epochs", type=int, default=None, help="override max_epochs")
+    parser.add_argument("--input-encoding", choices=["delta", "dense"], default="delta",
+                        help="input of the spiking models: delta spikes (default) or the raw "
+                             "signal (the configuration before spike encoding; no penalty)")
+    parser.add_argument("--spike-penalty", type=float, default=None,
+                        help="override the spike-rate penalty of the spiking models")
+    parser.add_argument("--encoder-threshold", type=float, default=None,
+                        help="override the initial delta threshold (input units per sample)")
     parser.add_argument("--segments-per-set", type=int, default=None,
                         help="override the segments used per set (all 100 in the full run)")
     args = parser.parse_args(argv)
@@ -365,13 +421,21 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.segments_per_set = args.segments_per_set
     if args.sfreq is not None:
         cfg.chbmit_sfreq = args.sfreq
+    if args.input_encoding == "dense":
+        cfg.spiking_input = {}
+    if args.spike_penalty is not None:
+        cfg.spiking_input["spike_penalty"] = args.spike_penalty
+    if args.encoder_threshold is not None:
+        if args.input_encoding == "dense":
+            parser.error("--encoder-threshold applies to --input-encoding delta only.")
+        cfg.spiking_input["encoder_threshold"] = args.encoder_threshold
     try:
         summary = run(cfg, args.data, args.path, args.out, subject=args.subject,
                       files=args.files, download=args.download)
     except FileNotFoundError as err:  # missing data: the message says how to fix it
         sys.exit(f"error: {err}")
     print(f"wrote {args.out / 'metrics.json'}, {args.out / 'stream_probability.png'}, "
-          f"{args.out / 'training.png'}")
+          f"{args.out / 'training.png'}, {args.out / 'operations.png'}")
     print(json.dumps(summary, default=float))
     return summary
 

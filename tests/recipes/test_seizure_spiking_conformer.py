@@ -18,7 +18,7 @@ BONN = os.environ.get("MNE_DATASETS_BONN_PATH")  # set by tests/conftest.py when
 
 def _check_outputs(summary: dict, out) -> dict:
     """Check what every data mode writes; returns the full metrics.json."""
-    for name in ("metrics.json", "stream_probability.png", "training.png"):
+    for name in ("metrics.json", "stream_probability.png", "training.png", "operations.png"):
         assert (out / name).stat().st_size > 0
     full = json.loads((out / "metrics.json").read_text())
     assert full["summary"] == json.loads(json.dumps(summary, default=float))
@@ -28,9 +28,17 @@ def _check_outputs(summary: dict, out) -> dict:
     assert summary["false_alarms_per_hour"] >= 0
     assert 0.0 <= summary["neuron_update_saving"] < 1.0
     assert 0.0 <= summary["neuron_update_saving_lif_trained_weights"] < 1.0
-    # spiking model: accumulates after the input layer; the twin only multiply-accumulates
+    # delta-encoded spiking model: accumulates only, its first layer too; the twin multiplies
+    assert summary["input_encoding"] == "delta"
     assert summary["effective_acs_spiking"] > 0
-    assert summary["synops_twin"] > summary["effective_macs_spiking"]
+    assert summary["effective_macs_spiking"] == 0
+    twin_layers = full["results"]["twin"]["operations"]["synaptic_operations_by_layer"]
+    assert summary["first_layer_synops_twin"] == twin_layers["conv_time"] > 0
+    assert sum(twin_layers.values()) == pytest.approx(summary["synops_twin"])
+    assert summary["twin_to_spiking_synops"] == pytest.approx(
+        summary["synops_twin"] / summary["synops_spiking"])
+    # one learnt threshold per channel (Bonn: one channel)
+    assert len(summary["encoder_thresholds"]) == len(summary.get("channels", ["Bonn"]))
     for name, r in full["results"].items():
         assert (r["operations"]["neuron_updates"] > 0) == (name != "twin"), name  # ReLU twin
         assert 0.0 <= r["stream"]["sensitivity"] <= 1.0
@@ -54,6 +62,21 @@ def test_quick_auto_falls_back_to_synthetic(tmp_path, capsys, monkeypatch, scrip
     assert len(full["split"]["test"]) == 8
     assert full["results"]["twin"]["stream"]["n_seizures"] == 2
     assert full["stream"]["duration_s"] == pytest.approx(8 * 4097 / 173.61)
+
+
+def test_quick_dense_input_is_the_configuration_before(tmp_path, monkeypatch, script_main):
+    monkeypatch.setenv("MNE_DATASETS_BONN_PATH", str(tmp_path / "no_bonn_here"))
+    summary = script_main(RECIPE)(["--quick", "--epochs", "1", "--segments-per-set", "5",
+                                   "--input-encoding", "dense", "--out", str(tmp_path)])
+    assert summary["input_encoding"] == "dense"
+    assert summary["encoder_thresholds"] is None
+    # the raw signal: the first layer multiply-accumulates, the same number in both models
+    assert summary["effective_macs_spiking"] == summary["first_layer_synops_spiking"] > 0
+    assert summary["first_layer_synops_twin"] == summary["first_layer_synops_spiking"]
+    full = json.loads((tmp_path / "metrics.json").read_text())
+    assert full["config"]["spiking_input"] == {}
+    with pytest.raises(SystemExit):
+        script_main(RECIPE)(["--quick", "--input-encoding", "dense", "--encoder-threshold", "1"])
 
 
 @pytest.mark.real_data

@@ -9,6 +9,8 @@
   an ANN, a GRU and a linear decoder) and their training loop;
 - :mod:`~bci.models.spiking.conformer`: the Spiking Conformer (convolutional front end, spiking
   self-attention blocks, approximate neurons) and its non-spiking twin, for seizure detection;
+- :mod:`~bci.models.spiking.delays`: learnable synaptic delays (DCLS-style
+  :class:`DelayedLinear`) and the streaming :class:`DelaySNN` velocity decoder;
 - :mod:`~bci.models.spiking.output_filter`: Bessel filtering of decoder outputs (causal and
   block-bidirectional);
 - :mod:`~bci.models.spiking.cost`: NeuroBench-style operation and memory accounting.
@@ -24,10 +26,11 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "surrogate": ["spike", "surrogate_derivative", "surrogate_proxy"],
     "neurons": ["LIF", "ApproxLIF", "CubaLIF", "decay_from_tau"],
-    "encoders": ["DirectEncoder", "ThresholdEncoder"],
+    "encoders": ["DeltaEncoder", "DirectEncoder", "ThresholdEncoder"],
     "ibmi": ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder",
              "IBMI_MODELS", "fit_sequence_decoder", "fit_ridge", "predict_sequences"],
     "output_filter": ["BesselFilter"],
     "cost": ["OperationCounts", "count_operations"],
+    "delays": ["DelayedLinear", "DelaySNN"],
     "conformer": ["SpikingConformer", "MatMul"],
 })

@@ -44,6 +44,19 @@ place of every neuron layer and, by default, softmax attention (``twin_attention
 ``softmax(scale * Q K^T) V``, the usual transformer; ``"linear"`` keeps the spiking model's
 ``scale * Q K^T V``). Its parameter count equals the spiking model's.
 
+**Spike-encoded input** (``input_encoding="delta"``): the raw signal first passes a
+:class:`~bci.models.spiking.encoders.DeltaEncoder` (a signed spike where a sample differs from
+the previous one by more than a learnable threshold per channel and level), and the temporal
+convolution reads those spikes (``encoder_levels`` input maps): the first layer, which on the
+raw signal performs ``C * T * kernel_time * F`` multiply-accumulates, then performs
+``kernel_time * F`` accumulates per input event. The default ``"dense"`` reads the signal.
+
+**Spike-rate penalty** (``spike_penalty > 0``, training only): every spiking layer (and the
+encoder) adds ``spike_penalty * mean |spikes|`` to the training loss, through its gradient (a
+straight-through identity whose backward pass adds the penalty's gradient), so that training
+trades accuracy against synaptic operations without a change to the training loop. It changes
+no forward value.
+
 **Approximate neurons** (``approximate=True``, spiking only): every neuron layer is an
 :class:`~bci.models.spiking.neurons.ApproxLIF` (membrane floored at 0; resting neurons with
 non-positive input are skipped, exactly); ``approximate=False`` uses plain
@@ -70,12 +83,36 @@ from ..._checks import (
 )
 from .._layers import _same_padding, _taps_reach_signal
 from ..base import MOMENTUM_HINT, EEGModule
+from .encoders import DeltaEncoder
 from .neurons import DECAY_HINT, LIF, ApproxLIF
 from .surrogate import SurrogateName, check_surrogate
 
 __all__ = ["MatMul", "SpikingConformer"]
 
 TWIN_ATTENTIONS = ("softmax", "linear")
+INPUT_ENCODINGS = ("dense", "delta")
+
+
+class _RatePenalty(torch.autograd.Function):
+    """Identity forward; backward adds the gradient of ``weight * mean |s|`` to ``grad``."""
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.save_for_backward(s)
+        ctx.weight = weight
+        return s.view_as(s)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (s,) = ctx.saved_tensors
+        return grad_out + (ctx.weight / s.numel()) * torch.sign(s), None
+
+
+def _penalise(s: torch.Tensor, weight: float, training: bool) -> torch.Tensor:
+    """Add ``weight * mean |s|`` to the training loss through the gradient (see module doc)."""
+    if training and weight > 0 and s.requires_grad:
+        return _RatePenalty.apply(s, weight)
+    return s
 
 
 class MatMul(nn.Module):
@@ -108,8 +145,10 @@ class _Neurons(nn.Module):
     """
 
     def __init__(self, n_neurons: int, *, spiking: bool, approximate: bool, beta: float,
-                 threshold: float, surrogate: str, slope: float) -> None:
+                 threshold: float, surrogate: str, slope: float,
+                 spike_penalty: float = 0.0) -> None:
         super().__init__()
+        self.spike_penalty = spike_penalty
         if spiking:
             cls = ApproxLIF if approximate else LIF
             self.neurons: nn.Module = cls(n_neurons, beta=beta, threshold=threshold,
@@ -120,7 +159,7 @@ class _Neurons(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spiking:
-            return self.neurons(x)[0]
+            return _penalise(self.neurons(x)[0], self.spike_penalty, self.training)
         return self.neurons(x)
 
 
@@ -261,6 +300,17 @@ class SpikingConformer(EEGModule):
         Dropout before the read-out, in [0, 1).
     batch_norm_momentum : float
         BatchNorm momentum (torch convention), in [0, 1].
+    input_encoding : "dense" | "delta"
+        The first (temporal) convolution reads the signal (``"dense"``) or the signed spikes
+        of a :class:`~bci.models.spiking.encoders.DeltaEncoder` (``"delta"``; see the module
+        docstring).
+    encoder_levels : int
+        Thresholds per channel of the delta encoder (input maps of the temporal convolution).
+    encoder_threshold : float
+        Initial threshold of the delta encoder's first level, in input units per sample (> 0).
+    spike_penalty : float
+        Weight (>= 0) of the spike-rate penalty added to the training loss per spiking layer
+        (see the module docstring); 0 adds none.
 
     Examples
     --------
@@ -283,8 +333,15 @@ class SpikingConformer(EEGModule):
                  attention_threshold: float = 0.5, surrogate: SurrogateName = "atan",
                  slope: float = 2.0,
                  twin_attention: Literal["softmax", "linear"] = "softmax",
-                 drop_prob: float = 0.25, batch_norm_momentum: float = 0.1) -> None:
+                 drop_prob: float = 0.25, batch_norm_momentum: float = 0.1,
+                 input_encoding: Literal["dense", "delta"] = "dense", encoder_levels: int = 1,
+                 encoder_threshold: float = 0.5, spike_penalty: float = 0.0) -> None:
         super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
+        self.input_encoding = check_option("input_encoding", input_encoding, INPUT_ENCODINGS)
+        self.encoder_levels = ensure_int(encoder_levels, "encoder_levels", minimum=1)
+        self.encoder_threshold = check_positive(encoder_threshold, "encoder_threshold",
+                                                unit="input units per sample")
+        self.spike_penalty = check_positive(spike_penalty, "spike_penalty", allow_zero=True)
         self.spiking = check_bool(spiking, "spiking")
         self.approximate = check_bool(approximate, "approximate")
         self.n_filters_time = ensure_int(n_filters_time, "n_filters_time", minimum=1)
@@ -313,12 +370,20 @@ class SpikingConformer(EEGModule):
         def neurons(n: int, threshold: float | None = None) -> _Neurons:
             return _Neurons(n, spiking=spiking, approximate=approximate, beta=self.beta,
                             threshold=self.threshold if threshold is None else threshold,
-                            surrogate=self.surrogate, slope=self.slope)
+                            surrogate=self.surrogate, slope=self.slope,
+                            spike_penalty=self.spike_penalty)
 
         n_filters = self.n_filters_time
+        n_maps = 1
+        self.encoder: DeltaEncoder | None = None
+        if self.input_encoding == "delta":
+            self.encoder = DeltaEncoder(self.n_chans, n_levels=self.encoder_levels,
+                                        init_threshold=self.encoder_threshold,
+                                        surrogate=self.surrogate, slope=self.slope)
+            n_maps = self.encoder_levels
         # odd kernels pad inside the convolution (so that operation counts see no padding)
         left, right = _same_padding(self.kernel_time)
-        self.conv_time = nn.Conv2d(1, n_filters, (1, self.kernel_time), bias=False,
+        self.conv_time = nn.Conv2d(n_maps, n_filters, (1, self.kernel_time), bias=False,
                                    padding=(0, left))
         self._extra_pad = right - left
         self.bn_time = nn.BatchNorm2d(n_filters, momentum=momentum)
@@ -349,7 +414,13 @@ class SpikingConformer(EEGModule):
         """Return the residual stream after the last block, ``(batch, n_tokens, d_model)``."""
         self._check_input(x)
         batch = x.shape[0]
-        z = self.conv_time(F.pad(x, (0, self._extra_pad)).unsqueeze(1))
+        if self.encoder is None:
+            maps = x.unsqueeze(1)  # (B, 1, C, T)
+        else:
+            events = _penalise(self.encoder(x), self.spike_penalty, self.training)  # (B, T, C*K)
+            maps = events.reshape(batch, x.shape[-1], self.n_chans, self.encoder_levels)
+            maps = maps.permute(0, 3, 2, 1)  # (B, K, C, T)
+        z = self.conv_time(F.pad(maps, (0, self._extra_pad)))
         z = self.bn_time(z)  # (B, F, C, T)
         n_tokens = self.n_tokens
         z = z[..., :n_tokens * self.pool_size]

@@ -3,13 +3,14 @@
 What is counted (NeuroBench ``neurobench/metrics``, read in its public code):
 
 - **synaptic operations** of every connection layer (``nn.Linear``, ``nn.Conv1d``/``2d``,
-  ``nn.GRU``): a weight times an input. *Effective* operations skip zero weights and zero inputs
-  (``(input != 0) @ (weight != 0)^T``, summed); *dense* operations count them all. A layer
-  whose input holds only 0, 1 and -1 (spikes) performs accumulates (**effective ACs**), any
-  other input multiply-accumulates (**effective MACs**); biases are not counted. For a GRU the
-  input and recurrent products of each step are counted the same way, plus ``3 * n_hidden``
-  element-wise products per step (the reset-gate and update-gate multiplications, as in
-  NeuroBench's ``gru_cell_macs``);
+  ``nn.GRU``, :class:`~bci.models.spiking.delays.DelayedLinear`: one weight per synapse, applied
+  to the input its delay selects): a weight times an input. *Effective* operations skip zero
+  weights and zero inputs (``(input != 0) @ (weight != 0)^T``, summed); *dense* operations count
+  them all. A layer whose input holds only 0, 1 and -1 (spikes) performs accumulates
+  (**effective ACs**), any other input multiply-accumulates (**effective MACs**); biases are not
+  counted. For a GRU the input and recurrent products of each step are counted the same way,
+  plus ``3 * n_hidden`` element-wise products per step (the reset-gate and update-gate
+  multiplications, as in NeuroBench's ``gru_cell_macs``);
 - **attention products** (:class:`~bci.models.spiking.conformer.MatMul`, ``a @ b``): every
   product of a non-zero ``a`` entry with a non-zero ``b`` entry is an effective operation, an
   accumulate when either operand holds only 0/1/-1 (a spike selects which values are added:
@@ -31,7 +32,7 @@ prediction per bin) and per second of signal (times the prediction rate ``sfreq`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,7 @@ from torch import nn
 
 from ..._checks import check_bool, check_positive, check_type
 from .conformer import MatMul
+from .delays import DelayedLinear
 from .neurons import LIF, ApproxLIF, CubaLIF
 
 __all__ = ["OperationCounts", "count_operations"]
@@ -72,6 +74,10 @@ class OperationCounts:
     neuron_updates_skipped : float
         Updates skipped by approximate neurons per prediction (0 without them);
         ``neuron_updates + neuron_updates_skipped`` is what plain neurons would perform.
+    synaptic_operations_by_layer : dict
+        Effective synaptic operations (ACs + MACs) per prediction of each connection layer,
+        GRU and attention product, by its qualified module name (``model.named_modules()``);
+        the values sum to :attr:`synaptic_operations`.
     """
 
     effective_macs: float
@@ -84,6 +90,7 @@ class OperationCounts:
     sfreq: float
     n_predictions: int
     neuron_updates_skipped: float = 0.0
+    synaptic_operations_by_layer: dict = field(default_factory=dict)
 
     @property
     def synaptic_operations(self) -> float:
@@ -135,6 +142,12 @@ class _Counter:
         self.zeros = self.activations = 0
         self.state_values = 0
         self.seen_states: set[int] = set()
+        self.names: dict[int, str] = {}
+        self.by_layer: dict[str, float] = {}
+
+    def _record(self, module: nn.Module, effective: float) -> None:
+        name = self.names.get(id(module), type(module).__name__)
+        self.by_layer[name] = self.by_layer.get(name, 0.0) + effective
 
     def activation(self, out: torch.Tensor) -> None:
         self.zeros += int((out == 0).sum())
@@ -161,6 +174,19 @@ class _Counter:
             ones = conv(torch.ones_like(x), torch.ones_like(weight), None, **geometry)
             eff, dense = float(binary.sum()), float(ones.sum())
         self.synapses(x, eff, dense)
+        self._record(module, eff)
+
+    def delayed(self, module: DelayedLinear, args, output) -> None:
+        x = args[0]  # (B, T, in); args[1]: the inputs of the max_delay steps before
+        padded = module.padded(x, args[1] if len(args) > 1 else None)
+        hard = (module.kernel().detach() != 0).to(x.dtype)  # one tap per non-zero weight
+        eff = float(F.conv1d((padded != 0).to(x.dtype), hard).sum())
+        dense = float(x.shape[0] * x.shape[1] * module.weight.numel())
+        self.synapses(x, eff, dense)
+        self._record(module, eff)
+        if id(module) not in self.seen_states:  # the delay line: the last max_delay inputs
+            self.seen_states.add(id(module))
+            self.state_values += module.max_delay * module.in_features
 
     def gru(self, module: nn.GRU, args, output) -> None:
         x, h = args[0], output[0]  # (B, T, C), (B, T, H)
@@ -176,6 +202,7 @@ class _Counter:
         self.synapses(x, eff_ih, dense_ih)
         self.macs += eff_hh + elementwise
         self.dense += dense_hh + elementwise
+        self._record(module, eff_ih + eff_hh + elementwise)
         self.updates += float(module.hidden_size * n_steps)
         self.activation(h)
         if id(module) not in self.seen_states:
@@ -192,6 +219,7 @@ class _Counter:
         else:
             self.macs += effective
         self.dense += dense
+        self._record(module, effective)
 
     def lif(self, module: LIF, args, output) -> None:
         out = output[0]
@@ -254,12 +282,16 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
         raise ValueError("sfreq (predictions per second) is needed: pass sfreq=.")
     sfreq = check_positive(sfreq, "sfreq", unit="predictions per second")
     counter = _Counter()
+    counter.names = {id(module): name or type(module).__name__
+                     for name, module in model.named_modules()}
     handles = []
     for module in model.modules():
         if isinstance(module, _CONNECTIONS):
             handles.append(module.register_forward_hook(counter.linear))
         elif isinstance(module, nn.GRU):
             handles.append(module.register_forward_hook(counter.gru))
+        elif isinstance(module, DelayedLinear):
+            handles.append(module.register_forward_hook(counter.delayed))
         elif isinstance(module, LIF):
             handles.append(module.register_forward_hook(counter.lif))
         elif isinstance(module, MatMul):
@@ -292,4 +324,6 @@ def count_operations(model: nn.Module, x: torch.Tensor | None = None, *,
         activation_sparsity=sparsity, param_bytes=int(param_bytes),
         state_bytes=int(4 * (counter.state_values + buffered)), sfreq=float(sfreq),
         n_predictions=int(n_predictions),
-        neuron_updates_skipped=counter.skipped / n_predictions)
+        neuron_updates_skipped=counter.skipped / n_predictions,
+        synaptic_operations_by_layer={name: ops / n_predictions
+                                      for name, ops in counter.by_layer.items()})

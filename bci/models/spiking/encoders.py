@@ -20,10 +20,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..._checks import check_option, check_real, ensure_int
+from ..._checks import check_option, check_positive, check_real, ensure_int
 from .surrogate import SurrogateName, check_surrogate, spike
 
-__all__ = ["DirectEncoder", "ThresholdEncoder", "TRANSFORMS"]
+__all__ = ["DeltaEncoder", "DirectEncoder", "ThresholdEncoder", "TRANSFORMS"]
 
 TRANSFORMS = ("none", "sqrt", "log1p")
 Transform = Literal["none", "sqrt", "log1p"]
@@ -151,3 +151,62 @@ class ThresholdEncoder(nn.Module):
         signal = _transform(x, self.transform).transpose(1, 2)  # (B, T, C)
         diff = signal.unsqueeze(-1) - self.thresholds  # (B, T, C, K)
         return spike(diff, self.surrogate, self.slope).flatten(2)
+
+
+class DeltaEncoder(nn.Module):
+    """Signed spikes where the signal's change between samples exceeds learnable thresholds.
+
+    With ``d[c, t] = x[c, t] - x[c, t - 1]`` (``d[c, 0] = 0``), output feature
+    ``c * n_levels + k`` at step ``t`` is ``+1`` where ``d[c, t] > theta[c, k]``, ``-1``
+    where ``d[c, t] < -theta[c, k]`` and 0 otherwise: a thermometer code of the change, in
+    the spirit of STAL's trainable thresholds (Spike Threshold Adaptive Learning) applied to a
+    delta (temporal contrast) code. Gradients reach the thresholds (and the signal) through
+    the surrogate of :func:`~bci.models.spiking.surrogate.spike`. The spikes hold only
+    ``-1, 0, 1``, so a connection layer reading them performs accumulates (NeuroBench), one per
+    event and synapse. Thresholds are kept positive (their absolute value is used).
+
+    Parameters
+    ----------
+    n_chans : int
+        Channels of the input.
+    n_levels : int
+        Thresholds per channel.
+    init_threshold : float
+        Initial threshold of the first level, in the units of the signal per sample (> 0);
+        level ``k`` starts at ``(k + 1) * init_threshold``.
+    surrogate, slope
+        Surrogate gradient of the comparison (see :func:`~bci.models.spiking.surrogate.spike`).
+
+    Examples
+    --------
+    >>> enc = DeltaEncoder(1, init_threshold=0.5)
+    >>> enc(torch.tensor([[[0.0, 1.0, 1.2, 0.4, 0.4]]]))[0, :, 0].tolist()
+    [0.0, 1.0, 0.0, -1.0, 0.0]
+    """
+
+    def __init__(self, n_chans: int, *, n_levels: int = 1, init_threshold: float = 0.5,
+                 surrogate: SurrogateName = "fast_sigmoid", slope: float = 5.0) -> None:
+        super().__init__()
+        ensure_int(n_chans, "n_chans", minimum=1)
+        ensure_int(n_levels, "n_levels", minimum=1)
+        init_threshold = check_positive(init_threshold, "init_threshold",
+                                        unit="signal units per sample")
+        self.n_chans, self.n_levels = int(n_chans), int(n_levels)
+        self.init_threshold = init_threshold
+        self.surrogate, self.slope = check_surrogate(surrogate, slope)
+        levels = init_threshold * torch.arange(1, self.n_levels + 1, dtype=torch.float32)
+        self.thresholds = nn.Parameter(levels.repeat(self.n_chans, 1))
+
+    @property
+    def n_features(self) -> int:
+        """Number of spike trains out: ``n_chans * n_levels``."""
+        return self.n_chans * self.n_levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_chans, n_times)`` -> spikes ``(batch, n_times, n_chans * n_levels)``."""
+        _check_signal(x, self.n_chans, type(self).__name__)
+        diff = torch.diff(x, dim=-1, prepend=x[..., :1]).transpose(1, 2).unsqueeze(-1)
+        theta = self.thresholds.abs()  # (C, K)
+        up = spike(diff - theta, self.surrogate, self.slope)
+        down = spike(-diff - theta, self.surrogate, self.slope)
+        return (up - down).flatten(2)

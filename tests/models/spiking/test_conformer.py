@@ -335,3 +335,94 @@ def test_with_neurons_swaps_the_neuron_and_keeps_the_weights():
         _tiny(spiking=False).with_neurons(approximate=True)
     with pytest.raises(TypeError, match="approximate"):
         approx.with_neurons(approximate="yes")
+
+
+# -- spike-encoded input -------------------------------------------------------------------------
+def _events_away_from_edges(batch: int = 3) -> torch.Tensor:
+    """Return steps of +-1.5 at known samples, >= kernel_time // 2 from the window's edges."""
+    x = torch.zeros(batch, 2, 64)
+    gen = torch.Generator().manual_seed(3)
+    for b in range(batch):
+        for c in range(2):
+            for t in torch.randperm(50, generator=gen)[:6].tolist():
+                x[b, c, 5 + t:] += 1.5 if (t + b + c) % 2 else -1.5
+    return x
+
+
+def test_delta_input_first_layer_accumulates_its_events():
+    x = _events_away_from_edges()
+    model = _calibrated(_tiny(input_encoding="delta", encoder_threshold=1.0), x)
+    with torch.no_grad():
+        events = model.encoder(x)
+    n_events = int(events.ne(0).sum())
+    assert n_events == int(torch.diff(x, dim=-1).abs().gt(1.0).sum()) > 0
+    counts = count_operations(model, x, sfreq=1.0)
+    # every event reaches kernel_time taps of each of the n_filters_time filters, once
+    kernel, n_filters = TINY["kernel_time"], TINY["n_filters_time"]
+    assert counts.synaptic_operations_by_layer["conv_time"] == (
+        n_events * kernel * n_filters / len(x))
+    # no multiply-accumulate left anywhere: every connection reads spikes
+    assert counts.effective_macs == 0
+    assert counts.effective_acs == pytest.approx(sum(counts.synaptic_operations_by_layer.values()))
+    # the dense-input model multiplies on its first layer instead
+    dense = count_operations(_tiny(), x, sfreq=1.0)
+    assert dense.synaptic_operations_by_layer["conv_time"] == dense.effective_macs > 0
+
+
+def test_delta_input_levels_shape_config_and_errors():
+    model = _tiny(input_encoding="delta", encoder_levels=3, encoder_threshold=0.25)
+    assert model.conv_time.in_channels == 3
+    assert model.encoder.thresholds.detach().tolist() == [[0.25, 0.5, 0.75]] * 2
+    assert model(_x()).shape == (6, 2)
+    rebuilt = SpikingConformer(**model.get_config())
+    assert rebuilt.get_config() == model.get_config()
+    assert _tiny().encoder is None
+    with pytest.raises(ValueError, match="input_encoding"):
+        _tiny(input_encoding="rate")
+    with pytest.raises(ValueError, match=r"encoder_threshold must be a finite number > 0"):
+        _tiny(input_encoding="delta", encoder_threshold=-1.0)
+    with pytest.raises(ValueError, match=r"spike_penalty must be a finite number >= 0"):
+        _tiny(spike_penalty=float("nan"))
+
+
+def test_spike_penalty_adds_the_rate_gradient_and_changes_no_output():
+    x = _x(batch=8).cumsum(-1) / 4  # a smooth signal: its changes drive the first neurons
+    base = _calibrated(_tiny(input_encoding="delta"), x)
+    penalised = _tiny(input_encoding="delta", spike_penalty=0.7)
+    penalised.load_state_dict(base.state_dict())
+    for model in (base, penalised):
+        model.train()
+        torch.manual_seed(0)
+    # forward values are unchanged
+    with torch.no_grad():
+        assert torch.equal(base.eval()(x), penalised.eval()(x))
+    # the penalised gradient equals the gradient of loss + 0.7 * sum of mean |spikes|
+    spikes: list[torch.Tensor] = []
+
+    def keep(module, args, output):
+        spikes.append(output)
+
+    hooks = [m.register_forward_hook(keep) for m in base.modules()
+             if type(m).__name__ == "_Neurons"]
+    hooks.append(base.encoder.register_forward_hook(keep))
+    base.train()
+    penalised.train()
+    base.zero_grad()
+    loss = base(x)[:, 0].pow(2).sum() + 0.7 * sum(s.abs().mean() for s in spikes)
+    loss.backward()
+    for hook in hooks:
+        hook.remove()
+    penalised.zero_grad()
+    penalised(x)[:, 0].pow(2).sum().backward()
+    for (name, p), q in zip(penalised.named_parameters(), base.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    plain = _grad_without_penalty(base.state_dict(), x)
+    assert not torch.allclose(penalised.blocks[0].mlp.fc_1.weight.grad, plain)
+
+
+def _grad_without_penalty(state: dict, x: torch.Tensor) -> torch.Tensor:
+    model = _tiny(input_encoding="delta")
+    model.load_state_dict(state)
+    model.train()
+    model(x)[:, 0].pow(2).sum().backward()
+    return model.blocks[0].mlp.fc_1.weight.grad

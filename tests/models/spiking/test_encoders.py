@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bci.models.spiking.encoders import DirectEncoder, ThresholdEncoder
+from bci.models.spiking.encoders import DeltaEncoder, DirectEncoder, ThresholdEncoder
 
 
 def test_direct_encoder_transforms_and_repeat():
@@ -45,5 +45,32 @@ def test_threshold_encoder_thermometer_code_and_threshold_gradients():
         ThresholdEncoder(1, n_levels=2.0)
     with pytest.raises(ValueError, match=r"repeat must be an int >= 1 \(steps per sample\), got 0"):
         DirectEncoder(1, repeat=0)
+    with pytest.raises(ValueError, match="n_chans=1, n_times"):
+        enc(torch.zeros(1, 2, 3))
+
+
+def test_delta_encoder_signed_events_by_hand():
+    enc = DeltaEncoder(2, n_levels=2, init_threshold=0.5)  # thresholds 0.5 and 1.0
+    x = torch.tensor([[[0.0, 0.7, 2.0, 2.1, 0.9], [5.0, 5.0, 4.4, 4.4, 4.45]]])
+    out = enc(x)  # changes: [0, .7, 1.3, .1, -1.2] and [0, 0, -.6, 0, .05]
+    assert out.shape == (1, 5, 4)
+    assert out[0, :, 0].tolist() == [0.0, 1.0, 1.0, 0.0, -1.0]  # channel 0, |change| > 0.5
+    assert out[0, :, 1].tolist() == [0.0, 0.0, 1.0, 0.0, -1.0]  # channel 0, |change| > 1.0
+    assert out[0, :, 2].tolist() == [0.0, 0.0, -1.0, 0.0, 0.0]
+    assert out[0, :, 3].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
+    assert set(out.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    # a constant offset emits nothing: only changes are coded
+    assert not enc(x + 100.0)[:, 1:].ne(out[:, 1:]).any()
+
+
+def test_delta_encoder_threshold_gradients_and_errors():
+    enc = DeltaEncoder(1, init_threshold=0.5)
+    x = torch.tensor([[[0.0, 0.6, 0.0, 0.6]]])  # |change| 0.6 just above the threshold
+    enc(x).abs().sum().backward()
+    assert enc.thresholds.grad.item() < 0  # raising the threshold can only remove events
+    with pytest.raises(ValueError, match=r"init_threshold must be a finite number > 0"):
+        DeltaEncoder(1, init_threshold=0.0)
+    with pytest.raises(ValueError, match=r"init_threshold must be a finite number"):
+        DeltaEncoder(1, init_threshold=float("nan"))
     with pytest.raises(ValueError, match="n_chans=1, n_times"):
         enc(torch.zeros(1, 2, 3))

@@ -1,0 +1,173 @@
+"""Learnable synaptic delays: exact shifts, delay gradients, streaming state, operation counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bci.models._threads import torch_threads
+from bci.models.spiking.cost import count_operations
+from bci.models.spiking.delays import DelayedLinear, DelaySNN
+from bci.models.spiking.ibmi import SNNStreaming, fit_sequence_decoder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with torch_threads(1):
+        yield
+
+
+def _layer(delays: list[list[float]], weights: list[list[float]], max_delay: int = 5
+           ) -> DelayedLinear:
+    layer = DelayedLinear(len(delays[0]), len(delays), max_delay, init_delay="zero")
+    with torch.no_grad():
+        layer.delay.copy_(torch.tensor(delays))
+        layer.weight.copy_(torch.tensor(weights))
+    return layer
+
+
+@pytest.mark.parametrize("d", [0, 1, 3, 5])
+def test_a_spike_arrives_exactly_d_steps_later(d):
+    layer = _layer([[float(d)]], [[2.0]])
+    x = torch.zeros(1, 12, 1)
+    x[0, 4, 0] = 1.0
+    out = layer(x)[0, :, 0]
+    expected = torch.zeros(12)
+    expected[4 + d] = 2.0
+    assert torch.equal(out, expected)
+
+
+def test_each_synapse_has_its_own_delay_and_delays_round_and_clamp():
+    # output 0 reads input 0 two steps late and input 1 at once; output 1 the other way round;
+    # 1.6 rounds to 2, -3 clamps to 0 and 9 to max_delay=5
+    layer = _layer([[1.6, -3.0], [9.0, 0.4]], [[1.0, 10.0], [100.0, 1000.0]])
+    assert layer.integer_delays().tolist() == [[2, 0], [5, 0]]
+    x = torch.zeros(1, 8, 2)
+    x[0, 0, 0] = 1.0  # input 0 spikes at step 0
+    x[0, 1, 1] = 1.0  # input 1 at step 1
+    out = layer(x)[0]
+    assert out[:, 0].tolist() == [0.0, 10.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert out[:, 1].tolist() == [0.0, 1000.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0]
+
+
+def test_history_continues_the_stream():
+    torch.manual_seed(0)
+    layer = DelayedLinear(3, 4, 4)
+    x = torch.randn(2, 10, 3)
+    whole = layer(x)
+    tail = layer(x[:, 6:], x[:, 2:6])
+    torch.testing.assert_close(tail, whole[:, 6:])
+    with pytest.raises(ValueError, match=r"history must be \(batch=2, max_delay=4"):
+        layer(x, x[:, :3])
+    with pytest.raises(ValueError, match=r"in_features=3\), got \(2, 10, 2\)"):
+        layer(x[..., :2])
+
+
+def test_delay_gradient_follows_the_signal():
+    # the target is the input 3 steps late; starting at delay 2, the gradient must push the
+    # delay up (d loss / d delay < 0), and plain gradient steps reach delay 3
+    layer = _layer([[2.0]], [[1.0]], max_delay=6)
+    x = torch.zeros(1, 30, 1)
+    x[0, 5:12, 0] = torch.tensor([0.2, 0.6, 1.0, 1.0, 0.6, 0.2, 0.0])
+    target = torch.roll(x, 3, dims=1)
+    loss = (layer(x) - target).pow(2).sum()
+    loss.backward()
+    assert layer.delay.grad.item() < 0
+    assert layer.weight.grad.item() != 0
+    opt = torch.optim.SGD([layer.delay], lr=0.5)
+    for _ in range(20):
+        opt.zero_grad()
+        (layer(x) - target).pow(2).sum().backward()
+        opt.step()
+    assert layer.integer_delays().item() == 3
+
+
+def test_operation_count_is_one_per_synapse_and_delayed_input():
+    layer = _layer([[0.0, 2.0], [1.0, 4.0]], [[1.0, 0.0], [1.0, 1.0]])
+    x = torch.zeros(1, 6, 2)
+    x[0, 0, 0] = 3.0  # reaches output 0 at step 0 and output 1 at step 1
+    x[0, 3, 1] = 2.0  # weight 0 to output 0; reaches output 1 at step 7: after the window
+    x[0, 1, 1] = 1.0  # reaches output 1 at step 5
+    model = torch.nn.Sequential(layer)
+    counts = count_operations(_Seq(layer), x.transpose(1, 2), sfreq=1.0)
+    assert counts.effective_macs == 3.0  # three products fall inside the window
+    assert counts.dense_ops == 6 * 4.0
+    assert counts.synaptic_operations_by_layer == {"layer": 3.0}
+    assert counts.state_bytes == 4 * (5 * 2)  # the delay line: max_delay steps of 2 inputs
+    assert model[0] is layer
+
+
+class _Seq(torch.nn.Module):
+    """(batch, in, steps) -> DelayedLinear, as count_operations feeds models."""
+
+    def __init__(self, layer: DelayedLinear) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.transpose(1, 2))
+
+
+def test_delay_snn_without_delays_is_snn_streaming():
+    torch.manual_seed(0)
+    snn = SNNStreaming(6, 2, sfreq=20.0, n_hidden=8).eval()
+    delayed = DelaySNN(6, 2, sfreq=20.0, n_hidden=8, max_delay=0).eval()
+    with torch.no_grad():
+        delayed.fc_in.weight.copy_(snn.fc_in.weight)
+        delayed.fc_out.load_state_dict(snn.fc_out.state_dict())
+    x = torch.poisson(torch.full((3, 6, 40), 2.0), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(delayed.forward_sequence(x), snn.forward_sequence(x))
+    assert count_operations(delayed, x).as_dict()["effective_macs"] == \
+        count_operations(snn, x).effective_macs
+
+
+def test_delay_snn_streams_chunk_by_chunk_and_trains():
+    from bci.data.reaching import make_reaching
+
+    torch.manual_seed(0)
+    model = DelaySNN(12, 2, sfreq=20.0, n_hidden=16, max_delay=4).eval()
+    x = torch.poisson(torch.full((2, 12, 30), 1.5), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = model.forward_sequence(x)
+        first, state = model.forward_sequence(x[..., :11], return_state=True)
+        second = model.forward_sequence(x[..., 11:], state)
+    torch.testing.assert_close(torch.cat([first, second], -1), whole)
+    assert state[0].shape == (2, 4, 12)
+    data = make_reaching(24, 12, sfreq=20.0, random_state=0)
+    before = model.fc_in.delay.detach().clone()
+    result = fit_sequence_decoder(model, data.subset(range(20)), val=data.subset(range(20, 24)),
+                                  max_epochs=2, random_state=0)
+    assert len(result.train_loss) >= 1
+    assert not torch.equal(model.fc_in.delay.detach(), before)  # the delays were learnt
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match=r"max_delay must be an int >= 0 \(steps\), got -1"):
+        DelayedLinear(2, 2, -1)
+    with pytest.raises(ValueError, match=r"sigma must be a finite number > 0 \(steps\)"):
+        DelayedLinear(2, 2, 3, sigma=0.0)
+    with pytest.raises(ValueError, match="init_delay"):
+        DelayedLinear(2, 2, 3, init_delay="random")
+    with pytest.raises(ValueError, match=r"max_delay must be an int >= 0 \(bins\)"):
+        DelaySNN(4, 2, sfreq=20.0, max_delay=-2)
+    with pytest.raises(ValueError, match="needs sfreq"):
+        DelaySNN(4, 2)
+
+
+def test_pruning_zeroes_the_smallest_weights_and_their_operations():
+    layer = _layer([[0.0, 1.0, 2.0], [0.0, 0.0, 3.0]], [[0.5, -4.0, 0.1], [2.0, -0.2, 3.0]])
+    x = torch.full((1, 8, 3), 2.0)  # counts, not spikes: multiply-accumulates
+    before = count_operations(_Seq(layer), x.transpose(1, 2), sfreq=1.0).effective_macs
+    assert layer.prune(1 / 3) == 2  # |0.1| and |-0.2|
+    assert layer.weight_mask.tolist() == [[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
+    after = count_operations(_Seq(layer), x.transpose(1, 2), sfreq=1.0).effective_macs
+    # each pruned synapse saved one product per step its delayed input is inside the window
+    assert before - after == (8 - 2) + (8 - 0)
+    # fine-tuning cannot revive a pruned synapse: it contributes nothing, whatever its weight
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    assert layer.kernel()[0, 2].abs().sum() == 0
+    assert layer.prune(0.5) == 3  # cumulative: one more
+    with pytest.raises(ValueError, match="fraction"):
+        layer.prune(1.0)

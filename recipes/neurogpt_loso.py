@@ -29,7 +29,8 @@ and score accuracy on the fold's test trials. The table gives, per budget, mean 
 held-out subjects of each subject's mean over folds, and the Wilcoxon signed-rank p-values
 (two-sided, over subjects; NaN with fewer than 2 subjects or no difference) of NeuroGPT-pre
 against NeuroGPT-scratch, EEGNeX, EEGNeX-xsub-ft and SSVEP_TS+LR. Everything goes to
-``OUT/neurogpt_loso.json``, rewritten after each subject; a rerun with the same settings skips
+``OUT/neurogpt_loso.json``, rewritten after each subject (and the README tables to
+``OUT/neurogpt_loso.md`` at the end); a rerun with the same settings skips
 the subjects already there and reuses finished pretrained files (an interrupted pretraining
 resumes from its checkpoint). ``--merge DIR ...`` joins the reports of runs split over
 processes (same settings, other subjects) into ``OUT``.
@@ -73,8 +74,8 @@ PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EE
 #: The pipelines NeuroGPT-pre is tested against (paired Wilcoxon over subjects).
 COMPARED = ["NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "SSVEP_TS+LR"]
 #: Settings that must match for a rerun to reuse (or a merge to join) a report's subjects.
-SETTINGS = ["dataset", "dataset_param", "pool_subjects", "config", "sfreq", "finetune", "folds", "trials",
-            "pretrain_epochs", "max_epochs", "xsub_epochs", "seed", "n_classes"]
+SETTINGS = ["dataset", "dataset_param", "pool_subjects", "config", "sfreq", "finetune", "folds",
+            "trials", "pretrain_epochs", "max_epochs", "xsub_epochs", "seed", "n_classes"]
 _EPS = 1e-12
 
 
@@ -331,6 +332,26 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(report: dict) -> str:
+    """Return the README tables: per subject and mean ± sd per budget, then the paired tests."""
+    ks, subjects = report["trials"], [str(s) for s in report["done_subjects"]]
+    head = "| pipeline | trials/class | " + " | ".join(f"s{s}" for s in subjects) + \
+        " | mean ± sd |"
+    lines = [head, "|" + "---|" * (len(subjects) + 3)]
+    for name in PIPELINES:
+        for k in ks:
+            row = report["scores"][name][k]
+            cells = " | ".join(f"{row[s]:.3f}" for s in subjects)
+            stat = report["summary"][name][k]
+            lines.append(f"| {name} | {k} | {cells} | {stat['mean']:.3f} ± {stat['sd']:.3f} |")
+    lines += ["", "| NeuroGPT-pre minus | " + " | ".join(f"{k}/class" for k in ks) + " |",
+              "|" + "---|" * (len(ks) + 1)]
+    for other, row in report["tests"].items():
+        lines.append(f"| {other} | " + " | ".join(
+            f"{row[k]['difference']:+.3f} (p = {row[k]['wilcoxon_p']:.3f})" for k in ks) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run, print the table; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -362,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args)
     print(format_table(report))
-    print(f"wrote {args.out / 'neurogpt_loso.json'}")
+    (args.out / "neurogpt_loso.md").write_text(format_markdown(report) + "\n")
+    print(f"wrote {args.out / 'neurogpt_loso.json'} and {args.out / 'neurogpt_loso.md'}")
     return 0
 
 

@@ -60,6 +60,12 @@ def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_mai
         np.mean(pre - tsl))
     assert "pre - scratch (p)" in printed
     assert "pre - EEGNeX-xsub-ft (p)" in printed
+    table = (joined / "neurogpt_loso.md").read_text().splitlines()
+    assert table[0] == "| pipeline | trials/class | s1 | s2 | mean ± sd |"
+    summary = report["summary"]["NeuroGPT-pre"]["all"]
+    assert (f"| NeuroGPT-pre | all | {pre[0]:.3f} | {pre[1]:.3f} | {summary['mean']:.3f} ± "
+            f"{summary['sd']:.3f} |") in table
+    assert len(table) == 2 + len(PIPELINES) * 2 + 3 + 4  # rows, blank, test header, 4 tests
     # a rerun in a folder of a run with other settings is refused
     with pytest.raises(ValueError, match="other settings"):
         main([*TINY[:-1], "2", "--subjects", "1", "--out", str(a)])

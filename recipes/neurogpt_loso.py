@@ -23,7 +23,9 @@ trials per class (drawn from the fold's training trials, seeded; ``all``: every 
 ``EEGNeX-xsub``       the cross-subject EEGNeX without fine-tuning (the budget's trials only
                       give the standardisation statistics, their labels are not used);
 ``SSVEP_TS+LR``       the registered tangent-space pipeline on ``FilterBankSSVEP`` epochs (the
-                      same trials in the same order),
+                      same trials in the same order);
+``SSVEP_TS+LR-modelch`` the same on the channels NeuroGPT sees (those of the dataset among the
+                      model's 22: O1, Oz, O2 of Kalunga2016's 8),
 
 and score accuracy on the fold's test trials. The table gives, per budget, mean ± sd over the
 held-out subjects of each subject's mean over folds, and the Wilcoxon signed-rank p-values
@@ -32,7 +34,8 @@ against NeuroGPT-scratch, EEGNeX, EEGNeX-xsub-ft and SSVEP_TS+LR. Everything goe
 ``OUT/neurogpt_loso.json``, rewritten after each subject (and the README tables to
 ``OUT/neurogpt_loso.md`` at the end); a rerun with the same settings skips
 the subjects already there and reuses finished pretrained files (an interrupted pretraining
-resumes from its checkpoint). ``--merge DIR ...`` joins the reports of runs split over
+resumes from its checkpoint), and ``--arms NAME ...`` adds arms missing from a folder's
+subjects. ``--merge DIR ...`` joins the reports of runs split over
 processes (same settings, other subjects) into ``OUT``.
 
 Data: Kalunga2016 (SSVEP, 4 classes) under ``MNE_DATA``; ``--dataset SyntheticSSVEP`` runs
@@ -40,7 +43,12 @@ without data. CPU only; ``--threads`` torch threads.
 
 Usage::
 
-    nice python recipes/neurogpt_loso.py --subjects $(seq 1 11) --out results/neurogpt_loso
+    # Kalunga2016's subject 12 is not staged here: name the pool
+    nice python recipes/neurogpt_loso.py --pool-subjects $(seq 1 11) --out results/neurogpt_loso
+    # the same split over processes, then joined (evaluates nothing more)
+    nice python recipes/neurogpt_loso.py --pool-subjects $(seq 1 11) --subjects 1 2 3 --out a
+    ...
+    python recipes/neurogpt_loso.py --pool-subjects $(seq 1 11) --out joined --merge a b c d
     python recipes/neurogpt_loso.py --dataset SyntheticSSVEP --subjects 1 2 --folds 2 \
         --trials 2 all --pretrain-epochs 1 --max-epochs 2 --xsub-epochs 1   # a tiny smoke run
 """
@@ -61,6 +69,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from bci.data.datamodule import EEGDataModule
 from bci.data.loaders import get_dataset, get_paradigm
+from bci.data.pretraining import map_channels
 from bci.models.classifier import DeepClassifier
 from bci.models.decoder import apply_channel_map, network_info
 from bci.models.inference import predict_proba
@@ -70,7 +79,9 @@ from bci.pipelines.registry import DEEP_SETTINGS, get_pipeline, neurogpt_pipelin
 from bci.pipelines.train import pretrained_channel_map
 
 PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
-             "SSVEP_TS+LR"]
+             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch"]
+_NEUROGPT = {"NeuroGPT-pre", "NeuroGPT-scratch"}
+_XSUB = {"EEGNeX-xsub-ft", "EEGNeX-xsub"}
 #: The pipelines NeuroGPT-pre is tested against (paired Wilcoxon over subjects).
 COMPARED = ["NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "SSVEP_TS+LR"]
 #: Settings that must match for a rerun to reuse (or a merge to join) a report's subjects.
@@ -122,10 +133,14 @@ def _finetune_xsub(base: DeepClassifier, data: dict, train: np.ndarray, test: np
 def _fit_score(name: str, data: dict, train: np.ndarray, test: np.ndarray, args,
                pretrained: Path) -> float:
     y = data["y"]
-    if name == "SSVEP_TS+LR":
+    if name.startswith("SSVEP_TS+LR"):
+        Xfb = data["Xfb"]
+        if name == "SSVEP_TS+LR-modelch":  # only the channels NeuroGPT sees (e.g. O1, Oz, O2)
+            picks = map_channels(data["ch_names"]).picks
+            Xfb = Xfb[:, np.sort(picks[picks >= 0])]
         clf = get_pipeline("SSVEP_TS+LR", random_state=42)
-        clf.fit(data["Xfb"][train], y[train])
-        return float(np.mean(clf.predict(data["Xfb"][test]) == y[test]))
+        clf.fit(Xfb[train], y[train])
+        return float(np.mean(clf.predict(Xfb[test]) == y[test]))
     X = data["X"]
     settings = {"max_epochs": args.max_epochs, "seed": args.seed, "n_threads": args.threads}
     if name == "EEGNeX":
@@ -197,19 +212,30 @@ def _pretrained(args, subject: int, pool: list[int], params: dict) -> Path:
                     progress_bar=False)
 
 
-def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args) -> dict:
-    """Every pipeline's mean accuracy over the folds of one held-out subject, per budget."""
+def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args,
+                      arms: list[str]) -> dict:
+    """Score each arm on one held-out subject: its mean accuracy over folds, per budget."""
     budgets = [None if t == "all" else int(t) for t in args.trials]
+    if _XSUB & set(arms):
+        arms = [a for a in PIPELINES if a in arms or a in _XSUB]
     seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    pre = _pretrained(args, subject, pool, params)
-    seconds["pretraining"] = time.perf_counter() - start
+    result: dict = {}
+    pre = None
+    if _NEUROGPT & set(arms):
+        start = time.perf_counter()
+        pre = _pretrained(args, subject, pool, params)
+        seconds["pretraining"] = time.perf_counter() - start
+        result["pretraining_losses"] = [round(r["train_loss"], 4)
+                                        for r in network_info(pre).get("history", [])]
     data = _load(dataset, subject, args)
     classes = np.array(data["classes"])
     data["y"] = np.searchsorted(classes, data["labels"])
-    start = time.perf_counter()
-    xsub, xsub_info = _cross_subject(dataset, subject, pool, data, classes, args)
-    seconds["EEGNeX cross-subject training"] = time.perf_counter() - start
+    result["n_epochs"] = len(data["y"])
+    if _XSUB & set(arms):
+        start = time.perf_counter()
+        xsub, result["cross_subject"] = _cross_subject(dataset, subject, pool, data, classes,
+                                                       args)
+        seconds["EEGNeX cross-subject training"] = time.perf_counter() - start
     fold_scores: dict[tuple[str, str], list[float]] = {}
     for session in np.unique(data["sessions"]):
         idx = np.flatnonzero(data["sessions"] == session)
@@ -219,7 +245,7 @@ def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args
                 rng = np.random.default_rng([args.seed, subject, fold])
                 train = _budget(data["y"], idx[tr], k, rng)
                 key = "all" if k is None else str(k)
-                for name in PIPELINES:
+                for name in arms:
                     if name == "EEGNeX-xsub":
                         continue  # scored with EEGNeX-xsub-ft
                     start = time.perf_counter()
@@ -234,27 +260,32 @@ def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args
     scores: dict[str, dict[str, float]] = {}
     for (name, key), values in fold_scores.items():
         scores.setdefault(name, {})[key] = float(np.mean(values))
-    return {"scores": scores, "seconds": {k: round(v, 1) for k, v in seconds.items()},
-            "cross_subject": xsub_info, "n_epochs": len(data["y"]),
-            "pretraining_losses": [round(r["train_loss"], 4)
-                                   for r in network_info(pre).get("history", [])]}
+    return {**result, "scores": scores,
+            "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _complete(report: dict, subjects: list[str]) -> list[str]:
+    """Return the pipelines scored for every one of ``subjects``."""
+    per = report["per_subject"]
+    return [name for name in PIPELINES if all(name in per[s]["scores"] for s in subjects)]
 
 
 def summarise(report: dict) -> dict:
     """Add mean ± sd over subjects and the paired tests to a report with ``per_subject``."""
     subjects = [s for s in map(str, report["subjects"]) if s in report["per_subject"]]
     per = report["per_subject"]
+    names = _complete(report, subjects)
     scores = {name: {k: {s: per[s]["scores"][name][k] for s in subjects}
-                     for k in report["trials"]} for name in PIPELINES}
+                     for k in report["trials"]} for name in names}
     summary = {}
-    for name in PIPELINES:
+    for name in names:
         for k in report["trials"]:
             v = np.array(list(scores[name][k].values()))
             summary.setdefault(name, {})[k] = {
                 "mean": float(v.mean()) if len(v) else float("nan"),
                 "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"), "n": len(v)}
     tests: dict[str, dict[str, dict[str, float]]] = {}
-    for other in COMPARED:
+    for other in (c for c in COMPARED if "NeuroGPT-pre" in names and c in names):
         for k in report["trials"]:
             a = np.array([scores["NeuroGPT-pre"][k][s] for s in subjects])
             b = np.array([scores[other][k][s] for s in subjects])
@@ -265,7 +296,8 @@ def summarise(report: dict) -> dict:
                 "difference": float(np.mean(a - b)) if len(a) else float("nan"),
                 "wilcoxon_p": p}
     return {**report, "done_subjects": [int(s) for s in subjects], "scores": scores,
-            "summary": summary, "tests": tests, "pretrained_vs_scratch": tests[COMPARED[0]]}
+            "summary": summary, "tests": tests,
+            "pretrained_vs_scratch": tests.get(COMPARED[0], {})}
 
 
 def _write(report: dict, out: Path) -> dict:
@@ -308,11 +340,18 @@ def run(args) -> dict:
     report = {**settings, "subjects": sorted({*map(int, per_subject), *subjects}),
               "per_subject": per_subject}
     report = _write(report, args.out)
+    arms = args.arms or PIPELINES
     for subject in subjects:
-        if str(subject) in per_subject:
+        done = per_subject.get(str(subject))
+        missing = [a for a in arms if done is None or a not in done["scores"]]
+        if not missing:
             continue
         start = time.perf_counter()
-        per_subject[str(subject)] = _evaluate_subject(dataset, subject, pool, params, args)
+        new = _evaluate_subject(dataset, subject, pool, params, args, missing)
+        if done is not None:  # add the missing arms to the subject's earlier results
+            new = {**done, **new, "scores": {**done["scores"], **new["scores"]},
+                   "seconds": {**done["seconds"], **new["seconds"]}}
+        per_subject[str(subject)] = new
         report = _write({**report, "per_subject": per_subject}, args.out)
         print(f"subject {subject}: {time.perf_counter() - start:.0f} s", flush=True)
     return report
@@ -338,7 +377,7 @@ def format_markdown(report: dict) -> str:
     head = "| pipeline | trials/class | " + " | ".join(f"s{s}" for s in subjects) + \
         " | mean ± sd |"
     lines = [head, "|" + "---|" * (len(subjects) + 3)]
-    for name in PIPELINES:
+    for name in report["scores"]:
         for k in ks:
             row = report["scores"][name][k]
             cells = " | ".join(f"{row[s]:.3f}" for s in subjects)
@@ -378,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("results/neurogpt_loso"))
+    parser.add_argument("--arms", nargs="+", choices=PIPELINES, default=None,
+                        help="evaluate only these pipelines (default: all); a rerun adds "
+                             "missing arms to the subjects already in --out")
     parser.add_argument("--merge", nargs="+", type=Path, default=[], metavar="DIR",
                         help="join the per-subject results of these runs' folders")
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ import pytest
 from bci.models.decoder import network_info
 
 PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
-             "SSVEP_TS+LR"]
+             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch"]
 TINY = ["--dataset", "SyntheticSSVEP", "--dataset-param", "n_trials=4", "--folds", "2",
         "--trials", "2", "all", "--pretrain-epochs", "1", "--max-epochs", "1",
         "--xsub-epochs", "1"]
@@ -20,20 +20,30 @@ def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_mai
     main = script_main("recipes/neurogpt_loso.py")
     a, b, joined = tmp_path / "a", tmp_path / "b", tmp_path / "joined"
     assert main([*TINY, "--subjects", "1", "--out", str(a)]) == 0
-    assert main([*TINY, "--subjects", "2", "--out", str(b)]) == 0
+    assert main([*TINY, "--subjects", "2", "--out", str(b), "--arms", "NeuroGPT-pre",
+                 "SSVEP_TS+LR"]) == 0
+    partial = json.loads((b / "neurogpt_loso.json").read_text())
+    assert sorted(partial["per_subject"]["2"]["scores"]) == ["NeuroGPT-pre", "SSVEP_TS+LR"]
+    assert list(partial["summary"]) == ["NeuroGPT-pre", "SSVEP_TS+LR"]
+    assert list(partial["tests"]) == ["SSVEP_TS+LR"]
     first = json.loads((a / "neurogpt_loso.json").read_text())
     assert first["done_subjects"] == [1]
     assert first["pool_subjects"] == [1, 2]  # the dataset's subjects by default
     assert np.isnan(first["tests"]["EEGNeX"]["all"]["wilcoxon_p"])  # one subject: no test
     capsys.readouterr()
-    # joining evaluates nothing: the subjects are taken from the two folders
+    # joining takes the subjects from the two folders and evaluates only subject 2's
+    # missing arms
     assert main([*TINY, "--subjects", "1", "2", "--out", str(joined), "--merge", str(a),
                  str(b)]) == 0
     printed = capsys.readouterr().out
     assert "subject 1:" not in printed
+    assert "subject 2:" in printed
     assert not (joined / "pretrained_s1.bci").exists()
     report = json.loads((joined / "neurogpt_loso.json").read_text())
     assert report["per_subject"]["1"] == first["per_subject"]["1"]
+    assert report["per_subject"]["2"]["scores"]["NeuroGPT-pre"] == \
+        partial["per_subject"]["2"]["scores"]["NeuroGPT-pre"]
+    assert "EEGNeX cross-subject training" in report["per_subject"]["2"]["seconds"]
     assert report["subjects"] == report["done_subjects"] == [1, 2]
     assert list(report["scores"]) == PIPELINES
     for per_budget in report["scores"].values():

@@ -335,8 +335,10 @@ def run(args) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = _settings(args, pool)
     per_subject = _previous(args.out, settings)
-    for other in args.merge:
-        per_subject.update(_previous(other, settings))
+    for other in args.merge:  # a subject's entry with the most arms wins
+        for subject, entry in _previous(other, settings).items():
+            if len(entry["scores"]) > len(per_subject.get(subject, {}).get("scores", {})):
+                per_subject[subject] = entry
     report = {**settings, "subjects": sorted({*map(int, per_subject), *subjects}),
               "per_subject": per_subject}
     report = _write(report, args.out)

@@ -76,6 +76,12 @@ def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_mai
     assert (f"| NeuroGPT-pre | all | {pre[0]:.3f} | {pre[1]:.3f} | {summary['mean']:.3f} ± "
             f"{summary['sd']:.3f} |") in table
     assert len(table) == 2 + len(PIPELINES) * 2 + 3 + 4  # rows, blank, test header, 4 tests
+    # merging again keeps the joined folder's complete subject 2, not b's partial one
+    assert main([*TINY, "--subjects", "1", "2", "--out", str(joined), "--merge", str(a),
+                 str(b)]) == 0
+    assert "subject 2:" not in capsys.readouterr().out
+    again = json.loads((joined / "neurogpt_loso.json").read_text())
+    assert again["per_subject"] == report["per_subject"]
     # a rerun in a folder of a run with other settings is refused
     with pytest.raises(ValueError, match="other settings"):
         main([*TINY[:-1], "2", "--subjects", "1", "--out", str(a)])

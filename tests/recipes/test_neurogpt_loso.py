@@ -4,27 +4,84 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from bci.models.decoder import network_info
 
+PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
+             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch"]
+TINY = ["--dataset", "SyntheticSSVEP", "--dataset-param", "n_trials=4", "--folds", "2",
+        "--trials", "2", "all", "--pretrain-epochs", "1", "--max-epochs", "1",
+        "--xsub-epochs", "1"]
 
-def test_tiny_loso_run_pretrains_without_the_held_out_subject(tmp_path, script_main, capsys):
-    argv = ["--dataset", "SyntheticSSVEP", "--dataset-param", "n_trials=4", "--subjects", "1",
-            "2", "--folds", "2", "--trials", "2", "all", "--pretrain-epochs", "1",
-            "--max-epochs", "1", "--out", str(tmp_path)]
-    assert script_main("recipes/neurogpt_loso.py")(argv) == 0
-    report = json.loads((tmp_path / "neurogpt_loso.json").read_text())
-    assert report["subjects"] == [1, 2]
-    assert list(report["scores"]) == ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX",
-                                      "SSVEP_TS+LR"]
+
+def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_main, capsys):
+    main = script_main("recipes/neurogpt_loso.py")
+    a, b, joined = tmp_path / "a", tmp_path / "b", tmp_path / "joined"
+    assert main([*TINY, "--subjects", "1", "--out", str(a)]) == 0
+    assert main([*TINY, "--subjects", "2", "--out", str(b), "--arms", "NeuroGPT-pre",
+                 "SSVEP_TS+LR"]) == 0
+    partial = json.loads((b / "neurogpt_loso.json").read_text())
+    assert sorted(partial["per_subject"]["2"]["scores"]) == ["NeuroGPT-pre", "SSVEP_TS+LR"]
+    assert list(partial["summary"]) == ["NeuroGPT-pre", "SSVEP_TS+LR"]
+    assert list(partial["tests"]) == ["SSVEP_TS+LR"]
+    first = json.loads((a / "neurogpt_loso.json").read_text())
+    assert first["done_subjects"] == [1]
+    assert first["pool_subjects"] == [1, 2]  # the dataset's subjects by default
+    assert np.isnan(first["tests"]["EEGNeX"]["all"]["wilcoxon_p"])  # one subject: no test
+    capsys.readouterr()
+    # joining takes the subjects from the two folders and evaluates only subject 2's
+    # missing arms
+    assert main([*TINY, "--subjects", "1", "2", "--out", str(joined), "--merge", str(a),
+                 str(b)]) == 0
+    printed = capsys.readouterr().out
+    assert "subject 1:" not in printed
+    assert "subject 2:" in printed
+    assert not (joined / "pretrained_s1.bci").exists()
+    report = json.loads((joined / "neurogpt_loso.json").read_text())
+    assert report["per_subject"]["1"] == first["per_subject"]["1"]
+    assert report["per_subject"]["2"]["scores"]["NeuroGPT-pre"] == \
+        partial["per_subject"]["2"]["scores"]["NeuroGPT-pre"]
+    assert "EEGNeX cross-subject training" in report["per_subject"]["2"]["seconds"]
+    assert report["subjects"] == report["done_subjects"] == [1, 2]
+    assert list(report["scores"]) == PIPELINES
     for per_budget in report["scores"].values():
         assert sorted(per_budget) == ["2", "all"]
         assert all(sorted(s) == ["1", "2"] for s in per_budget.values())
-    # each held-out subject's pretraining saw only the other subject
-    assert network_info(tmp_path / "pretrained_s1.bci")["sources"][0]["subjects"] == [2]
-    assert network_info(tmp_path / "pretrained_s2.bci")["sources"][0]["subjects"] == [1]
+    # each held-out subject's pretraining and cross-subject training saw only the other subject
+    assert network_info(a / "pretrained_s1.bci")["sources"][0]["subjects"] == [2]
+    assert network_info(b / "pretrained_s2.bci")["sources"][0]["subjects"] == [1]
+    for held, other in (("1", 2), ("2", 1)):
+        xsub = report["per_subject"][held]["cross_subject"]
+        assert xsub["subjects"] == [other]
+        # 4 classes x 4 trials x 2 runs of the other subject, none identical to the held-out's
+        assert xsub["n_epochs"] == 32
+        assert xsub["n_duplicates_left_out"] == 0
+        assert len(report["per_subject"][held]["pretraining_losses"]) == 1
     # the planted SSVEP is found by the tangent-space pipeline (chance 0.25, 4 classes)
     assert report["summary"]["SSVEP_TS+LR"]["all"]["mean"] > 0.6
     assert report["summary"]["EEGNeX"]["2"]["n"] == 2
-    printed = capsys.readouterr().out
+    assert sorted(report["tests"]) == sorted(["NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft",
+                                              "SSVEP_TS+LR"])
+    pre = np.array([report["scores"]["NeuroGPT-pre"]["all"][s] for s in ("1", "2")])
+    tsl = np.array([report["scores"]["SSVEP_TS+LR"]["all"][s] for s in ("1", "2")])
+    assert report["tests"]["SSVEP_TS+LR"]["all"]["difference"] == pytest.approx(
+        np.mean(pre - tsl))
     assert "pre - scratch (p)" in printed
-    assert "SSVEP_TS+LR" in printed
+    assert "pre - EEGNeX-xsub-ft (p)" in printed
+    table = (joined / "neurogpt_loso.md").read_text().splitlines()
+    assert table[0] == "| pipeline | trials/class | s1 | s2 | mean ± sd |"
+    summary = report["summary"]["NeuroGPT-pre"]["all"]
+    assert (f"| NeuroGPT-pre | all | {pre[0]:.3f} | {pre[1]:.3f} | {summary['mean']:.3f} ± "
+            f"{summary['sd']:.3f} |") in table
+    assert len(table) == 2 + len(PIPELINES) * 2 + 3 + 4  # rows, blank, test header, 4 tests
+    # merging again keeps the joined folder's complete subject 2, not b's partial one
+    assert main([*TINY, "--subjects", "1", "2", "--out", str(joined), "--merge", str(a),
+                 str(b)]) == 0
+    assert "subject 2:" not in capsys.readouterr().out
+    again = json.loads((joined / "neurogpt_loso.json").read_text())
+    assert again["per_subject"] == report["per_subject"]
+    # a rerun in a folder of a run with other settings is refused
+    with pytest.raises(ValueError, match="other settings"):
+        main([*TINY[:-1], "2", "--subjects", "1", "--out", str(a)])

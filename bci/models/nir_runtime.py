@@ -30,13 +30,12 @@ counts effective operations).
 
 from __future__ import annotations
 
+import abc
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .._checks import check_type
 
 __all__ = ["NIRSimulator", "NIRStepDecoder", "read_nir_graph"]
 
@@ -297,7 +296,42 @@ def _host_transform(name: str):
                      "expected 'none', 'sqrt' or 'log1p'.")
 
 
-class NIRStepDecoder:
+class StepDecoder(abc.ABC):
+    """A stateful decoder of binned counts: :meth:`step` one bin, :meth:`run` a block.
+
+    Subclasses set ``n_chans`` and ``n_outputs`` and implement :meth:`step`, reading the bin
+    through :meth:`_bin`. No torch here: the NumPy NIR runtime shares this base.
+    """
+
+    n_chans: int
+    n_outputs: int
+
+    def _bin(self, counts: np.ndarray) -> np.ndarray:
+        """One bin's counts as float64 ``(n_chans,)``; another shape is a ValueError."""
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != (self.n_chans,):
+            raise ValueError(f"One bin holds {self.n_chans} counts (n_chans,), got "
+                             f"{counts.shape}.")
+        return counts
+
+    @abc.abstractmethod
+    def step(self, counts: np.ndarray) -> np.ndarray:
+        """Decode one bin: counts ``(n_chans,)`` -> outputs ``(n_outputs,)`` (float64)."""
+
+    def run(self, counts: np.ndarray) -> np.ndarray:
+        """Decode counts ``(n_chans, n_bins)`` bin by bin, from the current state.
+
+        Returns ``(n_outputs, n_bins)``.
+        """
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.ndim != 2 or counts.shape[0] != self.n_chans:
+            raise ValueError(f"run expects counts (n_chans={self.n_chans}, n_bins), got "
+                             f"{counts.shape}.")
+        out = [self.step(col) for col in counts.T]
+        return np.stack(out, axis=1) if out else np.zeros((self.n_outputs, 0))
+
+
+class NIRStepDecoder(StepDecoder):
     """A streaming spiking decoder from its NIR graph: counts of one bin in, outputs out.
 
     Applies the host-side input transform of the exported model (``bci_config``'s
@@ -359,21 +393,5 @@ class NIRStepDecoder:
 
     def step(self, counts: np.ndarray) -> np.ndarray:
         """Decode one bin: counts ``(n_chans,)`` -> outputs ``(n_outputs,)`` (float64)."""
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.shape != (self.n_chans,):
-            raise ValueError(f"One bin holds {self.n_chans} counts (n_chans,), got "
-                             f"{counts.shape}.")
-        return self.simulator.step(self._transform(counts))
+        return self.simulator.step(self._transform(self._bin(counts)))
 
-    def run(self, counts: np.ndarray) -> np.ndarray:
-        """Decode counts ``(n_chans, n_bins)`` bin by bin, from the current state.
-
-        Returns ``(n_outputs, n_bins)``.
-        """
-        counts = np.asarray(counts, dtype=np.float64)
-        check_type(counts, np.ndarray, "counts")
-        if counts.ndim != 2 or counts.shape[0] != self.n_chans:
-            raise ValueError(f"run expects counts (n_chans={self.n_chans}, n_bins), got "
-                             f"{counts.shape}.")
-        out = [self.step(col) for col in counts.T]
-        return np.stack(out, axis=1) if out else np.zeros((self.n_outputs, 0))

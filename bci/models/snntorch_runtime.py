@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .nir_runtime import _host_transform, _meta_value, read_nir_graph
+from .nir_runtime import StepDecoder, _host_transform, _meta_value, read_nir_graph
 
 __all__ = ["SnnTorchStepDecoder", "SNNTORCH_DT"]
 
@@ -44,7 +44,7 @@ def _import_snntorch():
     return import_from_nir
 
 
-class SnnTorchStepDecoder:
+class SnnTorchStepDecoder(StepDecoder):
     """Step a streaming SNN's NIR graph with snnTorch's importer, one bin at a time.
 
     Parameters
@@ -139,10 +139,7 @@ class SnnTorchStepDecoder:
         """Decode one bin: counts ``(n_chans,)`` -> outputs ``(n_outputs,)`` (float64)."""
         import torch
 
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.shape != (self.n_chans,):
-            raise ValueError(f"One bin holds {self.n_chans} counts (n_chans,), got "
-                             f"{counts.shape}.")
+        counts = self._bin(counts)
         x = torch.as_tensor(self._transform(counts), dtype=torch.float32)[None]
         with torch.no_grad():
             self.module(x)
@@ -150,14 +147,3 @@ class SnnTorchStepDecoder:
         membrane = self._readout.mem.detach().double().numpy().reshape(-1)
         return membrane @ self._out_weight.T + self._out_bias
 
-    def run(self, counts: np.ndarray) -> np.ndarray:
-        """Decode counts ``(n_chans, n_bins)`` bin by bin, from the current state.
-
-        Returns ``(n_outputs, n_bins)``.
-        """
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.ndim != 2 or counts.shape[0] != self.n_chans:
-            raise ValueError(f"run expects counts (n_chans={self.n_chans}, n_bins), got "
-                             f"{counts.shape}.")
-        out = [self.step(col) for col in counts.T]
-        return np.stack(out, axis=1) if out else np.zeros((self.n_outputs, 0))

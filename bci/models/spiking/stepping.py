@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..nir_runtime import StepDecoder
+
 __all__ = ["TorchStepDecoder"]
 
 
-class TorchStepDecoder:
+class TorchStepDecoder(StepDecoder):
     """Run a streaming decoder one bin at a time, keeping its state.
 
     Parameters
@@ -81,24 +83,10 @@ class TorchStepDecoder:
 
     def step(self, counts: np.ndarray) -> np.ndarray:
         """Decode one bin: counts ``(n_chans,)`` -> outputs ``(n_outputs,)`` (float64)."""
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.shape != (self.n_chans,):
-            raise ValueError(f"One bin holds {self.n_chans} counts (n_chans,), got "
-                             f"{counts.shape}.")
+        counts = self._bin(counts)
         x = torch.as_tensor(counts, dtype=self.dtype).view(1, self.n_chans, 1)
         with torch.no_grad():
             out, self._state = self.model.forward_sequence(x, self._state, return_state=True)
         self.n_steps += 1
         return out[0, :, 0].double().numpy()
 
-    def run(self, counts: np.ndarray) -> np.ndarray:
-        """Decode counts ``(n_chans, n_bins)`` bin by bin, from the current state.
-
-        Returns ``(n_outputs, n_bins)``.
-        """
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.ndim != 2 or counts.shape[0] != self.n_chans:
-            raise ValueError(f"run expects counts (n_chans={self.n_chans}, n_bins), got "
-                             f"{counts.shape}.")
-        out = [self.step(col) for col in counts.T]
-        return np.stack(out, axis=1) if out else np.zeros((self.n_outputs, 0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_quick_pseudo_online_recipe(tmp_path, script_main, capsys):
     assert script_main("recipes/pseudo_online.py")(["lr", "--quick", "--out",
@@ -27,16 +29,21 @@ def test_quick_pseudo_online_recipe(tmp_path, script_main, capsys):
     assert "MDM" in out
 
 
-def test_quick_pseudo_online_recipe_with_extra_pipelines(tmp_path, script_main):
-    """``--extra`` adds the network (quick: EEGNet, 1 epoch) beside MDM, both in the table."""
-    assert script_main("recipes/pseudo_online.py")(["lr", "--quick", "--extra", "--out",
+@pytest.mark.parametrize(("flag", "pipelines"), [("--extra", ["MDM", "EEGNet"]),
+                                                ("--only-extra", ["EEGNet"])])
+def test_quick_pseudo_online_recipe_with_extra_pipelines(tmp_path, script_main, flag, pipelines):
+    """``--extra`` adds the network (quick: EEGNet, 1 epoch); ``--only-extra`` runs it alone.
+
+    ``--only-extra`` is the README's command for the network rows.
+    """
+    assert script_main("recipes/pseudo_online.py")(["lr", "--quick", flag, "--out",
                                                     str(tmp_path)]) == 0
     report = json.loads((tmp_path / "lr.json").read_text())
-    assert report["pipelines"] == ["MDM", "EEGNet"]
+    assert report["pipelines"] == pipelines
     assert report["network_max_epochs"] == 1
-    assert list(report["summary"]) == ["MDM", "EEGNet"]
+    assert list(report["summary"]) == pipelines
     for row in report["summary"].values():
         assert row["n_trials"] == 20  # every trial tested once over the 5 folds
         assert 0.0 <= row["online_accuracy"] <= 1.0
-    assert set(report["fit_s_per_fold"]) == {"MDM", "EEGNet"}
+    assert set(report["fit_s_per_fold"]) == set(pipelines)
     assert all(v > 0 for v in report["fit_s_per_fold"].values())

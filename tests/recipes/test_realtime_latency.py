@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import requires_kalunga
@@ -80,3 +83,19 @@ def test_latency_benchmark_missing_file(tmp_path, script_main):
     with pytest.raises(SystemExit, match="give a recording MNE reads"):
         script_main("benchmarks/realtime_latency.py")(
             ["--file", str(tmp_path / "none.fif"), "--out", str(tmp_path / "out")])
+
+
+@pytest.mark.real_data
+def test_latency_benchmark_meg_scale_short(tmp_path, script_main):
+    """The README's MEG-scale row (``--configs 273x1200``) in a 3-s setting: nothing is lost."""
+    data = Path(os.environ["MNE_DATA"]).parent
+    if not (data / "meg_ieeg" / "mne-testing-data" / "CTF").is_dir():
+        pytest.skip(f"the CTF MEG test recording is not staged under {data} (mne-testing-data)")
+    (result,) = script_main("benchmarks/realtime_latency.py")(
+        ["--configs", "273x1200", "--duration-s", "3", "--floor-s", "1", "--out", str(tmp_path)])
+    assert result["n_chans"] == 273
+    assert result["sfreq"] == 1200.0
+    assert result["samples_lost"] == 0
+    assert result["gaps"] == 0
+    assert result["decisions"] >= 1
+    assert result["end_to_end_ms"]["n"] == result["stimuli"]

@@ -24,7 +24,14 @@ from torch import nn
 from .._checks import check_option, ensure_int
 from .._logging import logger
 from ._threads import torch_threads
-from .training import LOGGERS, DecoderModule, _History, _quiet_lightning, _rank_seed
+from .training import (
+    LOGGERS,
+    DecoderModule,
+    _History,
+    _quiet_lightning,
+    _rank_seed,
+    _trainer_kwargs,
+)
 
 __all__ = ["PretrainingResult", "pretrain_model"]
 
@@ -294,24 +301,16 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
             resume = Path(ckpt_path)
         if resume is not None:
             _check_checkpoint(resume)
-    train_logger: Any = False
-    if log_dir is not None and logger_kind != "none":
-        loggers = {"csv": pl.loggers.CSVLogger, "tensorboard": pl.loggers.TensorBoardLogger}
-        train_logger = loggers[logger_kind](save_dir=str(log_dir), name="", version="")
-    trainer_kwargs: dict[str, Any] = dict(
-        max_steps=-1 if max_steps is None else max_steps, max_epochs=max_epochs,
+    trainer_kwargs = _trainer_kwargs(
+        max_steps=-1 if max_steps is None else max_steps,
+        max_epochs=-1 if max_epochs is None else max_epochs,
         accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
-        gradient_clip_val=gradient_clip_val, callbacks=callbacks, logger=train_logger,
-        enable_checkpointing=checkpoint is not None, enable_progress_bar=progress_bar,
-        enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
+        gradient_clip_val=gradient_clip_val, callbacks=callbacks, log_dir=log_dir,
+        logger_kind=logger_kind, progress_bar=progress_bar, has_val=has_val,
+        sync_batchnorm=sync_batchnorm, precision=precision,
+        enable_checkpointing=checkpoint is not None,
         default_root_dir=str(log_dir or checkpoint_dir or Path.cwd()),
-        limit_val_batches=None if has_val else 0, sync_batchnorm=bool(sync_batchnorm),
-        plugins=[_atomic_checkpoint_io()] if checkpoint is not None else None,
-    )
-    if max_epochs is None:
-        trainer_kwargs["max_epochs"] = -1
-    if precision is not None:
-        trainer_kwargs["precision"] = precision
+        plugins=[_atomic_checkpoint_io()] if checkpoint is not None else None)
     with _quiet_lightning(not progress_bar), torch.random.fork_rng(devices=[]), \
             torch_threads(n_threads):
         if seed is not None:
@@ -333,4 +332,4 @@ def pretrain_model(model: nn.Module, data: Any, *, val_data: Any = None,
                              n_steps=int(trainer.global_step),
                              last_checkpoint=last if last is not None and last.is_file()
                              else None,
-                             log_dir=Path(log_dir) if train_logger else None)
+                             log_dir=Path(log_dir) if trainer_kwargs["logger"] else None)

@@ -442,6 +442,28 @@ class TrainingResult:
     log_dir: Path | None = None
 
 
+def _trainer_kwargs(*, log_dir: str | Path | None, logger_kind: str, progress_bar: bool,
+                    has_val: bool, sync_batchnorm: bool, precision: Any,
+                    **kwargs: Any) -> dict[str, Any]:
+    """Return the ``pl.Trainer`` keywords that network training and pretraining share.
+
+    The logger (``"csv"``/``"tensorboard"`` under ``log_dir``, or none), the banners and bar
+    with ``progress_bar``, no sanity check, a log line per step, validation only when there is
+    a validation split, and ``precision`` only when given; ``kwargs`` are passed through.
+    """
+    train_logger: Any = False
+    if log_dir is not None and logger_kind != "none":
+        loggers = {"csv": pl.loggers.CSVLogger, "tensorboard": pl.loggers.TensorBoardLogger}
+        train_logger = loggers[logger_kind](save_dir=str(log_dir), name="", version="")
+    settings: dict[str, Any] = dict(
+        logger=train_logger, enable_progress_bar=progress_bar, enable_model_summary=progress_bar,
+        num_sanity_val_steps=0, log_every_n_steps=1, limit_val_batches=None if has_val else 0,
+        sync_batchnorm=bool(sync_batchnorm), **kwargs)
+    if precision is not None:
+        settings["precision"] = precision
+    return settings
+
+
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
     """Silence Lightning's per-Trainer banners and small-dataset hints while ``quiet``.
@@ -612,20 +634,12 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
         if patience is not None:
             callbacks.append(pl.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                         mode="min"))
-    train_logger: Any = False
-    if log_dir is not None and logger_kind != "none":
-        loggers = {"csv": pl.loggers.CSVLogger, "tensorboard": pl.loggers.TensorBoardLogger}
-        train_logger = loggers[logger_kind](save_dir=str(log_dir), name="", version="")
-    trainer_kwargs: dict[str, Any] = dict(
+    trainer_kwargs = _trainer_kwargs(
         max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
         num_nodes=num_nodes, gradient_clip_val=gradient_clip_val, callbacks=callbacks,
-        logger=train_logger, enable_checkpointing=False, enable_progress_bar=progress_bar,
-        enable_model_summary=progress_bar, num_sanity_val_steps=0, log_every_n_steps=1,
-        default_root_dir=str(log_dir) if log_dir is not None else None,
-        limit_val_batches=None if has_val else 0, sync_batchnorm=bool(sync_batchnorm),
-    )
-    if precision is not None:
-        trainer_kwargs["precision"] = precision
+        log_dir=log_dir, logger_kind=logger_kind, progress_bar=progress_bar, has_val=has_val,
+        sync_batchnorm=sync_batchnorm, precision=precision, enable_checkpointing=False,
+        default_root_dir=str(log_dir) if log_dir is not None else None)
     with _quiet_lightning(not progress_bar), torch.random.fork_rng(devices=[]), \
             torch_threads(n_threads):
         if seed is not None:
@@ -643,7 +657,7 @@ def train_model(model: nn.Module, datamodule: EEGDataModule, *, max_epochs: int 
                 best.best_epoch if best else None)
     return TrainingResult(model=model, history=history.rows,
                           best_epoch=best.best_epoch if best else None, n_epochs=n_epochs,
-                          log_dir=Path(log_dir) if train_logger else None)
+                          log_dir=Path(log_dir) if trainer_kwargs["logger"] else None)
 
 
 def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], *,

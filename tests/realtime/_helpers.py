@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -235,3 +237,14 @@ def play_process(fif, name: str, *extra: str) -> subprocess.Popen:
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=os.environ.copy())
 
+
+
+@contextlib.contextmanager
+def playing(fif, name: str, *extra: str) -> Iterator[subprocess.Popen]:
+    """Run :func:`play_process` for the ``with`` block, then stop it and close its pipes."""
+    player = play_process(fif, name, *extra)
+    try:
+        yield player
+    finally:
+        player.terminate()
+        player.communicate(timeout=10)

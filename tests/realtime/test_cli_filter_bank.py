@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import MNE_DATA, requires_kalunga
-from tests.realtime._helpers import play_process
+from tests.realtime._helpers import playing
 
 pytest.importorskip("pylsl")
 
@@ -50,8 +50,7 @@ def test_kalunga_filter_bank_decoder_live_equals_offline(tmp_path, capsys):
     clip.save(fif, verbose=False)
     name = f"bci-ssvep-{os.getpid()}"
     # starts while the decoder trains; sends once we connect
-    player = play_process(fif, name, "--wait", "60")
-    try:
+    with playing(fif, name, "--wait", "60"):
         decoder_file = tmp_path / "s1_ssvep.bci"
         assert main(["train", "--dataset", "Kalunga2016", "--paradigm", "SSVEP", "--pipeline",
                      "SSVEP_TS+LR", "--subjects", "1", "--out", str(decoder_file)]) == 0
@@ -59,9 +58,6 @@ def test_kalunga_filter_bank_decoder_live_equals_offline(tmp_path, capsys):
         code = main(["stream", "--source", name, "--decoder", str(decoder_file),
                      "--stimulator", "none", "--record", str(record), "--duration", "5.5",
                      "--step", "0.1", "--timeout", "30"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)  # also closes its pipes
     out = capsys.readouterr().out
     assert code == 0, out
     decoder = load_decoder(decoder_file)

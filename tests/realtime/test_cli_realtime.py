@@ -13,7 +13,7 @@ import pytest
 from bci.cli import main
 
 from ..conftest import requires_kalunga
-from ._helpers import play_process
+from ._helpers import playing
 
 pytest.importorskip("pylsl")
 
@@ -23,16 +23,12 @@ def test_play_stream_report(tmp_path, mi_decoder, mi_recording, capsys):
     mi_recording.save(fif, verbose=False)
     decoder_file = mi_decoder.save(tmp_path / "mi.bci")
     name = f"bci-cli-{os.getpid()}"
-    player = play_process(fif, name, "--duration-s", "30")
-    try:
+    with playing(fif, name, "--duration-s", "30"):
         record = tmp_path / "session"
         code = main(["stream", "--source", name, "--decoder", str(decoder_file),
                      "--policy", "threshold:target=left_hand,on=0.5,off=0.5,refractory_s=0.2",
                      "--stimulator", "none", "--record", str(record), "--duration-s", "3.5",
                      "--step-s", "0.1", "--min-interval-s", "0.5", "--timeout-s", "20"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)  # also closes its pipes
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((record / "summary.json").read_text())
@@ -130,8 +126,7 @@ def test_kalunga_class_names_and_every_lsl_marker(tmp_path, capsys):
     fif = tmp_path / "kalunga_s1_raw.fif"
     raw.save(fif, verbose=False)
     name = f"bci-kalunga-{os.getpid()}"
-    player = play_process(fif, name, "--duration-s", "60")
-    try:
+    with playing(fif, name, "--duration-s", "60"):
         # target=-1 used to mean the last class: refused before the session, with the classes
         refused = tmp_path / "refused"
         assert main(["stream", "--source", name, "--decoder", str(decoder), "--policy",
@@ -150,9 +145,6 @@ def test_kalunga_class_names_and_every_lsl_marker(tmp_path, capsys):
                      f"lsl:{stim_name},wait_for_consumers_s=20", "--record", str(session),
                      "--duration-s", "5", "--step-s", "0.1", "--min-interval-s", "0.2",
                      "--timeout-s", "20"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)  # also closes its pipes
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((session / "summary.json").read_text())
@@ -196,14 +188,10 @@ def test_full_disk_through_the_cli_stops_cleanly(tmp_path, capsys):
         fif = tmp_path / "dense_raw.fif"
         mne.io.RawArray(data, info, verbose=False).save(fif, verbose=False)
         name = f"bci-full-{os.getpid()}"
-        player = play_process(fif, name, "--duration-s", "30", "--picks", "all")
-        try:
+        with playing(fif, name, "--duration-s", "30", "--picks", "all"):
             code = main(["stream", "--source", name, "--record", str(disk / "s"),
                          "--window-s", "0.5", "--stimulator", "none", "--duration-s", "20",
                          "--timeout-s", "20"])
-        finally:
-            player.terminate()
-            player.communicate(timeout=10)  # also closes its pipes
         captured = capsys.readouterr()
         assert code == 1, captured.out  # main returned: a message and a status, no traceback
         assert "Stopped: recording failed: Recording to" in captured.out

@@ -18,7 +18,7 @@ from bci.cli import main
 from bci.models.decoder import load_decoder
 from bci.realtime.recording import read_events, read_signal
 from bci.realtime.trial_replay import replay_trials
-from tests.realtime._helpers import play_process
+from tests.realtime._helpers import playing
 
 pytest.importorskip("pylsl")
 
@@ -38,15 +38,11 @@ def test_offline_pseudo_online_and_live_decide_alike(tmp_path, mi_decoder, mi_re
     mi_recording.save(fif, verbose=False)
     decoder_file = mi_decoder.save(tmp_path / "mi.bci")
     name = f"bci-po-{os.getpid()}"
-    player = play_process(fif, name, "--duration-s", "30")
-    try:
+    with playing(fif, name, "--duration-s", "30"):
         record = tmp_path / "session"
         code = main(["stream", "--source", name, "--decoder", str(decoder_file),
                      "--stimulator", "none", "--record", str(record), "--duration-s", "4",
                      "--step-s", "0.1", "--timeout-s", "20"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)
     assert code == 0, capsys.readouterr().out
     decoder = load_decoder(decoder_file)  # the one decoder file, for all three
     recorded, _, _ = read_signal(record)

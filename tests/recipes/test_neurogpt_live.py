@@ -11,7 +11,7 @@ from bci.cli import main
 from bci.data.loaders import get_dataset
 from bci.pipelines.pretrain import pretrain
 
-from ..realtime._helpers import play_process
+from ..realtime._helpers import playing
 
 pytest.importorskip("pylsl")
 
@@ -29,15 +29,11 @@ def test_finetuned_neurogpt_decodes_a_loopback_lsl_stream(tmp_path, capsys):
     fif = tmp_path / "s1_raw.fif"
     raw.save(fif, verbose=False)
     name = f"bci-neurogpt-{os.getpid()}"
-    player = play_process(fif, name, "--loop", "--duration-s", "30")
-    try:
+    with playing(fif, name, "--loop", "--duration-s", "30"):
         record = tmp_path / "session"
         code = main(["stream", "--source", name, "--decoder", str(decoder), "--policy", "none",
                      "--stimulator", "none", "--record", str(record), "--duration-s", "10",
                      "--timeout-s", "20"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((record / "summary.json").read_text())

@@ -381,7 +381,7 @@ def plot_learning_curves(history: list[dict[str, float]], fname: str | Path | No
         ax.set_xlabel("epoch")
         ax.set_ylabel({"loss": "cross-entropy", "acc": "accuracy"}[metric])
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best")
     if title:
         fig.suptitle(title)
     if fname is not None:

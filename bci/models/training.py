@@ -704,7 +704,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]],
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric if ylabel is None else ylabel)
     if histories:
-        ax.legend(fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     return fig
 
 

@@ -401,6 +401,7 @@ class MonitorServer:
         web = self._web
         self._closing = asyncio.Event()
         self._update = asyncio.Event()
+        self._done = False  # set with the last message, which every page still gets
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
@@ -434,6 +435,7 @@ class MonitorServer:
                     pass
                 self.update()
         finally:  # a last message (e.g. the session's end), then the pages are let go
+            self._done = True
             self.update()
             await runner.cleanup()
 
@@ -611,11 +613,17 @@ class MonitorServer:
         try:  # everything first, then what each update adds
             update = self._update
             await response.write(f"data: {self._dumps(self.state())}\n\n".encode())
-            while not self._closing.is_set():
+            sent = None
+            while True:
                 await update.wait()
                 update = self._update
-                if self._message:
-                    await response.write(f"data: {self._message}\n\n".encode())
+                message = self._message
+                if message and message is not sent:
+                    sent = message
+                    await response.write(f"data: {message}\n\n".encode())
+                # the last message may have come during that write: one more turn sends it
+                if self._done and sent is self._message:
+                    break
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -127,7 +127,7 @@ def make_session_report(directory: str | Path, *, html: bool = True) -> list[Pat
         if values:
             ax.hist(values, bins=40, color="C0")
             ax.axvline(np.percentile(values, 99), color="C3", ls="--", label="p99")
-            ax.legend(fontsize=7)
+            ax.legend(loc="upper right", fontsize=7)  # "best" is slow on long sessions
         ax.set(title=stage, xlabel="ms")
     stim_lat = [s["latency_ms"] for s in stims if s.get("latency_ms") is not None]
     if stim_lat:

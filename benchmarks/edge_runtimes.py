@@ -231,7 +231,8 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
         extra = load_data(name, spec["paradigm"], [2, 3, 4, 5],
                           paradigm_params=spec["paradigm_params"],
                           dataset_params=spec["dataset_params"])[0]
-    variant_stats = {v: {"correct": 0, "changed_vs_torch": 0} for v in variants}
+    variant_stats = {v: {"correct": 0, "changed_vs_torch": 0, "abs_diff": []}
+                     for v in variants}
     settings = dict(DEEP_SETTINGS)
     if args.max_epochs:
         settings["max_epochs"] = args.max_epochs
@@ -261,6 +262,8 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
             pred = proba[f"int8:{vname}"].argmax(1)
             variant_stats[vname]["correct"] += int(np.sum(clf.classes_[pred] == y[test]))
             variant_stats[vname]["changed_vs_torch"] += int(np.sum(pred != torch_pred))
+            variant_stats[vname]["abs_diff"].append(
+                np.abs(proba[f"int8:{vname}"] - proba["torch"]).ravel())
         fold = {"group": group, "n_train": len(train), "n_test": len(test)}
         for runtime in RUNTIMES:
             hits = int(np.sum(clf.classes_[proba[runtime].argmax(1)] == y[test]))
@@ -286,6 +289,9 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
         vname: {"accuracy": round(st["correct"] / n_test, 4),
                 "change_points": round(100 * (st["correct"] - torch_correct) / n_test, 2),
                 "windows_changed_vs_torch": st["changed_vs_torch"],
+                "proba_abs_diff_vs_torch": {
+                    "mean": float(np.mean(np.concatenate(st["abs_diff"]))),
+                    "max": float(np.max(np.concatenate(st["abs_diff"])))},
                 "latency_ms_1_thread": variant_latency.get(vname)}
         for vname, st in variant_stats.items()}
     for runtime in RUNTIMES:
@@ -360,8 +366,10 @@ def main(argv=None) -> dict:
                   "changed vs torch, p50 ms 1 thread):")
             for vname, v in res["int8_variants"].items():
                 lat = v["latency_ms_1_thread"]
+                diff = v["proba_abs_diff_vs_torch"]
                 print(f"  {vname}: {v['accuracy']:.4f} ({v['change_points']:+.2f}), "
-                      f"{v['windows_changed_vs_torch']} changed, "
+                      f"{v['windows_changed_vs_torch']} changed, |p - p_torch| mean "
+                      f"{diff['mean']:.4f} max {diff['max']:.4f}, "
                       f"{lat['p50'] if lat else float('nan'):.3f} ms")
     print(f"load average before {results['loadavg_before']}, after "
           f"{results['loadavg_after']}; wrote {out / 'edge_runtimes.json'}")

@@ -55,6 +55,10 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
         # a changed accuracy needs at least that many changed decisions
         assert v["windows_changed_vs_torch"] >= round(abs(v["change_points"]) * 32 / 100)
         assert 0 < v["latency_ms_1_thread"]["p50"] <= v["latency_ms_1_thread"]["p99"]
+        diff = v["proba_abs_diff_vs_torch"]
+        assert 0 <= diff["mean"] <= diff["max"] <= 1
+        if v["windows_changed_vs_torch"]:  # a changed decision moves probabilities
+            assert diff["max"] > 0
     written = json.loads((tmp_path / "edge_runtimes.json").read_text())
     assert written["datasets"]["Kalunga2016"]["runtimes"]["torch"]["accuracy"] == \
         runtimes["torch"]["accuracy"]

@@ -927,6 +927,14 @@ def _add_export_command(sub) -> None:
     onnx.add_argument("--calibration-subjects", type=_subjects, default=None,
                       help="with --int8: subjects of the calibration windows, e.g. 1,2 "
                            "(default: the decoder's training subjects)")
+    onnx.add_argument("--int8-calibration", choices=["minmax", "entropy", "percentile"],
+                      default=None,
+                      help="with --int8: how ONNX Runtime sets activation ranges (default "
+                           "minmax)")
+    onnx.add_argument("--int8-keep-float", default=None, metavar="NODES",
+                      help="with --int8: comma-separated nodes left in float32: first (the "
+                           "first weighted node, the temporal convolution), last (the "
+                           "classifier) or node names of the graph")
 
 
 def _export(args) -> int:
@@ -1081,16 +1089,24 @@ def _export_onnx(args) -> int:
         else:
             calibration = training_epochs(decoder, dataset=args.calibration_dataset,
                                           subjects=args.calibration_subjects)
-    elif args.calibration or args.calibration_dataset or args.calibration_subjects:
-        raise ValueError("--calibration* options calibrate an int8 export; add --int8.")
-    path = export_onnx(decoder, out, int8=args.int8, calibration=calibration)
+    elif (args.calibration or args.calibration_dataset or args.calibration_subjects
+          or args.int8_calibration or args.int8_keep_float):
+        raise ValueError("--calibration* and --int8-* options configure an int8 export; add "
+                         "--int8.")
+    keep = [n for n in (args.int8_keep_float or "").split(",") if n]
+    path = export_onnx(decoder, out, int8=args.int8, calibration=calibration,
+                       int8_calibration=args.int8_calibration or "minmax",
+                       int8_keep_float=keep)
     exported = load_decoder(path)
     clf = exported.estimator
     quant = clf.quantization
     print(f"Exported {clf.model} to {path} ({path.stat().st_size} bytes): ONNX opset "
           f"{clf.opset}, input (batch, {clf.n_features_in_}, {clf.n_times_}), "
-          + (f"int8 QDQ calibrated on {quant['n_windows']} windows (argmax agrees with float32 "
-             f"on {quant['agreement_with_float32']:.1%} of them)" if quant else "float32"))
+          + (f"int8 QDQ calibrated on {quant['n_windows']} windows ({quant['calibration']}"
+             + (f"; {', '.join(quant['float32_nodes'])} kept in float32"
+                if quant.get("float32_nodes") else "")
+             + f"; argmax agrees with float32 on {quant['agreement_with_float32']:.1%} of "
+             "them)" if quant else "float32"))
     print(f"Decoder: {exported.n_chans} channels at {exported.sfreq:g} Hz, window "
           f"{exported.tmin:g}-{exported.tmax:g} s, classes {', '.join(exported.classes)}. "
           f"Run it with: bci stream --decoder {path} ...")

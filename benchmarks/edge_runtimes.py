@@ -76,8 +76,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-latency", type=int, default=300,
                         help="calls per latency measurement (default 300)")
     parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    parser.add_argument("--int8-variants", default="minmax",
+                        help="int8 quantisations to compare, comma-separated: a calibration "
+                             "method (minmax, entropy, percentile), '+first' / '+last' to keep "
+                             "the first / last weighted node in float32, '+more' to calibrate "
+                             "also on the other staged subjects' windows (PhysionetMI 2-5), "
+                             "e.g. minmax,entropy,minmax+first; the first is the table's int8")
     parser.add_argument("--out", default="results/edge_runtimes", help="output folder")
     return parser.parse_args(argv)
+
+
+def _variant(spec: str) -> dict:
+    """``"minmax+first+more"`` -> export_onnx keywords and whether to add other subjects."""
+    method, *flags = spec.split("+")
+    if method not in ("minmax", "entropy", "percentile"):
+        raise SystemExit(f"Unknown int8 calibration {method!r} in {spec!r}: use minmax, "
+                         "entropy or percentile.")
+    unknown = [f for f in flags if f not in ("first", "last", "more")]
+    if unknown:
+        raise SystemExit(f"Unknown int8 variant flag(s) {unknown} in {spec!r}: use +first, "
+                         "+last, +more.")
+    return {"int8_calibration": method,
+            "int8_keep_float": [f for f in flags if f in ("first", "last")],
+            "more": "more" in flags}
 
 
 def _folds(y, meta, n_folds: int):
@@ -173,6 +194,19 @@ def _measure_runtimes(decoder, files: dict, X_test: np.ndarray, args, tmp: Path)
     return result
 
 
+def _variant_latency(files: dict, variants: dict, X_test: np.ndarray, args) -> dict:
+    """p50 / p99 ms at batch 1, one thread, of each int8 variant (interleaved per variant)."""
+    from bci.models.decoder import load_decoder
+
+    window = X_test[:1]
+    out = {}
+    for vname in variants:
+        est = load_decoder(files[f"int8:{vname}"]).estimator
+        est.set_threads(1)
+        out[vname] = _latency(lambda est=est: est.predict_proba(window), args.n_latency)
+    return out
+
+
 def run_dataset(name: str, args, tmp: Path) -> dict:
     """Train, export and evaluate on one dataset; returns its results."""
     from bci.data.loaders import load_data
@@ -188,6 +222,17 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
     X, y, meta = load_data(name, spec["paradigm"], subjects,
                            paradigm_params=spec["paradigm_params"],
                            dataset_params=spec["dataset_params"])
+    variants = {v: _variant(v) for v in args.int8_variants.split(",")}
+    extra = None
+    if any(v["more"] for v in variants.values()):
+        if name != "PhysionetMI":
+            raise SystemExit("+more calibrates on PhysionetMI subjects 2-5; use it on "
+                             "PhysionetMI only.")
+        extra = load_data(name, spec["paradigm"], [2, 3, 4, 5],
+                          paradigm_params=spec["paradigm_params"],
+                          dataset_params=spec["dataset_params"])[0]
+    variant_stats = {v: {"correct": 0, "changed_vs_torch": 0, "abs_diff": []}
+                     for v in variants}
     settings = dict(DEEP_SETTINGS)
     if args.max_epochs:
         settings["max_epochs"] = args.max_epochs
@@ -201,12 +246,24 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
         decoder = Decoder(clf, [f"ch{c}" for c in range(X.shape[1])], 100.0, 0.0,
                           (X.shape[2] - 1) / 100.0, [str(c) for c in clf.classes_])
         files = {"torch": decoder.save(tmp / f"{name}-{i}.bci"),
-                 "onnx_fp32": export_onnx(decoder, tmp / f"{name}-{i}-onnx.bci"),
-                 "onnx_int8": export_onnx(decoder, tmp / f"{name}-{i}-int8.bci", int8=True,
-                                          calibration=X[train])}
+                 "onnx_fp32": export_onnx(decoder, tmp / f"{name}-{i}-onnx.bci")}
+        for k, (vname, v) in enumerate(variants.items()):
+            calib = X[train] if not v["more"] else np.concatenate([X[train], extra])
+            files[f"int8:{vname}"] = export_onnx(
+                decoder, tmp / f"{name}-{i}-int8-{k}.bci", int8=True, calibration=calib,
+                int8_calibration=v["int8_calibration"], int8_keep_float=v["int8_keep_float"])
+        files["onnx_int8"] = files[f"int8:{next(iter(variants))}"]
         proba = {"torch": clf.predict_proba(X[test])}
-        for runtime in ("onnx_fp32", "onnx_int8"):
+        for runtime in ("onnx_fp32", *(f"int8:{v}" for v in variants)):
             proba[runtime] = load_decoder(files[runtime]).estimator.predict_proba(X[test])
+        proba["onnx_int8"] = proba[f"int8:{next(iter(variants))}"]
+        torch_pred = proba["torch"].argmax(1)
+        for vname in variants:
+            pred = proba[f"int8:{vname}"].argmax(1)
+            variant_stats[vname]["correct"] += int(np.sum(clf.classes_[pred] == y[test]))
+            variant_stats[vname]["changed_vs_torch"] += int(np.sum(pred != torch_pred))
+            variant_stats[vname]["abs_diff"].append(
+                np.abs(proba[f"int8:{vname}"] - proba["torch"]).ravel())
         fold = {"group": group, "n_train": len(train), "n_test": len(test)}
         for runtime in RUNTIMES:
             hits = int(np.sum(clf.classes_[proba[runtime].argmax(1)] == y[test]))
@@ -222,13 +279,28 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
             flush=True)
         if measured is None:
             measured = _measure_runtimes(decoder, files, X[test], args, tmp)
+            if len(variants) > 1:
+                measured["int8_variant_latency_ms"] = _variant_latency(files, variants,
+                                                                       X[test], args)
     runtimes = measured
+    variant_latency = runtimes.pop("int8_variant_latency_ms", {})
+    torch_correct = correct["torch"]
+    int8_variants = {
+        vname: {"accuracy": round(st["correct"] / n_test, 4),
+                "change_points": round(100 * (st["correct"] - torch_correct) / n_test, 2),
+                "windows_changed_vs_torch": st["changed_vs_torch"],
+                "proba_abs_diff_vs_torch": {
+                    "mean": float(np.mean(np.concatenate(st["abs_diff"]))),
+                    "max": float(np.max(np.concatenate(st["abs_diff"])))},
+                "latency_ms_1_thread": variant_latency.get(vname)}
+        for vname, st in variant_stats.items()}
     for runtime in RUNTIMES:
         runtimes[runtime]["accuracy"] = round(correct[runtime] / n_test, 4)
     return {"paradigm": spec["paradigm"], "subjects": subjects, "n_chans": int(X.shape[1]),
             "n_times": int(X.shape[2]), "n_classes": int(len(np.unique(y))),
             "n_test_windows": n_test, "n_folds": len(folds),
-            "max_abs_diff_fp32_vs_torch": max_diff, "runtimes": runtimes, "folds": folds}
+            "max_abs_diff_fp32_vs_torch": max_diff, "runtimes": runtimes, "folds": folds,
+            "int8_variants": int8_variants}
 
 
 def format_table(results: dict) -> str:
@@ -259,6 +331,8 @@ def main(argv=None) -> dict:
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise SystemExit(f"Unknown dataset(s) {unknown}; choose from {', '.join(DATASETS)}.")
+    for spec in args.int8_variants.split(","):  # refused before any training
+        _variant(spec)
     results = {"config": {k: v for k, v in vars(args).items()},
                "loadavg_before": list(os.getloadavg()), "cpu_count": os.cpu_count(),
                "datasets": {}}
@@ -286,6 +360,17 @@ def main(argv=None) -> dict:
               f"change {res['accuracy_change_int8_points']:+.2f} points over "
               f"{res['n_test_windows']} windows; max |p_onnx - p_torch| "
               f"{res['max_abs_diff_fp32_vs_torch']:.2g}")
+    for name, res in results["datasets"].items():
+        if len(res["int8_variants"]) > 1:
+            print(f"{name} int8 variants (accuracy, change in points, windows whose decision "
+                  "changed vs torch, p50 ms 1 thread):")
+            for vname, v in res["int8_variants"].items():
+                lat = v["latency_ms_1_thread"]
+                diff = v["proba_abs_diff_vs_torch"]
+                print(f"  {vname}: {v['accuracy']:.4f} ({v['change_points']:+.2f}), "
+                      f"{v['windows_changed_vs_torch']} changed, |p - p_torch| mean "
+                      f"{diff['mean']:.4f} max {diff['max']:.4f}, "
+                      f"{lat['p50'] if lat else float('nan'):.3f} ms")
     print(f"load average before {results['loadavg_before']}, after "
           f"{results['loadavg_after']}; wrote {out / 'edge_runtimes.json'}")
     return results

@@ -14,10 +14,14 @@ the test trials one bin at a time, from rest at every trial's start:
 
 Per runtime: R^2 (NeuroBench's) on the test trials, its difference from the torch model's
 whole-sequence ``forward_sequence``, the synaptic operations actually performed (per bin and per
-second of signal at 20 bins/s), and the latency of one step (``step(counts)`` of one bin, batch 1)
+second of signal at 20 bins/s), the latency of one step (``step(counts)`` of one bin, batch 1)
 p50 / p99 over ``--n-latency`` steps, on 1 and 2 threads (``torch.set_num_threads``; NumPy's
-BLAS threads with ``threadpoolctl`` where installed). Results go to ``--out``/nir_runtime.json,
-rewritten after every runtime, and a Markdown table is printed.
+BLAS threads with ``threadpoolctl`` where installed), and the peak memory: the peak resident set
+size (``VmHWM``) of a fresh Python process that builds the runtime's decoder from the files
+(torch: the NIR file read back into the torch model; nir: the NIR file in the NumPy simulator,
+which never imports torch; snntorch: snnTorch's NIR import) and steps ``--n-latency`` bins, one
+thread, as ``benchmarks/edge_runtimes.py`` measures its runtimes. Results go to
+``--out``/nir_runtime.json, rewritten after every runtime, and a Markdown table is printed.
 
 Usage::
 
@@ -32,6 +36,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +72,39 @@ def _latency(decoder, test, n: int) -> tuple[float, float]:
         decoder.step(col)
         times.append((time.perf_counter() - t0) * 1e3)
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+# VmHWM: the peak RSS of this process image (ru_maxrss would carry the parent's over exec)
+_MEMORY_CODE = """
+import sys, numpy as np
+backend, nir_file, bins, n = sys.argv[1], sys.argv[2], np.load(sys.argv[3]), int(sys.argv[4])
+if backend == "nir":
+    from bci.models.nir_runtime import NIRStepDecoder
+    decoder = NIRStepDecoder(nir_file)
+elif backend == "snntorch":
+    from bci.models.snntorch_runtime import SnnTorchStepDecoder
+    decoder = SnnTorchStepDecoder(nir_file)
+else:
+    from bci.hw.nir_export import load_nir
+    from bci.models.spiking.stepping import TorchStepDecoder
+    decoder = TorchStepDecoder(load_nir(nir_file))
+for k in range(n):
+    decoder.step(bins[:, k % bins.shape[1]])
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(hwm.split()[1], "torch" in sys.modules)
+"""
+
+
+def _peak_memory(backend: str, nir_file: Path, bins: np.ndarray, n: int) -> dict:
+    """Peak RSS (MiB) of a fresh process that builds ``backend``'s decoder and steps ``n`` bins."""
+    np.save(nir_file.parent / "bins.npy", bins)
+    out = subprocess.run([sys.executable, "-c", _MEMORY_CODE, backend, str(nir_file),
+                          str(nir_file.parent / "bins.npy"), str(n)], capture_output=True,
+                         text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                              "OPENBLAS_NUM_THREADS": "1"})
+    rss_kib, torch_loaded = out.stdout.split()[-2:]
+    return {"peak_rss_mib": round(int(rss_kib) / 1024, 1), "imports_torch": torch_loaded == "True"}
 
 
 def _threads(n: int):
@@ -152,17 +191,19 @@ def main(argv: list[str] | None = None) -> dict:
         for n in threads:
             with _threads(n):
                 row[f"latency_ms_{n}_threads"] = _latency(decoder, test, args.n_latency)
+        row.update(_peak_memory(name, nir_file, np.concatenate(test.spikes, axis=1),
+                                args.n_latency))
         results["runtimes"][name] = row
         (out_dir / "nir_runtime.json").write_text(json.dumps(results, indent=2))
     header = ("| runtime | R^2 | max abs diff vs model | synops / s | "
               + " | ".join(f"step p50 / p99 ms, {n} thread{'s' * (n > 1)}" for n in threads)
-              + " |")
-    lines = [header, "|" + "---|" * (4 + len(threads))]
+              + " | peak RSS MiB |")
+    lines = [header, "|" + "---|" * (5 + len(threads))]
     for name, row in results["runtimes"].items():
         lat = " | ".join("{:.4f} / {:.4f}".format(*row[f"latency_ms_{n}_threads"])
                          for n in threads)
         lines.append(f"| {name} | {row['r2']:.4f} | {row['max_abs_diff_vs_model']:.1e} | "
-                     f"{row['synops_per_s']:,.0f} | {lat} |")
+                     f"{row['synops_per_s']:,.0f} | {lat} | {row['peak_rss_mib']:.1f} |")
     print("\n".join(lines))  # noqa: T201 - a benchmark script's report
     print(f"model R^2 {results['r2_model']:.4f}; NIR file {results['nir_file_bytes']} bytes; "  # noqa: T201
           f"load average {results['loadavg']}")

@@ -42,7 +42,14 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._checks import check_bool, check_epochs_array, check_type, ensure_int
+from .._checks import (
+    check_bool,
+    check_epochs_array,
+    check_option,
+    check_type,
+    did_you_mean,
+    ensure_int,
+)
 from .._logging import logger
 from ..models._decoder_io import (
     FORMAT_VERSION,
@@ -54,7 +61,8 @@ from ..models._decoder_io import (
 from ..models.decoder import Decoder
 from ..models.onnx_runtime import EDGE_INSTALL, OnnxClassifier
 
-__all__ = ["MIN_CALIBRATION_WINDOWS", "OPSET", "export_onnx", "training_epochs"]
+__all__ = ["INT8_CALIBRATIONS", "MIN_CALIBRATION_WINDOWS", "OPSET", "export_onnx",
+           "training_epochs"]
 
 #: ONNX opset of the exported graphs.
 OPSET = 18
@@ -200,8 +208,47 @@ def _check_parity(model, clf: OnnxClassifier, scaled: np.ndarray) -> float:
     return diff
 
 
-def _quantize(model_bytes: bytes, calibration: np.ndarray, input_name: str) -> bytes:
-    """Quantise statically to QDQ int8 (per-channel int8 weights, uint8 activations, min/max)."""
+#: Calibration methods of ONNX Runtime's static quantisation (``int8_calibration``).
+INT8_CALIBRATIONS = ("minmax", "entropy", "percentile")
+#: Weighted node kinds: ``int8_keep_float``'s "first" keeps the first of them (the temporal
+#: convolution of the EEG networks) and every node before it in float32, so that the scaled
+#: EEG enters it unquantised; "last" the last one (the classifier) and every node after it.
+_WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+def _resolve_keep_float(model_path: Path, keep_float: tuple[str, ...]) -> list[str]:
+    """Node names of ``keep_float`` ("first", "last" or node names) in the graph at the path."""
+    import onnx
+
+    nodes = list(onnx.load(str(model_path)).graph.node)  # topologically sorted
+    weighted = [k for k, n in enumerate(nodes) if n.op_type in _WEIGHTED_OPS]
+    names = {n.name for n in nodes}
+    resolved: list[str] = []
+    for entry in keep_float:
+        if entry in ("first", "last"):
+            if not weighted:
+                raise ValueError(f"int8_keep_float={entry!r}: the graph has no weighted node "
+                                 f"({', '.join(_WEIGHTED_OPS)}).")
+            span = nodes[:weighted[0] + 1] if entry == "first" else nodes[weighted[-1]:]
+            resolved += [n.name for n in span]
+        elif entry in names:
+            resolved.append(entry)
+        else:
+            raise ValueError(
+                f"int8_keep_float names node {entry!r}, which the graph does not hold; give "
+                f"'first', 'last' or node names, e.g. its weighted nodes "
+                f"{', '.join(nodes[k].name for k in weighted)}."
+                f"{did_you_mean(entry, sorted(names))}")
+    return list(dict.fromkeys(resolved))
+
+
+def _quantize(model_bytes: bytes, calibration: np.ndarray, input_name: str, *,
+              method: str = "minmax", keep_float: tuple[str, ...] = ()
+              ) -> tuple[bytes, list[str]]:
+    """Quantise statically to QDQ int8 (per-channel int8 weights, uint8 activations).
+
+    Returns the int8 graph and the names of the nodes left in float32.
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -219,6 +266,8 @@ def _quantize(model_bytes: bytes, calibration: np.ndarray, input_name: str) -> b
             i = next(self._left, None)
             return None if i is None else {input_name: calibration[i:i + 1]}
 
+    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
     root = logging.getLogger()
     noise = _QuantizerNoise()
     with tempfile.TemporaryDirectory(prefix="bci-onnx-") as tmp:
@@ -227,12 +276,14 @@ def _quantize(model_bytes: bytes, calibration: np.ndarray, input_name: str) -> b
         root.addFilter(noise)
         try:
             quant_pre_process(str(src), str(pre))
+            excluded = _resolve_keep_float(pre, keep_float)
             quantize_static(str(pre), str(out), _Windows(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=True, calibrate_method=CalibrationMethod.MinMax)
+                            per_channel=True, calibrate_method=calibrate,
+                            nodes_to_exclude=excluded)
         finally:
             root.removeFilter(noise)
-        return out.read_bytes()
+        return out.read_bytes(), excluded
 
 
 def _spiking_module(model) -> str | None:
@@ -246,7 +297,8 @@ def _spiking_module(model) -> str | None:
 
 
 def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
-                calibration: Any = None, opset: int = OPSET, key: Any = None) -> Path:
+                calibration: Any = None, int8_calibration: str = "minmax",
+                int8_keep_float: Any = (), opset: int = OPSET, key: Any = None) -> Path:
     """Write an ONNX decoder file (float32, or static int8 with ``int8=True``).
 
     Parameters
@@ -265,6 +317,15 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
         decoder's band-pass and resampling, in volts x ``unit_factor``: what
         :func:`training_epochs` loads, or ``decoder.preprocess(raw_windows)``); at least
         :data:`MIN_CALIBRATION_WINDOWS`.
+    int8_calibration : {"minmax", "entropy", "percentile"}
+        How ONNX Runtime sets the activation ranges from the calibration windows: their
+        minimum and maximum, the range minimising the KL divergence of the histogram
+        (entropy), or the 99.999th percentile of absolute values (percentile).
+    int8_keep_float : sequence of str
+        Nodes left in float32 (ONNX Runtime's ``nodes_to_exclude``): ``"first"`` (the first
+        weighted node, the temporal convolution that reads the scaled EEG, and the reshapes
+        before it: the EEG enters it unquantised), ``"last"`` (the last weighted node, the
+        classifier, and what follows it) or node names of the graph. Empty: every node int8.
     opset : int
         ONNX opset (default :data:`OPSET`).
     key : bytes | str | Path | None
@@ -292,6 +353,12 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
     check_type(decoder, Decoder, "decoder")
     int8 = check_bool(int8, "int8")
     opset = ensure_int(opset, "opset", minimum=13, what="ONNX opset")
+    int8_calibration = check_option("int8_calibration", int8_calibration, INT8_CALIBRATIONS)
+    if isinstance(int8_keep_float, str):
+        int8_keep_float = [int8_keep_float]
+    int8_keep_float = tuple(check_type(n, str, "each int8_keep_float entry")
+                            for n in check_type(int8_keep_float, (list, tuple),
+                                                "int8_keep_float"))
     clf = decoder.estimator
     if isinstance(clf, OnnxClassifier):
         raise TypeError(f"This decoder is already an ONNX decoder ({clf!r}); export the "
@@ -348,9 +415,11 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
         from ..models.classifier import scale_epochs
 
         scaled = scale_epochs(calibration, clf.scaling, clf.scale_mean_, clf.scale_std_)
-        payload = _quantize(graph, scaled, "x")
+        payload, kept = _quantize(graph, scaled, "x", method=int8_calibration,
+                                  keep_float=int8_keep_float)
         quantization = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
-                        "calibration": "minmax", "n_windows": int(len(calibration))}
+                        "calibration": int8_calibration, "n_windows": int(len(calibration)),
+                        "float32_nodes": kept}
         q = OnnxClassifier(payload, {**network, "quantization": quantization},
                            what=f"the int8 {name}")
         agree = np.mean(q.predict(calibration) == fp32.predict(calibration))

@@ -221,6 +221,63 @@ def test_int8_agrees_with_float32_and_is_smaller(eegnet, recordings):
     assert b"DequantizeLinear" in ops
 
 
+def _int8_graph(path):
+    """Return the ONNX graph of an exported decoder file."""
+    import onnx
+
+    with zipfile.ZipFile(path) as zf:
+        return onnx.load_from_string(zf.read("model.onnx")).graph
+
+
+def _fed_by_dequantize(graph, node, k: int = 0) -> bool:
+    """Whether the node's input ``k`` comes out of a DequantizeLinear (it was quantised)."""
+    producers = {out: n.op_type for n in graph.node for out in n.output}
+    return producers.get(node.input[k]) == "DequantizeLinear"
+
+
+def test_int8_keeps_named_nodes_in_float32(eegnet, recordings, tmp_path):
+    decoder, calibration = eegnet["decoder"], eegnet["calibration"]
+    path = export_onnx(decoder, tmp_path / "keep.bci", int8=True, calibration=calibration,
+                       int8_calibration="entropy", int8_keep_float=["first"])
+    quant = load_decoder(path).estimator.quantization
+    assert quant["calibration"] == "entropy"
+    graph = _int8_graph(path)
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    # the first weighted node (EEGNet's temporal convolution) reads float32 activations; the
+    # next ones run quantised, as in the default export where every Conv is quantised
+    # (and the reshapes before it): the scaled EEG and its weights enter it unquantised
+    assert quant["float32_nodes"][-1] == convs[0].name
+    assert not _fed_by_dequantize(graph, convs[0])
+    assert not _fed_by_dequantize(graph, convs[0], 1)
+    assert all(_fed_by_dequantize(graph, c) and _fed_by_dequantize(graph, c, 1)
+               for c in convs[1:])
+    default = _int8_graph(eegnet["int8"])
+    assert all(_fed_by_dequantize(default, c)
+               for c in default.node if c.op_type == "Conv")
+    assert load_decoder(eegnet["int8"]).estimator.quantization["float32_nodes"] == []
+    _, test = recordings
+    X, _ = _cue_windows(test, decoder.n_times)
+    fp32 = load_decoder(eegnet["fp32"])
+    assert np.mean(load_decoder(path).predict(X) == fp32.predict(X)) >= 0.85
+
+
+def test_int8_options_are_checked(eegnet, tmp_path):
+    decoder, calibration = eegnet["decoder"], eegnet["calibration"]
+    with pytest.raises(ValueError, match=r"int8_keep_float names node 'conv9', which the graph "
+                                         r"does not hold; give 'first', 'last' or node names, e.g. "
+                                         r"its weighted nodes node_Conv_"):
+        export_onnx(decoder, tmp_path / "x.bci", int8=True, calibration=calibration,
+                    int8_keep_float=["conv9"])
+    with pytest.raises(ValueError, match=r"Unknown int8_calibration 'max'\. Did you mean "
+                                         r"'minmax'\? Available: entropy, minmax, percentile"):
+        export_onnx(decoder, tmp_path / "x.bci", int8=True, calibration=calibration,
+                    int8_calibration="max")
+    with pytest.raises(TypeError, match="int8_keep_float"):
+        export_onnx(decoder, tmp_path / "x.bci", int8=True, calibration=calibration,
+                    int8_keep_float=3)
+    assert not (tmp_path / "x.bci").exists()
+
+
 def test_int8_needs_enough_calibration_windows(eegnet, tmp_path):
     decoder, calibration = eegnet["decoder"], eegnet["calibration"]
     n = MIN_CALIBRATION_WINDOWS - 1
@@ -416,9 +473,18 @@ def test_cli_export_float32_and_int8(eegnet, tmp_path, capsys):
     assert main(["export", "--format", "onnx", str(source), "--out", str(tmp_path), "--int8",
                  "--calibration", str(tmp_path / "calib.npy")]) == 0
     out = capsys.readouterr().out
-    assert "int8 QDQ calibrated on 50 windows" in out
+    assert "int8 QDQ calibrated on 50 windows (minmax; argmax agrees" in out
     int8 = load_decoder(tmp_path / "eegnet-onnx-int8.bci")
     assert int8.estimator.quantization["n_windows"] == 50
+    # the README's command: percentile ranges, the temporal convolution kept in float32
+    assert main(["export", "--format", "onnx", str(source), "--out", str(tmp_path / "k.bci"),
+                 "--int8", "--calibration", str(tmp_path / "calib.npy"),
+                 "--int8-calibration", "percentile", "--int8-keep-float", "first"]) == 0
+    out = capsys.readouterr().out
+    kept = load_decoder(tmp_path / "k.bci").estimator.quantization
+    assert kept["calibration"] == "percentile"
+    assert kept["float32_nodes"]
+    assert f"(percentile; {', '.join(kept['float32_nodes'])} kept in float32; argmax" in out
     np.testing.assert_allclose(load_decoder(fp32).predict_proba(train),
                                eegnet["decoder"].predict_proba(train), atol=1e-5)
     # the exported file is what `bci stream --decoder` loads
@@ -444,6 +510,9 @@ def test_cli_export_errors(eegnet, tmp_path, capsys):
     assert main(["export", "--format", "onnx", source, "--out", str(tmp_path),
                  "--calibration", str(tmp_path / "few.npy")]) == 2
     assert "add --int8" in capsys.readouterr().err
+    assert main(["export", "--format", "onnx", source, "--out", str(tmp_path),
+                 "--int8-keep-float", "first"]) == 2
+    assert "--int8-* options configure an int8 export; add --int8" in capsys.readouterr().err
     # the manifest of the written file is JSON with the decoder's conventions
     assert main(["export", "--format", "onnx", source, "--out", str(tmp_path / "a.bci")]) == 0
     with zipfile.ZipFile(tmp_path / "a.bci") as zf:

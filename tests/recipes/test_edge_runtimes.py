@@ -18,7 +18,8 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
     results = script_main("benchmarks/edge_runtimes.py")(
         ["--model", "EEGNet", "--datasets", "Kalunga2016", "--kalunga-subjects", "1",
          "--folds", "2", "--max-folds", "1", "--max-epochs", "1", "--n-latency", "10",
-         "--threads", "1,2", "--out", str(tmp_path)])
+         "--threads", "1,2", "--int8-variants", "minmax,entropy+first", "--out",
+         str(tmp_path)])
     res = results["datasets"]["Kalunga2016"]
     assert res["n_folds"] == 1
     assert res["n_test_windows"] == 32  # half of subject 1's 64 windows
@@ -43,12 +44,33 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
     assert res["accuracy_change_int8_points"] == pytest.approx(
         100 * (runtimes["onnx_int8"]["accuracy"] - runtimes["torch"]["accuracy"]), abs=0.01)
     assert set(res["speedup_int8_vs_torch"]) == {"1", "2"}
+    # the int8 variants: the first is the table's int8; decisions changed counted per window
+    variants = res["int8_variants"]
+    assert list(variants) == ["minmax", "entropy+first"]
+    assert variants["minmax"]["accuracy"] == runtimes["onnx_int8"]["accuracy"]
+    for v in variants.values():
+        assert 0 <= v["windows_changed_vs_torch"] <= 32
+        assert v["change_points"] == pytest.approx(
+            100 * (v["accuracy"] - runtimes["torch"]["accuracy"]), abs=0.01)
+        # a changed accuracy needs at least that many changed decisions
+        assert v["windows_changed_vs_torch"] >= round(abs(v["change_points"]) * 32 / 100)
+        assert 0 < v["latency_ms_1_thread"]["p50"] <= v["latency_ms_1_thread"]["p99"]
+        diff = v["proba_abs_diff_vs_torch"]
+        assert 0 <= diff["mean"] <= diff["max"] <= 1
+        if v["windows_changed_vs_torch"]:  # a changed decision moves probabilities
+            assert diff["max"] > 0
     written = json.loads((tmp_path / "edge_runtimes.json").read_text())
     assert written["datasets"]["Kalunga2016"]["runtimes"]["torch"]["accuracy"] == \
         runtimes["torch"]["accuracy"]
     table = (tmp_path / "edge_runtimes.md").read_text()
     assert table.startswith("| dataset | runtime | p50 / p99 ms (1 thr) | p50 / p99 ms (2 thr)")
     assert table.count("| Kalunga2016 |") == 4
+
+
+def test_unknown_int8_variant_is_refused(tmp_path, script_main):
+    with pytest.raises(SystemExit, match=r"Unknown int8 variant flag\(s\) \['middle'\]"):
+        script_main("benchmarks/edge_runtimes.py")(
+            ["--int8-variants", "minmax+middle", "--out", str(tmp_path)])
 
 
 def test_unknown_dataset_is_refused(tmp_path, script_main):

@@ -21,6 +21,11 @@ def test_nir_runtime_benchmark_tiny(tmp_path, script_main):
         assert row["r2"] == pytest.approx(results["r2_model"], abs=1e-6)
         p50, p99 = row["latency_ms_1_threads"]
         assert 0 < p50 <= p99
+        assert row["peak_rss_mib"] > 0
+    # the NumPy NIR simulator runs without torch; the torch runtime needs it
+    assert runtimes["nir"]["imports_torch"] is False
+    assert runtimes["torch"]["imports_torch"] is True
+    assert runtimes["nir"]["peak_rss_mib"] < runtimes["torch"]["peak_rss_mib"]
     # the same spikes give the same synaptic operations in every runtime
     ops = {round(row["synops_per_s"], 6) for row in runtimes.values()}
     assert len(ops) == 1
@@ -28,3 +33,4 @@ def test_nir_runtime_benchmark_tiny(tmp_path, script_main):
     saved = json.loads((tmp_path / "nir_runtime.json").read_text())
     assert saved["runtimes"].keys() == runtimes.keys()
     assert (tmp_path / "nir_runtime.md").read_text().startswith("| runtime | R^2 |")
+    assert "peak RSS MiB" in (tmp_path / "nir_runtime.md").read_text()

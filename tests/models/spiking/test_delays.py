@@ -171,3 +171,72 @@ def test_pruning_zeroes_the_smallest_weights_and_their_operations():
     assert layer.prune(0.5) == 3  # cumulative: one more
     with pytest.raises(ValueError, match="fraction"):
         layer.prune(1.0)
+
+
+# Outputs of SNNStreaming and DelaySNN before they shared one implementation
+# (_SpikingStreamingDecoder), recorded from the code of commit b25f49b: seed 3, Poisson counts.
+RECORDED = {
+    "snn": [[0.20168828964233398, 0.5105115175247192, 0.2934775650501251],
+            [0.5124117136001587, 0.3925004303455353, 0.6443871259689331]],
+    "cuba": [[0.26755088567733765, 0.368012011051178, 0.42894476652145386],
+             [0.8127648830413818, 0.7413510084152222, 0.6980363130569458]],
+    "delay": [[-0.03729122877120972, 0.08729895204305649, 0.023613516241312027],
+              [0.10681798309087753, -0.0639452263712883, -0.05774366855621338]],
+}
+BUILD = {
+    "snn": lambda: SNNStreaming(12, 2, sfreq=20.0, n_hidden=16),
+    "cuba": lambda: SNNStreaming(12, 2, sfreq=20.0, n_hidden=16, neuron="cuba", learn_tau=True),
+    "delay": lambda: DelaySNN(12, 2, sfreq=20.0, n_hidden=16, max_delay=4),
+}
+
+
+@pytest.mark.parametrize("name", list(RECORDED))
+def test_shared_forward_reproduces_the_outputs_recorded_before_sharing(name):
+    torch.manual_seed(3)  # initialisation draws in the same order as before
+    model = BUILD[name]().eval()
+    x = torch.poisson(torch.full((3, 12, 30), 2.0), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out, state = model.forward_sequence(x[..., :17], return_state=True)
+    torch.testing.assert_close(out[0, :, -3:], torch.tensor(RECORDED[name]), rtol=0, atol=1e-6)
+    # the state layouts are unchanged: (hidden, read-out), with the delay line first for DelaySNN
+    assert len(state) == (3 if name == "delay" else 2)
+
+
+def test_delay_snn_network_file_round_trip(tmp_path):
+    from bci.models.decoder import load_network, network_info, save_network
+
+    torch.manual_seed(0)
+    model = DelaySNN(6, 2, sfreq=20.0, n_hidden=8, max_delay=3, sigma=0.5).eval()
+    assert model.fc_in.prune(0.25) == 12
+    with torch.no_grad():
+        model.output_scale.copy_(torch.tensor([2.0, 0.5]))
+    path = save_network(model, tmp_path / "delay.bci", info={"fold": 1})
+    back = load_network(path)
+    assert type(back) is DelaySNN
+    assert not back.training
+    assert back.get_config() == model.get_config()
+    assert back.get_config()["max_delay"] == 3
+    assert back.get_config()["sigma"] == 0.5
+    # weights, real-valued delays and the pruning mask (a buffer) come back exactly
+    for key, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+    assert int((back.fc_in.weight_mask == 0).sum()) == 12
+    x = torch.poisson(torch.full((2, 6, 25), 1.5), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(back.forward_sequence(x), model.forward_sequence(x))
+    assert network_info(path) == {"fold": 1}
+    # weights only (no pickle): the payload is a plain state_dict of tensors
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["manifest.json", "network.pt"]
+
+
+def test_delay_snn_nir_export_names_the_delayed_module():
+    pytest.importorskip("nir")
+    from bci.hw.nir_export import to_nir
+
+    model = DelaySNN(4, 2, sfreq=20.0, n_hidden=8, max_delay=2)
+    with pytest.raises(TypeError, match=r"Cannot export DelaySNN to NIR: its module 'fc_in' "
+                                        r"\(DelayedLinear\)"):
+        to_nir(model)

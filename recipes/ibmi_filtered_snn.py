@@ -41,9 +41,10 @@ Usage::
     python recipes/ibmi_filtered_snn.py --decoders DelaySNN GRUDecoder   # a subset
 
 The last printed line is one JSON object with the final metrics. The first fold's networks
-(those of :mod:`bci.models.spiking.ibmi`) are saved as ``OUT/<decoder>.bci`` network files
-(:func:`bci.models.decoder.load_network`); the spiking ones export to neuromorphic hardware with
-``bci export --format nir OUT/SNNStreaming.bci --out snn.nir``.
+(every decoder, the ``DelaySNN`` variants included) are saved as ``OUT/<decoder>.bci`` network
+files (:func:`bci.models.decoder.load_network`); the spiking ones export to neuromorphic
+hardware with ``bci export --format nir OUT/SNNStreaming.bci --out snn.nir`` (a ``DelaySNN``'s
+delays as ``nir.Delay`` nodes).
 """
 
 from __future__ import annotations

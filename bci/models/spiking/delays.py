@@ -58,8 +58,8 @@ class DelayedLinear(nn.Module):
     --------
     >>> layer = DelayedLinear(1, 1, max_delay=4, init_delay="zero")
     >>> with torch.no_grad():
-    ...     layer.weight.fill_(1.0)
-    ...     layer.delay.fill_(2.0)
+    ...     _ = layer.weight.fill_(1.0)
+    ...     _ = layer.delay.fill_(2.0)
     >>> x = torch.tensor([[[1.0], [0.0], [0.0], [0.0], [0.0]]])  # (batch, steps, features)
     >>> layer(x)[0, :, 0].tolist()  # the spike arrives 2 steps later
     [0.0, 0.0, 1.0, 0.0, 0.0]

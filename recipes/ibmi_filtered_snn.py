@@ -418,7 +418,9 @@ def plot_pareto(res: dict, out: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("effective synaptic operations per bin (ACs + MACs, NeuroBench)")
     ax.set_ylabel("R^2 (block Bessel, cutoff per output)")
-    ax.set_title(f"R^2 vs operations, {res['data'].kind} data (open: unfiltered)", fontsize=9)
+    folds = sorted({len(d) for d in res["done"].values() if d})
+    ax.set_title(f"R^2 vs operations, {res['data'].kind} data, mean over "
+                 f"{'/'.join(map(str, folds))} folds (open: unfiltered)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = out / "pareto.png"

@@ -19,7 +19,15 @@ In each fold 15 % of the training trials are held out for early stopping and for
 filter cutoff (grid ``CUTOFFS_HZ``, per decoder and filter mode, by validation R^2). R^2 is
 NeuroBench's (mean over x and y of ``1 - SSE / (n var)`` over all test bins of the fold);
 the table shows mean ± sd over folds. Operations (effective ACs / MACs, NeuroBench's
-definitions) and memory are counted on the first fold's test trials.
+definitions: the first layer's MACs on the counts, the accumulates of the hidden spikes into the
+read-out, a GRU's input, recurrent and gate products) and memory are counted on each fold's test
+trials, every trial on its own from rest and over its real bins only (no zero padding), then
+averaged over the folds.
+
+Every (fold, decoder) result is written to ``OUT/folds/<decoder>_fold<k>.json`` as soon as it is
+known; ``--resume`` reuses those files (same seed, epochs, folds and data) instead of training
+again, and ``--only-folds`` runs a subset of the folds (the splits stay those of the full run),
+so that a long run cut short can be finished later and merged.
 
 Data: ``center_out_data.mat`` (real; one macaque, 84 M1 units, 50 ms bins;
 :func:`bci.data.reaching.load_center_out` finds it in ``MNE_DATASETS_REACHING_PATH``, else
@@ -33,9 +41,10 @@ Usage::
     python recipes/ibmi_filtered_snn.py --decoders DelaySNN GRUDecoder   # a subset
 
 The last printed line is one JSON object with the final metrics. The first fold's networks
-(those of :mod:`bci.models.spiking.ibmi`) are saved as ``OUT/<decoder>.bci`` network files
-(:func:`bci.models.decoder.load_network`); the spiking ones export to neuromorphic hardware with
-``bci export --format nir OUT/SNNStreaming.bci --out snn.nir``.
+(every decoder, the ``DelaySNN`` variants included) are saved as ``OUT/<decoder>.bci`` network
+files (:func:`bci.models.decoder.load_network`); the spiking ones export to neuromorphic
+hardware with ``bci export --format nir OUT/SNNStreaming.bci --out snn.nir`` (a ``DelaySNN``'s
+delays as ``nir.Delay`` nodes).
 """
 
 from __future__ import annotations
@@ -49,10 +58,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bci.data.reaching import load_center_out, make_reaching, pad_trials
+from bci.data.reaching import load_center_out, make_reaching
 from bci.evaluation.ibmi_metrics import r2_neurobench
 from bci.models.decoder import save_network
-from bci.models.spiking.cost import count_operations
+from bci.models.spiking.cost import OperationCounts, count_operations
 from bci.models.spiking.delays import DelaySNN
 from bci.models.spiking.ibmi import (
     IBMI_MODELS,
@@ -162,6 +171,87 @@ def tune_filter_per_output(mode: str, block: int, sfreq: float, val_pred, val_tr
     return PerOutputFilter(filters)
 
 
+def combine_counts(counts: list[OperationCounts], weights: list[float] | None = None
+                   ) -> OperationCounts:
+    """Weighted mean of per-prediction counts (weights: predictions behind each, by default).
+
+    Byte counts (parameters, state) are the largest of the parts (they are the same network's);
+    ``n_predictions`` is the total.
+    """
+    w = np.asarray([c.n_predictions for c in counts] if weights is None else weights, float)
+    w = w / w.sum()
+
+    def mean(attr: str) -> float:
+        return float(sum(wi * getattr(c, attr) for wi, c in zip(w, counts, strict=True)))
+
+    layers = {name for c in counts for name in c.synaptic_operations_by_layer}
+    return OperationCounts(
+        effective_macs=mean("effective_macs"), effective_acs=mean("effective_acs"),
+        dense_ops=mean("dense_ops"), neuron_updates=mean("neuron_updates"),
+        activation_sparsity=mean("activation_sparsity"),
+        param_bytes=max(c.param_bytes for c in counts),
+        state_bytes=max(c.state_bytes for c in counts), sfreq=counts[0].sfreq,
+        n_predictions=int(sum(c.n_predictions for c in counts)),
+        neuron_updates_skipped=mean("neuron_updates_skipped"),
+        synaptic_operations_by_layer={
+            name: float(sum(wi * c.synaptic_operations_by_layer.get(name, 0.0)
+                            for wi, c in zip(w, counts, strict=True))) for name in layers})
+
+
+def count_on_trials(model, data) -> OperationCounts:
+    """Operations per real bin: each trial run on its own from rest, its real bins only.
+
+    (Counting on zero-padded trials would average over the padding too, where a spiking
+    network's input layer does nothing but a GRU still runs its recurrent products.)
+    """
+    return combine_counts([count_operations(model, torch.as_tensor(s[None], dtype=torch.float32))
+                           for s in data.spikes])
+
+
+def fold_path(out: Path, name: str, fold: int) -> Path:
+    """Where the result of one (decoder, fold) is written (``fold`` 1-based)."""
+    return out / "folds" / f"{name}_fold{fold}.json"
+
+
+def run_fold(name: str, k: int, data, fit_set, val_set, test_set, args) -> dict:
+    """Train and evaluate one decoder on one fold (``k`` 0-based); returns its record."""
+    t0 = time.time()
+    model = train(name, fit_set, val_set, args.epochs, args.seed + k)
+    pred, val_pred = predict_sequences(model, test_set), predict_sequences(model, val_set)
+    rec = {"decoder": name, "fold": k + 1, "folds": args.folds, "seed": args.seed,
+           "epochs": args.epochs, "data": data.kind, "n_test_trials": test_set.n_trials,
+           "scores": {"raw": r2_neurobench(test_set.velocity, pred)}, "cutoffs": {},
+           "lag_s": {}, "buffering_s": {}}
+    filtered = {}
+    for variant, (mode, block) in FILTERS.items():
+        tune = tune_filter_per_output if variant in PER_OUTPUT else tune_filter
+        filt = tune(mode, block, data.sfreq, val_pred, val_set.velocity)
+        filtered[variant] = filt.filter_trials(pred)
+        rec["scores"][variant] = r2_neurobench(test_set.velocity, filtered[variant])
+        rec["cutoffs"][variant] = getattr(filt, "cutoffs_hz", filt.cutoff_hz)
+        rec["lag_s"][variant] = filt.ramp_lag_s()
+        rec["buffering_s"][variant] = filt.buffering_s()
+    rec["costs"] = count_on_trials(model, test_set).as_dict()
+    if k == 0:  # the first fold's networks, readable by load_network and `bci export`
+        save_network(model, args.out / f"{name}.bci",
+                     info={"data": data.kind, "source": str(data.source), "fold": 1,
+                           "r2_raw": float(rec["scores"]["raw"])})
+        rec["examples"] = (test_set.velocity[:3], pred[:3],
+                           filtered["block_high_accuracy"][:3])
+    rec["seconds"] = round(time.time() - t0, 1)
+    return rec
+
+
+def load_fold(path: Path, args, data) -> dict | None:
+    """Return the record an earlier run wrote with the same settings, else None."""
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    same = (rec.get("folds"), rec.get("seed"), rec.get("epochs"), rec.get("data")) == \
+        (args.folds, args.seed, args.epochs, data.kind)
+    return rec if same else None
+
+
 def run(args) -> dict:
     """Cross-validate every decoder and filter variant; returns scores, costs and examples."""
     data = load(args.data, args.path, args.seed)
@@ -173,52 +263,56 @@ def run(args) -> dict:
     decoders = args.decoders
     scores = {d: {v: [] for v in variants} for d in decoders}
     cutoffs = {d: {v: [] for v in FILTERS} for d in decoders}
-    costs, latency, examples = {}, {}, {}
+    done = {d: [] for d in decoders}
+    fold_costs = {d: [] for d in decoders}
+    raw_costs = {d: [] for d in decoders}
+    latency, examples = {}, {}
+    (args.out / "folds").mkdir(parents=True, exist_ok=True)
     for k, test_idx in enumerate(folds):
         train_idx = np.setdiff1d(np.arange(data.n_trials), test_idx)
-        train_idx = rng.permutation(train_idx)
+        train_idx = rng.permutation(train_idx)  # drawn for every fold: the splits stay fixed
+        if k + 1 not in args.only_folds:
+            continue
         n_val = max(1, int(round(0.15 * train_idx.size)))
         val_set, fit_set = data.subset(train_idx[:n_val]), data.subset(train_idx[n_val:])
         test_set = data.subset(test_idx)
         for name in decoders:
-            t0 = time.time()
-            model = train(name, fit_set, val_set, args.epochs, args.seed + k)
-            pred, val_pred = predict_sequences(model, test_set), predict_sequences(model, val_set)
-            scores[name]["raw"].append(r2_neurobench(test_set.velocity, pred))
-            filtered = {}
-            for variant, (mode, block) in FILTERS.items():
-                tune = tune_filter_per_output if variant in PER_OUTPUT else tune_filter
-                filt = tune(mode, block, data.sfreq, val_pred, val_set.velocity)
-                filtered[variant] = filt.filter_trials(pred)
-                scores[name][variant].append(r2_neurobench(test_set.velocity, filtered[variant]))
-                cutoffs[name][variant].append(getattr(filt, "cutoffs_hz", filt.cutoff_hz))
-                latency.setdefault(variant, {"buffering_s": filt.buffering_s(),
+            path = fold_path(args.out, name, k + 1)
+            rec = load_fold(path, args, data) if args.resume else None
+            resumed = rec is not None
+            if rec is None:
+                rec = run_fold(name, k, data, fit_set, val_set, test_set, args)
+                if "examples" in rec:
+                    examples[name] = rec.pop("examples")
+                path.write_text(json.dumps(rec, indent=1))
+            done[name].append(k + 1)
+            for variant in variants:
+                scores[name][variant].append(rec["scores"][variant])
+            for variant in FILTERS:
+                cutoffs[name][variant].append(rec["cutoffs"][variant])
+                latency.setdefault(variant, {"buffering_s": rec["buffering_s"][variant],
                                              "lag_s": []})
-                latency[variant]["lag_s"].append(filt.ramp_lag_s())
-            if k == 0:
-                X, _, _ = pad_trials(test_set)
-                costs[name] = count_operations(model, torch.as_tensor(X[:16]))
-                # the first fold's networks, readable by load_network and `bci export`
-                # (DelaySNN is not a registered network file type: not saved)
-                if name in IBMI_MODELS:
-                    save_network(model, args.out / f"{name}.bci",
-                                 info={"data": data.kind, "source": str(data.source),
-                                       "fold": 1, "r2_raw": float(scores[name]["raw"][-1])})
-                examples[name] = (test_set.velocity[:3], pred[:3],
-                                  filtered["block_high_accuracy"][:3])
-            print(f"fold {k + 1}/{args.folds} {name:13s} R2 raw {scores[name]['raw'][-1]:.3f}"
-                  f" | high-acc {scores[name]['block_high_accuracy'][-1]:.3f}"
-                  f" | per output {scores[name]['high_accuracy_per_output'][-1]:.3f}"
-                  f" ({time.time() - t0:.0f} s)", flush=True)
+                latency[variant]["lag_s"].append(rec["lag_s"][variant])
+            fold_costs[name].append(OperationCounts(**rec["costs"]))
+            raw_costs[name].append(rec["costs"])
+            how = f"resumed from {path}" if resumed else f"{rec['seconds']:.0f} s"
+            print(f"fold {k + 1}/{args.folds} {name:13s} R2 raw {rec['scores']['raw']:.3f}"
+                  f" | high-acc {rec['scores']['block_high_accuracy']:.3f}"
+                  f" | per output {rec['scores']['high_accuracy_per_output']:.3f}"
+                  f" | {fold_costs[name][-1].synaptic_operations:,.0f} ops/bin ({how})",
+                  flush=True)
+    costs = {n: combine_counts(c, [1.0] * len(c)) for n, c in fold_costs.items() if c}
     return dict(data=data, scores=scores, cutoffs=cutoffs, costs=costs, latency=latency,
-                examples=examples)
+                examples=examples, done=done, fold_costs=raw_costs)
 
 
 def report(res: dict, args) -> dict:
     """Print the tables; returns the JSON summary."""
-    data, scores, costs = res["data"], res["scores"], res["costs"]
+    data, costs, done = res["data"], res["costs"], res["done"]
+    scores = {n: per for n, per in res["scores"].items() if done[n]}
     variants = list(next(iter(scores.values())))
-    print(f"\nR^2 (NeuroBench definition), mean ± sd over {args.folds} folds, "
+    print(f"\nR^2 (NeuroBench definition), mean ± sd over the folds run "
+          f"({', '.join(f'{n}: {d}' for n, d in done.items())}), "
           f"{data.kind} data ({data.source}); Bessel order {BESSEL_ORDER}")
     header = f"{'decoder':14s}" + "".join(f"{v:>26s}" for v in variants) + f"{'gain':>8s}"
     print(header)
@@ -239,7 +333,7 @@ def report(res: dict, args) -> dict:
     for name in pareto:
         print(f"  {name:14s} R^2 {np.mean(scores[name][PARETO_VARIANT]):.3f}  "
               f"{costs[name].synaptic_operations:,.0f} ops / bin")
-    print("\ncost per prediction (one per bin; NeuroBench definitions), first fold")
+    print("\ncost per prediction (one per real bin; NeuroBench definitions), mean over folds")
     print(f"{'decoder':14s}{'eff. ACs':>10s}{'eff. MACs':>11s}{'dense':>9s}{'neuron upd.':>12s}"
           f"{'act. sparsity':>14s}{'params B':>10s}{'state B':>9s}")
     for name, c in costs.items():
@@ -248,13 +342,19 @@ def report(res: dict, args) -> dict:
               f"{c.state_bytes:>9d}")
     return {
         "data": data.kind, "source": data.source, "folds": args.folds, "quick": args.quick,
+        "seed": args.seed, "epochs": args.epochs, "folds_done": done,
+        "r2_by_fold": {n: {v: [round(float(x), 4) for x in per[v]] for v in variants}
+                       for n, per in scores.items()},
+        "synaptic_operations_by_fold": {n: [round(OperationCounts(**r).synaptic_operations, 1)
+                                            for r in res["fold_costs"][n]]
+                                        for n in costs},
         "r2": {n: {v: round(float(np.mean(per[v])), 4) for v in variants}
                for n, per in scores.items()},
         "r2_sd": {n: {v: round(float(np.std(per[v])), 4) for v in variants}
                   for n, per in scores.items()},
         "cutoff_hz": {n: {v: np.median(np.asarray(c, dtype=float), axis=0).tolist()
                           for v, c in per.items()}
-                      for n, per in res["cutoffs"].items()},
+                      for n, per in res["cutoffs"].items() if done[n]},
         "synaptic_operations": {n: round(c.synaptic_operations, 1) for n, c in costs.items()},
         "pareto": pareto,
         "effective_acs": {n: round(c.effective_acs, 1) for n, c in costs.items()},
@@ -282,7 +382,7 @@ PARETO_VARIANT = "high_accuracy_per_output"
 def pareto_front(scores: dict, costs: dict) -> list[str]:
     """Return the decoders no other beats on both R^2 and operations, cheapest first."""
     points = {n: (costs[n].synaptic_operations, float(np.mean(scores[n][PARETO_VARIANT])))
-              for n in scores}
+              for n in scores if n in costs}
     front = [n for n, (ops, r2) in points.items()
              if not any(o <= ops and r >= r2 and (o, r) != (ops, r2)
                         for m, (o, r) in points.items() if m != n)]
@@ -299,7 +399,7 @@ def plot_pareto(res: dict, out: Path) -> Path:
     scores, costs = res["scores"], res["costs"]
     front = pareto_front(scores, costs)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in scores:
+    for name in costs:
         ops = costs[name].synaptic_operations
         r2 = np.mean(scores[name][PARETO_VARIANT])
         ax.scatter(ops, r2, s=40, zorder=3,
@@ -318,7 +418,9 @@ def plot_pareto(res: dict, out: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("effective synaptic operations per bin (ACs + MACs, NeuroBench)")
     ax.set_ylabel("R^2 (block Bessel, cutoff per output)")
-    ax.set_title(f"R^2 vs operations, {res['data'].kind} data (open: unfiltered)", fontsize=9)
+    folds = sorted({len(d) for d in res["done"].values() if d})
+    ax.set_title(f"R^2 vs operations, {res['data'].kind} data, mean over "
+                 f"{'/'.join(map(str, folds))} folds (open: unfiltered)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = out / "pareto.png"
@@ -375,9 +477,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--decoders", nargs="+", choices=DECODERS, default=DECODERS,
                         help="decoders to run (default: all)")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
+                        help="run only these folds (1-based; the splits stay those of the "
+                             "full run)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse OUT/folds/<decoder>_fold<k>.json written by an earlier run "
+                             "with the same seed, epochs, folds and data")
     parser.add_argument("--out", type=Path, default=Path("results/ibmi_filtered_snn"))
     args = parser.parse_args(argv)
     args.folds = args.folds or (2 if args.quick else 5)
+    if args.folds < 2:
+        parser.error(f"--folds must be >= 2 (train and test trials), got {args.folds}.")
+    args.only_folds = sorted(set(args.only_folds or range(1, args.folds + 1)))
+    if not all(1 <= k <= args.folds for k in args.only_folds):
+        parser.error(f"--only-folds must lie in 1..{args.folds} (--folds), got "
+                     f"{args.only_folds}.")
     args.epochs = args.epochs or (5 if args.quick else 40)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -385,7 +499,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = report(res, args)
     paths = [*plot(res, args.out), plot_pareto(res, args.out)]
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2))
-    print(f"\nwrote {len(paths)} figures, metrics.json and the first fold's networks (*.bci) to "
+    print(f"\nwrote {len(paths)} figures, metrics.json, folds/*.json and the first fold's "
+          f"networks (*.bci) to "
           f"{args.out} ({time.time() - t0:.0f} s)")
     print(json.dumps(summary))
     return summary

@@ -3,8 +3,9 @@
 `NIR <https://neuroir.org>`_ describes a network as a graph of continuous-time nodes (weights,
 neurons) that neuromorphic simulators and chips read (snnTorch, Norse, Lava, Rockpool, Sinabs,
 SpiNNaker2, Xylo...). :func:`to_nir` writes :class:`~bci.models.spiking.ibmi.SNNStreaming`,
-:class:`~bci.models.spiking.ibmi.SNN3D` and :class:`~bci.models.spiking.ibmi.LinearDecoder` as
-a :class:`nir.NIRGraph`; :func:`from_nir` reads such a graph back into the same model class
+:class:`~bci.models.spiking.delays.DelaySNN`, :class:`~bci.models.spiking.ibmi.SNN3D` and
+:class:`~bci.models.spiking.ibmi.LinearDecoder` as a :class:`nir.NIRGraph`; :func:`from_nir`
+reads such a graph back into the same model class
 (the model's config is stored in the graph metadata); :func:`save_nir` and :func:`load_nir` do
 the same through NIR's HDF5 files.
 
@@ -25,6 +26,15 @@ Mapping (one graph step is one step of our model, ``dt`` seconds, ``1 / sfreq`` 
   synaptic current is updated first and drives the membrane in the same step (snnTorch's
   ``Synaptic`` order).
 - the non-spiking read-out (``reset="none"``, membrane output) -> ``nir.LI``.
+- :class:`~bci.models.spiking.delays.DelayedLinear` (one integer delay per synapse, the input
+  layer of :class:`~bci.models.spiking.delays.DelaySNN`): ``nir.Delay`` delays every input
+  channel alike (``y(t) = x(t - delay)``), so the layer becomes one branch per delay value
+  ``d`` that some non-zero synapse uses: ``input -> delay_d<d>`` (``nir.Delay``, ``d * dt``
+  seconds on every channel; none for ``d = 0``) ``-> fc_in_d<d>`` (``nir.Linear`` holding the
+  weights of the synapses of delay ``d``, zeros elsewhere), all branches summed into
+  ``lif_hidden``. Exact: ``sum_d W_d x[t - d] = DelayedLinear(x)[t]``; pruned synapses are
+  zeros. :func:`from_nir` reads the branches back into one layer (integer delays, the
+  pruning mask where the weight is zero).
 - the output de-standardisation (``out * output_scale + output_offset``) -> an ``nir.Affine``
   with a diagonal weight, node ``"output_scale"``; :class:`SNN3D`'s per-output gain ->
   ``nir.Scale``, node ``"gain"``.
@@ -70,6 +80,7 @@ from torch import nn
 
 from .._checks import check_option
 from .._logging import logger
+from ..models.spiking.delays import DelaySNN
 from ..models.spiking.encoders import DirectEncoder
 from ..models.spiking.ibmi import IBMI_MODELS, SNN3D, LinearDecoder, SNNStreaming
 from ..models.spiking.neurons import LIF, CubaLIF
@@ -80,13 +91,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["to_nir", "from_nir", "save_nir", "load_nir", "graph_input", "NIR_EXPORTABLE"]
 
 #: Names of the models :func:`to_nir` exports.
-NIR_EXPORTABLE = ("SNNStreaming", "SNN3D", "LinearDecoder")
+NIR_EXPORTABLE = ("SNNStreaming", "SNN3D", "LinearDecoder", "DelaySNN")
+_MODELS = {**IBMI_MODELS, "DelaySNN": DelaySNN}
+#: Decoders run one graph step per bin, their state carried on.
+_STREAMING = (SNNStreaming, DelaySNN)
 
 UnsupportedReset = Literal["raise", "annotate"]
 
 _INPUT_DOC = {
     "SNNStreaming": "per step (bin): the encoder's transform ({transform}) of the counts of the "
                     "bin, shape (n_chans,); the state runs on from bin to bin",
+    "DelaySNN": "per step (bin): the encoder's transform ({transform}) of the counts of the "
+                "bin, shape (n_chans,); the state (and the delay lines) run on from bin to bin",
     "SNN3D": "per window: the encoder's transform ({transform}) of the counts, then LayerNorm "
              "over the (n_times, n_chans) window (both on the host, see "
              "bci.hw.nir_export.graph_input); the graph is run from rest for the "
@@ -97,6 +113,7 @@ _INPUT_DOC = {
 }
 _OUTPUT_DOC = {
     "SNNStreaming": "the prediction at every step, in the training targets' units",
+    "DelaySNN": "the prediction at every step, in the training targets' units",
     "SNN3D": "the prediction of a window is the output at its last step",
     "LinearDecoder": "the prediction of the window",
 }
@@ -150,7 +167,7 @@ def _check_exportable(model) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"to_nir exports a model ({', '.join(NIR_EXPORTABLE)}), got "
                         f"{type(model).__name__}.")
-    if not isinstance(model, (SNNStreaming, SNN3D, LinearDecoder)):
+    if not isinstance(model, (*_STREAMING, SNN3D, LinearDecoder)):
         raise TypeError(
             f"Cannot export {type(model).__name__} to NIR: {_unsupported_reason(model)}. "
             f"Exportable models: {', '.join(NIR_EXPORTABLE)}."
@@ -219,11 +236,88 @@ def _layers(model) -> list[tuple[str, nn.Module]]:
     if isinstance(model, SNNStreaming):
         return [("fc_in", model.fc_in), ("lif_hidden", model.lif_hidden),
                 ("fc_out", model.fc_out), ("lif_out", model.lif_out)]
+    if isinstance(model, DelaySNN):  # its input layer is a set of branches (_delay_branches)
+        return [("lif_hidden", model.lif_hidden), ("fc_out", model.fc_out),
+                ("lif_out", model.lif_out)]
     if isinstance(model, SNN3D):
         return [("fc1", model.fc1), ("lif1", model.lif1), ("fc2", model.fc2),
                 ("lif2", model.lif2), ("fc3", model.fc3), ("lif_out", model.lif_out),
                 ("gain", None)]
     return [("fc", model.fc)]
+
+
+def _delay_branches(model: DelaySNN, dt: float, nir) -> tuple[dict, list[tuple[str, str]]]:
+    """Nodes and edges from ``"input"`` to ``"lif_hidden"``: one branch per delay value."""
+    layer = model.fc_in
+    weight = (layer.weight * layer.weight_mask).detach().cpu().double().numpy()
+    delays = layer.integer_delays().cpu().numpy()
+    nodes, edges = {}, []
+    for d in range(layer.max_delay + 1):
+        selected = (delays == d) & (weight != 0)
+        if not selected.any() and (d or np.any(weight != 0)):
+            continue  # no synapse of this delay (a network of zeros keeps its d = 0 branch)
+        linear = f"fc_in_d{d}"
+        if d:
+            nodes[f"delay_d{d}"] = nir.Delay(delay=np.full(model.n_chans, d * dt))
+            edges += [("input", f"delay_d{d}"), (f"delay_d{d}", linear)]
+        else:
+            edges.append(("input", linear))
+        nodes[linear] = nir.Linear(weight=np.where(selected, weight, 0.0).astype(np.float32))
+        edges.append((linear, "lif_hidden"))
+    return nodes, edges
+
+
+def _read_delay_branches(model: DelaySNN, graph, dt: float, nir) -> None:
+    """Set ``model.fc_in`` from the branches :func:`_delay_branches` writes."""
+    layer = model.fc_in
+    weight = np.zeros((model.n_hidden, model.n_chans))
+    delays = np.zeros((model.n_hidden, model.n_chans))
+    for name in sorted(n for n in graph.nodes if str(n).startswith("fc_in_d")):
+        d = int(name[len("fc_in_d"):])
+        node = _node(graph, name, (nir.Linear,), "DelaySNN")
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.shape != weight.shape:
+            raise ValueError(f"{name}.weight has shape {w.shape} in the NIR graph; the model "
+                             f"config gives {weight.shape}.")
+        if d:
+            lag = np.asarray(_node(graph, f"delay_d{d}", (nir.Delay,), "DelaySNN").delay)
+            if lag.shape != (model.n_chans,) or not np.allclose(lag, d * dt, rtol=1e-9,
+                                                                 atol=0):
+                raise ValueError(f"Node 'delay_d{d}' must delay its {model.n_chans} channels "
+                                 f"by {d} steps ({d * dt:g} s), got {lag.tolist()} s.")
+        if np.any((w != 0) & (weight != 0)):
+            raise ValueError(f"{name} gives a weight to synapses another delay branch has "
+                             "too; a DelayedLinear has one delay per synapse.")
+        weight += w
+        delays[w != 0] = d
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
+        layer.delay.copy_(torch.as_tensor(delays, dtype=layer.delay.dtype))
+        layer.weight_mask.copy_(torch.as_tensor(weight != 0, dtype=layer.weight_mask.dtype))
+
+
+def _structure(model, graph) -> tuple[list[str], set[tuple[str, str]]]:
+    """Return the node names and edges :func:`to_nir` writes for ``model`` (and ``graph``)."""
+    chain = [n for n, _ in _layers(model)] + ["output_scale", "output"]
+    if not isinstance(model, DelaySNN):
+        chain = ["input", *chain]
+        return chain, set(zip(chain[:-1], chain[1:], strict=True))
+    edges = set(zip(chain[:-1], chain[1:], strict=True))
+    names = ["input", *chain]
+    for name in (str(n) for n in graph.nodes):
+        suffix = name[len("fc_in_d"):]
+        if not (name.startswith("fc_in_d") and suffix.isdigit()
+                and int(suffix) <= model.max_delay):
+            continue
+        d = int(suffix)
+        names.append(name)
+        edges.add((name, "lif_hidden"))
+        if d:
+            names.append(f"delay_d{d}")
+            edges |= {("input", f"delay_d{d}"), (f"delay_d{d}", name)}
+        else:
+            edges.add(("input", name))
+    return names, edges
 
 
 def _n_inputs(model) -> int:
@@ -236,7 +330,7 @@ def to_nir(model: nn.Module, *, dt: float | None = None,
 
     Parameters
     ----------
-    model : SNNStreaming | SNN3D | LinearDecoder
+    model : SNNStreaming | DelaySNN | SNN3D | LinearDecoder
         The decoder (weights as they are; dropout is left out, as in evaluation mode).
     dt : float | None
         Time step (seconds) the continuous-time time constants are expressed for (``tau = dt
@@ -251,7 +345,9 @@ def to_nir(model: nn.Module, *, dt: float | None = None,
     -------
     graph : nir.NIRGraph
         Nodes ``"input"`` (shape ``(n_in,)``, no batch axis), the layers (named as the model's
-        attributes), ``"output_scale"`` and ``"output"`` (``(n_outputs,)``), chained by edges.
+        attributes), ``"output_scale"`` and ``"output"`` (``(n_outputs,)``), chained by edges
+        (for :class:`DelaySNN`, its input layer as parallel ``delay_d<d>`` -> ``fc_in_d<d>``
+        branches, see the module docstring).
         ``graph.metadata`` holds ``bci_model``, ``bci_config`` (JSON of ``get_config()``),
         ``bci_version``, ``dt`` (seconds), plain-text ``graph_input``/``graph_output`` and,
         for :class:`SNN3D`, ``bci_host_state`` (the host-side ``LayerNorm``'s ``weight`` and
@@ -281,6 +377,11 @@ def to_nir(model: nn.Module, *, dt: float | None = None,
     dt = _check_dt(dt, model)
     check_option("unsupported_reset", unsupported_reset, ("raise", "annotate"))
     nodes = {"input": nir.Input(input_type={"input": np.array([_n_inputs(model)])})}
+    edges = []
+    if isinstance(model, DelaySNN):
+        branches, edges = _delay_branches(model, dt, nir)
+        nodes.update(branches)
+    chain_start = len(nodes) if isinstance(model, DelaySNN) else 0  # where the chain begins
     for name, module in _layers(model):
         if name == "gain":
             nodes[name] = nir.Scale(scale=model.gain.detach().cpu().numpy().copy())
@@ -290,8 +391,8 @@ def to_nir(model: nn.Module, *, dt: float | None = None,
             nodes[name] = _neuron_node(module, dt, name, unsupported_reset, nir)
     nodes["output_scale"] = _output_scale(model, nir)
     nodes["output"] = nir.Output(output_type={"output": np.array([model.n_outputs])})
-    names = list(nodes)
-    edges = list(zip(names[:-1], names[1:], strict=True))
+    names = list(nodes)[chain_start:]
+    edges += list(zip(names[:-1], names[1:], strict=True))
     name = type(model).__name__
     metadata = {
         "bci_model": name,
@@ -430,7 +531,7 @@ def from_nir(graph: nir.NIRGraph) -> nn.Module:
 
     Returns
     -------
-    model : SNNStreaming | SNN3D | LinearDecoder
+    model : SNNStreaming | DelaySNN | SNN3D | LinearDecoder
         In evaluation mode.
 
     Raises
@@ -455,16 +556,15 @@ def from_nir(graph: nir.NIRGraph) -> nn.Module:
         config = json.loads(_metadata_str(metadata["bci_config"]))
     except json.JSONDecodeError as err:
         raise ValueError(f"The graph's bci_config is not valid JSON ({err}).") from err
-    model = IBMI_MODELS[name].from_config(config)
+    model = _MODELS[name].from_config(config)
     dt = float(np.asarray(metadata["dt"])) if "dt" in metadata else 1.0 / model.sfreq
 
     layers = _layers(model)
-    expected = ["input"] + [n for n, _ in layers] + ["output_scale", "output"]
+    expected, chain = _structure(model, graph)
     if sorted(graph.nodes) != sorted(expected):
         raise ValueError(f"The NIR graph of {name} must have the nodes {expected}, got "
                          f"{sorted(graph.nodes)}.")
     edges = {(str(a), str(b)) for a, b in graph.edges}
-    chain = set(zip(expected[:-1], expected[1:], strict=True))
     if edges != chain or len(graph.edges) != len(edges):
         raise ValueError(f"The NIR graph of {name} must chain its nodes {expected} in order "
                          f"(no recurrent or skip edges); got edges {sorted(edges)}.")
@@ -472,6 +572,8 @@ def from_nir(graph: nir.NIRGraph) -> nn.Module:
     if n_in != [_n_inputs(model)]:
         raise ValueError(f"The graph's input shape is {n_in}, the config gives "
                          f"[{_n_inputs(model)}].")
+    if isinstance(model, DelaySNN):
+        _read_delay_branches(model, graph, dt, nir)
     for node_name, module in layers:
         if node_name == "gain":
             node = _node(graph, "gain", (nir.Scale,), name)
@@ -481,8 +583,8 @@ def from_nir(graph: nir.NIRGraph) -> nn.Module:
             _load_linear(module, node, node_name, nir)
         else:
             _load_neuron(module, graph.nodes[node_name], dt, node_name, nir)
-    if isinstance(model, (SNNStreaming, SNN3D)):
-        model.threshold = model.lif_hidden.threshold if isinstance(model, SNNStreaming) \
+    if isinstance(model, (*_STREAMING, SNN3D)):
+        model.threshold = model.lif_hidden.threshold if isinstance(model, _STREAMING) \
             else model.lif1.threshold
         if isinstance(model, SNN3D) and model.lif2.threshold != model.lif1.threshold:
             raise ValueError("SNN3D shares one threshold between lif1 and lif2; the graph "
@@ -515,7 +617,7 @@ def save_nir(model: nn.Module, path: str | os.PathLike, *, dt: float | None = No
 
     Parameters
     ----------
-    model : SNNStreaming | SNN3D | LinearDecoder
+    model : SNNStreaming | DelaySNN | SNN3D | LinearDecoder
         The decoder.
     path : str | PathLike
         Destination (conventionally ``.nir``); parent folders are created, the file is written
@@ -571,10 +673,11 @@ def graph_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     Parameters
     ----------
-    model : SNNStreaming | SNN3D | LinearDecoder
+    model : SNNStreaming | DelaySNN | SNN3D | LinearDecoder
         The exported decoder.
     x : torch.Tensor
-        Counts: ``(batch, n_chans, n_bins)`` for :class:`SNNStreaming`, windows ``(batch,
+        Counts: ``(batch, n_chans, n_bins)`` for :class:`SNNStreaming` and
+        :class:`DelaySNN`, windows ``(batch,
         n_chans, n_times)`` for the others.
 
     Returns
@@ -586,7 +689,7 @@ def graph_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     _check_exportable(model)
     with torch.no_grad():
-        if isinstance(model, SNNStreaming):
+        if isinstance(model, _STREAMING):
             model._check_sequence(x)
             return model.encoder(x)
         model._check_input(x)

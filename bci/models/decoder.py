@@ -608,9 +608,10 @@ def _float_or_none(value) -> float | None:
 def _network_classes() -> dict:
     """Name -> class of the networks a network file can hold (registry + iBMI decoders)."""
     from .registry import MODELS
+    from .spiking.delays import DelaySNN
     from .spiking.ibmi import IBMI_MODELS
 
-    return {**MODELS, **IBMI_MODELS}
+    return {**MODELS, **IBMI_MODELS, "DelaySNN": DelaySNN}
 
 
 def save_network(model: Any, fname: str | Path, *, info: dict | None = None,
@@ -629,7 +630,8 @@ def save_network(model: Any, fname: str | Path, *, info: dict | None = None,
     ----------
     model : EEGModule
         A network of :data:`bci.models.registry.MODELS` or
-        :data:`bci.models.spiking.ibmi.IBMI_MODELS`.
+        :data:`bci.models.spiking.ibmi.IBMI_MODELS`, or a
+        :class:`~bci.models.spiking.delays.DelaySNN`.
     fname : str | Path
         Destination; parent folders are created; written atomically.
     info : dict | None

@@ -358,7 +358,7 @@ def test_snntorch_import_runs_the_snn3d_graph_like_our_model():
 def test_unsupported_models_raise_naming_the_module():
     ann = ANNDecoder(N_CHANS, 2, n_times=3, sfreq=SFREQ)
     with pytest.raises(TypeError, match=r"ANNDecoder.*'act1' \(ReLU\).*Exportable models: "
-                                        "SNNStreaming, SNN3D, LinearDecoder"):
+                                        "SNNStreaming, SNN3D, LinearDecoder, DelaySNN"):
         to_nir(ann)
     with pytest.raises(TypeError, match=r"GRUDecoder.*'gru' \(GRU\)"):
         to_nir(GRUDecoder(N_CHANS, 2, sfreq=SFREQ))
@@ -368,7 +368,7 @@ def test_unsupported_models_raise_naming_the_module():
         to_nir("model.pt")
     with pytest.raises(ValueError, match="dt must be a positive"):
         to_nir(_make("streaming"), dt=0.0)
-    assert NIR_EXPORTABLE == ("SNNStreaming", "SNN3D", "LinearDecoder")
+    assert NIR_EXPORTABLE == ("SNNStreaming", "SNN3D", "LinearDecoder", "DelaySNN")
 
 
 def test_spiking_conformer_is_refused_naming_the_attention():

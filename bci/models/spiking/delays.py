@@ -31,10 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._checks import check_bool, check_fraction, check_option, check_positive, ensure_int
-from .encoders import TRANSFORMS, DirectEncoder
-from .ibmi import _StreamingDecoder
-from .neurons import LIF, RESETS, decay_from_tau
-from .surrogate import SURROGATES
+from .ibmi import _SpikingStreamingDecoder
 
 __all__ = ["DelayedLinear", "DelaySNN"]
 
@@ -61,8 +58,8 @@ class DelayedLinear(nn.Module):
     --------
     >>> layer = DelayedLinear(1, 1, max_delay=4, init_delay="zero")
     >>> with torch.no_grad():
-    ...     layer.weight.fill_(1.0)
-    ...     layer.delay.fill_(2.0)
+    ...     _ = layer.weight.fill_(1.0)
+    ...     _ = layer.delay.fill_(2.0)
     >>> x = torch.tensor([[[1.0], [0.0], [0.0], [0.0], [0.0]]])  # (batch, steps, features)
     >>> layer(x)[0, :, 0].tolist()  # the spike arrives 2 steps later
     [0.0, 0.0, 1.0, 0.0, 0.0]
@@ -159,14 +156,15 @@ class DelayedLinear(nn.Module):
                 f"max_delay={self.max_delay}, sigma={self.sigma:g}")
 
 
-class DelaySNN(_StreamingDecoder):
+class DelaySNN(_SpikingStreamingDecoder):
     """Streaming SNN with learnable synaptic delays on its input layer.
 
-    ``x`` (counts) -> :class:`~bci.models.spiking.encoders.DirectEncoder` (``input_transform``)
-    -> :class:`DelayedLinear` (``n_chans -> n_hidden``, delays ``0 .. max_delay`` bins) -> LIF
-    -> dropout -> ``Linear(n_hidden, n_outputs)`` -> non-spiking LIF (``reset="none"``) whose
-    membrane is the prediction, one step per bin, the state carried from bin to bin. With
-    ``max_delay=0`` it is :class:`~bci.models.spiking.ibmi.SNNStreaming` (LIF neurons).
+    :class:`~bci.models.spiking.ibmi.SNNStreaming` (LIF hidden neurons) whose input synapses
+    are a :class:`DelayedLinear` (``n_chans -> n_hidden``, delays ``0 .. max_delay`` bins):
+    each hidden neuron reads each unit's counts at its own lag. The forward pass is
+    SNNStreaming's (one shared implementation); with ``max_delay=0`` it computes the same
+    function. Its streaming state (:meth:`forward_sequence`) is ``(last max_delay bins of
+    encoded input (batch, max_delay, n_chans), hidden state, read-out state)``.
 
     Parameters
     ----------
@@ -174,28 +172,16 @@ class DelaySNN(_StreamingDecoder):
         Units, velocity components, and the window :meth:`forward` reads (bins).
     sfreq : float
         Bins per second (Hz).
-    n_hidden : int
-        Hidden LIF neurons.
     max_delay : int
         Longest synaptic delay (bins).
     sigma : float
         Width (bins) of the delays' surrogate Gaussian (:class:`DelayedLinear`).
-    tau_s, readout_tau_s : float
-        Membrane time constants of the hidden and read-out neurons (seconds).
-    threshold : float
-        Firing threshold of the hidden neurons.
-    reset : "subtract" | "zero" | "none"
-        Hidden neurons' reset.
-    learn_tau : bool
-        Learn the time constants (one per neuron).
-    surrogate : str
-        Surrogate gradient (``"fast_sigmoid"``, ``"atan"``, ``"sigmoid"``, ``"triangle"``).
-    slope : float
-        Surrogate steepness.
-    dropout : float
-        Dropout on the hidden spikes (training only).
-    input_transform : "none" | "sqrt" | "log1p"
-        Compression of the counts before the first layer.
+
+    Other Parameters
+    ----------------
+    n_hidden, tau_s, readout_tau_s, threshold, reset, learn_tau, surrogate, slope, dropout, \
+input_transform
+        As :class:`~bci.models.spiking.ibmi.SNNStreaming`'s.
 
     Examples
     --------
@@ -211,65 +197,23 @@ class DelaySNN(_StreamingDecoder):
                  reset: Literal["subtract", "zero", "none"] = "zero", learn_tau: bool = False,
                  surrogate: str = "fast_sigmoid", slope: float = 20.0, dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
-        super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
-        self.max_delay = ensure_int(max_delay, "max_delay", minimum=0, what="bins")
-        self.sigma = check_positive(sigma, "sigma", unit="bins")
-        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
-        self.readout_tau_s = check_positive(readout_tau_s, "readout_tau_s", unit="seconds")
-        self.threshold = check_positive(threshold, "threshold")
-        self.reset = check_option("reset", reset, RESETS)
-        self.learn_tau = check_bool(learn_tau, "learn_tau")
-        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
-        self.slope = check_positive(slope, "slope")
-        self.dropout = check_fraction(dropout, "dropout", kind="probability")
-        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
-        self._check_n_times()
+        max_delay = ensure_int(max_delay, "max_delay", minimum=0, what="bins")
+        sigma = check_positive(sigma, "sigma", unit="bins")
 
-        self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
-        self.fc_in = DelayedLinear(self.n_chans, self.n_hidden, self.max_delay,
-                                   sigma=self.sigma)
-        self.lif_hidden = LIF(self.n_hidden, beta=decay_from_tau(self.tau_s, self.sfreq),
-                              threshold=self.threshold, reset=self.reset,
-                              learn_beta=self.learn_tau, surrogate=self.surrogate,
-                              slope=self.slope)
-        self.drop = nn.Dropout(self.dropout)
-        self.fc_out = nn.Linear(self.n_hidden, self.n_outputs)
-        self.lif_out = LIF(self.n_outputs, beta=decay_from_tau(self.readout_tau_s, self.sfreq),
-                           reset="none", output="membrane", learn_beta=self.learn_tau)
+        def delayed(n_in: int, n_out: int) -> DelayedLinear:
+            return DelayedLinear(n_in, n_out, max_delay, sigma=sigma)
 
-    def forward_sequence(self, x: torch.Tensor, state: tuple | None = None, *,
-                         return_state: bool = False):
-        """Predictions at every bin, carrying the state.
+        super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq, n_hidden=n_hidden,
+                         tau_s=tau_s, readout_tau_s=readout_tau_s, syn_tau_s=0.05,
+                         neuron="lif", threshold=threshold, reset=reset, learn_tau=learn_tau,
+                         surrogate=surrogate, slope=slope, dropout=dropout,
+                         input_transform=input_transform, input_layer=delayed)
+        self.max_delay, self.sigma = max_delay, sigma
 
-        Parameters
-        ----------
-        x : torch.Tensor
-            Counts ``(batch, n_chans, n_bins)``.
-        state : tuple | None
-            ``(last max_delay bins of encoded input (batch, max_delay, n_chans), hidden
-            state, read-out state)`` from a previous call with ``return_state=True``
-            (streaming chunk by chunk); rest (zeros before the first bin) when None.
-        return_state : bool
-            Also return the state after the last bin.
-
-        Returns
-        -------
-        out : torch.Tensor
-            ``(batch, n_outputs, n_bins)``.
-        state : tuple
-            Only with ``return_state=True``.
-        """
-        self._check_sequence(x)
-        history, hidden_state, out_state = state if state is not None else (None, None, None)
-        currents = self.encoder(x)  # (B, n_bins, C)
-        if history is None:
-            history = currents.new_zeros(currents.shape[0], self.max_delay, self.n_chans)
-        delayed = self.fc_in(currents, history)
-        spikes, hidden_state = self.lif_hidden(delayed, hidden_state)
-        membrane, out_state = self.lif_out(self.fc_out(self.drop(spikes)), out_state)
-        out = self._destandardise(membrane.transpose(1, 2), 1)
-        if not return_state:
-            return out
+    def _input_synapses(self, currents: torch.Tensor, memory: tuple
+                        ) -> tuple[torch.Tensor, tuple]:
+        """Delayed input currents; the memory is the delay line (last ``max_delay`` inputs)."""
+        history = memory[0] if memory else currents.new_zeros(currents.shape[0],
+                                                               self.max_delay, self.n_chans)
         joined = torch.cat([history, currents], dim=1)
-        return out, (joined[:, joined.shape[1] - self.max_delay:], hidden_state, out_state)
+        return self.fc_in(currents, history), (joined[:, joined.shape[1] - self.max_delay:],)

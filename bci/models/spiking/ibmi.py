@@ -35,6 +35,7 @@ caller seeds, and dropout the generator seeded with ``seed`` (else a fork of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -133,14 +134,102 @@ class _StreamingDecoder(_IBMIDecoder):
 # ---------------------------------------------------------------------------------------------
 # Spiking decoders
 # ---------------------------------------------------------------------------------------------
-class SNNStreaming(_StreamingDecoder):
+class _SpikingStreamingDecoder(_StreamingDecoder):
+    """Shared streaming SNN: units -> input synapses -> LIF hidden layer -> leaky read-out.
+
+    ``x`` (counts) -> :class:`~bci.models.spiking.encoders.DirectEncoder` (``input_transform``)
+    -> input synapses (``input_layer(n_chans, n_hidden)``: a bias-free ``nn.Linear`` for
+    :class:`SNNStreaming`, a :class:`~bci.models.spiking.delays.DelayedLinear` for
+    :class:`~bci.models.spiking.delays.DelaySNN`) -> LIF (or current-based LIF,
+    ``neuron="cuba"``) -> dropout -> ``Linear(n_hidden, n_outputs)`` -> non-spiking LIF
+    (``reset="none"``) whose membrane is the prediction, one step per bin, the state carried
+    from bin to bin. The parameters are those of :class:`SNNStreaming`.
+
+    The streaming state is ``(*input synapse state, hidden state, read-out state)``; input
+    synapses with a memory (a delay line) override :meth:`_input_synapses`.
+    """
+
+    def __init__(self, n_chans: int, n_outputs: int, n_times: int, *, sfreq: float | None,
+                 n_hidden: int, tau_s: float, readout_tau_s: float, syn_tau_s: float,
+                 neuron: str, threshold: float, reset: str, learn_tau: bool, surrogate: str,
+                 slope: float, dropout: float, input_transform: str,
+                 input_layer: Callable[[int, int], nn.Module]) -> None:
+        super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
+        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
+        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
+        self.readout_tau_s = check_positive(readout_tau_s, "readout_tau_s", unit="seconds")
+        self.syn_tau_s = check_positive(syn_tau_s, "syn_tau_s", unit="seconds")
+        self.neuron = check_option("neuron", neuron, ("lif", "cuba"))
+        self.threshold = check_positive(threshold, "threshold")
+        self.reset = check_option("reset", reset, RESETS)
+        self.learn_tau = check_bool(learn_tau, "learn_tau")
+        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
+        self.slope = check_positive(slope, "slope")
+        self.dropout = check_fraction(dropout, "dropout", kind="probability")
+        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
+        self._check_n_times()
+
+        beta = decay_from_tau(self.tau_s, self.sfreq)
+        self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
+        self.fc_in = input_layer(self.n_chans, self.n_hidden)
+        common = dict(beta=beta, threshold=self.threshold, reset=self.reset,
+                      learn_beta=self.learn_tau, surrogate=self.surrogate, slope=self.slope)
+        if self.neuron == "cuba":
+            self.lif_hidden: LIF = CubaLIF(self.n_hidden,
+                                           alpha=decay_from_tau(self.syn_tau_s, self.sfreq),
+                                           learn_alpha=self.learn_tau, **common)
+        else:
+            self.lif_hidden = LIF(self.n_hidden, **common)
+        self.drop = nn.Dropout(self.dropout)
+        self.fc_out = nn.Linear(self.n_hidden, self.n_outputs)
+        self.lif_out = LIF(self.n_outputs, beta=decay_from_tau(self.readout_tau_s, self.sfreq),
+                           reset="none", output="membrane", learn_beta=self.learn_tau)
+
+    def _input_synapses(self, currents: torch.Tensor, memory: tuple
+                        ) -> tuple[torch.Tensor, tuple]:
+        """Input currents ``(batch, n_bins, n_chans)`` -> hidden-layer input, memory after."""
+        return self.fc_in(currents), ()
+
+    def forward_sequence(self, x: torch.Tensor, state: tuple | None = None, *,
+                         return_state: bool = False):
+        """Predictions at every bin, carrying the state.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Counts ``(batch, n_chans, n_bins)``.
+        state : tuple | None
+            The state after a previous call with ``return_state=True`` (streaming chunk by
+            chunk); rest (zero input before the first bin) when None.
+        return_state : bool
+            Also return the state after the last bin.
+
+        Returns
+        -------
+        out : torch.Tensor
+            ``(batch, n_outputs, n_bins)``.
+        state : tuple
+            Only with ``return_state=True``.
+        """
+        self._check_sequence(x)
+        memory, hidden_state, out_state = ((tuple(state[:-2]), state[-2], state[-1])
+                                           if state is not None else ((), None, None))
+        currents, memory = self._input_synapses(self.encoder(x), memory)
+        spikes, hidden_state = self.lif_hidden(currents, hidden_state)
+        membrane, out_state = self.lif_out(self.fc_out(self.drop(spikes)), out_state)
+        out = self._destandardise(membrane.transpose(1, 2), 1)
+        return (out, (*memory, hidden_state, out_state)) if return_state else out
+
+
+class SNNStreaming(_SpikingStreamingDecoder):
     """Streaming SNN: units -> LIF hidden layer -> leaky-integrator read-out, one step per bin.
 
     ``x`` (counts) -> :class:`~bci.models.spiking.encoders.DirectEncoder` (``input_transform``)
     -> ``Linear(n_chans, n_hidden, bias=False)`` -> LIF (or current-based LIF, ``neuron="cuba"``)
     -> dropout -> ``Linear(n_hidden, n_outputs)`` -> non-spiking LIF (``reset="none"``) whose
     membrane is the prediction. The state runs on from bin to bin (NeuroBench's SNN_Streaming:
-    ``beta = 0.96`` at 4 ms steps, i.e. tau about 100 ms, reset to zero, threshold 1).
+    ``beta = 0.96`` at 4 ms steps, i.e. tau about 100 ms, reset to zero, threshold 1); its
+    streaming state (:meth:`forward_sequence`) is ``(hidden state, read-out state)``.
 
     Parameters
     ----------
@@ -179,64 +268,12 @@ class SNNStreaming(_StreamingDecoder):
                  reset: Literal["subtract", "zero", "none"] = "zero", learn_tau: bool = False,
                  surrogate: str = "fast_sigmoid", slope: float = 20.0, dropout: float = 0.3,
                  input_transform: Literal["none", "sqrt", "log1p"] = "sqrt") -> None:
-        super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq)
-        self.n_hidden = ensure_int(n_hidden, "n_hidden", minimum=1)
-        self.tau_s = check_positive(tau_s, "tau_s", unit="seconds")
-        self.readout_tau_s = check_positive(readout_tau_s, "readout_tau_s", unit="seconds")
-        self.syn_tau_s = check_positive(syn_tau_s, "syn_tau_s", unit="seconds")
-        self.neuron = check_option("neuron", neuron, ("lif", "cuba"))
-        self.threshold = check_positive(threshold, "threshold")
-        self.reset = check_option("reset", reset, RESETS)
-        self.learn_tau = check_bool(learn_tau, "learn_tau")
-        self.surrogate = check_option("surrogate", surrogate, SURROGATES)
-        self.slope = check_positive(slope, "slope")
-        self.dropout = check_fraction(dropout, "dropout", kind="probability")
-        self.input_transform = check_option("input_transform", input_transform, TRANSFORMS)
-        self._check_n_times()
-
-        beta = decay_from_tau(self.tau_s, self.sfreq)
-        self.encoder = DirectEncoder(self.n_chans, transform=self.input_transform)
-        self.fc_in = nn.Linear(self.n_chans, self.n_hidden, bias=False)
-        common = dict(beta=beta, threshold=self.threshold, reset=self.reset,
-                      learn_beta=self.learn_tau, surrogate=self.surrogate, slope=self.slope)
-        if self.neuron == "cuba":
-            self.lif_hidden: LIF = CubaLIF(self.n_hidden,
-                                           alpha=decay_from_tau(self.syn_tau_s, self.sfreq),
-                                           learn_alpha=self.learn_tau, **common)
-        else:
-            self.lif_hidden = LIF(self.n_hidden, **common)
-        self.drop = nn.Dropout(self.dropout)
-        self.fc_out = nn.Linear(self.n_hidden, self.n_outputs)
-        self.lif_out = LIF(self.n_outputs, beta=decay_from_tau(self.readout_tau_s, self.sfreq),
-                           reset="none", output="membrane", learn_beta=self.learn_tau)
-
-    def forward_sequence(self, x: torch.Tensor, state: tuple | None = None, *,
-                         return_state: bool = False):
-        """Predictions at every bin, carrying the state.
-
-        Parameters
-        ----------
-        x : torch.Tensor
-            Counts ``(batch, n_chans, n_bins)``.
-        state : tuple | None
-            ``(hidden state, read-out state)`` from a previous call with ``return_state=True``
-            (streaming chunk by chunk); rest when None.
-        return_state : bool
-            Also return the state after the last bin.
-
-        Returns
-        -------
-        out : torch.Tensor
-            ``(batch, n_outputs, n_bins)``.
-        state : tuple
-            Only with ``return_state=True``.
-        """
-        self._check_sequence(x)
-        hidden_state, out_state = state if state is not None else (None, None)
-        spikes, hidden_state = self.lif_hidden(self.fc_in(self.encoder(x)), hidden_state)
-        membrane, out_state = self.lif_out(self.fc_out(self.drop(spikes)), out_state)
-        out = self._destandardise(membrane.transpose(1, 2), 1)
-        return (out, (hidden_state, out_state)) if return_state else out
+        super().__init__(n_chans, n_outputs, n_times, sfreq=sfreq, n_hidden=n_hidden,
+                         tau_s=tau_s, readout_tau_s=readout_tau_s, syn_tau_s=syn_tau_s,
+                         neuron=neuron, threshold=threshold, reset=reset, learn_tau=learn_tau,
+                         surrogate=surrogate, slope=slope, dropout=dropout,
+                         input_transform=input_transform,
+                         input_layer=lambda n_in, n_out: nn.Linear(n_in, n_out, bias=False))
 
 
 class SNN3D(_WindowedDecoder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +172,155 @@ def test_pruning_zeroes_the_smallest_weights_and_their_operations():
     assert layer.prune(0.5) == 3  # cumulative: one more
     with pytest.raises(ValueError, match="fraction"):
         layer.prune(1.0)
+
+
+# Outputs of SNNStreaming and DelaySNN before they shared one implementation
+# (_SpikingStreamingDecoder), recorded from the code of commit b25f49b: seed 3, Poisson counts.
+RECORDED = {
+    "snn": [[0.20168828964233398, 0.5105115175247192, 0.2934775650501251],
+            [0.5124117136001587, 0.3925004303455353, 0.6443871259689331]],
+    "cuba": [[0.26755088567733765, 0.368012011051178, 0.42894476652145386],
+             [0.8127648830413818, 0.7413510084152222, 0.6980363130569458]],
+    "delay": [[-0.03729122877120972, 0.08729895204305649, 0.023613516241312027],
+              [0.10681798309087753, -0.0639452263712883, -0.05774366855621338]],
+}
+BUILD = {
+    "snn": lambda: SNNStreaming(12, 2, sfreq=20.0, n_hidden=16),
+    "cuba": lambda: SNNStreaming(12, 2, sfreq=20.0, n_hidden=16, neuron="cuba", learn_tau=True),
+    "delay": lambda: DelaySNN(12, 2, sfreq=20.0, n_hidden=16, max_delay=4),
+}
+
+
+@pytest.mark.parametrize("name", list(RECORDED))
+def test_shared_forward_reproduces_the_outputs_recorded_before_sharing(name):
+    torch.manual_seed(3)  # initialisation draws in the same order as before
+    model = BUILD[name]().eval()
+    x = torch.poisson(torch.full((3, 12, 30), 2.0), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out, state = model.forward_sequence(x[..., :17], return_state=True)
+    torch.testing.assert_close(out[0, :, -3:], torch.tensor(RECORDED[name]), rtol=0, atol=1e-6)
+    # the state layouts are unchanged: (hidden, read-out), with the delay line first for DelaySNN
+    assert len(state) == (3 if name == "delay" else 2)
+
+
+def test_delay_snn_network_file_round_trip(tmp_path):
+    from bci.models.decoder import load_network, network_info, save_network
+
+    torch.manual_seed(0)
+    model = DelaySNN(6, 2, sfreq=20.0, n_hidden=8, max_delay=3, sigma=0.5).eval()
+    assert model.fc_in.prune(0.25) == 12
+    with torch.no_grad():
+        model.output_scale.copy_(torch.tensor([2.0, 0.5]))
+    path = save_network(model, tmp_path / "delay.bci", info={"fold": 1})
+    back = load_network(path)
+    assert type(back) is DelaySNN
+    assert not back.training
+    assert back.get_config() == model.get_config()
+    assert back.get_config()["max_delay"] == 3
+    assert back.get_config()["sigma"] == 0.5
+    # weights, real-valued delays and the pruning mask (a buffer) come back exactly
+    for key, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+    assert int((back.fc_in.weight_mask == 0).sum()) == 12
+    x = torch.poisson(torch.full((2, 6, 25), 1.5), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(back.forward_sequence(x), model.forward_sequence(x))
+    assert network_info(path) == {"fold": 1}
+    # weights only (no pickle): the payload is a plain state_dict of tensors
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["manifest.json", "network.pt"]
+
+
+def _pruned_delay_snn() -> DelaySNN:
+    torch.manual_seed(0)
+    model = DelaySNN(5, 2, sfreq=20.0, n_hidden=6, max_delay=3, learn_tau=True).eval()
+    model.fc_in.prune(0.3)
+    with torch.no_grad():
+        model.output_scale.copy_(torch.tensor([2.0, 0.5]))
+        model.output_offset.copy_(torch.tensor([0.1, -0.3]))
+        model.fc_in.weight.mul_(4.0)  # enough input for the hidden neurons to spike
+    return model
+
+
+def test_delay_snn_exports_to_nir_as_one_branch_per_delay(tmp_path):
+    nir = pytest.importorskip("nir")
+    from bci.hw.nir_export import graph_input, load_nir, save_nir, to_nir
+
+    model = _pruned_delay_snn()
+    graph = to_nir(model)
+    delays = model.fc_in.integer_delays()
+    kept = model.fc_in.weight_mask != 0
+    used = sorted({int(d) for d in delays[kept]})
+    assert sorted(n for n in graph.nodes if n.startswith("fc_in_d")) == \
+        sorted(f"fc_in_d{d}" for d in used)
+    for d in used:
+        if d:  # every input channel delayed by d steps of dt = 1 / sfreq
+            np.testing.assert_allclose(graph.nodes[f"delay_d{d}"].delay, np.full(5, d / 20.0))
+            assert ("input", f"delay_d{d}") in graph.edges
+        assert (f"fc_in_d{d}", "lif_hidden") in graph.edges
+    # the branches, simulated from the graph alone, are the delayed layer: sum_d W_d x[t - d]
+    x = torch.poisson(torch.full((2, 5, 30), 1.5), generator=torch.Generator().manual_seed(4))
+    inputs = graph_input(model, x).double().numpy()  # (batch, n_bins, n_chans)
+    summed = np.zeros((2, 30, 6))
+    for d in used:
+        lag = round(float(graph.nodes[f"delay_d{d}"].delay[0]) * 20.0) if d else 0
+        shifted = np.concatenate([np.zeros((2, lag, 5)), inputs[:, :30 - lag]], axis=1)
+        summed += shifted @ np.asarray(graph.nodes[f"fc_in_d{d}"].weight, dtype=float).T
+    with torch.no_grad():
+        reference = model.fc_in(model.encoder(x)).double().numpy()
+    np.testing.assert_allclose(summed, reference, rtol=1e-6, atol=1e-6)
+    assert int(sum(np.count_nonzero(graph.nodes[f"fc_in_d{d}"].weight) for d in used)) == \
+        int(kept.sum())  # pruned synapses are not in the graph
+    # the file reads back into the same network: same predictions, same delays and mask
+    back = load_nir(save_nir(model, tmp_path / "delay.nir"))
+    assert type(back) is DelaySNN
+    assert back.get_config() == model.get_config()
+    assert torch.equal(back.fc_in.integer_delays()[kept], delays[kept])
+    assert torch.equal(back.fc_in.weight_mask, model.fc_in.weight_mask)
+    with torch.no_grad():
+        torch.testing.assert_close(back.forward_sequence(x), model.forward_sequence(x),
+                                   rtol=0, atol=1e-6)
+        assert model.forward_sequence(x).abs().sum() > 0
+    assert isinstance(graph, nir.NIRGraph)
+
+
+def test_nir_graph_of_a_delay_snn_is_checked_when_read():
+    nir = pytest.importorskip("nir")
+    from bci.hw.nir_export import from_nir, to_nir
+
+    model = _pruned_delay_snn()
+    graph = to_nir(model)
+    d = max(int(n[len("fc_in_d"):]) for n in graph.nodes if n.startswith("fc_in_d"))
+    assert d > 0
+    graph.nodes[f"delay_d{d}"] = nir.Delay(delay=np.full(5, (d + 1) / 20.0))
+    with pytest.raises(ValueError, match=rf"'delay_d{d}' must delay its 5 channels by {d} "
+                                         r"steps"):
+        from_nir(graph)
+    graph = to_nir(model)
+    weight = np.asarray(graph.nodes["fc_in_d0"].weight).copy()
+    weight[np.asarray(graph.nodes[f"fc_in_d{d}"].weight) != 0] = 1.0  # a second delay
+    graph.nodes["fc_in_d0"] = nir.Linear(weight=weight)
+    with pytest.raises(ValueError, match="one delay per synapse"):
+        from_nir(graph)
+    graph = to_nir(model)
+    graph.edges.remove((f"fc_in_d{d}", "lif_hidden"))
+    with pytest.raises(ValueError, match="must chain its nodes"):
+        from_nir(graph)
+
+
+def test_cli_exports_a_delay_snn_network_file_to_nir(tmp_path, capsys):
+    pytest.importorskip("nir")
+    from bci.cli import main
+    from bci.hw.nir_export import load_nir
+    from bci.models.decoder import save_network
+
+    model = _pruned_delay_snn()
+    path = save_network(model, tmp_path / "delay.bci")
+    assert main(["export", "--format", "nir", str(path), "--out", str(tmp_path / "d.nir")]) == 0
+    back = load_nir(tmp_path / "d.nir")
+    x = torch.poisson(torch.full((1, 5, 20), 1.5), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(back.forward_sequence(x), model.forward_sequence(x),
+                                   rtol=0, atol=1e-6)

@@ -112,9 +112,11 @@ class NetSetup:
     has less group delay); ``early_weight``/``early_s``: loss weight of the first ``early_s``
     of each spindle (:func:`onset_weights`); ``objective``: ``"f1"`` (best pooled F1) or
     ``"goal"`` (most recall with precision >= 0.5 and median onset -> trigger <= 300 ms on the
-    training excerpts, else best F1 within 300 ms, else best F1); ``adaptive_phase``: each
-    spindle's frequency in 11-16 Hz and the filter's phase lag taken out
-    (:func:`~bci.realtime.spindle.causal_phase`) instead of a fixed 13.5 Hz.
+    training excerpts, else best F1 within 300 ms, else best F1); ``phase_band``: the phase
+    target's frequency is fitted in this band (Hz) on the last ``phase_s`` and the input
+    filter's phase lag at it taken out (:func:`~bci.realtime.spindle.causal_phase`; ``(11,
+    16)``: each spindle's own frequency, ``(13.5, 13.5)``: fixed, compensated); None: a fixed
+    13.5 Hz on the last two cycles, uncompensated.
     """
 
     band: tuple[float, float] = (11.0, 16.0)
@@ -122,7 +124,8 @@ class NetSetup:
     early_weight: float = 1.0
     early_s: float = 0.3
     objective: str = "f1"
-    adaptive_phase: bool = False
+    phase_band: tuple[float, float] | None = None
+    phase_s: float = 0.3
 
 
 def make_trigger(threshold: float, min_duration_s: float, net: SpindleNet | None = None,
@@ -130,11 +133,11 @@ def make_trigger(threshold: float, min_duration_s: float, net: SpindleNet | None
                  sfreq: float | None = None) -> OscillationTrigger:
     """Relative 13.5-Hz RMS envelope threshold, or the network's probability; once per event."""
     if net is not None:
-        adaptive = setup is not None and setup.adaptive_phase and sfreq is not None
-        sos = CausalFilter(sfreq, *setup.band, order=setup.order).sos if adaptive else None
+        band = None if setup is None or sfreq is None else setup.phase_band
+        sos = None if band is None else CausalFilter(sfreq, *setup.band, order=setup.order).sos
         return SpindleNetTrigger(net, "EEG", threshold=threshold, min_duration_s=min_duration_s,
-                                 refractory_s=1.0, target_phase=target_phase,
-                                 freq_band=SPINDLE_BAND if adaptive else None, phase_sos=sos)
+                                 refractory_s=1.0, target_phase=target_phase, freq_band=band,
+                                 phase_s=0.3 if setup is None else setup.phase_s, phase_sos=sos)
     return OscillationTrigger("EEG", freq=13.5, threshold=threshold, rms_s=0.25,
                               min_duration_s=min_duration_s, off_ratio=0.8, refractory_s=1.0,
                               relative=True, baseline_s=60.0)
@@ -184,7 +187,6 @@ def run_offline(excerpts: list[DreamsExcerpt], budget_s: float | None) -> dict:
 
 
 NET_SFREQ, NET_WINDOW_S = 50.0, 2.0  # the network runs at 50 Hz on the last 2 s
-SPINDLE_BAND = (11.0, 16.0)  # Hz: where each spindle's frequency is searched (phase target)
 GOAL = {"recall": 0.71, "precision": 0.5, "latency_s": 0.3}  # Portiloop's
 PROBS = np.round(np.concatenate([np.arange(0.2, 0.91, 0.05), [0.93, 0.95, 0.97, 0.99]]), 2)
 NET_GRID = [(p, d) for p in PROBS for d in (0.0, 0.05, 0.1)]
@@ -312,10 +314,11 @@ def phase_errors(ex: DreamsExcerpt, trigger_times: np.ndarray, target_phase: flo
 
     At each trigger, the causal estimate on the causally band-passed signal schedules the
     stimulus at the next ``target_phase``: :func:`~bci.realtime.policies.estimate_phase` on the
-    last two cycles of a fixed ``freq``, or with ``setup.adaptive_phase``
-    :func:`~bci.realtime.spindle.causal_phase` (each spindle's frequency, the filter's phase
-    lag taken out; as :class:`~bci.realtime.spindle.SpindleNetTrigger` does online); the error
-    is the offline phase at that sample minus the target (deg).
+    last two cycles of a fixed ``freq``, or with ``setup.phase_band``
+    :func:`~bci.realtime.spindle.causal_phase` (the frequency fitted in that band, the filter's
+    phase lag taken out; as :class:`~bci.realtime.spindle.SpindleNetTrigger` does online); the
+    error is the offline phase at that sample minus the target (deg), for all stimuli and for
+    those inside an expert's spindle (``in_spindles``).
     """
     from scipy.signal import butter, hilbert, sosfiltfilt
 
@@ -326,13 +329,13 @@ def phase_errors(ex: DreamsExcerpt, trigger_times: np.ndarray, target_phase: flo
     sos = butter(3, [11.0, 16.0], btype="bandpass", fs=ex.sfreq, output="sos")
     offline = np.angle(hilbert(sosfiltfilt(sos, ex.signal)))
     n = max(int(round(2 * ex.sfreq / freq)), 4)
-    n_adaptive = max(int(round(0.3 * ex.sfreq)), 4)  # SpindleNetTrigger's phase_s
-    errors, now_errors = [], []
+    n_fit = max(int(round(setup.phase_s * ex.sfreq)), 4)  # SpindleNetTrigger's phase_s
+    errors, now_errors, inside = [], [], []
     for t in trigger_times:
         i = int(round(t * ex.sfreq))
-        if setup.adaptive_phase:
-            phase, f = causal_phase(filtered[max(i - n_adaptive + 1, 0):i + 1], ex.sfreq,
-                                    SPINDLE_BAND, sos=sos_causal)
+        if setup.phase_band is not None:
+            phase, f = causal_phase(filtered[max(i - n_fit + 1, 0):i + 1], ex.sfreq,
+                                    setup.phase_band, sos=sos_causal)
         else:
             (phase, _), f = estimate_phase(filtered[i - n + 1:i + 1], ex.sfreq, freq), freq
         delay = np.mod(np.deg2rad(target_phase) - phase, 2 * np.pi) / (2 * np.pi * f)
@@ -340,6 +343,7 @@ def phase_errors(ex: DreamsExcerpt, trigger_times: np.ndarray, target_phase: flo
         if delay > max_delay_s or j >= len(offline):
             continue
         now_errors.append(np.angle(np.exp(1j * (offline[i] - phase))))
+        inside.append(bool(np.any((ex.reference[:, 0] <= t) & (t <= ex.reference[:, 1]))))
         errors.append(np.angle(np.exp(1j * (offline[j] - np.deg2rad(target_phase)))))
     err, now = np.rad2deg(errors), np.rad2deg(now_errors)
 
@@ -352,7 +356,58 @@ def phase_errors(ex: DreamsExcerpt, trigger_times: np.ndarray, target_phase: flo
                     np.exp(1j * np.deg2rad(e)))))), 1)}
 
     return {"at_stimulus": stats(err), "estimate_at_trigger": stats(now),
+            "at_stimulus_in_spindles": stats(err[np.array(inside, bool)]),
             "errors_deg": np.round(err, 1).tolist()}
+
+
+def phase_methods(excerpts: list[DreamsExcerpt], setup: NetSetup,
+                  delays_s: tuple[float, ...] = (0.15, 0.3)) -> dict:
+    """Compare causal phase estimates inside the experts' spindles, whatever the detector.
+
+    At ``onset + delay`` of every reference spindle (where a stimulus within the latency goal
+    lands), the causal estimate is compared with the offline zero-phase band-pass + Hilbert
+    phase: the former input (11-16 Hz order 3, fixed 13.5 Hz), the network's input filter
+    with a fixed 13.5 Hz, with 13.5 Hz and its phase lag taken out, and with each spindle's
+    own 11-16-Hz frequency fitted over ``setup.phase_s`` (lag taken out).
+
+    Returns
+    -------
+    stats : dict
+        ``"<method> +<delay>s"`` -> ``{"n", "median_abs_deg", "p90_abs_deg"}``.
+    """
+    from scipy.signal import butter, hilbert, sosfiltfilt
+
+    from bci.realtime.policies import estimate_phase
+
+    methods = {"11-16 Hz o3, fixed 13.5 Hz (before)": ((11.0, 16.0), 3, None, None),
+               "input filter, fixed 13.5 Hz": (setup.band, setup.order, None, None),
+               "input filter, 13.5 Hz, lag out": (setup.band, setup.order, (13.5, 13.5),
+                                                  2 / 13.5),
+               "input filter, per-spindle 11-16 Hz, lag out": (setup.band, setup.order,
+                                                               (11.0, 16.0), setup.phase_s)}
+    errors: dict = {}
+    for ex in excerpts:
+        sos = butter(3, [11.0, 16.0], btype="bandpass", fs=ex.sfreq, output="sos")
+        offline = np.angle(hilbert(sosfiltfilt(sos, ex.signal)))
+        for name, (band, order, fband, fit_s) in methods.items():
+            filt = CausalFilter(ex.sfreq, *band, order=order)
+            y = ProcessingChain([filt]).apply(ex.signal[np.newaxis])[0]
+            for delay in delays_s:
+                idx = np.round((ex.reference[:, 0] + delay) * ex.sfreq).astype(int)
+                for i in idx[(idx >= ex.sfreq) & (idx < len(y))]:
+                    if fband is None:
+                        n = max(int(round(2 * ex.sfreq / 13.5)), 4)
+                        phase, _ = estimate_phase(y[i - n + 1:i + 1], ex.sfreq, 13.5)
+                    else:
+                        n = max(int(round(fit_s * ex.sfreq)), 4)
+                        phase, _ = causal_phase(y[i - n + 1:i + 1], ex.sfreq, fband,
+                                                sos=filt.sos)
+                    errors.setdefault(f"{name} +{delay:g}s", []).append(
+                        np.angle(np.exp(1j * (offline[i] - phase))))
+    return {key: {"n": len(e), "median_abs_deg": round(float(np.rad2deg(np.median(np.abs(e)))),
+                                                        1),
+                  "p90_abs_deg": round(float(np.rad2deg(np.percentile(np.abs(e), 90))), 1)}
+            for key, e in errors.items()}
 
 
 def plot_net(folds: dict, fname: Path) -> None:
@@ -524,9 +579,13 @@ def main(argv: list[str] | None = None) -> dict:
                         help="net: threshold (and search) objective on the training excerpts: "
                              "best F1, or most recall with precision >= 0.5 and median "
                              "onset->trigger <= 300 ms")
-    parser.add_argument("--adaptive-phase", action="store_true",
-                        help="net: each spindle's own frequency (11-16 Hz) in the phase "
-                             "estimate, the filter's phase lag taken out")
+    parser.add_argument("--phase-band", type=float, nargs=2, default=None,
+                        metavar=("LOW", "HIGH"),
+                        help="net: fit the phase target's frequency in this band (Hz; 11 16: "
+                             "each spindle's own, 13.5 13.5: fixed) on the last --phase-s and "
+                             "take the filter's phase lag out; default: 13.5 Hz, two cycles, "
+                             "uncompensated")
+    parser.add_argument("--phase-s", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results") / "spindle_closed_loop")
     args = parser.parse_args(argv)
@@ -552,7 +611,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(1)
         setup = NetSetup(band=tuple(args.net_band), order=args.net_order,
                          early_weight=args.early_weight, early_s=args.early_s,
-                         objective=args.objective, adaptive_phase=args.adaptive_phase)
+                         objective=args.objective, phase_s=args.phase_s,
+                         phase_band=None if args.phase_band is None else tuple(args.phase_band))
         config = (search_net(excerpts, args.search, args.steps, args.seed, args.budget_s,
                              args.out, setup)["config"] if args.search else DEFAULT_NET)
         folds = run_offline_net(excerpts, args.budget_s, config, args.steps, args.seed,
@@ -574,7 +634,10 @@ def main(argv: list[str] | None = None) -> dict:
         "tolerance_s": TOL_S, "detector": args.detector, "seed": args.seed}
     if args.detector == "net":
         report["net_config"], report["net_steps"] = config, args.steps
-        report["net_setup"] = {**asdict(setup), "band": list(setup.band)}
+        report["net_setup"] = {**asdict(setup), "band": list(setup.band), "phase_band": None
+                               if setup.phase_band is None else list(setup.phase_band)}
+        if args.target_phase is not None:
+            report["phase_methods_at_onset"] = phase_methods(excerpts, setup)
         plot_net(folds, args.out / "spindle_net.png")
     if args.minutes is not None:
         report["excerpt_minutes"] = args.minutes

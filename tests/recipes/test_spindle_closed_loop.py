@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from bci.data.dreams import load_dreams_spindles
@@ -94,12 +95,20 @@ def test_network_quick(tmp_path, script_main):
                                   "--steps", "20", "--search", "2", "--target-phase", "0",
                                   "--net-band", "5", "22", "--net-order", "2",
                                   "--early-weight", "3", "--objective", "goal",
-                                  "--adaptive-phase", "--online-minutes", "0", "--out",
-                                  str(tmp_path)])
+                                  "--phase-band", "11", "16", "--online-minutes", "0",
+                                  "--out", str(tmp_path)])
     assert report["detector"] == "net"
     assert report["net_setup"] == {"band": [5.0, 22.0], "order": 2, "early_weight": 3.0,
                                    "early_s": 0.3, "objective": "goal",
-                                   "adaptive_phase": True}
+                                   "phase_band": [11.0, 16.0], "phase_s": 0.3}
+    methods = report["phase_methods_at_onset"]  # 4 estimates x 2 delays, every spindle
+    onsets = np.concatenate([load_dreams_spindles(k).crop(180.0).reference[:, 0]
+                             for k in (1, 2, 3)])
+    assert len(methods) == 8
+    for key, m in methods.items():  # spindles whose estimate has a full second of signal
+        delay = float(key.rsplit("+", 1)[1].rstrip("s"))
+        assert m["n"] == int(np.sum(onsets + delay >= 1.0)), key
+    assert all(0 <= m["median_abs_deg"] <= m["p90_abs_deg"] <= 180 for m in methods.values())
     trials = json.loads((tmp_path / "search.json").read_text())
     assert len(trials) == 2
     assert all(t["objective"] == "goal" and 0.0 <= t["value"] <= 3.0 for t in trials)
@@ -117,5 +126,6 @@ def test_network_quick(tmp_path, script_main):
         for key in ("phase", "phase_fixed_13.5hz"):  # per-spindle frequency, and fixed
             phase = fold[key]["at_stimulus"]
             assert phase["n"] <= fold["n_detections"]
+            assert fold[key]["at_stimulus_in_spindles"]["n"] <= phase["n"]
             if phase["n"]:
                 assert 0.0 <= phase["median_abs_deg"] <= phase["p90_abs_deg"] <= 180.0

@@ -190,6 +190,7 @@ NET_SFREQ, NET_WINDOW_S = 50.0, 2.0  # the network runs at 50 Hz on the last 2 s
 GOAL = {"recall": 0.71, "precision": 0.5, "latency_s": 0.3}  # Portiloop's
 PROBS = np.round(np.concatenate([np.arange(0.2, 0.91, 0.05), [0.93, 0.95, 0.97, 0.99]]), 2)
 NET_GRID = [(p, d) for p in PROBS for d in (0.0, 0.05, 0.1)]
+SWEEP_PROBS = (0.3, 0.5, 0.7, 0.8, 0.9)  # probabilities reported as the training trade-off
 SEARCH_SPACE = {"n_filters": (4, 8, 16), "kernel_size": (3, 5, 7), "n_conv": (1, 2, 3),
                 "hidden": (8, 16, 32), "lr": (1e-3, 3e-3, 1e-2), "noise": (0.0, 0.1, 0.3),
                 "early_weight": (1.0, 3.0, 10.0)}
@@ -288,7 +289,13 @@ def run_offline_net(excerpts: list[DreamsExcerpt], budget_s: float | None, confi
     for ex in tqdm(excerpts, desc="leave-one-out (network)", file=sys.stdout):
         train = [e for e in excerpts if e.number != ex.number]
         net = train_net(train, config, n_steps, seed, setup)
-        (thr, dur), train_value = best_threshold(net, train, budget_s, setup)
+        train_scores = {e.number: net_scores(net, e, setup) for e in train}
+        (thr, dur), train_value = best_threshold(net, train, budget_s, setup, train_scores)
+        # the trade-off the threshold chooses from: pooled over the training excerpts
+        sweep = {f"{p:g}": event_rates(pool_event_counts(
+            score_detections(detect(*train_scores[e.number], p, 0.0, net)[0], e.reference,
+                             tolerance_s=TOL_S, max_delay_s=budget_s) for e in train))
+            for p in SWEEP_PROBS}
         t, score = net_scores(net, ex, setup)
         stims, suppressed = detect(t, score, thr, dur, net)
         counts = score_detections(stims, ex.reference, tolerance_s=TOL_S, max_delay_s=budget_s)
@@ -296,7 +303,7 @@ def run_offline_net(excerpts: list[DreamsExcerpt], budget_s: float | None, confi
                             f"train_{setup.objective}": train_value, "sfreq": ex.sfreq,
                             "channel": ex.ch_name, "suppressed": suppressed, "counts": counts,
                             **event_rates(counts), "net": net, "target_phase": target_phase,
-                            "stims": stims, "setup": setup}
+                            "stims": stims, "setup": setup, "train_sweep": sweep}
         if target_phase is not None:
             folds[ex.number]["phase"] = phase_errors(ex, stims, target_phase, setup)
             folds[ex.number]["phase_fixed_13.5hz"] = phase_errors(

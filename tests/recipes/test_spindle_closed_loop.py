@@ -123,6 +123,13 @@ def test_network_quick(tmp_path, script_main):
         assert fold["n_events"] == len(load_dreams_spindles(int(k)).crop(180.0).reference)
         assert 0.0 < fold["threshold"] < 1.0
         _rates_are_sane(fold)
+        sweep = fold["train_sweep"]  # pooled over the 2 training excerpts, by probability
+        assert list(sweep) == ["0.3", "0.5", "0.7", "0.8", "0.9"]
+        n_train = sum(len(load_dreams_spindles(j).crop(180.0).reference) for j in (1, 2, 3)
+                      if j != int(k))
+        for r in sweep.values():
+            assert r["n_events"] == n_train
+            _rates_are_sane(r)
         for key in ("phase", "phase_fixed_13.5hz"):  # per-spindle frequency, and fixed
             phase = fold[key]["at_stimulus"]
             assert phase["n"] <= fold["n_detections"]

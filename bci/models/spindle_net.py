@@ -6,7 +6,9 @@ under way. Every layer is causal (left padding only), so the output at step ``t`
 sample after ``t``: run on a sliding window, the last step's probability is the online score.
 
 :func:`fit_spindle_net` trains it on per-sample spindle labels with augmentation (random
-gain, sign flip, additive noise, random crops with spindle-rich over-sampling);
+gain, sign flip, additive noise, random crops with spindle-rich over-sampling), optionally
+weighting each sample's loss (:func:`onset_weights`: the first few hundred milliseconds of
+each spindle count more, so the network learns to fire early, a latency budget in training);
 :func:`causal_normalise` is the causal input scaling shared by training and the online policy.
 """
 
@@ -23,7 +25,8 @@ from .._checks import check_positive, check_random_state, ensure_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SpindleNet", "causal_normalise", "fit_spindle_net", "spindle_labels", "window_scores"]
+__all__ = ["SpindleNet", "causal_normalise", "fit_spindle_net", "onset_weights", "spindle_labels",
+           "window_scores"]
 
 
 class _CausalConv(nn.Module):
@@ -148,11 +151,52 @@ def spindle_labels(n_times: int, sfreq: float, spindles: np.ndarray) -> np.ndarr
     return labels
 
 
+def onset_weights(n_times: int, sfreq: float, spindles: np.ndarray, *, early_s: float = 0.3,
+                  early_weight: float = 1.0) -> np.ndarray:
+    """Per-sample loss weights: ``early_weight`` in the first ``early_s`` of each spindle, else 1.
+
+    A latency budget in training: with ``early_weight > 1`` a miss at a spindle's start costs
+    more than one later in it, so the network's probability rises sooner after the onset.
+
+    Parameters
+    ----------
+    n_times : int
+        Samples of the signal.
+    sfreq : float
+        Its rate (Hz).
+    spindles : array, shape (n_spindles, 2)
+        ``[onset, offset]`` (s).
+    early_s : float
+        Length (s, > 0) of the weighted start of each spindle (at most the spindle).
+    early_weight : float
+        Weight (> 0) of those samples.
+
+    Returns
+    -------
+    weights : ndarray, shape (n_times,)
+        float32.
+
+    Examples
+    --------
+    >>> onset_weights(10, 10.0, np.array([[0.2, 0.8]]), early_s=0.2, early_weight=3.0).tolist()
+    [1.0, 1.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    n_times = ensure_int(n_times, "n_times", minimum=0, what="samples")
+    early_s = check_positive(early_s, "early_s", unit="s")
+    early_weight = check_positive(early_weight, "early_weight")
+    weights = np.ones(n_times, dtype=np.float32)
+    for on, off in np.asarray(spindles, float).reshape(-1, 2):
+        start = max(int(np.floor(on * sfreq)), 0)
+        stop = max(min(int(np.ceil(min(on + early_s, off) * sfreq)), n_times), start)
+        weights[start:stop] = early_weight
+    return weights
+
+
 def fit_spindle_net(signals, labels, sfreq: float, *, n_times: int = 100, n_steps: int = 600,
                     batch_size: int = 32, lr: float = 3e-3, n_filters: int = 8,
                     kernel_size: int = 5, n_conv: int = 2, hidden: int = 16,
-                    positive_fraction: float = 0.5, noise: float = 0.1, seed: int = 0
-                    ) -> SpindleNet:
+                    positive_fraction: float = 0.5, noise: float = 0.1, seed: int = 0,
+                    weights=None) -> SpindleNet:
     """Train a :class:`SpindleNet` on random crops of labelled, normalised signals.
 
     Parameters
@@ -176,6 +220,8 @@ def fit_spindle_net(signals, labels, sfreq: float, *, n_times: int = 100, n_step
         the normalised signal (whose RMS is about 1).
     seed : int
         Seed of the weights and the crops.
+    weights : list of array, shape (n_times_i,) | None
+        Per-sample loss weights (:func:`onset_weights`), one array per signal; None: all 1.
 
     Returns
     -------
@@ -192,17 +238,24 @@ def fit_spindle_net(signals, labels, sfreq: float, *, n_times: int = 100, n_step
                                                                                strict=True)):
         raise ValueError(f"signals and labels must pair up, each at least n_times={n_times} "
                          f"samples long.")
+    wts = ([np.ones(len(lab), np.float32) for lab in labs] if weights is None
+           else [np.asarray(w, np.float32) for w in weights])
+    if len(wts) != len(labs) or any(len(w) != len(lab) for w, lab in zip(wts, labs,
+                                                                         strict=False)):
+        raise ValueError("weights must hold one array per signal, as long as that signal, or "
+                         "be None.")
     ends_pos = [np.flatnonzero(lab[n_times - 1:]) + n_times - 1 for lab in labs]
     lengths = np.array([len(s) for s in sigs], float)
     net = SpindleNet(1, 1, n_times, sfreq, n_filters=n_filters, kernel_size=kernel_size,
                      n_conv=n_conv, hidden=hidden)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss()  # the crops are balanced by positive_fraction
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")  # crops balanced by positive_fraction
     half = n_times // 2
     net.train()
     for _ in range(ensure_int(n_steps, "n_steps", minimum=1)):
         x = np.empty((batch_size, 1, n_times), np.float32)
         y = np.empty((batch_size, n_times), np.float32)
+        w = np.empty((batch_size, n_times), np.float32)
         for b in range(batch_size):
             i = int(rng.choice(len(sigs), p=lengths / lengths.sum()))
             if rng.random() < positive_fraction and len(ends_pos[i]):
@@ -213,8 +266,10 @@ def fit_spindle_net(signals, labels, sfreq: float, *, n_times: int = 100, n_step
             gain = np.exp(rng.normal(0.0, 0.2)) * (1 if rng.random() < 0.5 else -1)
             x[b, 0] = seg * gain + rng.normal(0.0, noise, n_times)
             y[b] = labs[i][end - n_times + 1:end + 1]
+            w[b] = wts[i][end - n_times + 1:end + 1]
         logits = net(torch.from_numpy(x))
-        loss = loss_fn(logits[:, half:], torch.from_numpy(y[:, half:]))
+        wt = torch.from_numpy(w[:, half:])
+        loss = (loss_fn(logits[:, half:], torch.from_numpy(y[:, half:])) * wt).sum() / wt.sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -10,6 +10,7 @@ from bci.models.spindle_net import (
     SpindleNet,
     causal_normalise,
     fit_spindle_net,
+    onset_weights,
     spindle_labels,
     window_scores,
 )
@@ -94,3 +95,32 @@ def test_bad_training_input():
         fit_spindle_net([np.zeros(10)], [np.zeros(10)], SFREQ, n_times=50)
     with pytest.raises(ValueError, match="n_chans"):
         SpindleNet(0, 1, 10, SFREQ)
+
+
+def test_onset_weights_exact():
+    # 10 Hz: spindle 1 (1.0-2.0 s) weights samples 10-12 (0.3 s); spindle 2 (5.05-5.15 s) is
+    # shorter than early_s, so only its own samples 50-51 (floor / ceil of the offset)
+    w = onset_weights(100, 10.0, np.array([[1.0, 2.0], [5.05, 5.15]]), early_s=0.3,
+                      early_weight=4.0)
+    assert w.dtype == np.float32
+    assert np.flatnonzero(w == 4.0).tolist() == [10, 11, 12, 50, 51]
+    assert (w[w != 4.0] == 1.0).all()
+    with pytest.raises(ValueError, match="early_weight"):
+        onset_weights(10, 10.0, np.zeros((0, 2)), early_weight=float("nan"))
+
+
+def test_unit_weights_train_the_same_net_and_bad_weights():
+    x, events = planted_spindles(1, duration_s=30.0)
+    sig, lab = causal_normalise(x, SFREQ)[0], spindle_labels(len(x), SFREQ, events)
+    torch.set_num_threads(1)
+    kw = {"n_times": 40, "n_steps": 5, "batch_size": 4, "seed": 3}
+    a = fit_spindle_net([sig], [lab], SFREQ, **kw)
+    b = fit_spindle_net([sig], [lab], SFREQ, weights=[np.ones(len(sig))], **kw)
+    c = fit_spindle_net([sig], [lab], SFREQ, weights=[onset_weights(
+        len(sig), SFREQ, events, early_weight=10.0)], **kw)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)  # the same mean loss
+    assert any(not torch.allclose(pa, pc) for pa, pc in zip(a.parameters(), c.parameters(),
+                                                            strict=True))
+    with pytest.raises(ValueError, match="weights must hold one array per signal"):
+        fit_spindle_net([sig], [lab], SFREQ, weights=[np.ones(len(sig) - 1)], **kw)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.signal import butter, hilbert, sosfiltfilt
+from scipy.signal import butter, hilbert, sosfilt, sosfiltfilt
 
 from bci.models.spindle_net import SpindleNet, causal_normalise, fit_spindle_net, spindle_labels
 from bci.realtime.events import Decision
 from bci.realtime.policies import estimate_phase
 from bci.realtime.processing import CausalFilter, ProcessingChain
 from bci.realtime.session import replay_offline
-from bci.realtime.spindle import SpindleNetTrigger, decimation_factor, offline_net_scores
+from bci.realtime.spindle import (
+    SpindleNetTrigger,
+    causal_phase,
+    decimation_factor,
+    offline_net_scores,
+)
 from tests.models.test_spindle_net import planted_spindles
 
 SFREQ, NET_SFREQ = 100.0, 50.0
@@ -96,3 +101,47 @@ def test_errors():
     trigger = SpindleNetTrigger(SpindleNet(1, 1, 10, 30.0), "EEG")
     with pytest.raises(ValueError, match="integer multiple"):
         trigger.bind(classes=None, ch_names=["EEG"], sfreq=SFREQ)
+
+
+@pytest.mark.parametrize("freq", [11.5, 12.25, 14.0, 15.75])
+def test_causal_phase_finds_the_frequency_and_undoes_the_filter_lag(freq):
+    sfreq, phi0 = 200.0, 0.4
+    t = np.arange(int(4 * sfreq)) / sfreq
+    x = np.cos(2 * np.pi * freq * t + phi0)
+    sos = butter(3, [11.0, 16.0], "bandpass", fs=sfreq, output="sos")
+    y = sosfilt(sos, x)  # causal: lags by the filter's phase response at freq
+    n = int(0.3 * sfreq)
+    for i in (400, 533, 799):
+        truth = np.mod(2 * np.pi * freq * t[i] + phi0, 2 * np.pi)
+        phase, f = causal_phase(y[i - n + 1:i + 1], sfreq, (11.0, 16.0), sos=sos)
+        assert f == freq  # on the 0.25-Hz grid
+        assert abs(np.rad2deg(np.angle(np.exp(1j * (phase - truth))))) < 2.0
+        # a fixed 13.5 Hz, uncompensated, is far off away from the band centre
+        fixed, _ = estimate_phase(y[i - 29:i + 1], sfreq, 13.5)
+        if abs(freq - 13.5) > 1.0:
+            assert abs(np.rad2deg(np.angle(np.exp(1j * (fixed - truth))))) > 20.0
+    with pytest.raises(ValueError, match="band must be"):
+        causal_phase(y[:60], sfreq, (16.0, 11.0))
+
+
+def test_trigger_with_freq_band_schedules_the_true_peak():
+    sfreq, freq = 200.0, 12.0
+    t = np.arange(int(3 * sfreq)) / sfreq
+    x = np.cos(2 * np.pi * freq * t + 1.1)
+    sos = butter(3, [11.0, 16.0], "bandpass", fs=sfreq, output="sos")
+    y = sosfilt(sos, x)
+    torch.manual_seed(0)
+    trigger = SpindleNetTrigger(SpindleNet(1, 1, 10, NET_SFREQ), "EEG", threshold=1e-9,
+                                target_phase=0.0, max_delay_s=0.1, freq_band=(11.0, 16.0),
+                                phase_sos=sos)
+    trigger.bind(classes=None, ch_names=["EEG"], sfreq=sfreq)
+    stop = 500
+    request = trigger.update(Decision(index=0, t_start=t[stop - 100], t_end=t[stop - 1],
+                                      stop_index=stop, window=y[np.newaxis, stop - 100:stop]))
+    assert request is not None
+    assert "12.00 Hz" in request.reason
+    assert 0 <= request.at - t[stop - 1] <= 1 / freq
+    true_phase = np.angle(np.exp(1j * (2 * np.pi * freq * request.at + 1.1)))
+    assert abs(np.rad2deg(true_phase)) < 3.0  # at the unfiltered signal's peak
+    with pytest.raises(ValueError, match="freq_band must be"):
+        SpindleNetTrigger(SpindleNet(1, 1, 10, NET_SFREQ), freq_band=(16.0, 11.0))

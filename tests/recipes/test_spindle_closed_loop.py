@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from bci.data.dreams import load_dreams_spindles
@@ -87,14 +88,34 @@ def test_missing_data_names_the_variable(tmp_path, script_main):
 
 
 def test_network_quick(tmp_path, script_main):
-    # the network detector's quick mode: 3 excerpts of 3 minutes, a 2-trial search
+    # the network detector's quick mode: 3 excerpts of 3 minutes, a 2-trial search, with the
+    # latency settings (wide low-order band-pass, early-weighted loss, goal objective, phase at
+    # each spindle's own frequency)
     report = script_main(RECIPE)(["--detector", "net", "--minutes", "3", "--excerpts", "1-3",
                                   "--steps", "20", "--search", "2", "--target-phase", "0",
-                                  "--online-minutes", "0", "--out", str(tmp_path)])
+                                  "--net-band", "5", "22", "--net-order", "2",
+                                  "--early-weight", "3", "--objective", "goal",
+                                  "--phase-band", "11", "16", "--online-minutes", "0",
+                                  "--out", str(tmp_path)])
     assert report["detector"] == "net"
+    assert report["net_setup"] == {"band": [5.0, 22.0], "order": 2, "early_weight": 3.0,
+                                   "early_s": 0.3, "objective": "goal",
+                                   "phase_band": [11.0, 16.0], "phase_s": 0.3}
+    methods = report["phase_methods_at_onset"]  # 4 estimates x 2 delays, every spindle
+    onsets = np.concatenate([load_dreams_spindles(k).crop(180.0).reference[:, 0]
+                             for k in (1, 2, 3)])
+    assert len(methods) == 8
+    for key, m in methods.items():  # spindles whose estimate has a full second of signal
+        delay = float(key.rsplit("+", 1)[1].rstrip("s"))
+        assert m["n"] == int(np.sum(onsets + delay >= 1.0)), key
+    assert all(0 <= m["median_abs_deg"] <= m["p90_abs_deg"] <= 180 for m in methods.values())
     trials = json.loads((tmp_path / "search.json").read_text())
     assert len(trials) == 2
+    assert all(t["objective"] == "goal" and 0.0 <= t["value"] <= 3.0 for t in trials)
+    assert trials[0]["config"]["n_filters"] == 8  # the first trial is the default
     assert report["net_config"] in [t["config"] for t in trials]
+    partial = json.loads((tmp_path / "folds_partial.json").read_text())
+    assert partial == report["offline_leave_one_excerpt_out"]
     assert (tmp_path / "spindle_net.png").stat().st_size > 0
     folds = report["offline_leave_one_excerpt_out"]
     assert list(folds) == ["1", "2", "3"]
@@ -102,7 +123,16 @@ def test_network_quick(tmp_path, script_main):
         assert fold["n_events"] == len(load_dreams_spindles(int(k)).crop(180.0).reference)
         assert 0.0 < fold["threshold"] < 1.0
         _rates_are_sane(fold)
-        phase = fold["phase"]["at_stimulus"]
-        assert phase["n"] <= fold["n_detections"]
-        if phase["n"]:
-            assert 0.0 <= phase["median_abs_deg"] <= phase["p90_abs_deg"] <= 180.0
+        sweep = fold["train_sweep"]  # pooled over the 2 training excerpts, by probability
+        assert list(sweep) == ["0.3", "0.5", "0.7", "0.8", "0.9"]
+        n_train = sum(len(load_dreams_spindles(j).crop(180.0).reference) for j in (1, 2, 3)
+                      if j != int(k))
+        for r in sweep.values():
+            assert r["n_events"] == n_train
+            _rates_are_sane(r)
+        for key in ("phase", "phase_fixed_13.5hz"):  # per-spindle frequency, and fixed
+            phase = fold[key]["at_stimulus"]
+            assert phase["n"] <= fold["n_detections"]
+            assert fold[key]["at_stimulus_in_spindles"]["n"] <= phase["n"]
+            if phase["n"]:
+                assert 0.0 <= phase["median_abs_deg"] <= phase["p90_abs_deg"] <= 180.0

@@ -33,6 +33,8 @@ def test_small_ieeg_cross_subject(tmp_path, script_main, capsys):
             assert round(row[key] * 10, 6) == round(row[key] * 10)
     assert "bonn" not in results
     printed = capsys.readouterr().out
+    assert ("Refused as expected: sub-new has no contact in a trained region: its regions are "
+            "['orbitofrontal']") in printed
     assert "loso_region_k3" in printed
     assert "mean" in printed
 
@@ -41,14 +43,14 @@ def test_small_bonn_comparison(tmp_path, script_main):
     if not (BONN / "S").is_dir():
         pytest.skip(f"Bonn data absent: {BONN}")
     results = script_main("recipes/ieeg_cross_subject.py")(
-        ["--n-subjects", "2", "--n-trials", "4", "--shots", "2", "--max-epochs", "1",
-         "--poolings", "region", "--bonn", "yes", "--bonn-path", str(BONN),
-         "--out", str(tmp_path / "ieeg.json")])
+        ["--shots", "2", "--max-epochs", "1", "--simulated", "no", "--bonn", "yes",
+         "--bonn-path", str(BONN), "--out", str(tmp_path / "ieeg.json")])
+    assert "simulated" not in results
     sites = results["bonn"]["sites"]
     assert [s["target"] for s in sites] == ["F", "N"]
     assert [s["trained_on"] for s in sites] == ["N vs S", "F vs S"]
     for site in sites:
         # the second halves (50 target + 50 seizure segments), 8 windows of 512 samples each
         assert site["n_test_windows"] == 800
-        for key in ("cross_site", "ts_lr_k2", "net_site_k2"):
+        for key in ("cross_site", "cross_site_ts_lr", "ts_lr_k2", "net_site_k2"):
             assert 0.0 <= site[key] <= 1.0

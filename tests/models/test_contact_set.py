@@ -276,3 +276,13 @@ def test_deep_classifier_trains_and_rebuilds_it():
     rebuilt = DeepClassifier._from_network_state(meta, state)
     np.testing.assert_array_equal(rebuilt.predict_proba(X), clf.predict_proba(X))
     assert rebuilt.model_.slot_region_ids.tolist() == [0, 0, 1, 2, 2]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from bci.models import contact_set
+
+    result = doctest.testmod(contact_set)
+    assert result.attempted >= 8
+    assert result.failed == 0

@@ -12,7 +12,8 @@ and so accepts any electrode set. Two comparisons, at few labelled trials per cl
    network trained on the *other* subjects (leave one subject out, no label of the held-out
    subject) vs per-subject training on ``k`` trials per class of that subject (TS+LR on its own
    contacts, and the same network trained on those trials alone); all scored on the same
-   held-out trials of that subject.
+   held-out trials of that subject. ``--poolings unlabelled`` adds an ablation: contact
+   attention with every contact in one region (the region labels withheld).
 2. **Bonn intracranial sets** (single channel; ``F``: epileptogenic zone and ``N``:
    contralateral hippocampal formation, both seizure-free = class 0; ``S``: seizures = 1).
    Bonn segments carry no patient label (the five patients are pooled within each set), so a
@@ -98,31 +99,38 @@ def simulated(args) -> dict:
         place_contacts(np.zeros((1, 2, 10)), ["orbitofrontal"] * 2, layout, subject="sub-new")
     except ValueError as err:
         print(f"Refused as expected: {err}")
-    for s in subjects:
-        s["slots"] = place_contacts(scale_epochs(s["X"], "epoch"), s["regions"], layout,
-                                    subject=s["name"])
+    # ablation "unlabelled": contact attention with one region for every labelled contact
+    unlabelled = [["any" if r is not None else None for r in s["regions"]] for s in subjects]
+    flat_layout = slot_layout(unlabelled)
+    variants = {"region": ("slots", layout, "region"), "contact": ("slots", layout, "contact"),
+                "unlabelled": ("flat", flat_layout, "contact")}
+    for s, flat in zip(subjects, unlabelled, strict=True):
+        scaled = scale_epochs(s["X"], "epoch")
+        s["slots"] = place_contacts(scaled, s["regions"], layout, subject=s["name"])
+        s["flat"] = place_contacts(scaled, flat, flat_layout, subject=s["name"])
     rows = []
     for i, s in enumerate(subjects):
         rng = np.random.default_rng([args.seed, i])
         splits = {k: few_shot_split(s["y"], k, rng) for k in args.shots}
         others = [o for j, o in enumerate(subjects) if j != i]
-        X_tr = np.concatenate([o["slots"] for o in others])
         y_tr = np.concatenate([o["y"] for o in others])
         row = {"subject": s["name"], "n_contacts": len(s["regions"]),
                "contact_regions": s["regions"]}
-        for pooling in args.poolings:
-            model = fit_network(X_tr, y_tr, layout, sfreq=sfreq, pooling=pooling, seed=args.seed,
+        for name in args.poolings:
+            key, lay, pooling = variants[name]
+            model = fit_network(np.concatenate([o[key] for o in others]), y_tr, lay,
+                                sfreq=sfreq, pooling=pooling, seed=args.seed,
                                 max_epochs=args.max_epochs)
             for k, (_, test) in splits.items():
-                row[f"loso_{pooling}_k{k}"] = score_network(model, s["slots"][test], s["y"][test])
+                row[f"loso_{name}_k{k}"] = score_network(model, s[key][test], s["y"][test])
         for k, (train, test) in splits.items():
             pipe = get_pipeline("TS+LR", random_state=args.seed).fit(s["X"][train], s["y"][train])
             row[f"ts_lr_k{k}"] = float(balanced_accuracy_score(s["y"][test],
                                                                pipe.predict(s["X"][test])))
-            model = fit_network(s["slots"][train], s["y"][train], layout, sfreq=sfreq,
-                                pooling=args.poolings[0], seed=args.seed,
-                                max_epochs=args.max_epochs)
-            row[f"net_subject_k{k}"] = score_network(model, s["slots"][test], s["y"][test])
+            key, lay, pooling = variants[args.poolings[0]]
+            model = fit_network(s[key][train], s["y"][train], lay, sfreq=sfreq,
+                                pooling=pooling, seed=args.seed, max_epochs=args.max_epochs)
+            row[f"net_subject_k{k}"] = score_network(model, s[key][test], s["y"][test])
         rows.append(row)
         logging.getLogger(__name__).info("%s", row)
     return {"layout": list(layout), "subjects": rows}
@@ -190,7 +198,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10],
                         help="labelled trials (Bonn: segments) per class for per-subject training")
     parser.add_argument("--poolings", nargs="+", default=["region", "contact"],
-                        choices=["region", "contact"])
+                        choices=["region", "contact", "unlabelled"],
+                        help="LOSO networks (the first also per subject); unlabelled: contact "
+                             "attention with every contact in one region (an ablation)")
     parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--simulated", choices=["yes", "no"], default="yes",

@@ -16,7 +16,7 @@ def test_small_ieeg_cross_subject(tmp_path, script_main, capsys):
     out = tmp_path / "ieeg.json"
     results = script_main("recipes/ieeg_cross_subject.py")(
         ["--n-subjects", "3", "--n-trials", "8", "--shots", "3", "--max-epochs", "2",
-         "--bonn", "no", "--out", str(out)])
+         "--poolings", "region", "contact", "unlabelled", "--bonn", "no", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     sim = results["simulated"]
     assert [row["subject"] for row in sim["subjects"]] == ["sub-01", "sub-02", "sub-03"]
@@ -27,7 +27,8 @@ def test_small_ieeg_cross_subject(tmp_path, script_main, capsys):
         assert sim["layout"].count(region) == max(r.count(region) for r in regions)
     for row in sim["subjects"]:
         assert row["n_contacts"] == len(row["contact_regions"])
-        for key in ("loso_region_k3", "loso_contact_k3", "ts_lr_k3", "net_subject_k3"):
+        for key in ("loso_region_k3", "loso_contact_k3", "loso_unlabelled_k3", "ts_lr_k3",
+                    "net_subject_k3"):
             # 5 test trials per class: balanced accuracy is a multiple of 1/10
             assert 0.0 <= row[key] <= 1.0
             assert round(row[key] * 10, 6) == round(row[key] * 10)

@@ -36,10 +36,10 @@ trained ones.
 
 References
 ----------
-Zheng, H., et al. (2024). Du-IN: Discrete units-guided mask modeling for decoding speech from
-intracranial neural signals. NeurIPS.
-Carzaniga, F., et al. (2025). MVPFormer: a foundation model for intracranial EEG with
-multi-variate parallel attention.
+Du-IN: sEEG speech decoding with region-level multi-channel embeddings and discrete-codebook
+masked modelling (Zheng et al., NeurIPS 2024).
+MVPFormer: an iEEG foundation model whose multi-variate parallel attention handles a different
+channel set for every subject.
 """
 
 from __future__ import annotations

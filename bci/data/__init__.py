@@ -9,7 +9,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "loaders": ["load_data", "load_epochs", "get_dataset", "get_paradigm", "list_datasets",
                 "check_class_count"],
     "synthetic": ["make_motor_imagery", "make_ssvep", "make_continuous_eeg",
-                  "make_onset_trials"],
+                  "make_onset_trials", "make_multicontact_ieeg"],
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
     "bids": ["BIDSDataset"],
     "mne_sample": ["MNESample"],

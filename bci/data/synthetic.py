@@ -755,3 +755,182 @@ def make_onset_trials(n_trials: int = 10, *, onset_s: float = 1.0, effect_s: flo
                    "each cue")
     annotations = _annotations(sched.onsets_s, onset_s + effect_s, sched.labels)
     return _raw(data, ch_names, sfreq, montage, annotations, description)
+
+
+# --------------------------------------------------------------------------------------------
+# intracranial subjects with different electrodes
+# --------------------------------------------------------------------------------------------
+#: Electrode (shaft) name -> brain region of :func:`make_multicontact_ieeg`; a contact is named
+#: by its electrode and its number along it (``"HC1"``, ``"HC2"``...).
+IEEG_ELECTRODES: dict[str, str] = {
+    "HC": "hippocampus", "AMY": "amygdala", "INS": "insula", "CING": "cingulate",
+    "TP": "temporal_pole", "OFC": "orbitofrontal",
+}
+#: Classes of :func:`make_multicontact_ieeg` and their event codes.
+IEEG_EVENT_ID: dict[str, int] = {"rest": 1, "task": 2}
+#: RMS amplitude of the intracranial background on every contact (volts).
+IEEG_BACKGROUND_RMS_V = 50e-6
+_IEEG_SHAFT_SHARE = 0.5  # variance share of the background common to the contacts of a shaft
+
+
+@dataclass
+class MultiContactSubjects:
+    """Simulated intracranial subjects, each with its own electrodes.
+
+    Attributes
+    ----------
+    epochs : list of mne.EpochsArray
+        One per subject: ``seeg`` channels named ``<electrode><number>``, data in volts, events
+        ``"rest"`` (1) and ``"task"`` (2).
+    subjects : list of str
+        Subject names (``"sub-01"``...), in the order of ``epochs``.
+    regions : dict of str to str
+        Electrode name -> region (:data:`IEEG_ELECTRODES` restricted to the regions used).
+    effect_regions : tuple of str
+        Regions whose contacts carry the class effect.
+    effect_weights : list of ndarray
+        Per subject, ``(n_contacts,)`` amplitude weight of the effect on each contact (0
+        outside the effect regions).
+    """
+
+    epochs: list
+    subjects: list[str]
+    regions: dict[str, str]
+    effect_regions: tuple[str, ...]
+    effect_weights: list
+
+
+def make_multicontact_ieeg(n_subjects: int = 6, n_trials: int = 40, *,
+                           regions: Sequence[str] = ("hippocampus", "amygdala", "insula",
+                                                     "cingulate", "temporal_pole"),
+                           effect_regions: Sequence[str] = ("hippocampus", "insula"),
+                           n_regions: tuple[int, int] = (2, 4),
+                           n_contacts: tuple[int, int] = (1, 4),
+                           sfreq: float = 250.0, trial_s: float = 1.0,
+                           effect_freq: float = 70.0, effect_bw: float = 10.0,
+                           snr: float = 0.6,
+                           random_state: int | np.random.Generator | None = None
+                           ) -> MultiContactSubjects:
+    """Simulate intracranial (sEEG) subjects with different contacts in different regions.
+
+    Every subject has electrodes in ``n_regions`` regions drawn without replacement (at least
+    one of them in ``effect_regions``, so that every subject is decodable), and ``n_contacts``
+    contacts on each electrode (both uniform over the inclusive ranges). Each contact carries
+    1/f background of :data:`IEEG_BACKGROUND_RMS_V` RMS, half of whose variance is common to
+    its electrode. In ``"task"`` trials, every contact of an effect region carries a
+    high-gamma burst (Gaussian spectral peak at ``effect_freq``, s.d. ``effect_bw``) of RMS
+    ``snr * weight * background``, with a weight drawn per contact uniformly in [0.5, 1]; in
+    ``"rest"`` trials nothing. Each subject's signals are multiplied by a gain drawn
+    log-uniformly in [0.5, 2] (amplifiers and impedances differ), so the unit scale of a
+    subject is not informative.
+
+    Parameters
+    ----------
+    n_subjects : int
+        Number of subjects.
+    n_trials : int
+        Trials per class and subject (balanced, shuffled).
+    regions : sequence of str
+        Regions electrodes are drawn from; names of :data:`IEEG_ELECTRODES`'s values.
+    effect_regions : sequence of str
+        Regions carrying the class effect (a non-empty subset of ``regions``).
+    n_regions : (int, int)
+        Inclusive range of regions per subject.
+    n_contacts : (int, int)
+        Inclusive range of contacts per electrode.
+    sfreq : float
+        Sampling rate (Hz); ``effect_freq + 2 * effect_bw`` must be below Nyquist.
+    trial_s : float
+        Trial length (s).
+    effect_freq, effect_bw : float
+        Centre and spectral s.d. of the effect (Hz).
+    snr : float
+        RMS of the effect over the background RMS, at weight 1.
+    random_state : int | numpy.random.Generator | None
+        Seed or generator.
+
+    Returns
+    -------
+    data : MultiContactSubjects
+
+    Examples
+    --------
+    >>> data = make_multicontact_ieeg(n_subjects=2, n_trials=3, random_state=0)
+    >>> [len(e) for e in data.epochs], data.epochs[0].get_channel_types()[0]
+    ([6, 6], 'seeg')
+    """
+    import mne
+
+    n_subjects = ensure_int(n_subjects, "n_subjects", minimum=1, what="subjects")
+    n_trials = ensure_int(n_trials, "n_trials", minimum=1, what="trials per class")
+    by_region = {region: shaft for shaft, region in IEEG_ELECTRODES.items()}
+    regions = tuple(regions)
+    for region in (*regions, *effect_regions):
+        check_option("region", region, by_region)
+    effect_regions = tuple(effect_regions)
+    if not effect_regions or not set(effect_regions) <= set(regions):
+        raise ValueError(f"effect_regions must be a non-empty subset of regions {list(regions)}"
+                         f", got {list(effect_regions)}.")
+    lo_r, hi_r = (ensure_int(v, "n_regions", minimum=1) for v in n_regions)
+    if not lo_r <= hi_r <= len(regions):
+        raise ValueError(f"n_regions must be (low, high) with 1 <= low <= high <= "
+                         f"{len(regions)} (the regions given), got {tuple(n_regions)}.")
+    lo_c, hi_c = (ensure_int(v, "n_contacts", minimum=1) for v in n_contacts)
+    if lo_c > hi_c:
+        raise ValueError(f"n_contacts must be (low, high) with low <= high, got "
+                         f"{tuple(n_contacts)}.")
+    sfreq = check_positive(sfreq, "sfreq", unit="Hz")
+    trial_s = check_positive(trial_s, "trial_s", unit="s")
+    effect_freq = check_positive(effect_freq, "effect_freq", unit="Hz")
+    effect_bw = check_positive(effect_bw, "effect_bw", unit="Hz")
+    if not effect_freq + 2 * effect_bw < sfreq / 2:
+        raise ValueError(f"effect_freq + 2 * effect_bw = {effect_freq + 2 * effect_bw:g} Hz "
+                         f"must be below Nyquist ({sfreq / 2:g} Hz); raise sfreq.")
+    snr = check_positive(snr, "snr")
+    rng = check_random_state(random_state)
+    n_times = int(round(trial_s * sfreq))
+    epochs, names, weights = [], [], []
+    for s in range(n_subjects):
+        first = effect_regions[rng.integers(len(effect_regions))]
+        rest = [r for r in regions if r != first]
+        k = int(rng.integers(lo_r, hi_r + 1)) - 1
+        chosen = [first, *(rest[i] for i in rng.permutation(len(rest))[:k])]
+        chosen = [r for r in regions if r in chosen]  # electrode order: that of ``regions``
+        ch_names, ch_region, shafts = [], [], []
+        for j, region in enumerate(chosen):
+            n_c = int(rng.integers(lo_c, hi_c + 1))
+            ch_names += [f"{by_region[region]}{c + 1}" for c in range(n_c)]
+            ch_region += [region] * n_c
+            shafts += [j] * n_c
+        n_chans, n_total = len(ch_names), 2 * n_trials
+        labels = rng.permutation(np.repeat([1, 2], n_trials))
+        shafts = np.asarray(shafts)
+        common = _pink_noise(rng, n_total * len(chosen), n_times, sfreq).reshape(
+            n_total, len(chosen), n_times)
+        own = _pink_noise(rng, n_total * n_chans, n_times, sfreq).reshape(
+            n_total, n_chans, n_times)
+        data = (np.sqrt(_IEEG_SHAFT_SHARE) * common[:, shafts]
+                + np.sqrt(1 - _IEEG_SHAFT_SHARE) * own)
+        weight = np.where(np.isin(ch_region, effect_regions),
+                          rng.uniform(0.5, 1.0, n_chans), 0.0)
+        task = np.flatnonzero(labels == 2)
+        burst = _narrowband_noise(rng, len(task) * n_chans, n_times, sfreq, effect_freq,
+                                  effect_bw).reshape(len(task), n_chans, n_times)
+        data[task] += snr * weight[None, :, None] * burst
+        gain = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        data *= IEEG_BACKGROUND_RMS_V * gain
+        info = mne.create_info(ch_names, sfreq, ch_types="seeg")
+        info["description"] = (f"bci synthetic sEEG subject {s + 1}: high-gamma burst "
+                               f"({effect_freq:g} Hz, snr {snr:g}) in {list(effect_regions)} "
+                               "during 'task' trials")
+        events = np.column_stack([np.arange(n_total) * n_times, np.zeros(n_total, int),
+                                  labels])
+        epochs.append(mne.EpochsArray(data, info, events=events, event_id=IEEG_EVENT_ID,
+                                      verbose=False))
+        names.append(f"sub-{s + 1:02d}")
+        weights.append(weight)
+    used = {by_region[r]: r for r in regions}
+    logger.info("Simulated %d sEEG subjects (%s contacts)", n_subjects,
+                ", ".join(str(len(e.ch_names)) for e in epochs))
+    return MultiContactSubjects(epochs=epochs, subjects=names, regions=used,
+                                effect_regions=effect_regions, effect_weights=weights)

@@ -11,4 +11,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "classifier": ["DeepClassifier"],
     "training": ["DecoderModule", "plot_training_curves", "pretrain_model", "train_model"],
     "neurogpt": ["NeuroGPT", "save_pretrained"],
+    "contact_set": ["ContactSetNet", "contact_regions_from_names", "place_contacts",
+                    "slot_layout"],
 }, submodules=["spiking"])

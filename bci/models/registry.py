@@ -6,6 +6,7 @@ from typing import Any
 
 from .._checks import check_option, did_you_mean
 from .base import EEGModule
+from .contact_set import ContactSetNet
 from .eegnet import EEGNet
 from .eegnex import EEGNeX
 from .neurogpt import NeuroGPT
@@ -22,6 +23,7 @@ MODELS: dict[str, type[EEGModule]] = {
     "ShallowConvNet": ShallowConvNet,
     "SpikingConformer": SpikingConformer,
     "NeuroGPT": NeuroGPT,
+    "ContactSetNet": ContactSetNet,
 }
 
 
@@ -33,7 +35,7 @@ def get_model(name: str, n_chans: int, n_outputs: int, n_times: int, *,
     ----------
     name : str
         A key of :data:`MODELS`: ``"EEGNeX"``, ``"EEGNet"``, ``"ShallowConvNet"``,
-        ``"SpikingConformer"`` or ``"NeuroGPT"``.
+        ``"SpikingConformer"``, ``"NeuroGPT"`` or ``"ContactSetNet"``.
     n_chans, n_outputs, n_times : int
         Channels, outputs (classes) and samples per window.
     sfreq : float | None

@@ -50,7 +50,7 @@ BRAINDECODE_COMPATIBLE = {"EEGNeX": BRAINDECODE_KWARGS, "EEGNet": {}, "ShallowCo
 
 # Registered models with no braindecode counterpart (our own architectures): they run every
 # shared behavioural test below, but not the parameter-count comparisons with braindecode.
-NOT_IN_BRAINDECODE = {"SpikingConformer", "NeuroGPT"}
+NOT_IN_BRAINDECODE = {"SpikingConformer", "NeuroGPT", "ContactSetNet"}
 IN_BRAINDECODE = [name for name in MODELS if name not in NOT_IN_BRAINDECODE]
 
 # Small configuration for the fast behavioural tests: (n_chans, n_outputs, n_times).

@@ -98,7 +98,7 @@ def _channel_types(path: Path) -> set[str]:
 
 
 def _recording_of(channels: Path) -> Path | None:
-    """The raw recording beside a ``channels.tsv``, if present."""
+    """Return the raw recording beside a ``channels.tsv`` (None when absent)."""
     stem = channels.name[: -len("channels.tsv")]
     for ext in _RAW_EXTENSIONS:
         candidate = channels.with_name(f"{stem}ieeg{ext}")

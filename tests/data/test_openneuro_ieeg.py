@@ -49,7 +49,7 @@ def _write_subject(root, label, ch_type, rng, sfreq=128.0):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The 'remote' copy: sEEG subjects 01 and 03, ECoG-only subject 02."""
+    """Write the 'remote' copy: sEEG subjects 01 and 03, ECoG-only subject 02."""
     root = tmp_path_factory.mktemp("openneuro") / DATASET_ID
     rng = np.random.default_rng(0)
     kinds = {label: _write_subject(root, label, kind, rng)

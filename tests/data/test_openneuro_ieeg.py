@@ -6,6 +6,7 @@ import fnmatch
 import shutil
 import sys
 import types
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -19,7 +20,7 @@ from bci.data.loaders import get_dataset, list_datasets  # noqa: E402
 from bci.data.openneuro_ieeg import DATASET_ID, Berezutskaya2022, fetch_openneuro  # noqa: E402
 
 N_BLOCKS = 20  # alternating music / speech blocks of BLOCK_S seconds (30 s in the real data)
-BLOCK_S = 2.0
+BLOCK_S = 6.0
 
 
 def _write_subject(root, label, ch_type, rng, sfreq=128.0):
@@ -79,7 +80,7 @@ def fake_openneuro(server, monkeypatch):
 
 def test_downloads_sidecars_then_only_seeg_subjects(tmp_path, fake_openneuro, server):
     root = tmp_path / "data"
-    ds = Berezutskaya2022(path=root, interval=(0.0, 1.5))
+    ds = Berezutskaya2022(path=root)
     # first the sidecars of every subject, then the recordings of the two sEEG subjects only
     assert len(fake_openneuro) == 2
     assert fake_openneuro[1] == ["sub-01/ses-iemu/ieeg/*", "sub-03/ses-iemu/ieeg/*"]
@@ -125,11 +126,14 @@ def test_cli_benchmark_and_train(tmp_path, fake_openneuro, monkeypatch, capsys):
     monkeypatch.setenv("MNE_DATASETS_DS003688_PATH", str(tmp_path / "ds"))
     assert "Berezutskaya2022" in list_datasets()
     assert isinstance(get_dataset("Berezutskaya2022"), Berezutskaya2022)
-    data = ["--dataset", "Berezutskaya2022", "--dataset-param", "interval=(0.0, 1.5)",
-            "--paradigm", "MotorImagery", "--paradigm-param", "events=['music', 'speech']",
-            "--paradigm-param", "n_classes=2"]
+    data = ["--dataset", "Berezutskaya2022", "--paradigm", "MotorImagery",
+            "--paradigm-param", "events=['music', 'speech']", "--paradigm-param", "n_classes=2"]
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert ("bci benchmark --dataset Berezutskaya2022 --paradigm MotorImagery \\\n"
+            "    --paradigm-param \"events=['music', 'speech']\" --paradigm-param n_classes=2 "
+            "--pipelines TS+LR,MDM") in readme
     out = tmp_path / "bench"
-    assert main(["benchmark", *data, "--pipelines", "TS+LR", "--subjects", "1", "--out",
+    assert main(["benchmark", *data, "--pipelines", "TS+LR,MDM", "--subjects", "1", "--out",
                  str(out), "--no-cache"]) == 0
     results = pd.read_csv(out / "results.csv")
     assert (results.dataset == "Berezutskaya2022").all()

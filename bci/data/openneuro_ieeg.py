@@ -33,7 +33,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._checks import check_bool, check_type
+from .._checks import check_bool, check_type, ensure_int
 from .._config import config_help, dataset_path
 from .bids import _RAW_EXTENSIONS, BIDSDataset, _check_ch_types
 
@@ -152,7 +152,8 @@ class Berezutskaya2022(BIDSDataset):
         check_bool(download, "download")
         if subjects is not None:
             check_type(subjects, (list, tuple), "subjects")
-            subjects = [int(s) for s in subjects]
+            subjects = [ensure_int(s, "subjects", minimum=1, what="subject number")
+                        for s in subjects]
         root = dataset_path(DATASET_ID, DATASET_ID, path)
         self.download = download
         self.tag = tag

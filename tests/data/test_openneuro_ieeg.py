@@ -112,6 +112,8 @@ def test_offline_and_bad_subjects_are_clear(tmp_path, fake_openneuro):
     root = tmp_path / "data"
     with pytest.raises(ValueError, match=r"Subjects \[2\] .* no seeg contact.*\[1, 3\]"):
         Berezutskaya2022(path=root, subjects=[2])
+    with pytest.raises(TypeError, match="subjects"):
+        Berezutskaya2022(path=root, subjects=[True])
     with pytest.raises(ValueError, match="event_id names trial types"):
         Berezutskaya2022(path=root, event_id=["rest"])
 

@@ -43,6 +43,14 @@ def meg():
 
 
 @pytest.fixture(scope="module")
+def held_out(meg):
+    """Other trials (other seed, SNR 0.05): probabilities away from 0 and 1."""
+    from bci.data.meg import make_meg_trials
+
+    return make_meg_trials(EVOKED, ELEKTA, n_trials=6, snr=0.05, random_state=1).pick("mag")
+
+
+@pytest.fixture(scope="module")
 def fitted(meg, tmp_path_factory):
     """Each RANK+ pipeline fitted once and exported (Riemannian means of 99 x 99 matrices)."""
     cache = {}
@@ -76,7 +84,7 @@ def test_rank_pipelines_are_registered_for_imagery():
 
 
 @pytest.mark.parametrize("name", ["RANK+TS+LR", "RANK+MDM"])
-def test_rank_pipelines_export_equal_sklearn_on_meg(fitted, name):
+def test_rank_pipelines_export_equal_sklearn_on_meg(fitted, held_out, name):
     decoder, X, labels, path = fitted(name)
     proj = decoder.estimator.named_steps["rank"]
     assert (len(decoder.ch_names), proj.rank_) == (102, 99)  # the 3 SSP directions removed
@@ -89,6 +97,10 @@ def test_rank_pipelines_export_equal_sklearn_on_meg(fitted, name):
     assert not np.allclose(proba, proba[:1])
     np.testing.assert_array_equal(loaded.predict(X), decoder.predict(X))
     assert (loaded.predict(X) == labels).mean() >= 0.9  # the planted templates, 4 classes
+    Xh, _ = cut_windows(held_out, decoder.tmin, decoder.n_times)
+    theirs = decoder.predict_proba(Xh)
+    assert ((theirs > 0.01) & (theirs < 0.99)).any()  # not saturated: the comparison bites
+    np.testing.assert_allclose(loaded.predict_proba(Xh), theirs, rtol=0, atol=TOL)
 
 
 def test_rank_export_runs_without_sklearn_or_pyriemann(fitted, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,35 @@ def test_damaged_projection_filters_are_refused(fitted):
     arrays[key] = arrays[key][:, :50]
     with pytest.raises(ValueError, match=r"projection.*filters.*expected \(rank, 102\)"):
         NumpyPipeline(exported.spec, arrays)
+
+
+def test_cli_train_and_export_rank_decoder_on_bids_meg(meg, tmp_path, capsys):
+    """`bci train --pipeline RANK+MDM` on a BIDS MEG folder, then `bci export --format numpy`."""
+    pytest.importorskip("mne_bids")
+    from bci.cli import main
+    from tests.data._bids_files import write_raw
+
+    root = tmp_path / "meg_bids"
+    write_raw(meg.copy(), root, subject="01", task="meg", datatype="meg", fmt="FIF")
+    data = ["--dataset", "BIDS", "--dataset-param", f"root={root}", "--dataset-param",
+            "ch_types=mag", "--dataset-param", "interval=(0.0, 0.5)", "--paradigm",
+            "MotorImagery", "--paradigm-param", "n_classes=4", "--paradigm-param", "fmin=1",
+            "--paradigm-param", "fmax=40"]
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    shown = " ".join(readme.replace("\\\n", " ").split())
+    assert ("bci train --dataset BIDS --dataset-param root=/data/my_meg_bids "
+            + " ".join(f'"{a}"' if " " in a else a for a in data[4:])
+            + " --pipeline RANK+MDM --out meg.bci") in shown
+    assert "bci export --format numpy meg.bci --out exported/" in shown
+    dec = tmp_path / "meg.bci"
+    assert main(["train", *data, "--pipeline", "RANK+MDM", "--subjects", "1", "--out",
+                 str(dec)]) == 0
+    assert main(["export", "--format", "numpy", str(dec), "--out", str(tmp_path / "x")]) == 0
+    assert "projection -> covariances -> mdm" in capsys.readouterr().out
+    decoder = load_decoder(dec)
+    exported = load_decoder(tmp_path / "x" / "meg-numpy.bci")
+    assert exported.info["ch_types"] == ["mag"] * 102
+    assert decoder.estimator.named_steps["rank"].rank_ == 99
+    X = np.random.default_rng(3).standard_normal((3, 102, decoder.n_times)) * 1e-13
+    np.testing.assert_allclose(exported.predict_proba(X), decoder.predict_proba(X), rtol=0,
+                               atol=TOL)

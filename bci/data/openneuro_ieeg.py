@@ -123,8 +123,9 @@ class Berezutskaya2022(BIDSDataset):
     resample : float | None
         Sampling rate (Hz) every run is resampled to when loaded; None keeps the recorded one.
     subjects : list of int | None
-        Subject numbers (the ``sub-`` labels) to use; None: every subject with contacts of
-        ``ch_types``.
+        Subject numbers (the ``sub-`` labels) to use, and to download when missing; None:
+        every subject with contacts of ``ch_types`` (all their recordings are downloaded when
+        the dataset is created: pass ``subjects`` to fetch fewer).
     path : str | os.PathLike | None
         The dataset's BIDS root; None: ``MNE_DATASETS_DS003688_PATH``, ``$MNE_DATA/ds003688``.
     download : bool

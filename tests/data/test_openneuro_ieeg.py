@@ -112,6 +112,11 @@ def test_offline_and_bad_subjects_are_clear(tmp_path, fake_openneuro):
     root = tmp_path / "data"
     with pytest.raises(ValueError, match=r"Subjects \[2\] .* no seeg contact.*\[1, 3\]"):
         Berezutskaya2022(path=root, subjects=[2])
+    # subjects= limits the download to their recordings
+    ds = Berezutskaya2022(path=root, subjects=[3])
+    assert fake_openneuro[-1] == ["sub-03/ses-iemu/ieeg/*"]
+    assert ds.subject_list == [3]
+    assert not list((root / "sub-01").rglob("*.eeg"))
     with pytest.raises(TypeError, match="subjects"):
         Berezutskaya2022(path=root, subjects=[True])
     with pytest.raises(ValueError, match="event_id names trial types"):
@@ -141,6 +146,6 @@ def test_cli_benchmark_and_train(tmp_path, fake_openneuro, monkeypatch, capsys):
     assert (results.dataset == "Berezutskaya2022").all()
     assert (results.score > 0.8).all()
     path = tmp_path / "dec.bci"
-    assert main(["train", *data, "--pipeline", "MDM", "--subjects", "1,3", "--out",
-                 str(path)]) == 0
+    assert main(["train", *data, "--dataset-param", "subjects=[1, 3]", "--pipeline", "MDM",
+                 "--subjects", "1,3", "--out", str(path)]) == 0
     assert "Saved MDM decoder" in capsys.readouterr().out

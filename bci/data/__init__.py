@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
     "datasets": ["SyntheticMotorImagery", "SyntheticSSVEP"],
     "bids": ["BIDSDataset"],
     "mne_sample": ["MNESample"],
+    "openneuro_ieeg": ["Berezutskaya2022", "fetch_openneuro"],
     "meg": ["make_meg_trials"],
     "chbmit": ["CHBMIT", "common_eeg_channels", "load_chbmit_subject", "read_chbmit_channels",
                "read_chbmit_summary", "seizure_intervals", "split_files"],

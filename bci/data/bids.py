@@ -216,6 +216,9 @@ class BIDSDataset(BaseDataset):
     {'left': 1, 'right': 2}
     """
 
+    #: A subclass for one public dataset names it here (MOABB's ``code``).
+    _code: str | None = None
+
     def __init__(self, root: str | os.PathLike,
                  event_id: Mapping[str, str] | Sequence[str] | None = None, *,
                  datatype: str | None = None, task: str | None = None,
@@ -267,7 +270,7 @@ class BIDSDataset(BaseDataset):
             subjects=sorted(self.subject_labels),
             sessions_per_subject=n_sessions,
             events=events,
-            code=f"BIDSDataset-{_alnum(name or self.root.name).lower() or 'root'}",
+            code=self._code or f"BIDSDataset-{_alnum(name or self.root.name).lower() or 'root'}",
             interval=interval,
             paradigm=paradigm,
             doi=None,

@@ -30,6 +30,7 @@ _OWN_DATASETS = {
     "CHBMIT": "bci.data.chbmit",  # seizure EEG: no MOABB paradigm, use get_data() (see its doc)
     "BIDSDataset": "bci.data.bids",  # any BIDS folder (EEG, MEG, iEEG): root=PATH, event_id=...
     "MNESample": "bci.data.mne_sample",  # MNE's sample MEG: auditory vs visual (downloads)
+    "Berezutskaya2022": "bci.data.openneuro_ieeg",  # OpenNeuro ds003688 sEEG (downloads)
 }
 
 #: Shorter names of ``bci``'s own datasets (``--dataset BIDS``).

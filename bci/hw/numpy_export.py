@@ -8,14 +8,14 @@ alone. ``bci.load_decoder`` reads the file without scikit-learn or pyRiemann, an
 no code from it (no pickle, no skops objects): this is also the safe way to share a decoder.
 
 What can be exported (:data:`SUPPORTED`, checked step by step; anything else is refused with a
-``TypeError`` naming the step and listing these): bci's ``CheckEpochs`` and
-``AugmentedCovariance``; MOABB's ``ExtendedSSVEPSignal``; pyRiemann's ``Covariances`` (``oas``,
-``lwf``, ``scm``, ``cov``), ``CSP``, ``TangentSpace`` and ``FGDA`` (Riemannian map,
-``tsupdate=False``), ``MDM`` and ``FgMDM`` (Riemannian distance); scikit-learn's
-``LogisticRegression``, ``LinearDiscriminantAnalysis``, ``SVC`` (linear, RBF, polynomial and
-sigmoid kernels, ``probability`` either way), ``CalibratedClassifierCV(method="sigmoid")``,
-``Pipeline`` and fitted grid searches (their ``best_estimator_``). That covers every registered
-array pipeline.
+``TypeError`` naming the step and listing these): bci's ``CheckEpochs``, ``AugmentedCovariance``
+and ``SubspaceProjection`` (the ``RANK+`` pipelines for rank-deficient MEG); MOABB's
+``ExtendedSSVEPSignal``; pyRiemann's ``Covariances`` (``oas``, ``lwf``, ``scm``, ``cov``),
+``CSP``, ``TangentSpace`` and ``FGDA`` (Riemannian map, ``tsupdate=False``), ``MDM`` and
+``FgMDM`` (Riemannian distance); scikit-learn's ``LogisticRegression``,
+``LinearDiscriminantAnalysis``, ``SVC`` (linear, RBF, polynomial and sigmoid kernels,
+``probability`` either way), ``CalibratedClassifierCV(method="sigmoid")``, ``Pipeline`` and
+fitted grid searches (their ``best_estimator_``). That covers every registered array pipeline.
 
 The exported decoder is checked before it is written: its probabilities (or decisions) on
 random SPD-friendly epochs must equal the scikit-learn pipeline's to 1e-9.
@@ -45,6 +45,7 @@ __all__ = ["SUPPORTED", "export_numpy", "to_numpy_pipeline"]
 SUPPORTED: dict[str, str] = {
     "CheckEpochs": "bci's input check (the runtime checks shapes itself)",
     "ExtendedSSVEPSignal": "MOABB's filter-bank stacking",
+    "SubspaceProjection": "bci's projection onto the signal subspace (rank-deficient MEG)",
     "Covariances": "estimator 'oas', 'lwf', 'scm' or 'cov', no extra keywords",
     "AugmentedCovariance": "bci's delay embedding + covariance ('oas', 'lwf', 'scm', 'cov')",
     "CSP": "pyRiemann's CSP (log-variance or filtered covariances)",
@@ -60,7 +61,8 @@ SUPPORTED: dict[str, str] = {
     "GridSearchCV": "fitted with refit=True: its best estimator",
 }
 #: The package each supported type must come from (a same-named type elsewhere is refused).
-_ORIGIN = {"CheckEpochs": "bci", "AugmentedCovariance": "bci", "ExtendedSSVEPSignal": "moabb",
+_ORIGIN = {"CheckEpochs": "bci", "AugmentedCovariance": "bci", "SubspaceProjection": "bci",
+           "ExtendedSSVEPSignal": "moabb",
            **dict.fromkeys(["Covariances", "CSP", "TangentSpace", "FGDA", "MDM", "FgMDM"],
                            "pyriemann"),
            **dict.fromkeys(["LogisticRegression", "LinearDiscriminantAnalysis", "SVC",
@@ -125,6 +127,8 @@ class _Exporter:
             if not first:
                 raise _unsupported(where, est, "filter-bank stacking must come first")
             return [{"step": "filterbank"}]
+        if name == "SubspaceProjection":
+            return [{"step": "projection", "arrays": self.add(prefix, filters=est.filters_)}]
         if name == "AugmentedCovariance":
             return [{"step": "delay_embedding", "order": int(est.order), "lag": int(est.lag)},
                     self._covariances(est, where, est.estimator, None)]

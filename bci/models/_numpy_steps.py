@@ -229,6 +229,23 @@ class _DelayEmbedding(_Step):
                                for p in range(self.order)], axis=-2)
 
 
+class _Projection(_Step):
+    name, takes, arrays = "projection", (_SIGNALS,), ("filters",)
+
+    def setup(self):
+        n = self.shape_in[0]
+        filters = self.a["filters"]
+        self.check(filters.ndim == 2 and filters.shape[1] == n and 1 <= filters.shape[0] <= n,
+                   f"array {self.spec['arrays']['filters']!r} (filters) has shape "
+                   f"{filters.shape}, expected (rank, {n}) with 1 <= rank <= {n}")
+        self.W = filters
+        self.shape_out, self.kind_out = (filters.shape[0], self.shape_in[1]), _SIGNALS
+
+    def transform(self, X):
+        # bci.features.rank.SubspaceProjection.transform, the same contraction
+        return np.einsum("rc,ect->ert", self.W, X)
+
+
 class _Covariances(_Step):
     name, takes, params = "covariances", (_SIGNALS,), ("estimator",)
 
@@ -523,7 +540,8 @@ def _pairwise_coupling(r_pairs: np.ndarray, k: int) -> np.ndarray:
 
 
 STEPS: dict[str, type[_Step]] = {cls.name: cls for cls in (
-    _FilterBank, _DelayEmbedding, _Covariances, _CSP, _TangentSpace, _FGDA, _MDM, _Linear, _SVC)}
+    _FilterBank, _DelayEmbedding, _Projection, _Covariances, _CSP, _TangentSpace, _FGDA, _MDM,
+    _Linear, _SVC)}
 _HEADS = ("mdm", "linear", "svc")
 
 

@@ -25,6 +25,10 @@ check to 1e-9 on real and synthetic data):
 ``delay_embedding``
     bci's ``AugmentedCovariance`` embedding (:func:`bci.features.augmented.delay_embedding`):
     ``order`` copies of the epoch, block ``p`` delayed by ``p * lag`` samples.
+``projection``
+    bci's ``SubspaceProjection`` (rank-deficient MEG, :mod:`bci.features.rank`): the fitted
+    ``(rank, n_chans)`` filters applied to each epoch, ``(n, n_chans, n_times)`` ->
+    ``(n, rank, n_times)``.
 ``covariances``
     pyRiemann's ``Covariances``: ``"oas"`` and ``"lwf"`` (scikit-learn's OAS and Ledoit-Wolf
     shrinkage, data centred per channel, biased empirical covariance), ``"scm"`` (biased

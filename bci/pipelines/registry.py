@@ -143,6 +143,13 @@ def _mdm(pre: list | None = None, *, fgmdm: bool = False):
                      ("fgmdm" if fgmdm else "mdm", clf)])
 
 
+def _rank() -> list:
+    """Input check, then projection onto the signal subspace (rank estimated as MNE does)."""
+    from ..features.rank import SubspaceProjection
+
+    return [*_check(), ("rank", SubspaceProjection())]
+
+
 def _acm_ts_svm():
     from pyriemann.tangentspace import TangentSpace
     from sklearn.pipeline import Pipeline
@@ -247,6 +254,12 @@ PIPELINES: dict[str, PipelineSpec] = {
                      description="OAS covariances, minimum distance to Riemannian class means"),
         PipelineSpec("FgMDM", lambda: _mdm(fgmdm=True), _MI,
                      description="OAS covariances, geodesic-filtered MDM"),
+        PipelineSpec("RANK+TS+LR", lambda: _ts_lr(_rank()), _MI,
+                     description="projection onto the signal subspace (rank as MNE, for "
+                                 "rank-deficient MEG), then TS+LR"),
+        PipelineSpec("RANK+MDM", lambda: _mdm(_rank()), _MI,
+                     description="projection onto the signal subspace (rank as MNE, for "
+                                 "rank-deficient MEG), then MDM"),
         PipelineSpec("ACM+TS+SVM", _acm_ts_svm, _MI, param_grid=ACM_GRID,
                      final_grid={"C": [0.5, 1.0, 1.5], "kernel": ["rbf", "linear"]},
                      description="augmented covariance (order/lag grid-searched), tangent space, "

@@ -128,6 +128,27 @@ def _channel_names(info, n_chans: int) -> list[str]:
     return names
 
 
+def _channel_types(info, n_chans: int) -> list[str] | None:
+    """MNE channel types from a stream's XML description, or None when they are not all given.
+
+    Read from ``desc/channels/channel/type`` (the XDF/LSL meta-data convention), lower-cased.
+    Types are taken only when every channel has one that MNE knows (``eeg``, ``mag``,
+    ``grad``, ``seeg``, ``ecog``, ``dbs``, ``eog``, ``misc``...); streams from other software,
+    whose types may be ``"EXG"``, ``"MEG"`` or missing, are not type-checked (None).
+    """
+    from mne.io import get_channel_type_constants
+
+    known = get_channel_type_constants(include_defaults=True)
+    types = []
+    ch = info.desc().child("channels").child("channel")
+    while not ch.empty() and len(types) < n_chans:
+        types.append(ch.child_value("type").strip().lower())
+        ch = ch.next_sibling()
+    if len(types) != n_chans or not all(t in known for t in types):
+        return None
+    return types
+
+
 class LSLSource(Source):
     """Pull a signal stream from LSL into numpy arrays.
 
@@ -233,7 +254,8 @@ class LSLSource(Source):
         self._dejitterer = (Dejitterer(float(sfreq), max_jitter_s=self.max_jitter_s)
                             if self.dejitter else None)
         return SourceInfo(name=info.name(), ch_names=_channel_names(info, n_chans),
-                          sfreq=float(sfreq), source_id=info.source_id())
+                          sfreq=float(sfreq), source_id=info.source_id(),
+                          ch_types=_channel_types(info, n_chans))
 
     def now(self) -> float:
         """LSL's local clock (s), the time base of this source's timestamps."""
@@ -305,25 +327,38 @@ class SignalOutlet:
         Stream type (``"EEG"``, ``"MEG"``...).
     source_id : str | None
         Unique id that lets consumers recover the stream after a restart.
-    unit : str
-        Unit label of every channel (e.g. ``"volts"``).
+    unit : str | sequence of str
+        Unit label of every channel (e.g. ``"volts"``), or one a channel.
+    ch_types : sequence of str | None
+        MNE type of each channel (``"eeg"``, ``"mag"``, ``"grad"``, ``"seeg"``...), written as
+        the channels' ``type`` (the XDF/LSL meta-data convention
+        ``desc/channels/channel/{label,unit,type}``), which :class:`LSLSource` reads back so
+        that the online loop checks a decoder's channel types; None: every channel's type is
+        ``stype`` (not checked by consumers unless it is an MNE type).
     """
 
     def __init__(self, name: str, ch_names: Sequence[str], sfreq: float, *, stype: str = "EEG",
-                 source_id: str | None = None, unit: str = "volts") -> None:
+                 source_id: str | None = None, unit: str | Sequence[str] = "volts",
+                 ch_types: Sequence[str] | None = None) -> None:
         import pylsl
 
         if sfreq <= 0:
             raise ValueError(f"sfreq must be positive (Hz), got {sfreq}.")
         self.ch_names = list(ch_names)
-        info = pylsl.StreamInfo(name, stype, len(self.ch_names), float(sfreq), pylsl.cf_float32,
+        n_chans = len(self.ch_names)
+        units = [unit] * n_chans if isinstance(unit, str) else list(unit)
+        types = [stype] * n_chans if ch_types is None else list(ch_types)
+        if len(units) != n_chans or len(types) != n_chans:
+            raise ValueError(f"unit and ch_types need one entry a channel ({n_chans}), got "
+                             f"{len(units)} units and {len(types)} types.")
+        info = pylsl.StreamInfo(name, stype, n_chans, float(sfreq), pylsl.cf_float32,
                                 source_id or f"bci-{name}")
         chans = info.desc().append_child("channels")
-        for ch in self.ch_names:
+        for ch, ch_unit, ch_type in zip(self.ch_names, units, types, strict=True):
             c = chans.append_child("channel")
             c.append_child_value("label", ch)
-            c.append_child_value("unit", unit)
-            c.append_child_value("type", stype)
+            c.append_child_value("unit", ch_unit)
+            c.append_child_value("type", ch_type)
         self._outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=360)
 
     def wait_for_consumers(self, timeout_s: float) -> bool:

@@ -15,12 +15,51 @@ from .sources import read_recording
 logger = _root_logger.getChild("realtime.player")
 
 
+#: LSL unit label of the FIFF units of the channels a recording holds (SI, as MNE stores them).
+_UNITS = {107: "volts", 112: "tesla", 201: "tesla/metre"}  # FIFF_UNIT_V, _T, _T_M
+
+
+def channel_meta(info) -> tuple[list[str], list[str]]:
+    """Type and unit of each channel of an MNE ``info``, as the player writes them to LSL.
+
+    Parameters
+    ----------
+    info : mne.Info
+        The recording's measurement info.
+
+    Returns
+    -------
+    ch_types : list of str
+        MNE channel types (``"eeg"``, ``"mag"``, ``"grad"``, ``"seeg"``...).
+    units : list of str
+        ``"volts"``, ``"tesla"``, ``"tesla/metre"`` (the samples are in these SI units), or
+        ``"n/a"`` for other channels.
+
+    Examples
+    --------
+    >>> import mne
+    >>> channel_meta(mne.create_info(["MEG 0111", "MEG 0112", "Fz"], 100.0,
+    ...                              ["mag", "grad", "eeg"]))
+    (['mag', 'grad', 'eeg'], ['tesla', 'tesla/metre', 'volts'])
+    """
+    types = info.get_channel_types()
+    units = [_UNITS.get(int(ch["unit"]), "n/a") for ch in info["chs"]]
+    return types, units
+
+
 class Player:
     """Replay a recording over LSL at its own rate, in a background thread.
 
     Each chunk is pushed with its last sample's timestamp set to the LSL clock time at which
     that sample is due (``t_start + index / sfreq``), so timestamps are exact and
     consumers can measure their latency from them.
+
+    The stream's XML description lists each channel's label, type and unit
+    (``desc/channels/channel/{label,type,unit}``, the XDF/LSL meta-data convention): the MNE
+    type (``eeg``, ``mag``, ``grad``, ``seeg``...) and SI unit of a recording's channels, so
+    that :class:`~bci.realtime.lsl.LSLSource` knows them and the online loop refuses a decoder
+    trained on other types. An array (``(data, sfreq, ch_names)``) has no types: its channels
+    are typed ``stype`` and in ``"volts"``.
 
     Parameters
     ----------
@@ -55,16 +94,20 @@ class Player:
         if isinstance(raw, tuple):
             data, sfreq, ch_names = raw
             data = np.asarray(data, dtype=np.float32)
+            ch_types, units = None, "volts"
         else:
             recording = read_recording(raw).copy().pick("data" if picks is None else picks)
             data = recording.get_data().astype(np.float32)
             sfreq, ch_names = recording.info["sfreq"], recording.ch_names
+            ch_types, units = channel_meta(recording.info)
         if data.ndim != 2 or data.shape[0] != len(ch_names):
             raise ValueError(f"data must be (n_chans, n_times) with one name a channel, got "
                              f"{data.shape} and {len(ch_names)} names.")
         self.data = np.ascontiguousarray(data.T)  # (n_times, n_chans), pushed as-is
         self.sfreq = float(sfreq)
         self.ch_names = list(ch_names)
+        self.ch_types: list[str] | None = ch_types
+        self.units = units
         self.name, self.stype, self.chunk_s, self.loop = name, stype, float(chunk_s), loop
         self.wait_for_consumers_s = float(wait_for_consumers_s)
         self.source_id = source_id or f"bci-player-{name}"
@@ -92,7 +135,8 @@ class Player:
         if self._thread is not None:
             raise RuntimeError("The player is already playing.")
         self._outlet = SignalOutlet(self.name, self.ch_names, self.sfreq, stype=self.stype,
-                                    source_id=self.source_id)
+                                    source_id=self.source_id, unit=self.units,
+                                    ch_types=self.ch_types)
         self._clock = local_clock
         self._stop.clear()
         self._thread = threading.Thread(target=self._work, name=f"bci-player-{self.name}",

@@ -112,7 +112,8 @@ class Stream:
         self.info = source.info
         self.sfreq = float(source.info.sfreq)
         self.ch_names = list(source.info.ch_names)
-        self.ch_types = getattr(source.info, "ch_types", None)  # None: unknown (LSL)
+        # None: unknown (LSL streams whose description lists no MNE type a channel)
+        self.ch_types = getattr(source.info, "ch_types", None)
         self.buffer_s = check_positive(buffer_s, "buffer_s", unit="s")
         self.threaded = check_bool(threaded, "threaded")
         self.poll_s = check_positive(poll_s, "poll_s", unit="s")
@@ -209,8 +210,11 @@ class Stream:
         A decoder file records the MNE type of each of its channels (``info["ch_types"]``); a
         gradiometer decoder given magnetometers (T instead of T/m, another pattern) would
         decode nonsense without any amplitude alarm. Checked when both the decoder and the
-        source know the types (decoder files from before bci recorded them, and LSL
-        streams, do not): nothing is checked then.
+        source know the types: sources built from MNE recordings, and LSL streams whose XML
+        description gives every channel an MNE type (``desc/channels/channel/type``, as
+        ``bci play`` writes them). Decoder files from before bci recorded the types, and LSL
+        streams without them (or with types MNE does not know, e.g. ``"EXG"``), are not
+        checked.
 
         Parameters
         ----------

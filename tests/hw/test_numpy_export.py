@@ -47,8 +47,8 @@ def _fitted(recordings, name, estimator=None):
 
 
 def test_every_registered_array_pipeline_is_covered():
-    assert {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
-            "SSVEP_TS+SVM", "SSVEP_MDM"} == set(array_pipelines())
+    assert {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "RANK+TS+LR",
+            "RANK+MDM", "SSVEP_TS+LR", "SSVEP_TS+SVM", "SSVEP_MDM"} == set(array_pipelines())
 
 
 @pytest.mark.parametrize("name", array_pipelines())

@@ -11,12 +11,13 @@ from bci.pipelines.registry import ACM_GRID, MOABB_ACM_GRID, PIPELINES, get_pipe
 
 MOABB_NAMES = {"CSP+LDA", "TS+LR", "TS+SVM", "MDM", "FgMDM", "ACM+TS+SVM", "SSVEP_TS+LR",
                "SSVEP_TS+SVM", "SSVEP_MDM", "SSVEP_CCA"}
+RANK_NAMES = {"RANK+TS+LR", "RANK+MDM"}  # bci's: signal-subspace projection first (MEG)
 DEEP_NAMES = {"EEGNeX", "EEGNet", "ShallowConvNet", "NeuroGPT", "NeuroGPT-encoder",
               "NeuroGPT-linear"}  # family "any": imagery and SSVEP
 
 
 def test_registry_uses_moabb_names():
-    assert set(list_pipelines()) == MOABB_NAMES | DEEP_NAMES
+    assert set(list_pipelines()) == MOABB_NAMES | RANK_NAMES | DEEP_NAMES
     assert set(list_pipelines("ssvep")) == {n for n in MOABB_NAMES if n.startswith("SSVEP")}
     assert set(list_pipelines("any")) == DEEP_NAMES
 

@@ -165,10 +165,9 @@ class SubjectDataMemo:
         self.misses = 0
 
     def clear(self) -> None:
-        """Drop every stored subject (and reset the hit and miss counts)."""
+        """Drop every stored subject (the hit and miss counts go on)."""
         with self._lock:
             self._entries.clear()
-            self.hits = self.misses = 0
 
     def __len__(self) -> int:
         """Return the number of stored entries."""
@@ -321,14 +320,17 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
     with tqdm(total=len(cells), initial=len(cells) - len(todo), desc=desc, unit="cell",
               disable=not progress) as bar:
         if client is None:
-            for i in todo:
-                bar.set_postfix_str(cells[i].label())
-                try:
-                    rows[i] = compute_cell(cells[i], cache_str, keys[i])
-                except Exception as err:  # a cell boundary: recorded, reported at the end
-                    failures.append(CellFailure(cells[i], f"{type(err).__name__}: {err}",
-                                                traceback.format_exc()))
-                bar.update()
+            try:
+                for i in todo:
+                    bar.set_postfix_str(cells[i].label())
+                    try:
+                        rows[i] = compute_cell(cells[i], cache_str, keys[i])
+                    except Exception as err:  # a cell boundary: recorded, reported at the end
+                        failures.append(CellFailure(cells[i], f"{type(err).__name__}: {err}",
+                                                    traceback.format_exc()))
+                    bar.update()
+            finally:  # the subjects' data served this run; do not keep it in this process
+                SUBJECT_DATA.clear()
         else:
             _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar)
     return rows, failures, len(todo)

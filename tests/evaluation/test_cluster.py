@@ -341,7 +341,7 @@ def test_subject_data_memo_returns_what_moabb_loads_as_fresh_copies():
     wrapped.get_data(dataset, [1])  # dropped (least recently used): loaded again
     assert (memo.hits, memo.misses) == (2, 4)
     memo.clear()
-    assert (memo.hits, memo.misses, len(memo)) == (0, 0, 0)
+    assert (memo.hits, memo.misses, len(memo)) == (2, 4, 0)
     with pytest.raises(ValueError, match="max_entries must be an integer >= 0"):
         SubjectDataMemo(-1)
 
@@ -354,6 +354,7 @@ def test_serial_benchmark_loads_each_subject_once_with_equal_scores(monkeypatch)
     kept = bci.benchmark(pipelines=PIPES, **KW)
     # 2 subjects x 2 pipelines of one paradigm: each subject loaded once, reused once
     assert (memo.hits, memo.misses) == (2, 2)
+    assert len(memo) == 0  # a serial run drops the data when it is done
     monkeypatch.setattr(cluster, "SUBJECT_DATA", cluster.SubjectDataMemo(max_entries=0))
     fresh = bci.benchmark(pipelines=PIPES, **KW)
     assert cluster.SUBJECT_DATA.hits == 0

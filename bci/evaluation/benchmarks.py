@@ -216,13 +216,15 @@ def _group_by_paradigm(pipelines, paradigm, *, random_state):
 
 
 def _run_moabb(evaluation, paradigm, dataset, pipelines, subjects, *, epochs_input,
-               random_state, n_jobs):
+               random_state, n_jobs, data_memo=None):
     import moabb.evaluations as mevaluations
 
     from .moabb_fixes import fix_paradigm
 
     cls = getattr(mevaluations, EVALUATIONS[evaluation])
     paradigm = fix_paradigm(paradigm, dataset)
+    if data_memo is not None:  # bci.evaluation.cluster.SubjectDataMemo: reuse loaded subjects
+        paradigm = data_memo.wrap(paradigm)
     with tempfile.TemporaryDirectory(prefix="bci-moabb-") as tmp, \
             missing_data_as_file_not_found(dataset, subjects):
         ev = cls(paradigm=paradigm, datasets=[dataset], overwrite=True, hdf5_path=tmp,

@@ -311,3 +311,71 @@ def test_bad_client_and_unwritable_cache(tmp_path):
     blocker.write_text("")
     with pytest.raises(OSError, match="Cannot write to the --cache-dir folder"):
         bci.benchmark(pipelines=["MDM"], cache_dir=blocker, **KW)
+
+
+def test_subject_data_memo_returns_what_moabb_loads_as_fresh_copies():
+    from moabb.paradigms import LeftRightImagery
+
+    from bci.data import SyntheticMotorImagery
+    from bci.evaluation.cluster import SubjectDataMemo
+
+    dataset, para = SyntheticMotorImagery(n_subjects=3), LeftRightImagery()
+    memo = SubjectDataMemo(max_entries=2)
+    wrapped = memo.wrap(para)
+    assert "get_data" not in vars(para)  # the caller's paradigm is untouched
+    X, y, meta = wrapped.get_data(dataset, [1])
+    X[:] = 0.0  # an evaluation that writes into its data cannot reach the stored copy
+    y[:] = "nothing"
+    X2, y2, meta2 = wrapped.get_data(dataset, [1])
+    assert (memo.hits, memo.misses) == (1, 1)
+    Xr, yr, metar = para.get_data(dataset, [1])
+    np.testing.assert_array_equal(X2, Xr)
+    np.testing.assert_array_equal(y2, yr)
+    assert meta2.equals(metar)
+    assert X2 is not wrapped.get_data(dataset, [1])[0]
+    # other subjects, or epochs instead of arrays, are other entries; 2 are kept (LRU)
+    epochs = wrapped.get_data(dataset, [1], return_epochs=True)[0]
+    assert epochs.get_data(copy=False).shape == Xr.shape
+    wrapped.get_data(dataset, [2])
+    assert (memo.hits, memo.misses, len(memo)) == (2, 3, 2)
+    wrapped.get_data(dataset, [1])  # dropped (least recently used): loaded again
+    assert (memo.hits, memo.misses) == (2, 4)
+    memo.clear()
+    assert (memo.hits, memo.misses, len(memo)) == (2, 4, 0)
+    with pytest.raises(ValueError, match="max_entries must be an integer >= 0"):
+        SubjectDataMemo(-1)
+
+
+def test_serial_benchmark_loads_each_subject_once_with_equal_scores(monkeypatch):
+    from bci.evaluation import cluster
+
+    memo = cluster.SubjectDataMemo()
+    monkeypatch.setattr(cluster, "SUBJECT_DATA", memo)
+    kept = bci.benchmark(pipelines=PIPES, **KW)
+    # 2 subjects x 2 pipelines of one paradigm: each subject loaded once, reused once
+    assert (memo.hits, memo.misses) == (2, 2)
+    assert len(memo) == 0  # a serial run drops the data when it is done
+    monkeypatch.setattr(cluster, "SUBJECT_DATA", cluster.SubjectDataMemo(max_entries=0))
+    fresh = bci.benchmark(pipelines=PIPES, **KW)
+    assert cluster.SUBJECT_DATA.hits == 0
+    np.testing.assert_array_equal(kept.score.to_numpy(), fresh.score.to_numpy())
+    _same_rows(kept, fresh)
+
+
+def test_submission_order_deals_subjects_round_robin():
+    from bci.evaluation.cluster import Cell, submission_order
+
+    fb, raw = object(), object()  # two paradigms: their cells load different data
+    cells = [Cell(dataset=None, paradigm=para, epochs_input=False, pipeline=name,
+                  subjects=(s,), evaluation="within-session", random_state=0)
+             for para, names in ((fb, "ABC"), (raw, "D")) for s in (1, 2, 3) for name in names]
+    label = [f"{c.pipeline}{c.subjects[0]}" for c in cells]
+    order = submission_order(cells, range(len(cells)), n_workers=2)
+    # groups (paradigm, subject) two at a time: fb1+fb2, fb3+raw1, raw2+raw3
+    assert [label[i] for i in order] == ["A1", "A2", "B1", "B2", "C1", "C2", "A3", "D1", "B3",
+                                         "C3", "D2", "D3"]
+    assert [label[i] for i in submission_order(cells, range(len(cells)), 1)] == label
+    # cached cells are left out, the rest keeps the pattern
+    todo = [i for i, name in enumerate(label) if name not in ("A1", "D2")]
+    assert [label[i] for i in submission_order(cells, todo, 2)] == [
+        "B1", "A2", "C1", "B2", "C2", "A3", "D1", "B3", "C3", "D3"]

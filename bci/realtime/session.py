@@ -109,7 +109,8 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
         See :class:`~bci.realtime.stream.Stream` (``buffer_s`` > 0, ``reconnect_s`` >= 0,
         finite).
     info : dict | None
-        Extra facts for the recording's header.
+        Extra facts for the recording's header; the stream's channel types (``ch_types``)
+        are added when the source gives them.
     monitor : MonitorFeed | None
         Live monitor feed (:class:`~bci.realtime.monitor.MonitorFeed`, served by a
         :class:`~bci.realtime.monitor.MonitorServer`); it gets the summary at the end.
@@ -143,8 +144,10 @@ def run_session(source: Source, *, decoder: Any = None, policy: str | Policy | N
                           decode_timeout_s=decode_timeout_s, on_fault=on_fault,
                           catch_up=catch_up)
         if record_dir is not None:
-            loop.recorder = Recorder(record_dir, stream.ch_names, stream.sfreq,
-                                     info={"source": source.info.name, **(info or {})})
+            facts = {"source": source.info.name, **(info or {})}
+            if stream.ch_types is not None:  # read_session types the channels with them
+                facts.setdefault("ch_types", list(stream.ch_types))
+            loop.recorder = Recorder(record_dir, stream.ch_names, stream.sfreq, info=facts)
         if monitor is not None:
             monitor.bind(loop)
     except BaseException:

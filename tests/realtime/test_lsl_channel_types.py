@@ -68,6 +68,8 @@ def test_bci_play_mag_stream_refuses_a_grad_decoder(tmp_path):
     """`bci play` of magnetometers; a gradiometer decoder is refused, a magnetometer one runs."""
     from bci.realtime.loop import OnlineLoop
     from bci.realtime.lsl import LSLSource
+    from bci.realtime.recording import read_session
+    from bci.realtime.session import run_session
     from bci.realtime.stream import Stream
 
     fif = _write_fif(tmp_path, "mag")
@@ -84,6 +86,12 @@ def test_bci_play_mag_stream_refuses_a_grad_decoder(tmp_path):
                 OnlineLoop(stream, _decoder(["grad"] * 4), step_s=0.1)
             loop = OnlineLoop(stream, _decoder(["mag"] * 4), step_s=0.1)
             assert loop.decoder is not None
+        # a recorded session keeps the stream's types: read back as magnetometers
+        summary = run_session(LSLSource(name, timeout_s=30.0), decoder=_decoder(["mag"] * 4),
+                              record_dir=tmp_path / "session", duration_s=1.0)
+        raw = read_session(tmp_path / "session")
+        assert raw.get_channel_types() == ["mag"] * 4
+        assert raw.n_times == summary["recording"]["samples_recorded"] > 0
     finally:
         player.terminate()
         player.communicate(timeout=10)

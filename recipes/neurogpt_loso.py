@@ -14,6 +14,8 @@ trials per class (drawn from the fold's training trials, seeded; ``all``: every 
                       rate, channels mapped onto its 22, robust statistics of the training
                       trials: ``bci.pipelines.train.pretrained_channel_map``);
 ``NeuroGPT-scratch``  the same network and inputs, randomly initialised;
+``NeuroGPT-pre-noaug``, ``NeuroGPT-scratch-noaug`` the same two without the registered
+                      augmentation of the training batches (the paper fine-tunes without it);
 ``EEGNeX``            EEGNeX from scratch on the same 0.5-45 Hz epochs (the registered
                       pipeline's settings, its own scaling);
 ``EEGNeX-xsub-ft``    the cross-subject EEGNeX fine-tuned on the budget's trials (all weights,
@@ -30,7 +32,8 @@ trials per class (drawn from the fold's training trials, seeded; ``all``: every 
 and score accuracy on the fold's test trials. The table gives, per budget, mean ± sd over the
 held-out subjects of each subject's mean over folds, and the Wilcoxon signed-rank p-values
 (two-sided, over subjects; NaN with fewer than 2 subjects or no difference) of NeuroGPT-pre
-against NeuroGPT-scratch, EEGNeX, EEGNeX-xsub-ft and SSVEP_TS+LR. Everything goes to
+against NeuroGPT-scratch, EEGNeX, EEGNeX-xsub-ft and SSVEP_TS+LR, and of NeuroGPT-pre-noaug
+against NeuroGPT-scratch-noaug and SSVEP_TS+LR. Everything goes to
 ``OUT/neurogpt_loso.json``, rewritten after each subject (and the README tables to
 ``OUT/neurogpt_loso.md`` at the end); a rerun with the same settings skips
 the subjects already there and reuses finished pretrained files (an interrupted pretraining
@@ -79,11 +82,13 @@ from bci.pipelines.registry import DEEP_SETTINGS, get_pipeline, neurogpt_pipelin
 from bci.pipelines.train import pretrained_channel_map
 
 PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
-             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch"]
-_NEUROGPT = {"NeuroGPT-pre", "NeuroGPT-scratch"}
+             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch", "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"]
+_NEUROGPT = {"NeuroGPT-pre", "NeuroGPT-scratch", "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"}
 _XSUB = {"EEGNeX-xsub-ft", "EEGNeX-xsub"}
-#: The pipelines NeuroGPT-pre is tested against (paired Wilcoxon over subjects).
-COMPARED = ["NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "SSVEP_TS+LR"]
+#: The pairs compared (paired Wilcoxon over subjects), reported as "A - B".
+COMPARED = [("NeuroGPT-pre", other)
+            for other in ("NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "SSVEP_TS+LR")] + [
+    ("NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"), ("NeuroGPT-pre-noaug", "SSVEP_TS+LR")]
 #: Settings that must match for a rerun to reuse (or a merge to join) a report's subjects.
 SETTINGS = ["dataset", "dataset_param", "pool_subjects", "config", "sfreq", "finetune", "folds",
             "trials", "pretrain_epochs", "max_epochs", "xsub_epochs", "seed", "n_classes"]
@@ -148,8 +153,10 @@ def _fit_score(name: str, data: dict, train: np.ndarray, test: np.ndarray, args,
         clf.set_params(**settings, sfreq=args.sfreq)
         clf.fit(X[train], y[train])
         return float(np.mean(clf.predict(X[test]) == y[test]))
+    if name.endswith("-noaug"):
+        settings["augmentation"] = None
     clf = neurogpt_pipeline(args.finetune, pretrained=pretrained, scaling="none", **settings)
-    if name == "NeuroGPT-scratch":
+    if name.startswith("NeuroGPT-scratch"):
         params = {k: v for k, v in clf.model_params.items() if k != "pretrained"}
         clf.set_params(model_params=params)
     cmap = pretrained_channel_map(pretrained, data["ch_names"], X[train])
@@ -285,19 +292,19 @@ def summarise(report: dict) -> dict:
                 "mean": float(v.mean()) if len(v) else float("nan"),
                 "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"), "n": len(v)}
     tests: dict[str, dict[str, dict[str, float]]] = {}
-    for other in (c for c in COMPARED if "NeuroGPT-pre" in names and c in names):
+    for first, other in ((f, o) for f, o in COMPARED if f in names and o in names):
         for k in report["trials"]:
-            a = np.array([scores["NeuroGPT-pre"][k][s] for s in subjects])
+            a = np.array([scores[first][k][s] for s in subjects])
             b = np.array([scores[other][k][s] for s in subjects])
             p = float("nan")
             if len(a) > 1 and np.any(a != b):
                 p = float(wilcoxon(a, b).pvalue)
-            tests.setdefault(other, {})[k] = {
+            tests.setdefault(f"{first} - {other}", {})[k] = {
                 "difference": float(np.mean(a - b)) if len(a) else float("nan"),
                 "wilcoxon_p": p}
     return {**report, "done_subjects": [int(s) for s in subjects], "scores": scores,
             "summary": summary, "tests": tests,
-            "pretrained_vs_scratch": tests.get(COMPARED[0], {})}
+            "pretrained_vs_scratch": tests.get("NeuroGPT-pre - NeuroGPT-scratch", {})}
 
 
 def _write(report: dict, out: Path) -> dict:
@@ -362,13 +369,12 @@ def run(args) -> dict:
 def format_table(report: dict) -> str:
     """Mean ± sd over subjects per pipeline (rows) and trials per class (columns)."""
     ks = report["trials"]
-    lines = [f"{'pipeline':<22}" + "".join(f"{k + '/class':>16}" for k in ks)]
+    lines = [f"{'pipeline':<46}" + "".join(f"{k + '/class':>16}" for k in ks)]
     for name, row in report["summary"].items():
-        lines.append(f"{name:<22}" + "".join(
+        lines.append(f"{name:<46}" + "".join(
             f"{row[k]['mean']:>9.3f} ± {row[k]['sd']:.3f}" for k in ks))
-    for other, row in report["tests"].items():
-        label = "pre - scratch (p)" if other == "NeuroGPT-scratch" else f"pre - {other} (p)"
-        lines.append(f"{label:<22}" + "".join(
+    for pair, row in report["tests"].items():
+        lines.append(f"{pair + ' (p)':<46}" + "".join(
             f"{row[k]['difference']:>+9.3f} ({row[k]['wilcoxon_p']:.3f})" for k in ks))
     return "\n".join(lines)
 
@@ -385,10 +391,10 @@ def format_markdown(report: dict) -> str:
             cells = " | ".join(f"{row[s]:.3f}" for s in subjects)
             stat = report["summary"][name][k]
             lines.append(f"| {name} | {k} | {cells} | {stat['mean']:.3f} ± {stat['sd']:.3f} |")
-    lines += ["", "| NeuroGPT-pre minus | " + " | ".join(f"{k}/class" for k in ks) + " |",
+    lines += ["", "| difference | " + " | ".join(f"{k}/class" for k in ks) + " |",
               "|" + "---|" * (len(ks) + 1)]
-    for other, row in report["tests"].items():
-        lines.append(f"| {other} | " + " | ".join(
+    for pair, row in report["tests"].items():
+        lines.append(f"| {pair} | " + " | ".join(
             f"{row[k]['difference']:+.3f} (p = {row[k]['wilcoxon_p']:.3f})" for k in ks) + " |")
     return "\n".join(lines)
 

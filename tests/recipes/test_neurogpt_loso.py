@@ -10,7 +10,10 @@ import pytest
 from bci.models.decoder import network_info
 
 PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
-             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch"]
+             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch", "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"]
+TESTS = ["NeuroGPT-pre - NeuroGPT-scratch", "NeuroGPT-pre - EEGNeX",
+         "NeuroGPT-pre - EEGNeX-xsub-ft", "NeuroGPT-pre - SSVEP_TS+LR",
+         "NeuroGPT-pre-noaug - NeuroGPT-scratch-noaug", "NeuroGPT-pre-noaug - SSVEP_TS+LR"]
 TINY = ["--dataset", "SyntheticSSVEP", "--dataset-param", "n_trials=4", "--folds", "2",
         "--trials", "2", "all", "--pretrain-epochs", "1", "--max-epochs", "1",
         "--xsub-epochs", "1"]
@@ -25,11 +28,12 @@ def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_mai
     partial = json.loads((b / "neurogpt_loso.json").read_text())
     assert sorted(partial["per_subject"]["2"]["scores"]) == ["NeuroGPT-pre", "SSVEP_TS+LR"]
     assert list(partial["summary"]) == ["NeuroGPT-pre", "SSVEP_TS+LR"]
-    assert list(partial["tests"]) == ["SSVEP_TS+LR"]
+    assert list(partial["tests"]) == ["NeuroGPT-pre - SSVEP_TS+LR"]
     first = json.loads((a / "neurogpt_loso.json").read_text())
     assert first["done_subjects"] == [1]
     assert first["pool_subjects"] == [1, 2]  # the dataset's subjects by default
-    assert np.isnan(first["tests"]["EEGNeX"]["all"]["wilcoxon_p"])  # one subject: no test
+    # one subject: no test
+    assert np.isnan(first["tests"]["NeuroGPT-pre - EEGNeX"]["all"]["wilcoxon_p"])
     capsys.readouterr()
     # joining takes the subjects from the two folders and evaluates only subject 2's
     # missing arms
@@ -62,20 +66,20 @@ def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_mai
     # the planted SSVEP is found by the tangent-space pipeline (chance 0.25, 4 classes)
     assert report["summary"]["SSVEP_TS+LR"]["all"]["mean"] > 0.6
     assert report["summary"]["EEGNeX"]["2"]["n"] == 2
-    assert sorted(report["tests"]) == sorted(["NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft",
-                                              "SSVEP_TS+LR"])
+    assert list(report["tests"]) == TESTS
     pre = np.array([report["scores"]["NeuroGPT-pre"]["all"][s] for s in ("1", "2")])
     tsl = np.array([report["scores"]["SSVEP_TS+LR"]["all"][s] for s in ("1", "2")])
-    assert report["tests"]["SSVEP_TS+LR"]["all"]["difference"] == pytest.approx(
-        np.mean(pre - tsl))
-    assert "pre - scratch (p)" in printed
-    assert "pre - EEGNeX-xsub-ft (p)" in printed
+    assert report["tests"]["NeuroGPT-pre - SSVEP_TS+LR"]["all"]["difference"] == \
+        pytest.approx(np.mean(pre - tsl))
+    assert report["pretrained_vs_scratch"] == report["tests"][TESTS[0]]
+    assert "NeuroGPT-pre - NeuroGPT-scratch (p)" in printed
+    assert "NeuroGPT-pre-noaug - NeuroGPT-scratch-noaug (p)" in printed
     table = (joined / "neurogpt_loso.md").read_text().splitlines()
     assert table[0] == "| pipeline | trials/class | s1 | s2 | mean ± sd |"
     summary = report["summary"]["NeuroGPT-pre"]["all"]
     assert (f"| NeuroGPT-pre | all | {pre[0]:.3f} | {pre[1]:.3f} | {summary['mean']:.3f} ± "
             f"{summary['sd']:.3f} |") in table
-    assert len(table) == 2 + len(PIPELINES) * 2 + 3 + 4  # rows, blank, test header, 4 tests
+    assert len(table) == 2 + len(PIPELINES) * 2 + 3 + len(TESTS)  # rows, blank, header, tests
     # merging again keeps the joined folder's complete subject 2, not b's partial one
     assert main([*TINY, "--subjects", "1", "2", "--out", str(joined), "--merge", str(a),
                  str(b)]) == 0

@@ -238,7 +238,6 @@ def play_process(fif, name: str, *extra: str) -> subprocess.Popen:
                             env=os.environ.copy())
 
 
-
 @contextlib.contextmanager
 def playing(fif, name: str, *extra: str) -> Iterator[subprocess.Popen]:
     """Run :func:`play_process` for the ``with`` block, then stop it and close its pipes."""

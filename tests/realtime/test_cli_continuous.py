@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.realtime._helpers import play_process
+from tests.realtime._helpers import playing
 
 pytest.importorskip("nir", reason="the .nir decoder file needs nir (pip install 'bci[nir]')")
 
@@ -48,16 +48,12 @@ def test_cli_play_reaching_and_stream_snn(tmp_path, capsys, backend):
     save_network(model, tmp_path / "snn.bci")
     assert main(["export", "--format", "nir", str(tmp_path / "snn.bci"), "--out", str(snn)]) == 0
     name = f"bci-reaching-{backend}-{os.getpid()}"
-    player = play_process("staged", name, "--reaching", "--type", "Spikes", "--wait", "60",
-                          "--duration-s", "30")
-    try:
-        record = tmp_path / "session"
+    record = tmp_path / "session"
+    with playing("staged", name, "--reaching", "--type", "Spikes", "--wait", "60",
+                 "--duration-s", "30"):
         code = main(["stream", "--source", name, "--decoder", str(snn), "--backend", backend,
                      "--outlet", f"{name}-velocity", "--record", str(record),
                      "--max-bins", "40", "--timeout-s", "30", "--stimulator", "none"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((record / "summary.json").read_text())

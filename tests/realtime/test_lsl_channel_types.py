@@ -11,7 +11,7 @@ import pytest
 from bci.models.decoder import Decoder
 from bci.realtime.player import Player, channel_meta
 
-from ._helpers import play_process
+from ._helpers import playing
 
 pylsl = pytest.importorskip("pylsl")
 
@@ -74,8 +74,7 @@ def test_bci_play_mag_stream_refuses_a_grad_decoder(tmp_path):
 
     fif = _write_fif(tmp_path, "mag")
     name = f"bci-types-{os.getpid()}"
-    player = play_process(fif, name, "--loop", "--duration-s", "60", "--type", "MEG")
-    try:
+    with playing(fif, name, "--loop", "--duration-s", "60", "--type", "MEG"):
         assert _described(name) == [(n, "mag", "tesla") for n in NAMES]
         source = LSLSource(name, timeout_s=30.0)
         assert source.info.ch_types == ["mag"] * 4
@@ -92,9 +91,6 @@ def test_bci_play_mag_stream_refuses_a_grad_decoder(tmp_path):
         raw = read_session(tmp_path / "session")
         assert raw.get_channel_types() == ["mag"] * 4
         assert raw.n_times == summary["recording"]["samples_recorded"] > 0
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)
 
 
 def test_stream_without_types_is_not_checked():

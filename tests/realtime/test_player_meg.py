@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ._helpers import play_process
+from ._helpers import playing
 
 pytest.importorskip("pylsl")
 
@@ -40,10 +40,9 @@ def test_play_ctf_meg_loops_without_losing_a_sample():
     assert truth.shape == (273, 2402)
     n_want = 3 * 1200  # one and a half loops
     name = f"bci-meg-{os.getpid()}"
-    player = play_process(fif, name, "--picks", "mag", "--loop", "--duration-s", "60",
-                          "--wait-s", "30", "--type", "MEG")
     chunks, stamps = [], []
-    try:
+    with playing(fif, name, "--picks", "mag", "--loop", "--duration-s", "60", "--wait-s", "30",
+                 "--type", "MEG"):
         source = LSLSource(name, timeout_s=30.0, dejitter=False)
         try:
             assert source.info.sfreq == 1200.0
@@ -60,9 +59,6 @@ def test_play_ctf_meg_loops_without_losing_a_sample():
                     time.sleep(0.005)  # polling for data, not synchronising
         finally:
             source.close()
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)
     data, ts = np.concatenate(chunks, axis=1), np.concatenate(stamps)
     assert data.shape[1] >= n_want, f"{data.shape[1]} of {n_want} samples in 30 s"
     # the player waits for this inlet, so the stream starts at the file's first sample;

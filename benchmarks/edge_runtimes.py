@@ -207,6 +207,23 @@ def _variant_latency(files: dict, variants: dict, X_test: np.ndarray, args) -> d
     return out
 
 
+def _write_progress(args, name: str, folds: list, correct: dict, variant_stats: dict,
+                    n_test: int) -> None:
+    """Write the running totals of ``name`` after a fold, so a run cut short leaves numbers."""
+    path = Path(args.out) / "edge_runtimes.partial.json"
+    progress = json.loads(path.read_text()) if path.exists() else {}
+    progress[name] = {
+        "n_folds": len(folds), "n_test_windows": n_test,
+        "accuracy": {r: round(c / n_test, 4) for r, c in correct.items()},
+        "int8_variants": {v: {"accuracy": round(st["correct"] / n_test, 4),
+                              "windows_changed_vs_torch": st["changed_vs_torch"],
+                              "proba_abs_diff_vs_torch_mean": float(
+                                  np.mean(np.concatenate(st["abs_diff"])))}
+                          for v, st in variant_stats.items()},
+        "folds": folds, "loadavg": list(os.getloadavg())}
+    path.write_text(json.dumps(progress, indent=1))
+
+
 def run_dataset(name: str, args, tmp: Path) -> dict:
     """Train, export and evaluate on one dataset; returns its results."""
     from bci.data.loaders import load_data
@@ -277,6 +294,7 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
         print(f"  {name} fold {i} ({group}): " + ", ".join(
             f"{r} {fold[f'accuracy_{r}']:.3f}" for r in RUNTIMES) + f" ({fold['seconds']} s)",
             flush=True)
+        _write_progress(args, name, folds, correct, variant_stats, n_test)
         if measured is None:
             measured = _measure_runtimes(decoder, files, X[test], args, tmp)
             if len(variants) > 1:

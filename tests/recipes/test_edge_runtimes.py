@@ -62,6 +62,15 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
     written = json.loads((tmp_path / "edge_runtimes.json").read_text())
     assert written["datasets"]["Kalunga2016"]["runtimes"]["torch"]["accuracy"] == \
         runtimes["torch"]["accuracy"]
+    # the running totals written after each fold (a run cut short still leaves numbers)
+    partial = json.loads((tmp_path / "edge_runtimes.partial.json").read_text())["Kalunga2016"]
+    assert partial["n_folds"] == 1
+    assert partial["n_test_windows"] == 32
+    assert partial["accuracy"]["torch"] == runtimes["torch"]["accuracy"]
+    for name, v in variants.items():
+        assert partial["int8_variants"][name]["windows_changed_vs_torch"] == \
+            v["windows_changed_vs_torch"]
+        assert partial["int8_variants"][name]["accuracy"] == v["accuracy"]
     table = (tmp_path / "edge_runtimes.md").read_text()
     assert table.startswith("| dataset | runtime | p50 / p99 ms (1 thr) | p50 / p99 ms (2 thr)")
     assert table.count("| Kalunga2016 |") == 4

@@ -48,6 +48,7 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
     variants = res["int8_variants"]
     assert list(variants) == ["minmax", "entropy+first"]
     assert variants["minmax"]["accuracy"] == runtimes["onnx_int8"]["accuracy"]
+    assert variants["minmax"]["file_bytes"] == runtimes["onnx_int8"]["file_bytes"]
     for v in variants.values():
         assert 0 <= v["windows_changed_vs_torch"] <= 32
         assert v["change_points"] == pytest.approx(
@@ -55,6 +56,7 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
         # a changed accuracy needs at least that many changed decisions
         assert v["windows_changed_vs_torch"] >= round(abs(v["change_points"]) * 32 / 100)
         assert 0 < v["latency_ms_1_thread"]["p50"] <= v["latency_ms_1_thread"]["p99"]
+        assert 1000 < v["file_bytes"] < runtimes["onnx_fp32"]["file_bytes"]
         diff = v["proba_abs_diff_vs_torch"]
         assert 0 <= diff["mean"] <= diff["max"] <= 1
         if v["windows_changed_vs_torch"]:  # a changed decision moves probabilities

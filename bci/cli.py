@@ -930,11 +930,12 @@ def _add_export_command(sub) -> None:
     onnx.add_argument("--int8-calibration", choices=["minmax", "entropy", "percentile"],
                       default=None,
                       help="with --int8: how ONNX Runtime sets activation ranges (default "
-                           "minmax)")
+                           "percentile; minmax with --int8-keep-float none: every node int8 "
+                           "on min/max ranges)")
     onnx.add_argument("--int8-keep-float", default=None, metavar="NODES",
                       help="with --int8: comma-separated nodes left in float32: first (the "
-                           "first weighted node, the temporal convolution), last (the "
-                           "classifier) or node names of the graph")
+                           "first weighted node, the temporal convolution; the default), last "
+                           "(the classifier), node names of the graph, or none")
 
 
 def _export(args) -> int:
@@ -1075,13 +1076,27 @@ def _export_onnx(args) -> int:
 
     import numpy as np
 
-    from .hw.onnx_export import export_onnx, training_epochs
+    from .hw.onnx_export import (
+        INT8_DEFAULT_CALIBRATION,
+        INT8_DEFAULT_KEEP_FLOAT,
+        export_onnx,
+        training_epochs,
+    )
     from .models.decoder import load_decoder
 
     decoder = load_decoder(args.model_file)
     out = Path(args.out)
     if out.suffix != ".bci":
         out = out / f"{Path(args.model_file).stem}-onnx{'-int8' if args.int8 else ''}.bci"
+    keep = list(INT8_DEFAULT_KEEP_FLOAT)
+    if args.int8_keep_float is not None:
+        keep = [n for n in args.int8_keep_float.split(",") if n]
+        if "none" in keep:
+            if len(keep) > 1:
+                raise ValueError(f"--int8-keep-float {args.int8_keep_float}: 'none' (every "
+                                 "node int8) cannot be combined with nodes; give one or the "
+                                 "other.")
+            keep = []
     calibration = None
     if args.int8:
         if args.calibration:
@@ -1093,9 +1108,8 @@ def _export_onnx(args) -> int:
           or args.int8_calibration or args.int8_keep_float):
         raise ValueError("--calibration* and --int8-* options configure an int8 export; add "
                          "--int8.")
-    keep = [n for n in (args.int8_keep_float or "").split(",") if n]
     path = export_onnx(decoder, out, int8=args.int8, calibration=calibration,
-                       int8_calibration=args.int8_calibration or "minmax",
+                       int8_calibration=args.int8_calibration or INT8_DEFAULT_CALIBRATION,
                        int8_keep_float=keep)
     exported = load_decoder(path)
     clf = exported.estimator

@@ -207,6 +207,23 @@ def _variant_latency(files: dict, variants: dict, X_test: np.ndarray, args) -> d
     return out
 
 
+def _write_progress(args, name: str, folds: list, correct: dict, variant_stats: dict,
+                    n_test: int) -> None:
+    """Write the running totals of ``name`` after a fold, so a run cut short leaves numbers."""
+    path = Path(args.out) / "edge_runtimes.partial.json"
+    progress = json.loads(path.read_text()) if path.exists() else {}
+    progress[name] = {
+        "n_folds": len(folds), "n_test_windows": n_test,
+        "accuracy": {r: round(c / n_test, 4) for r, c in correct.items()},
+        "int8_variants": {v: {"accuracy": round(st["correct"] / n_test, 4),
+                              "windows_changed_vs_torch": st["changed_vs_torch"],
+                              "proba_abs_diff_vs_torch_mean": float(
+                                  np.mean(np.concatenate(st["abs_diff"])))}
+                          for v, st in variant_stats.items()},
+        "folds": folds, "loadavg": list(os.getloadavg())}
+    path.write_text(json.dumps(progress, indent=1))
+
+
 def run_dataset(name: str, args, tmp: Path) -> dict:
     """Train, export and evaluate on one dataset; returns its results."""
     from bci.data.loaders import load_data
@@ -231,8 +248,8 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
         extra = load_data(name, spec["paradigm"], [2, 3, 4, 5],
                           paradigm_params=spec["paradigm_params"],
                           dataset_params=spec["dataset_params"])[0]
-    variant_stats = {v: {"correct": 0, "changed_vs_torch": 0, "abs_diff": []}
-                     for v in variants}
+    variant_stats = {v: {"correct": 0, "changed_vs_torch": 0, "abs_diff": [],
+                         "file_bytes": None} for v in variants}
     settings = dict(DEEP_SETTINGS)
     if args.max_epochs:
         settings["max_epochs"] = args.max_epochs
@@ -264,6 +281,8 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
             variant_stats[vname]["changed_vs_torch"] += int(np.sum(pred != torch_pred))
             variant_stats[vname]["abs_diff"].append(
                 np.abs(proba[f"int8:{vname}"] - proba["torch"]).ravel())
+            if variant_stats[vname]["file_bytes"] is None:  # the first fold's, as the table's
+                variant_stats[vname]["file_bytes"] = files[f"int8:{vname}"].stat().st_size
         fold = {"group": group, "n_train": len(train), "n_test": len(test)}
         for runtime in RUNTIMES:
             hits = int(np.sum(clf.classes_[proba[runtime].argmax(1)] == y[test]))
@@ -277,6 +296,7 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
         print(f"  {name} fold {i} ({group}): " + ", ".join(
             f"{r} {fold[f'accuracy_{r}']:.3f}" for r in RUNTIMES) + f" ({fold['seconds']} s)",
             flush=True)
+        _write_progress(args, name, folds, correct, variant_stats, n_test)
         if measured is None:
             measured = _measure_runtimes(decoder, files, X[test], args, tmp)
             if len(variants) > 1:
@@ -292,7 +312,8 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
                 "proba_abs_diff_vs_torch": {
                     "mean": float(np.mean(np.concatenate(st["abs_diff"]))),
                     "max": float(np.max(np.concatenate(st["abs_diff"])))},
-                "latency_ms_1_thread": variant_latency.get(vname)}
+                "latency_ms_1_thread": variant_latency.get(vname),
+                "file_bytes": st["file_bytes"]}
         for vname, st in variant_stats.items()}
     for runtime in RUNTIMES:
         runtimes[runtime]["accuracy"] = round(correct[runtime] / n_test, 4)
@@ -363,14 +384,15 @@ def main(argv=None) -> dict:
     for name, res in results["datasets"].items():
         if len(res["int8_variants"]) > 1:
             print(f"{name} int8 variants (accuracy, change in points, windows whose decision "
-                  "changed vs torch, p50 ms 1 thread):")
+                  "changed vs torch, p50 ms 1 thread, file size):")
             for vname, v in res["int8_variants"].items():
                 lat = v["latency_ms_1_thread"]
                 diff = v["proba_abs_diff_vs_torch"]
                 print(f"  {vname}: {v['accuracy']:.4f} ({v['change_points']:+.2f}), "
                       f"{v['windows_changed_vs_torch']} changed, |p - p_torch| mean "
                       f"{diff['mean']:.4f} max {diff['max']:.4f}, "
-                      f"{lat['p50'] if lat else float('nan'):.3f} ms")
+                      f"{lat['p50'] if lat else float('nan'):.3f} ms, "
+                      f"{v['file_bytes'] / 1e3:.1f} kB")
     print(f"load average before {results['loadavg_before']}, after "
           f"{results['loadavg_after']}; wrote {out / 'edge_runtimes.json'}")
     return results

@@ -23,7 +23,11 @@ How the graph is made:
   module (its path in the network and its type), found by exporting its sub-modules one by one.
 - ``int8=True``: static quantisation with ONNX Runtime (:func:`onnxruntime.quantization.
   quantize_static`): QDQ format, int8 weights per output channel, uint8 activations, ranges
-  calibrated (min/max) on training windows, at least :data:`MIN_CALIBRATION_WINDOWS` of them.
+  calibrated on training windows, at least :data:`MIN_CALIBRATION_WINDOWS` of them; by
+  default (:data:`INT8_DEFAULT_CALIBRATION`, :data:`INT8_DEFAULT_KEEP_FLOAT`) percentile
+  ranges with the first weighted node (the temporal convolution) kept in float32, the variant
+  that changed the fewest decisions of torch's on real data (README, "int8 options compared");
+  ``int8_calibration="minmax", int8_keep_float=()`` quantises every node with min/max ranges.
   Spiking networks are refused (8-bit activations move membrane potentials across the firing
   threshold).
 
@@ -210,6 +214,10 @@ def _check_parity(model, clf: OnnxClassifier, scaled: np.ndarray) -> float:
 
 #: Calibration methods of ONNX Runtime's static quantisation (``int8_calibration``).
 INT8_CALIBRATIONS = ("minmax", "entropy", "percentile")
+#: Default calibration method of ``export_onnx(int8=True)`` and ``bci export --int8``.
+INT8_DEFAULT_CALIBRATION = "percentile"
+#: Default nodes left in float32 by ``export_onnx(int8=True)`` and ``bci export --int8``.
+INT8_DEFAULT_KEEP_FLOAT = ("first",)
 #: Weighted node kinds: ``int8_keep_float``'s "first" keeps the first of them (the temporal
 #: convolution of the EEG networks) and every node before it in float32, so that the scaled
 #: EEG enters it unquantised; "last" the last one (the classifier) and every node after it.
@@ -297,8 +305,9 @@ def _spiking_module(model) -> str | None:
 
 
 def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
-                calibration: Any = None, int8_calibration: str = "minmax",
-                int8_keep_float: Any = (), opset: int = OPSET, key: Any = None) -> Path:
+                calibration: Any = None, int8_calibration: str = INT8_DEFAULT_CALIBRATION,
+                int8_keep_float: Any = INT8_DEFAULT_KEEP_FLOAT, opset: int = OPSET,
+                key: Any = None) -> Path:
     """Write an ONNX decoder file (float32, or static int8 with ``int8=True``).
 
     Parameters
@@ -320,12 +329,15 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
     int8_calibration : {"minmax", "entropy", "percentile"}
         How ONNX Runtime sets the activation ranges from the calibration windows: their
         minimum and maximum, the range minimising the KL divergence of the histogram
-        (entropy), or the 99.999th percentile of absolute values (percentile).
+        (entropy), or the 99.999th percentile of absolute values (percentile, the default:
+        :data:`INT8_DEFAULT_CALIBRATION`).
     int8_keep_float : sequence of str
         Nodes left in float32 (ONNX Runtime's ``nodes_to_exclude``): ``"first"`` (the first
         weighted node, the temporal convolution that reads the scaled EEG, and the reshapes
         before it: the EEG enters it unquantised), ``"last"`` (the last weighted node, the
         classifier, and what follows it) or node names of the graph. Empty: every node int8.
+        Default ``("first",)`` (:data:`INT8_DEFAULT_KEEP_FLOAT`); with
+        ``int8_calibration="minmax"`` and ``()``, the full int8 graph of min/max ranges.
     opset : int
         ONNX opset (default :data:`OPSET`).
     key : bytes | str | Path | None
@@ -419,7 +431,7 @@ def export_onnx(decoder: Decoder, fname: str | Path, *, int8: bool = False,
                                   keep_float=int8_keep_float)
         quantization = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8",
                         "calibration": int8_calibration, "n_windows": int(len(calibration)),
-                        "float32_nodes": kept}
+                        "keep_float": list(int8_keep_float), "float32_nodes": kept}
         q = OnnxClassifier(payload, {**network, "quantization": quantization},
                            what=f"the int8 {name}")
         agree = np.mean(q.predict(calibration) == fp32.predict(calibration))

@@ -20,6 +20,8 @@ from torch import nn  # noqa: E402
 
 from bci.cli import main  # noqa: E402
 from bci.hw.onnx_export import (  # noqa: E402
+    INT8_DEFAULT_CALIBRATION,
+    INT8_DEFAULT_KEEP_FLOAT,
     MIN_CALIBRATION_WINDOWS,
     OPSET,
     export_onnx,
@@ -251,14 +253,35 @@ def test_int8_keeps_named_nodes_in_float32(eegnet, recordings, tmp_path):
     assert not _fed_by_dequantize(graph, convs[0], 1)
     assert all(_fed_by_dequantize(graph, c) and _fed_by_dequantize(graph, c, 1)
                for c in convs[1:])
-    default = _int8_graph(eegnet["int8"])
-    assert all(_fed_by_dequantize(default, c)
-               for c in default.node if c.op_type == "Conv")
-    assert load_decoder(eegnet["int8"]).estimator.quantization["float32_nodes"] == []
+    # min/max with no node kept (the former default, still selectable): every Conv quantised
+    full = export_onnx(decoder, tmp_path / "full.bci", int8=True, calibration=calibration,
+                       int8_calibration="minmax", int8_keep_float=[])
+    full_graph = _int8_graph(full)
+    assert all(_fed_by_dequantize(full_graph, c) and _fed_by_dequantize(full_graph, c, 1)
+               for c in full_graph.node if c.op_type == "Conv")
+    full_quant = load_decoder(full).estimator.quantization
+    assert full_quant["calibration"] == "minmax"
+    assert full_quant["keep_float"] == full_quant["float32_nodes"] == []
     _, test = recordings
     X, _ = _cue_windows(test, decoder.n_times)
     fp32 = load_decoder(eegnet["fp32"])
     assert np.mean(load_decoder(path).predict(X) == fp32.predict(X)) >= 0.85
+
+
+def test_int8_default_is_percentile_with_the_first_node_in_float32(eegnet):
+    # the default of export_onnx(int8=True): percentile ranges, the temporal convolution (and
+    # the reshapes before it) in float32, recorded in the manifest
+    assert INT8_DEFAULT_CALIBRATION == "percentile"
+    assert INT8_DEFAULT_KEEP_FLOAT == ("first",)
+    quant = load_decoder(eegnet["int8"]).estimator.quantization
+    assert quant["calibration"] == "percentile"
+    assert quant["keep_float"] == ["first"]
+    graph = _int8_graph(eegnet["int8"])
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert len(convs) == 3  # EEGNet's conv_temporal, conv_separable_depth, _point
+    assert quant["float32_nodes"][-1] == convs[0].name
+    assert not _fed_by_dequantize(graph, convs[0])
+    assert all(_fed_by_dequantize(graph, c) for c in convs[1:])
 
 
 def test_int8_options_are_checked(eegnet, tmp_path):
@@ -473,18 +496,32 @@ def test_cli_export_float32_and_int8(eegnet, tmp_path, capsys):
     assert main(["export", "--format", "onnx", str(source), "--out", str(tmp_path), "--int8",
                  "--calibration", str(tmp_path / "calib.npy")]) == 0
     out = capsys.readouterr().out
-    assert "int8 QDQ calibrated on 50 windows (minmax; argmax agrees" in out
-    int8 = load_decoder(tmp_path / "eegnet-onnx-int8.bci")
-    assert int8.estimator.quantization["n_windows"] == 50
-    # the README's command: percentile ranges, the temporal convolution kept in float32
+    # a plain --int8 records the default: percentile ranges, the temporal convolution (the
+    # first weighted node) kept in float32
+    kept = load_decoder(tmp_path / "eegnet-onnx-int8.bci").estimator.quantization
+    assert kept["n_windows"] == 50
+    assert kept["calibration"] == "percentile"
+    assert kept["keep_float"] == ["first"]
+    assert kept["float32_nodes"][-1] == next(
+        n.name for n in _int8_graph(tmp_path / "eegnet-onnx-int8.bci").node
+        if n.op_type == "Conv")
+    assert (f"int8 QDQ calibrated on 50 windows (percentile; "
+            f"{', '.join(kept['float32_nodes'])} kept in float32; argmax agrees") in out
+    # the README's command for the former default: min/max ranges, every node int8
     assert main(["export", "--format", "onnx", str(source), "--out", str(tmp_path / "k.bci"),
                  "--int8", "--calibration", str(tmp_path / "calib.npy"),
-                 "--int8-calibration", "percentile", "--int8-keep-float", "first"]) == 0
+                 "--int8-calibration", "minmax", "--int8-keep-float", "none"]) == 0
     out = capsys.readouterr().out
-    kept = load_decoder(tmp_path / "k.bci").estimator.quantization
-    assert kept["calibration"] == "percentile"
-    assert kept["float32_nodes"]
-    assert f"(percentile; {', '.join(kept['float32_nodes'])} kept in float32; argmax" in out
+    full = load_decoder(tmp_path / "k.bci").estimator.quantization
+    assert full["calibration"] == "minmax"
+    assert full["keep_float"] == full["float32_nodes"] == []
+    assert "int8 QDQ calibrated on 50 windows (minmax; argmax agrees" in out
+    assert main(["export", "--format", "onnx", str(source), "--out", str(tmp_path / "n.bci"),
+                 "--int8", "--calibration", str(tmp_path / "calib.npy"),
+                 "--int8-keep-float", "none,first"]) == 2
+    assert ("bci export: error: --int8-keep-float none,first: 'none' (every node int8) cannot "
+            "be combined with nodes") in capsys.readouterr().err
+    assert not (tmp_path / "n.bci").exists()
     np.testing.assert_allclose(load_decoder(fp32).predict_proba(train),
                                eegnet["decoder"].predict_proba(train), atol=1e-5)
     # the exported file is what `bci stream --decoder` loads

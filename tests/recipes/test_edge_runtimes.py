@@ -48,6 +48,7 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
     variants = res["int8_variants"]
     assert list(variants) == ["minmax", "entropy+first"]
     assert variants["minmax"]["accuracy"] == runtimes["onnx_int8"]["accuracy"]
+    assert variants["minmax"]["file_bytes"] == runtimes["onnx_int8"]["file_bytes"]
     for v in variants.values():
         assert 0 <= v["windows_changed_vs_torch"] <= 32
         assert v["change_points"] == pytest.approx(
@@ -55,6 +56,7 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
         # a changed accuracy needs at least that many changed decisions
         assert v["windows_changed_vs_torch"] >= round(abs(v["change_points"]) * 32 / 100)
         assert 0 < v["latency_ms_1_thread"]["p50"] <= v["latency_ms_1_thread"]["p99"]
+        assert 1000 < v["file_bytes"] < runtimes["onnx_fp32"]["file_bytes"]
         diff = v["proba_abs_diff_vs_torch"]
         assert 0 <= diff["mean"] <= diff["max"] <= 1
         if v["windows_changed_vs_torch"]:  # a changed decision moves probabilities
@@ -62,6 +64,15 @@ def test_edge_runtimes_benchmark_tiny(tmp_path, script_main):
     written = json.loads((tmp_path / "edge_runtimes.json").read_text())
     assert written["datasets"]["Kalunga2016"]["runtimes"]["torch"]["accuracy"] == \
         runtimes["torch"]["accuracy"]
+    # the running totals written after each fold (a run cut short still leaves numbers)
+    partial = json.loads((tmp_path / "edge_runtimes.partial.json").read_text())["Kalunga2016"]
+    assert partial["n_folds"] == 1
+    assert partial["n_test_windows"] == 32
+    assert partial["accuracy"]["torch"] == runtimes["torch"]["accuracy"]
+    for name, v in variants.items():
+        assert partial["int8_variants"][name]["windows_changed_vs_torch"] == \
+            v["windows_changed_vs_torch"]
+        assert partial["int8_variants"][name]["accuracy"] == v["accuracy"]
     table = (tmp_path / "edge_runtimes.md").read_text()
     assert table.startswith("| dataset | runtime | p50 / p99 ms (1 thr) | p50 / p99 ms (2 thr)")
     assert table.count("| Kalunga2016 |") == 4

@@ -17,11 +17,14 @@ Without a client the same cells run here, one after the other, through the same 
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import time
 import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,8 +164,27 @@ class SubjectDataMemo:
                              f"{max_entries}.")
         self._entries: OrderedDict[str, tuple] = OrderedDict()
         self._lock = threading.Lock()
+        self._tally = threading.local()
         self.hits = 0
         self.misses = 0
+
+    @contextmanager
+    def counting(self):
+        """Count the hits and misses of this thread's lookups inside the ``with`` block.
+
+        Yields
+        ------
+        tally : dict
+            ``{"hits": int, "misses": int}``, updated as this thread looks data up (other
+            threads' lookups are not counted in it; :attr:`hits` and :attr:`misses` count all).
+        """
+        tally = {"hits": 0, "misses": 0}
+        outer = getattr(self._tally, "current", None)
+        self._tally.current = tally
+        try:
+            yield tally
+        finally:
+            self._tally.current = outer
 
     def clear(self) -> None:
         """Drop every stored subject (the hit and miss counts go on)."""
@@ -195,6 +217,9 @@ class SubjectDataMemo:
                     self.hits += 1
                 else:
                     self.misses += 1
+            tally = getattr(self._tally, "current", None)
+            if tally is not None:
+                tally["misses" if stored is None else "hits"] += 1
             if stored is None:
                 stored = load(dataset, subjects=subjects, **kwargs)
                 if self.max_entries:
@@ -270,17 +295,40 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _measured_cell(cell: Cell, cache_dir: str | None = None,
+                   key: dict | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`compute_cell`, and what it cost where it ran (the task a Dask worker runs).
+
+    Returns
+    -------
+    rows : list of dict
+        As :func:`compute_cell`.
+    stats : dict
+        ``process`` (``"host:pid"``), ``cpu_s`` (CPU time of this thread: with one thread a
+        worker, the cell's own), ``memo_hits`` and ``memo_misses`` (this cell's lookups in
+        :data:`SUBJECT_DATA`).
+    """
+    with SUBJECT_DATA.counting() as tally:
+        start = time.thread_time()
+        rows = compute_cell(cell, cache_dir, key)
+        cpu = time.thread_time() - start
+    return rows, {"process": f"{socket.gethostname()}:{os.getpid()}", "cpu_s": cpu,
+                  "memo_hits": tally["hits"], "memo_misses": tally["misses"]}
+
+
 def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Path | None = None,
-              recompute: bool = False, progress: bool = True,
-              desc: str = "cells") -> tuple[list[list[dict] | None], list[CellFailure], int]:
+              recompute: bool = False, progress: bool = True, desc: str = "cells",
+              stats: list | None = None,
+              ) -> tuple[list[list[dict] | None], list[CellFailure], int]:
     """Compute (or read from the cache) every cell, on ``client``'s cluster or here.
 
     Parameters
     ----------
     cells : sequence of Cell
     client : dask.distributed.Client | None
-        Submit one task per uncached cell to this client's cluster; None computes them here,
-        in order.
+        Submit one task per uncached cell to this client's cluster (cells that load the same
+        data prefer the same worker: :func:`worker_affinity`); None computes them here, in
+        order.
     cache_dir : str | Path | None
         Per-cell cache folder (:mod:`bci.evaluation.cache`); None caches nothing.
     recompute : bool
@@ -289,6 +337,11 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
         Show a progress bar over the cells (cached cells count as done).
     desc : str
         The progress bar's label.
+    stats : list | None
+        When given, receives one dict per computed cell, in the order they finished: ``cell``
+        (its index in ``cells``), ``process``, ``cpu_s``, ``memo_hits``, ``memo_misses`` (see
+        :func:`summarize_stats`; a failed cell has none). They are summarised in a log line
+        (INFO) either way.
 
     Returns
     -------
@@ -303,6 +356,8 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
     if client is not None and not callable(getattr(client, "submit", None)):
         raise TypeError(f"client must be a dask.distributed.Client (or None to compute here), "
                         f"got {type(client).__name__}.")
+    if stats is not None:
+        check_type(stats, list, "stats")
     cache_str = None if cache_dir is None else os.fspath(cache_dir)
     keys = [c.cache_key() for c in cells] if cache_str is not None else [None] * len(cells)
     rows: list[list[dict] | None] = [None] * len(cells)
@@ -317,6 +372,7 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
         logger.info("%d of %d cells cached in %s; computing %d", len(cells) - len(todo),
                     len(cells), cache_str, len(todo))
     failures: list[CellFailure] = []
+    measured: list[dict] = []
     with tqdm(total=len(cells), initial=len(cells) - len(todo), desc=desc, unit="cell",
               disable=not progress) as bar:
         if client is None:
@@ -324,7 +380,8 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
                 for i in todo:
                     bar.set_postfix_str(cells[i].label())
                     try:
-                        rows[i] = compute_cell(cells[i], cache_str, keys[i])
+                        rows[i], cost = _measured_cell(cells[i], cache_str, keys[i])
+                        measured.append({"cell": i, **cost})
                     except Exception as err:  # a cell boundary: recorded, reported at the end
                         failures.append(CellFailure(cells[i], f"{type(err).__name__}: {err}",
                                                     traceback.format_exc()))
@@ -332,8 +389,81 @@ def run_cells(cells: Sequence[Cell], *, client: Any = None, cache_dir: str | Pat
             finally:  # the subjects' data served this run; do not keep it in this process
                 SUBJECT_DATA.clear()
         else:
-            _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar)
+            _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar, measured)
+    if measured:
+        _log_stats(summarize_stats(measured, max_hits=max_memo_hits(cells, todo)))
+    if stats is not None:
+        stats.extend(measured)
     return rows, failures, len(todo)
+
+
+def summarize_stats(stats: Sequence[dict], max_hits: int | None = None) -> dict[str, Any]:
+    """Sum the per-cell costs of :func:`run_cells` (``stats=``), in all and per process.
+
+    Parameters
+    ----------
+    stats : sequence of dict
+        One dict per computed cell (``process``, ``cpu_s``, ``memo_hits``, ``memo_misses``).
+    max_hits : int | None
+        The most memo hits these cells can have (:func:`max_memo_hits`), copied into the
+        summary.
+
+    Returns
+    -------
+    summary : dict
+        ``n_cells``, ``cpu_s`` (sum), ``cpu_s_per_cell`` (mean), ``memo_hits``,
+        ``memo_misses``, ``max_memo_hits`` and ``processes``: ``{process: {"n_cells",
+        "cpu_s", "cpu_s_per_cell", "memo_hits", "memo_misses"}}``.
+    """
+    def total(items) -> dict[str, Any]:
+        items = list(items)
+        cpu = sum(s["cpu_s"] for s in items)
+        return {"n_cells": len(items), "cpu_s": cpu,
+                "cpu_s_per_cell": cpu / len(items) if items else float("nan"),
+                "memo_hits": sum(s["memo_hits"] for s in items),
+                "memo_misses": sum(s["memo_misses"] for s in items)}
+
+    processes = sorted({s["process"] for s in stats})
+    return {**total(stats), "max_memo_hits": max_hits,
+            "processes": {p: total(s for s in stats if s["process"] == p) for p in processes}}
+
+
+def _log_stats(summary: dict) -> None:
+    per_process = "; ".join(
+        f"{name}: {p['n_cells']} cells, {p['memo_hits']} hits, {p['memo_misses']} misses, "
+        f"{p['cpu_s_per_cell']:.3f} s CPU a cell" for name, p in summary["processes"].items())
+    logger.info("Cell costs: %d cells in %d processes, %.3f s CPU a cell (%.1f s in all); "
+                "subject-data memo: %d hits, %d misses (at most %s hits: each data group "
+                "loaded once)", summary["n_cells"], len(summary["processes"]),
+                summary["cpu_s_per_cell"], summary["cpu_s"], summary["memo_hits"],
+                summary["memo_misses"], summary["max_memo_hits"])
+    logger.debug("Cell costs per process: %s", per_process)
+
+
+def _data_groups(cells: Sequence[Cell], todo: Sequence[int]) -> list[list[int]]:
+    """Group the cells of ``todo`` that load the same data (paradigm object, epochs, subjects)."""
+    groups: dict[tuple, list[int]] = {}
+    for i in todo:
+        cell = cells[i]
+        groups.setdefault((id(cell.paradigm), cell.epochs_input, cell.subjects), []).append(i)
+    return list(groups.values())
+
+
+def max_memo_hits(cells: Sequence[Cell], todo: Sequence[int]) -> int:
+    """Return the most :data:`SUBJECT_DATA` hits of the cells ``todo`` (each group loaded once).
+
+    Parameters
+    ----------
+    cells : sequence of Cell
+    todo : sequence of int
+        Indices into ``cells``.
+
+    Returns
+    -------
+    n : int
+        ``len(todo)`` minus the number of data groups (cells loading the same data).
+    """
+    return len(todo) - len(_data_groups(cells, todo))
 
 
 def submission_order(cells: Sequence[Cell], todo: Sequence[int], n_workers: int) -> list[int]:
@@ -344,6 +474,7 @@ def submission_order(cells: Sequence[Cell], todo: Sequence[int], n_workers: int)
     cell of each group, then the second of each...). Dask hands queued cells out in this
     order, so while the workers keep pace each one takes the next pipeline of the subject it
     has in its :data:`SUBJECT_DATA` memo. The order changes no result: cells are independent.
+    Used when no worker is known yet (:func:`worker_affinity` otherwise).
 
     Parameters
     ----------
@@ -358,11 +489,7 @@ def submission_order(cells: Sequence[Cell], todo: Sequence[int], n_workers: int)
     order : list of int
         ``todo``, reordered.
     """
-    groups: dict[tuple, list[int]] = {}
-    for i in todo:
-        cell = cells[i]
-        groups.setdefault((id(cell.paradigm), cell.epochs_input, cell.subjects), []).append(i)
-    blocks = list(groups.values())
+    blocks = _data_groups(cells, todo)
     order = []
     for start in range(0, len(blocks), max(1, n_workers)):
         chunk = blocks[start:start + max(1, n_workers)]
@@ -371,20 +498,78 @@ def submission_order(cells: Sequence[Cell], todo: Sequence[int], n_workers: int)
     return order
 
 
-def _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar):
+def worker_affinity(cells: Sequence[Cell], todo: Sequence[int],
+                    workers: Sequence[str]) -> list[tuple[int, str]]:
+    """Give each data group of ``todo`` a preferred worker; return the submission order.
+
+    Cells that load the same data (:func:`submission_order`'s groups) prefer one worker, so
+    that its :data:`SUBJECT_DATA` memo loads the group once. Groups go to workers by
+    longest-processing-time greedy on their cell counts (the largest group first, each to the
+    worker with the fewest cells so far; ties to the earlier worker), which balances the
+    cells across workers. Each worker takes its groups in their original order, one after the
+    other; the cells are submitted round-robin over the workers (each worker's first cell,
+    then each one's second...). :func:`run_cells` submits them with Dask's loose restriction
+    (``workers=[address], allow_other_workers=True``): the scheduler places a cell on its
+    worker while it lives, and an idle worker may still steal it. The placement changes no
+    result: cells are independent.
+
+    Parameters
+    ----------
+    cells : sequence of Cell
+    todo : sequence of int
+        Indices into ``cells``.
+    workers : sequence of str
+        The workers' addresses (at least one).
+
+    Returns
+    -------
+    plan : list of (int, str)
+        ``(index into cells, preferred worker)`` for every index of ``todo``, in submission
+        order.
+    """
+    workers = list(workers)
+    if not workers:
+        raise ValueError("worker_affinity needs at least one worker address, got none.")
+    groups = _data_groups(cells, todo)
+    load = [0] * len(workers)
+    mine: list[list[int]] = [[] for _ in workers]
+    for g in sorted(range(len(groups)), key=lambda g: -len(groups[g])):  # stable: ties in order
+        w = min(range(len(workers)), key=lambda w: load[w])
+        mine[w].append(g)
+        load[w] += len(groups[g])
+    queues = [[i for g in sorted(gs) for i in groups[g]] for gs in mine]
+    return [(queue[rank], workers[w]) for rank in range(max(load, default=0))
+            for w, queue in enumerate(queues) if rank < len(queue)]
+
+
+def _run_on_dask(client, cells, keys, todo, rows, failures, cache_str, bar, measured):
     from distributed import as_completed
 
     futures = {}
-    n_workers = len(client.scheduler_info().get("workers", {})) or 1
-    for i in submission_order(cells, todo, n_workers):
+    workers = sorted(client.scheduler_info().get("workers", {}))
+    if len(workers) > 1:
+        plan = worker_affinity(cells, todo, workers)
+    else:  # one worker, or none yet (an adaptive cluster): no preference to give
+        plan = [(i, None) for i in submission_order(cells, todo, 1)]
+    preferred = dict(plan)
+    for rank, (i, worker) in enumerate(plan):
         name = f"bci-cell-{cells[i].pipeline}-{uuid.uuid4().hex[:12]}"
-        fut = client.submit(compute_cell, cells[i], cache_str, keys[i], key=name, retries=1)
+        where = {} if worker is None else {"workers": [worker], "allow_other_workers": True}
+        # tasks submitted one by one within Dask's fifo-timeout share one priority, and a
+        # worker would take them in the order of their (random) keys: keep the plan's order
+        fut = client.submit(_measured_cell, cells[i], cache_str, keys[i], key=name, retries=1,
+                            priority=len(plan) - rank, **where)
         futures[fut] = i
     try:
         for fut in as_completed(list(futures)):
             i = futures[fut]
             if fut.status == "finished":
-                rows[i] = fut.result()
+                rows[i], cost = fut.result()
+                measured.append({"cell": i, **cost})
+                logger.debug("%s: %.3f s CPU, %d memo hits, %d misses on %s (preferred %s)",
+                             cells[i].label(), cost["cpu_s"], cost["memo_hits"],
+                             cost["memo_misses"], cost["process"],
+                             preferred[i] or "none")
                 fut.release()  # a worker that dies later must not recompute a finished cell
                 if cache_str is not None:  # the worker may not share our disk
                     path = _cache.entry_path(cache_str, keys[i], cells[i].dataset.code)

@@ -379,3 +379,82 @@ def test_submission_order_deals_subjects_round_robin():
     todo = [i for i, name in enumerate(label) if name not in ("A1", "D2")]
     assert [label[i] for i in submission_order(cells, todo, 2)] == [
         "B1", "A2", "C1", "B2", "C2", "A3", "D1", "B3", "C3", "D3"]
+
+
+def test_worker_affinity_balances_groups_by_cell_count():
+    from bci.evaluation.cluster import Cell, max_memo_hits, worker_affinity
+
+    fb, raw = object(), object()  # two paradigms: their cells load different data
+    cells = [Cell(dataset=None, paradigm=para, epochs_input=False, pipeline=name,
+                  subjects=(s,), evaluation="within-session", random_state=0)
+             for para, names in ((fb, "ABC"), (raw, "D")) for s in (1, 2, 3) for name in names]
+    label = [f"{c.pipeline}{c.subjects[0]}" for c in cells]
+    plan = worker_affinity(cells, range(len(cells)), ["w0", "w1"])
+    # longest processing time first: fb1 -> w0, fb2 -> w1, fb3 -> w0 (3 each, tie: w0),
+    # then the 1-cell groups to the emptier worker: raw1, raw2, raw3 -> w1 (6 cells each)
+    assert sorted(i for i, _ in plan) == list(range(len(cells)))
+    assert [(label[i], w) for i, w in plan] == [
+        ("A1", "w0"), ("A2", "w1"), ("B1", "w0"), ("B2", "w1"), ("C1", "w0"), ("C2", "w1"),
+        ("A3", "w0"), ("D1", "w1"), ("B3", "w0"), ("D2", "w1"), ("C3", "w0"), ("D3", "w1")]
+    assert max_memo_hits(cells, range(len(cells))) == 12 - 6
+    # each group has one worker; the cell counts differ by at most the largest group
+    where = {}
+    for i, w in plan:
+        where.setdefault((cells[i].paradigm, cells[i].subjects), set()).add(w)
+    assert all(len(ws) == 1 for ws in where.values())
+    todo = [i for i, name in enumerate(label) if name not in ("A1", "B1", "C1")]  # cached
+    counts = [sum(w == x for _, w in worker_affinity(cells, todo, ["w0", "w1", "w2"]))
+              for x in ("w0", "w1", "w2")]
+    assert counts == [3, 3, 3]
+    assert [(label[i], w) for i, w in worker_affinity(cells, [0, 1], ["only"])] == [
+        ("A1", "only"), ("B1", "only")]
+    with pytest.raises(ValueError, match="at least one worker address"):
+        worker_affinity(cells, [0], [])
+
+
+def test_affinity_loads_each_data_group_once_per_worker(client):
+    """Without stealing, every cell runs on its group's worker: each group is loaded once."""
+    from bci.evaluation import cluster
+    from bci.evaluation.benchmarks import _group_by_paradigm
+    from bci.evaluation.cluster import Cell, max_memo_hits, run_cells, summarize_stats
+
+    dataset = bci.data.get_dataset("SyntheticSSVEP", n_subjects=3)
+    para = bci.data.get_paradigm("SSVEP", n_classes=3)
+    names = ["SSVEP_TS+LR", "SSVEP_MDM", "SSVEP_CCA"]
+    cells = [Cell(dataset=dataset, paradigm=p, epochs_input=e, pipeline=name, subjects=(s,),
+                  evaluation="within-session", random_state=42)
+             for p, e, named, _ in _group_by_paradigm(names, para, random_state=42)
+             for s in (1, 2, 3) for name in named]
+    todo = range(len(cells))
+    best = max_memo_hits(cells, todo)
+    assert (len(cells), best) == (9, 3)  # 3 subjects x (2 filter-bank cells + CCA)
+
+    async def stealing(dask_scheduler, on):
+        ext = dask_scheduler.extensions["stealing"]
+        await (ext.start() if on else ext.stop())
+
+    client.run_on_scheduler(stealing, on=False)
+    stats = []
+    try:
+        rows, failures, n = run_cells(cells, client=client, progress=False, stats=stats)
+    finally:
+        client.run_on_scheduler(stealing, on=True)
+    assert (failures, n) == ([], 9)
+    summary = summarize_stats(stats, max_hits=best)
+    assert (summary["memo_hits"], summary["memo_misses"]) == (best, 9 - best)
+    assert summary["n_cells"] == 9
+    assert summary["cpu_s"] > 0
+    pids = {int(p.rsplit(":", 1)[1]) for p in summary["processes"]}
+    assert pids == set(client.run(os.getpid).values())  # both workers took cells
+    by_group = {}
+    for s in stats:
+        cell = cells[s["cell"]]
+        by_group.setdefault((id(cell.paradigm), cell.subjects), set()).add(s["process"])
+    assert all(len(where) == 1 for where in by_group.values())
+    # the same scores as a serial run (which loads each group once too)
+    serial_stats = []
+    serial = run_cells(cells, progress=False, stats=serial_stats)[0]
+    assert [[r["score"] for r in cell] for cell in serial] == \
+        [[r["score"] for r in cell] for cell in rows]
+    assert sum(s["memo_hits"] for s in serial_stats) == best
+    assert len(cluster.SUBJECT_DATA) == 0

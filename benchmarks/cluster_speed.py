@@ -13,9 +13,12 @@ What it does, in this order:
 1. ``--pairs`` K pairs of runs, serial and ``--cluster local:N``, interleaved (the first run of
    a pair alternates: serial first in pairs 1, 3..., the cluster first in pairs 2, 4...), so
    a load change on a shared machine hits both. For each run: wall time (s), cells computed,
-   cells per second (cells / wall time), ``os.getloadavg()`` before and after, and the scores
-   (``results.csv``), checked equal to the first serial run's. Speed-up of a pair = serial
-   wall / cluster wall.
+   cells per second (cells / wall time), ``os.getloadavg()`` before and after, the scores
+   (``results.csv``), checked equal to the first serial run's, and the cells' costs that the
+   command logs (``bci -v``): CPU time a cell (the cell's thread, on the worker or here, so a
+   load from other jobs changes it far less than wall time) and the subject-data memo's hits
+   and misses, with the most hits possible (each data group loaded once). Speed-up of a pair =
+   serial wall / cluster wall.
 2. Unless ``--no-resume``: the cluster command with an empty cache (not ``--no-cache``); once
    half of the cells are cached, the client is killed with SIGKILL. Its remaining child
    processes (worker processes, Dask's fork server) are counted after a bounded wait (they
@@ -23,7 +26,7 @@ What it does, in this order:
    command again: its wall time, the cells it computed and the cells it read from the cache.
 
 Everything goes to ``<out>/cluster_speed.json`` after each run (a run cut short still leaves
-numbers), and a table is printed.
+numbers), and a table is printed, then the command to measure wall time on a quiet machine.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -43,6 +47,10 @@ import time
 from pathlib import Path
 
 _CELLS = re.compile(r"\((\d+) of (\d+) cells computed")
+#: The cell costs ``bci -v benchmark`` logs (bci.evaluation.cluster.run_cells).
+_COSTS = re.compile(r"Cell costs: (\d+) cells in (\d+) processes, ([\d.]+) s CPU a cell "
+                    r"\(([\d.]+) s in all\); subject-data memo: (\d+) hits, (\d+) misses "
+                    r"\(at most (\d+) hits")
 
 
 def _bci_command() -> list[str]:
@@ -55,7 +63,7 @@ def _bci_command() -> list[str]:
 
 
 def _argv(args, cache_dir: Path, out_dir: Path, cluster: bool, no_cache: bool) -> list[str]:
-    argv = [*_bci_command(), "benchmark", "--dataset", args.dataset, "--paradigm",
+    argv = [*_bci_command(), "-v", "benchmark", "--dataset", args.dataset, "--paradigm",
             args.paradigm, "--pipelines", args.pipelines, "--evaluation", args.evaluation,
             "--cache-dir", str(cache_dir), "--out", str(out_dir)]
     for value in args.paradigm_param:
@@ -84,6 +92,17 @@ def _cells(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _costs(text: str) -> dict | None:
+    """Return the cell costs the command logged (None when it computed no cell)."""
+    match = _COSTS.search(text)
+    if match is None:
+        return None
+    n, procs, per_cell, total, hits, misses, best = match.groups()
+    return {"n_cells": int(n), "n_processes": int(procs), "cpu_s_per_cell": float(per_cell),
+            "cpu_s": float(total), "memo_hits": int(hits), "memo_misses": int(misses),
+            "max_memo_hits": int(best)}
+
+
 def _run(args, work: Path, name: str, cluster: bool) -> dict:
     """One whole ``bci benchmark`` command, fresh cache, ``--no-cache``; its numbers."""
     cache_dir, out_dir = work / f"{name}_cache", work / f"{name}_out"
@@ -101,7 +120,8 @@ def _run(args, work: Path, name: str, cluster: bool) -> dict:
     return {"run": name, "mode": f"local:{args.workers}" if cluster else "serial",
             "wall_s": wall, "n_cells": n_cells, "n_computed": n_computed,
             "cells_per_s": n_computed / wall, "loadavg_before": list(load_before),
-            "loadavg_after": list(load_after), "scores": _scores(out_dir)}
+            "loadavg_after": list(load_after), "cost": _costs(proc.stderr),
+            "scores": _scores(out_dir)}
 
 
 def _descendants(pid: int) -> list[int]:
@@ -187,7 +207,8 @@ def _resume(args, work: Path, n_cells: int) -> dict:
             "cached_at_kill_target": half, "cached_before_rerun": cached_before,
             "child_processes": len(children), "children_exited_by_themselves": exited,
             "children_left": len(left), "rerun_wall_s": wall, "rerun_n_computed": n_computed,
-            "rerun_n_cells": n_total, "loadavg_before": list(load_before),
+            "rerun_n_cells": n_total, "rerun_cost": _costs(again.stderr),
+            "loadavg_before": list(load_before),
             "loadavg_after": list(os.getloadavg()), "scores": _scores(out_dir)}
 
 
@@ -199,20 +220,28 @@ def _summary(runs: list[dict]) -> dict:
     out = {"speedups": speedups}
     for mode in sorted({r["mode"] for r in runs}):
         walls = [r["wall_s"] for r in runs if r["mode"] == mode]
+        costs = [r["cost"] for r in runs if r["mode"] == mode and r.get("cost")]
         out[mode] = {"wall_s_median": statistics.median(walls), "wall_s_min": min(walls),
                      "cells_per_s_median": statistics.median(
                          [r["cells_per_s"] for r in runs if r["mode"] == mode])}
+        if costs:
+            out[mode]["cpu_s_per_cell_median"] = statistics.median(
+                c["cpu_s_per_cell"] for c in costs)
+            out[mode]["memo_hits_median"] = statistics.median(c["memo_hits"] for c in costs)
     if speedups:
         out["speedup_median"] = statistics.median(speedups)
     return out
 
 
 def _table(report: dict) -> str:
-    lines = ["| pair | run | wall (s) | cells | cells/s | load before -> after (1 min) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| pair | run | wall (s) | cells | cells/s | CPU s a cell | memo hits (most) "
+             "| load before -> after (1 min) |", "|---|---|---|---|---|---|---|---|"]
     for run in report["runs"]:
+        cost = run.get("cost")
+        cpu = f"{cost['cpu_s_per_cell']:.3f}" if cost else "-"
+        hits = f"{cost['memo_hits']} ({cost['max_memo_hits']})" if cost else "-"
         lines.append(f"| {run['pair']} | {run['mode']} | {run['wall_s']:.1f} | "
-                     f"{run['n_computed']} | {run['cells_per_s']:.2f} | "
+                     f"{run['n_computed']} | {run['cells_per_s']:.2f} | {cpu} | {hits} | "
                      f"{run['loadavg_before'][0]:.2f} -> {run['loadavg_after'][0]:.2f} |")
     summary = report["summary"]
     if summary.get("speedups"):
@@ -230,6 +259,30 @@ def _table(report: dict) -> str:
             f"{resume['rerun_wall_s']:.1f} s computing {resume['rerun_n_computed']} cells "
             f"(load {resume['loadavg_before'][0]:.2f} -> {resume['loadavg_after'][0]:.2f})")
     return "\n".join(lines)
+
+
+def quiet_command(args) -> str:
+    """Return the command of the wall-time measurement on a quiet machine (3 pairs, resume).
+
+    The same options as ``args`` with ``--pairs`` at least 3, the resume measurement on and
+    ``--out results/cluster_speed``; ``MNE_DATA`` is named when it is set here.
+    """
+    parts = ["python", "benchmarks/cluster_speed.py", "--dataset", args.dataset, "--paradigm",
+             args.paradigm]
+    for value in args.paradigm_param:
+        parts += ["--paradigm-param", value]
+    for value in args.dataset_param:
+        parts += ["--dataset-param", value]
+    parts += ["--pipelines", args.pipelines]
+    if args.subjects:
+        parts += ["--subjects", args.subjects]
+    if args.evaluation != "within-session":
+        parts += ["--evaluation", args.evaluation]
+    parts += ["--workers", str(args.workers), "--pairs", str(max(3, args.pairs)), "--out",
+              "results/cluster_speed"]
+    env = f"MNE_DATA={shlex.quote(os.environ['MNE_DATA'])} " if os.environ.get("MNE_DATA") \
+        else ""
+    return env + " ".join(shlex.quote(p) for p in parts)
 
 
 def _count(minimum: int):
@@ -282,6 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"argv": sys.argv[1:] if argv is None else list(argv), "cpu_count": os.cpu_count(),
               "platform": platform.platform(), "python": platform.python_version(),
               "command": " ".join(_argv(args, Path("CACHE"), Path("OUT"), True, True)[1:]),
+              "quiet_command": quiet_command(args),
               "runs": [], "summary": {}}
 
     def save() -> None:
@@ -309,6 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(_table(report))
     print(f"scores equal in every run: {report['scores_equal']}; wrote "
           f"{out / 'cluster_speed.json'}")
+    print(f"wall time on a quiet machine (nothing else running): {report['quiet_command']}")
     return report
 
 

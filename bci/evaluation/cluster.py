@@ -432,7 +432,7 @@ def _log_stats(summary: dict) -> None:
     per_process = "; ".join(
         f"{name}: {p['n_cells']} cells, {p['memo_hits']} hits, {p['memo_misses']} misses, "
         f"{p['cpu_s_per_cell']:.3f} s CPU a cell" for name, p in summary["processes"].items())
-    logger.info("Cell costs: %d cells in %d processes, %.3f s CPU a cell (%.1f s in all); "
+    logger.info("Cell costs: %d cells in %d processes, %.3f s CPU a cell (%.2f s in all); "
                 "subject-data memo: %d hits, %d misses (at most %s hits: each data group "
                 "loaded once)", summary["n_cells"], len(summary["processes"]),
                 summary["cpu_s_per_cell"], summary["cpu_s"], summary["memo_hits"],

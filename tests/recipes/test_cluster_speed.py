@@ -42,6 +42,11 @@ def test_cluster_speed_tiny(tmp_path, script_main):
         assert run["cells_per_s"] == pytest.approx(2 / run["wall_s"])
         assert len(run["loadavg_before"]) == len(run["loadavg_after"]) == 3
         assert len(run["scores"]) == 2
+        # both pipelines read the same filter-bank data: loaded once, reused once
+        cost = run["cost"]
+        assert (cost["n_cells"], cost["n_processes"]) == (2, 1)
+        assert (cost["memo_hits"], cost["memo_misses"], cost["max_memo_hits"]) == (1, 1, 1)
+        assert 0 < cost["cpu_s"] == pytest.approx(2 * cost["cpu_s_per_cell"], abs=0.01)
     assert report["summary"]["speedups"] == [pytest.approx(runs[0]["wall_s"] / runs[1]["wall_s"])]
     assert report["scores_equal"] is True
     resume = report["resume"]
@@ -53,6 +58,18 @@ def test_cluster_speed_tiny(tmp_path, script_main):
     assert resume["child_processes"] >= 1  # the worker (and Dask's fork server)
     assert resume["children_left"] == 0
     assert resume["rerun_wall_s"] > 0
+    if resume["rerun_n_computed"]:
+        assert resume["rerun_cost"]["n_cells"] == resume["rerun_n_computed"]
+    else:
+        assert resume["rerun_cost"] is None
+    assert report["summary"]["serial"]["memo_hits_median"] == 1
+    # the command for the quiet machine: the README's options, 3 pairs, with the resume
+    quiet = report["quiet_command"].split("python ", 1)[1]
+    assert shlex.split(quiet)[:2] == ["benchmarks/cluster_speed.py", "--dataset"]
+    for option in ("--pipelines SSVEP_MDM,SSVEP_TS+LR", "--workers 1", "--pairs 3",
+                   "--out results/cluster_speed", "--paradigm-param n_classes=3"):
+        assert option in quiet
+    assert "--no-resume" not in quiet
     saved = json.loads((tmp_path / "cluster_speed.json").read_text())
     assert saved["runs"][1]["wall_s"] == runs[1]["wall_s"]
     assert saved["resume"]["rerun_n_computed"] == resume["rerun_n_computed"]

@@ -9,6 +9,7 @@ and exit status 2, before any work.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Sequence
@@ -1133,5 +1134,17 @@ _COMMANDS = {"benchmark": _benchmark, "train": _train, "pretrain": _pretrain,
              "session-report": _session_report, "export": _export, "acquire": _acquire,
              "session-export": _session_export}
 
+def run() -> None:
+    """Run the ``bci`` console command (:func:`main`), then exit with its status.
+
+    Before exiting it freezes the garbage collector: the interpreter's final collections would
+    otherwise walk every object of MNE, MOABB, pyRiemann and torch, still alive at exit (about
+    1 s of CPU for ``bci benchmark``), to free memory the operating system takes back anyway.
+    """
+    status = main()
+    gc.freeze()
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -16,6 +16,7 @@ Without a client the same cells run here, one after the other, through the same 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import threading
@@ -26,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -606,6 +608,10 @@ WORKER_PRELOAD = ("numpy", "scipy.signal", "sklearn.pipeline", "pyriemann.estima
                   "bci.evaluation.moabb_fixes", "bci.evaluation.cluster")
 
 
+#: Imported last by the fork server: freezes its garbage collector (see the module).
+_FORKSERVER_FREEZE = "bci.evaluation._forkserver_freeze"
+
+
 def _import_modules(names: Sequence[str]) -> None:
     """Import ``names`` (those that fail are left to fail, with their message, where used)."""
     import importlib
@@ -628,11 +634,14 @@ def local_client(n_workers: int, *, preload: Sequence[str] = WORKER_PRELOAD, **k
     The workers' statistical profiler is off (``distributed.worker.profile.enabled``) and
     they keep glibc's own memory trimming (Dask's ``MALLOC_TRIM_THRESHOLD_`` is not set).
     The worker processes start with Dask's ``forkserver`` method
-    (``distributed.worker.multiprocessing-method``): one server process imports ``preload``
-    (MNE, MOABB, pyRiemann, scikit-learn, bci's evaluation code) once and forks every worker
-    from there, so a worker's first cell does not pay those imports, and the workers do not
-    pay them twice. Meanwhile this process imports the same modules in a background thread,
-    which it needs to build the cells: the two imports run at once, on two cores.
+    (``distributed.worker.multiprocessing-method``; ``spawn`` where the platform has no fork
+    server): one server process, started first, imports ``preload`` (MNE, MOABB, pyRiemann,
+    scikit-learn, bci's evaluation code) once, freezes its garbage collector
+    (:mod:`bci.evaluation._forkserver_freeze`) and forks every worker from there, so a
+    worker's first cell does not pay those imports, and the workers do not pay them twice.
+    Meanwhile this process imports the same modules in a background thread, which it needs
+    to build the cells: the two imports run at once, on two cores. A fork server that already
+    runs in this process (an earlier cluster) is reused as it is.
 
     Parameters
     ----------
@@ -652,19 +661,24 @@ def local_client(n_workers: int, *, preload: Sequence[str] = WORKER_PRELOAD, **k
     if n_workers < 1:
         raise ValueError(f"n_workers must be an integer >= 1 (worker processes), got "
                          f"{n_workers}.")
-    distributed = _import_distributed()
-    import dask
-    from distributed.utils import get_mp_context
-
     preload = [str(name) for name in preload]
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    if method == "forkserver":
+        # the fork server starts first, so that its imports run beside all of this process's
+        # (Dask's, the scheduler's, the cells'); "distributed" first as in Dask's own preload
+        multiprocessing.get_context(method).set_forkserver_preload(
+            ["distributed", *preload, _FORKSERVER_FREEZE])
+        forkserver.ensure_running()
     warm = threading.Thread(target=_import_modules, args=(preload,), daemon=True,
                             name="bci-client-imports")
     warm.start()
+    distributed = _import_distributed()
+    import dask
     options = {"n_workers": n_workers, "threads_per_worker": 1, "processes": True,
                "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", **kwargs}
     # a cell whose worker dies is run once more, then reported (Dask's default is 3 more)
     config = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-              "distributed.worker.multiprocessing-method": "forkserver",
+              "distributed.worker.multiprocessing-method": method,
               # the statistical profiler wakes a thread every 10 ms, which takes the GIL from
               # the cell's thread: cells cost 5-10 % more CPU time with it
               "distributed.worker.profile.enabled": False,
@@ -674,9 +688,6 @@ def local_client(n_workers: int, *, preload: Sequence[str] = WORKER_PRELOAD, **k
               "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
     try:
         with dask.config.set(config):
-            # Dask's own forkserver preload ("distributed" and its optional packages), plus
-            # ours; it applies when the fork server starts (with the first worker)
-            get_mp_context().set_forkserver_preload(["distributed", *preload])
             cluster = distributed.LocalCluster(**options)
     finally:
         warm.join()

@@ -7,6 +7,7 @@ import re
 import pandas as pd
 import pytest
 
+from bci import cli
 from bci.cli import main
 from bci.models.decoder import load_decoder
 
@@ -141,3 +142,13 @@ def test_help_defaults_come_from_the_registries(monkeypatch, capsys):
     assert "training epochs (default 77)" in shown
     assert "AdamW learning rate (default 0.0042)" in shown
     assert f"deep decoder to train: {', '.join(MODELS)}" in shown
+
+
+def test_console_command_freezes_the_collector_then_exits_with_main_status(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 2)
+    monkeypatch.setattr(cli.gc, "freeze", lambda: calls.append("freeze"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run()
+    assert exit_info.value.code == 2
+    assert calls == ["main", "freeze"]

@@ -458,3 +458,19 @@ def test_affinity_loads_each_data_group_once_per_worker(client):
         [[r["score"] for r in cell] for cell in rows]
     assert sum(s["memo_hits"] for s in serial_stats) == best
     assert len(cluster.SUBJECT_DATA) == 0
+
+
+def _worker_state():
+    import gc
+    import sys
+
+    return gc.get_freeze_count(), "moabb.evaluations" in sys.modules
+
+
+def test_workers_fork_from_a_preloaded_frozen_server(client):
+    """The fork server imported the cells' modules and froze its collector before forking."""
+    states = client.run(_worker_state)
+    assert len(states) == 2
+    for frozen, preloaded in states.values():
+        assert frozen > 10_000  # every object of MNE, MOABB... in the permanent generation
+        assert preloaded

@@ -7,7 +7,7 @@ streaming SNN with learnable synaptic delays, DCLS-style, on its input layer; ``
 64 hidden neurons and delays up to 6 bins, ``DelaySNN-128`` with 128, and
 ``DelaySNN-128-pruned`` / ``-pruned-50``: that one with the 40 % / 50 % smallest input weights
 pruned after training, then fine-tuned for half the epochs, so that it costs fewer
-operations), then low-pass filters every decoder's output with a Bessel filter in three ways
+operations; ``DelaySNN-128-pruned-60`` and ``DelaySNN-192-pruned-67`` on request), then low-pass filters every decoder's output with a Bessel filter in three ways
 (:class:`bci.models.spiking.output_filter.BesselFilter`): causal, block-bidirectional with
 short blocks (low latency) and with long blocks (high accuracy); the high-accuracy variant
 also with its cutoff tuned per output (``high_accuracy_per_output``: x and y each get the
@@ -73,21 +73,27 @@ from bci.models.spiking.output_filter import BesselFilter
 
 DECODERS = ["SNNStreaming", "SNN3D", "ANNDecoder", "GRUDecoder", "LinearDecoder", "DelaySNN",
             "DelaySNN-128", "DelaySNN-128-pruned", "DelaySNN-128-pruned-50"]
+#: More pruned variants, by name only (not in the default run).
+MORE_DECODERS = ["DelaySNN-128-pruned-60", "DelaySNN-192-pruned-67"]
 #: Name -> (class, constructor keywords) of each decoder.
 BUILDERS = {**{name: (cls, {}) for name, cls in IBMI_MODELS.items()},
             "DelaySNN": (DelaySNN, dict(n_hidden=64, max_delay=6)),
             "DelaySNN-128": (DelaySNN, dict(n_hidden=128, max_delay=6)),
             "DelaySNN-128-pruned": (DelaySNN, dict(n_hidden=128, max_delay=6)),
-            "DelaySNN-128-pruned-50": (DelaySNN, dict(n_hidden=128, max_delay=6))}
+            "DelaySNN-128-pruned-50": (DelaySNN, dict(n_hidden=128, max_delay=6)),
+            "DelaySNN-128-pruned-60": (DelaySNN, dict(n_hidden=128, max_delay=6)),
+            "DelaySNN-192-pruned-67": (DelaySNN, dict(n_hidden=192, max_delay=6))}
 #: Fraction of input synapses pruned after training (then fine-tuned for half the epochs).
-PRUNE = {"DelaySNN-128-pruned": 0.4, "DelaySNN-128-pruned-50": 0.5}
+PRUNE = {"DelaySNN-128-pruned": 0.4, "DelaySNN-128-pruned-50": 0.5,
+         "DelaySNN-128-pruned-60": 0.6, "DelaySNN-192-pruned-67": 0.67}
 #: Window (bins) each decoder reads; streaming decoders carry a state instead.
 N_TIMES = {"SNNStreaming": 1, "SNN3D": 4, "ANNDecoder": 4, "GRUDecoder": 1, "LinearDecoder": 3,
            "DelaySNN": 1, "DelaySNN-128": 1, "DelaySNN-128-pruned": 1,
-           "DelaySNN-128-pruned-50": 1}
+           "DelaySNN-128-pruned-50": 1, "DelaySNN-128-pruned-60": 1, "DelaySNN-192-pruned-67": 1}
 LR = {"SNNStreaming": 1e-2, "GRUDecoder": 1e-2, "SNN3D": 3e-3, "ANNDecoder": 3e-3,
       "DelaySNN": 1e-2, "DelaySNN-128": 1e-2, "DelaySNN-128-pruned": 1e-2,
-      "DelaySNN-128-pruned-50": 1e-2}
+      "DelaySNN-128-pruned-50": 1e-2, "DelaySNN-128-pruned-60": 1e-2,
+      "DelaySNN-192-pruned-67": 1e-2}
 CUTOFFS_HZ = [0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]
 #: Filter variants: name -> (mode, block size in bins).
 FILTERS = {"causal": ("causal", 1), "block_low_latency": ("block_bidirectional", 2),
@@ -220,7 +226,8 @@ def run_fold(name: str, k: int, data, fit_set, val_set, test_set, args) -> dict:
     pred, val_pred = predict_sequences(model, test_set), predict_sequences(model, val_set)
     rec = {"decoder": name, "fold": k + 1, "folds": args.folds, "seed": args.seed,
            "epochs": args.epochs, "data": data.kind, "n_test_trials": test_set.n_trials,
-           "scores": {"raw": r2_neurobench(test_set.velocity, pred)}, "cutoffs": {},
+           "scores": {"raw": r2_neurobench(test_set.velocity, pred)},
+           "val_scores": {"raw": r2_neurobench(val_set.velocity, val_pred)}, "cutoffs": {},
            "lag_s": {}, "buffering_s": {}}
     filtered = {}
     for variant, (mode, block) in FILTERS.items():
@@ -228,6 +235,8 @@ def run_fold(name: str, k: int, data, fit_set, val_set, test_set, args) -> dict:
         filt = tune(mode, block, data.sfreq, val_pred, val_set.velocity)
         filtered[variant] = filt.filter_trials(pred)
         rec["scores"][variant] = r2_neurobench(test_set.velocity, filtered[variant])
+        rec["val_scores"][variant] = r2_neurobench(val_set.velocity,
+                                                   filt.filter_trials(val_pred))
         rec["cutoffs"][variant] = getattr(filt, "cutoffs_hz", filt.cutoff_hz)
         rec["lag_s"][variant] = filt.ramp_lag_s()
         rec["buffering_s"][variant] = filt.buffering_s()
@@ -264,6 +273,7 @@ def run(args) -> dict:
     scores = {d: {v: [] for v in variants} for d in decoders}
     cutoffs = {d: {v: [] for v in FILTERS} for d in decoders}
     done = {d: [] for d in decoders}
+    val_scores = {d: [] for d in decoders}  # validation R^2 (PARETO_VARIANT), to choose by
     fold_costs = {d: [] for d in decoders}
     raw_costs = {d: [] for d in decoders}
     latency, examples = {}, {}
@@ -293,6 +303,7 @@ def run(args) -> dict:
                 latency.setdefault(variant, {"buffering_s": rec["buffering_s"][variant],
                                              "lag_s": []})
                 latency[variant]["lag_s"].append(rec["lag_s"][variant])
+            val_scores[name].append(rec.get("val_scores", {}).get(PARETO_VARIANT))
             fold_costs[name].append(OperationCounts(**rec["costs"]))
             raw_costs[name].append(rec["costs"])
             how = f"resumed from {path}" if resumed else f"{rec['seconds']:.0f} s"
@@ -303,7 +314,7 @@ def run(args) -> dict:
                   flush=True)
     costs = {n: combine_counts(c, [1.0] * len(c)) for n, c in fold_costs.items() if c}
     return dict(data=data, scores=scores, cutoffs=cutoffs, costs=costs, latency=latency,
-                examples=examples, done=done, fold_costs=raw_costs)
+                examples=examples, done=done, fold_costs=raw_costs, val_scores=val_scores)
 
 
 def report(res: dict, args) -> dict:
@@ -350,6 +361,10 @@ def report(res: dict, args) -> dict:
                                         for n in costs},
         "r2": {n: {v: round(float(np.mean(per[v])), 4) for v in variants}
                for n, per in scores.items()},
+        # validation R^2 (early stopping and cutoffs were chosen on it: optimistic, alike for
+        # every decoder); None where a resumed fold was written before it was recorded
+        "val_r2": {n: None if None in v else round(float(np.mean(v)), 4)
+                   for n, v in res["val_scores"].items() if done[n]},
         "r2_sd": {n: {v: round(float(np.std(per[v])), 4) for v in variants}
                   for n, per in scores.items()},
         "cutoff_hz": {n: {v: np.median(np.asarray(c, dtype=float), axis=0).tolist()
@@ -475,8 +490,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--folds", type=int, default=None, help="default 5 (2 with --quick)")
     parser.add_argument("--epochs", type=int, default=None, help="default 40 (5 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--decoders", nargs="+", choices=DECODERS, default=DECODERS,
-                        help="decoders to run (default: all)")
+    parser.add_argument("--decoders", nargs="+", choices=DECODERS + MORE_DECODERS,
+                        default=DECODERS,
+                        help="decoders to run (default: all but the more pruned variants)")
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                         help="run only these folds (1-based; the splits stay those of the "
                              "full run)")

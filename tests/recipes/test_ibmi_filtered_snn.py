@@ -21,6 +21,7 @@ def _check(summary: dict, out) -> None:
     for name in DECODERS:
         assert list(summary["r2"][name]) == VARIANTS
         assert all(v <= 1.0 for v in summary["r2"][name].values())
+        assert summary["val_r2"][name] <= 1.0  # recorded for every fold (to choose by)
         assert (out / f"{name}.bci").exists()  # every first-fold network, DelaySNN too
         # one record per fold, and the operations are the mean of the folds'
         assert summary["folds_done"][name] == list(range(1, summary["folds"] + 1))

@@ -32,7 +32,7 @@ from bci.models.onnx_runtime import OnnxClassifier  # noqa: E402
 from bci.realtime.loop import check_decoder  # noqa: E402
 from bci.realtime.session import replay_offline  # noqa: E402
 from tests._helpers import rewrite_decoder_file  # noqa: E402
-from tests.realtime._helpers import play_process  # noqa: E402
+from tests.realtime._helpers import playing  # noqa: E402
 
 SFREQ, TMIN, TMAX = 128.0, 0.5, 2.5
 CLASSES = ["left_hand", "right_hand"]
@@ -568,15 +568,11 @@ def test_bci_stream_runs_the_onnx_decoder_over_lsl(eegnet, recordings, tmp_path,
     fif = tmp_path / "mi_raw.fif"
     test.save(fif, verbose=False)
     name = f"bci-onnx-{os.getpid()}"
-    player = play_process(fif, name, "--duration-s", "30")
-    try:
-        record = tmp_path / "session"
+    record = tmp_path / "session"
+    with playing(fif, name, "--duration-s", "30"):
         code = main(["stream", "--source", name, "--decoder", str(eegnet["int8"]),
                      "--policy", "none", "--stimulator", "none", "--record", str(record),
                      "--duration-s", "3.5", "--step-s", "0.1", "--timeout-s", "20"])
-    finally:
-        player.terminate()
-        player.communicate(timeout=10)
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((record / "summary.json").read_text())

@@ -7,7 +7,8 @@ streaming SNN with learnable synaptic delays, DCLS-style, on its input layer; ``
 64 hidden neurons and delays up to 6 bins, ``DelaySNN-128`` with 128, and
 ``DelaySNN-128-pruned`` / ``-pruned-50``: that one with the 40 % / 50 % smallest input weights
 pruned after training, then fine-tuned for half the epochs, so that it costs fewer
-operations; ``DelaySNN-128-pruned-60`` and ``DelaySNN-192-pruned-67`` on request), then low-pass filters every decoder's output with a Bessel filter in three ways
+operations; ``DelaySNN-128-pruned-60`` and ``DelaySNN-192-pruned-67`` on request), then
+low-pass filters every decoder's output with a Bessel filter in three ways
 (:class:`bci.models.spiking.output_filter.BesselFilter`): causal, block-bidirectional with
 short blocks (low latency) and with long blocks (high accuracy); the high-accuracy variant
 also with its cutoff tuned per output (``high_accuracy_per_output``: x and y each get the

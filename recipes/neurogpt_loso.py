@@ -473,6 +473,12 @@ def format_markdown(report: dict) -> str:
     for pair, row in report["tests"].items():
         lines.append(f"| {pair} | " + " | ".join(
             f"{row[k]['difference']:+.3f} (p = {row[k]['wilcoxon_p']:.3f})" for k in ks) + " |")
+    if report.get("roc_auc_summary"):  # two classes: MOABB's score, mean ± sd over subjects
+        lines += ["", "| ROC-AUC | " + " | ".join(f"{k}/class" for k in ks) + " |",
+                  "|" + "---|" * (len(ks) + 1)]
+        for name, row in report["roc_auc_summary"].items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{row[k]['mean']:.3f} ± {row[k]['sd']:.3f}" for k in ks) + " |")
     return "\n".join(lines)
 
 

@@ -137,6 +137,11 @@ def test_loso_motor_imagery_pretrains_on_the_other_subjects_and_an_extra_dataset
     assert report["summary"]["TS+LR"]["all"]["mean"] > 0.75
     auc = [report["per_subject"][s]["roc_auc"]["TS+LR"]["all"] for s in ("1", "2")]
     assert report["roc_auc_summary"]["TS+LR"]["all"]["mean"] == pytest.approx(np.mean(auc))
+    table = (out / "neurogpt_loso.md").read_text().splitlines()
+    stat = report["roc_auc_summary"]["TS+LR"]
+    assert table[-len(MI_PIPELINES) - 2] == "| ROC-AUC | 2/class | all/class |"
+    assert f"| TS+LR | {stat['2']['mean']:.3f} ± {stat['2']['sd']:.3f} | " \
+        f"{stat['all']['mean']:.3f} ± {stat['all']['sd']:.3f} |" in table
     # arms of another paradigm are refused before anything is written
     with pytest.raises(ValueError, match="not an arm of --paradigm LeftRightImagery"):
         main([*MI_TINY, "--arms", "SSVEP_TS+LR", "--out", str(tmp_path / "wrong")])

@@ -29,11 +29,19 @@ trials per class (drawn from the fold's training trials, seeded; ``all``: every 
 ``SSVEP_TS+LR-modelch`` the same on the channels NeuroGPT sees (those of the dataset among the
                       model's 22: O1, Oz, O2 of Kalunga2016's 8),
 
-and score accuracy on the fold's test trials. The table gives, per budget, mean ± sd over the
-held-out subjects of each subject's mean over folds, and the Wilcoxon signed-rank p-values
-(two-sided, over subjects; NaN with fewer than 2 subjects or no difference) of NeuroGPT-pre
-against NeuroGPT-scratch, EEGNeX, EEGNeX-xsub-ft and SSVEP_TS+LR, and of NeuroGPT-pre-noaug
-against NeuroGPT-scratch-noaug and SSVEP_TS+LR. Everything goes to
+and score accuracy on the fold's test trials (and ROC-AUC with two classes, MOABB's score
+for left/right imagery: ``roc_auc`` in the report). With ``--paradigm LeftRightImagery`` the
+epochs are MOABB's ``LeftRightImagery`` ones (PhysionetMI: only the runs holding left/right
+imagery are read) and the tangent-space arms are ``TS+LR`` (the registered pipeline on
+``LeftRightImagery``'s default 8-32 Hz epochs at the dataset's rate) and ``TS+LR-modelch``
+(on the channels NeuroGPT sees: 20 of PhysionetMI's 64).
+``--extra-pretraining NAME ...`` adds the recordings of other datasets to every pretraining
+(``--extra-pretraining-subjects``; the held-out subject is excluded from its own dataset only).
+The table gives, per budget, mean ± sd over the held-out subjects of each subject's mean over
+folds, and the Wilcoxon signed-rank p-values (two-sided, over subjects; NaN with fewer than 2
+subjects or no difference) of NeuroGPT-pre against NeuroGPT-scratch, EEGNeX, EEGNeX-xsub-ft
+and the tangent-space arm, and of NeuroGPT-pre-noaug against NeuroGPT-scratch-noaug and the
+tangent-space arm. Everything goes to
 ``OUT/neurogpt_loso.json``, rewritten after each subject (and the README tables to
 ``OUT/neurogpt_loso.md`` at the end); a rerun with the same settings skips
 the subjects already there and reuses finished pretrained files (an interrupted pretraining
@@ -41,8 +49,9 @@ resumes from its checkpoint), and ``--arms NAME ...`` adds arms missing from a f
 subjects. ``--merge DIR ...`` joins the reports of runs split over
 processes (same settings, other subjects) into ``OUT``.
 
-Data: Kalunga2016 (SSVEP, 4 classes) under ``MNE_DATA``; ``--dataset SyntheticSSVEP`` runs
-without data. CPU only; ``--threads`` torch threads.
+Data: Kalunga2016 (SSVEP, 4 classes) or PhysionetMI (left/right imagery) under ``MNE_DATA``;
+``--dataset SyntheticSSVEP`` or ``SyntheticMotorImagery`` runs without data.
+CPU only; ``--threads`` torch threads.
 
 Usage::
 
@@ -54,6 +63,10 @@ Usage::
     python recipes/neurogpt_loso.py --pool-subjects $(seq 1 11) --out joined --merge a b c d
     python recipes/neurogpt_loso.py --dataset SyntheticSSVEP --subjects 1 2 --folds 2 \
         --trials 2 all --pretrain-epochs 1 --max-epochs 2 --xsub-epochs 1   # a tiny smoke run
+    # PhysionetMI left/right, pretraining on the other 4 subjects and all of Kalunga2016
+    nice python recipes/neurogpt_loso.py --dataset PhysionetMI --paradigm LeftRightImagery \
+        --pool-subjects 1 2 3 4 5 --extra-pretraining Kalunga2016 \
+        --extra-pretraining-subjects $(seq 1 11) --out results/neurogpt_loso_mi
 """
 
 from __future__ import annotations
@@ -68,11 +81,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import wilcoxon
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from bci.data.datamodule import EEGDataModule
-from bci.data.loaders import get_dataset, get_paradigm
+from bci.data.loaders import get_dataset, get_paradigm, skip_unused_runs
 from bci.data.pretraining import map_channels
+from bci.data.pretraining_corpus import pretraining_source
 from bci.models.classifier import DeepClassifier
 from bci.models.decoder import apply_channel_map, network_info
 from bci.models.inference import predict_proba
@@ -81,17 +96,27 @@ from bci.pipelines.pretrain import pretrain
 from bci.pipelines.registry import DEEP_SETTINGS, get_pipeline, neurogpt_pipeline
 from bci.pipelines.train import pretrained_channel_map
 
+#: Every arm, in report order; the tangent-space arms are the paradigm's (BASELINES).
 PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
-             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch", "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"]
+             "SSVEP_TS+LR", "SSVEP_TS+LR-modelch", "TS+LR", "TS+LR-modelch",
+             "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"]
+#: Per paradigm: the registered tangent-space pipeline and the MOABB paradigm of its epochs.
+BASELINES = {"SSVEP": ("SSVEP_TS+LR", "FilterBankSSVEP"),
+             "LeftRightImagery": ("TS+LR", "LeftRightImagery")}
 _NEUROGPT = {"NeuroGPT-pre", "NeuroGPT-scratch", "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"}
 _XSUB = {"EEGNeX-xsub-ft", "EEGNeX-xsub"}
 #: The pairs compared (paired Wilcoxon over subjects), reported as "A - B".
-COMPARED = [("NeuroGPT-pre", other)
-            for other in ("NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "SSVEP_TS+LR")] + [
-    ("NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"), ("NeuroGPT-pre-noaug", "SSVEP_TS+LR")]
-#: Settings that must match for a rerun to reuse (or a merge to join) a report's subjects.
-SETTINGS = ["dataset", "dataset_param", "pool_subjects", "config", "sfreq", "finetune", "folds",
-            "trials", "pretrain_epochs", "max_epochs", "xsub_epochs", "seed", "n_classes"]
+COMPARED = [("NeuroGPT-pre", other) for other in (
+    "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "SSVEP_TS+LR", "TS+LR")] + [
+    ("NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"), ("NeuroGPT-pre-noaug", "SSVEP_TS+LR"),
+    ("NeuroGPT-pre-noaug", "TS+LR")]
+#: Settings that must match for a rerun to reuse (or a merge to join) a report's subjects,
+#: with the value a report written before the setting existed had.
+SETTINGS = {"dataset": None, "dataset_param": None, "pool_subjects": None, "config": None,
+            "sfreq": None, "finetune": None, "folds": None, "trials": None,
+            "pretrain_epochs": None, "max_epochs": None, "xsub_epochs": None, "seed": None,
+            "n_classes": None, "paradigm": "SSVEP", "extra_pretraining": [],
+            "extra_pretraining_subjects": None}
 _EPS = 1e-12
 
 
@@ -114,13 +139,20 @@ def _deep_settings(args) -> dict:
     return {**DEEP_SETTINGS, "max_epochs": args.max_epochs, "seed": args.seed}
 
 
+def _metrics(proba: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
+    """Accuracy of the most probable class, and ROC-AUC with two classes (else None)."""
+    accuracy = float(np.mean(proba.argmax(axis=1) == y))
+    if proba.shape[1] != 2 or len(np.unique(y)) != 2:
+        return accuracy, None
+    return accuracy, float(roc_auc_score(y, proba[:, 1]))
+
+
 def _finetune_xsub(base: DeepClassifier, data: dict, train: np.ndarray, test: np.ndarray,
-                   args) -> tuple[float, float]:
-    """Accuracy of the cross-subject EEGNeX (fine-tuned, as is) on ``test``."""
+                   args) -> tuple[tuple, tuple]:
+    """Metrics of the cross-subject EEGNeX (fine-tuned, as is) on ``test``."""
     X, y = data["X"], data["y"]
     Xtr, Xte = _standardise(X[train], X[train]), _standardise(X[test], X[train])
-    zero_shot = float(np.mean(predict_proba(base.model_, Xte, n_threads=args.threads)
-                              .argmax(axis=1) == y[test]))
+    zero_shot = _metrics(predict_proba(base.model_, Xte, n_threads=args.threads), y[test])
     network = copy.deepcopy(base.model_)
     settings = _deep_settings(args)
     module = EEGDataModule(Xtr, y[train], val_fraction=0.0,
@@ -130,29 +162,30 @@ def _finetune_xsub(base: DeepClassifier, data: dict, train: np.ndarray, test: np
                 scheduler=settings["scheduler"],
                 recalibrate_batch_norm=settings["recalibrate_batch_norm"],
                 augmentation=settings["augmentation"], seed=args.seed, n_threads=args.threads)
-    tuned = float(np.mean(predict_proba(network, Xte, n_threads=args.threads).argmax(axis=1)
-                          == y[test]))
+    tuned = _metrics(predict_proba(network, Xte, n_threads=args.threads), y[test])
     return tuned, zero_shot
 
 
 def _fit_score(name: str, data: dict, train: np.ndarray, test: np.ndarray, args,
-               pretrained: Path) -> float:
+               pretrained: Path) -> tuple[float, float | None]:
+    """Fit arm ``name`` on ``train``; return its accuracy (and ROC-AUC) on ``test``."""
     y = data["y"]
-    if name.startswith("SSVEP_TS+LR"):
-        Xfb = data["Xfb"]
-        if name == "SSVEP_TS+LR-modelch":  # only the channels NeuroGPT sees (e.g. O1, Oz, O2)
+    baseline = BASELINES[args.paradigm][0]
+    if name.startswith(baseline):
+        Xref = data["Xref"]
+        if name == f"{baseline}-modelch":  # only the channels NeuroGPT sees (e.g. O1, Oz, O2)
             picks = map_channels(data["ch_names"]).picks
-            Xfb = Xfb[:, np.sort(picks[picks >= 0])]
-        clf = get_pipeline("SSVEP_TS+LR", random_state=42)
-        clf.fit(Xfb[train], y[train])
-        return float(np.mean(clf.predict(Xfb[test]) == y[test]))
+            Xref = Xref[:, np.sort(picks[picks >= 0])]
+        clf = get_pipeline(baseline, random_state=42)
+        clf.fit(Xref[train], y[train])
+        return _metrics(clf.predict_proba(Xref[test]), y[test])
     X = data["X"]
     settings = {"max_epochs": args.max_epochs, "seed": args.seed, "n_threads": args.threads}
     if name == "EEGNeX":
         clf = get_pipeline("EEGNeX", random_state=42)
         clf.set_params(**settings, sfreq=args.sfreq)
         clf.fit(X[train], y[train])
-        return float(np.mean(clf.predict(X[test]) == y[test]))
+        return _metrics(clf.predict_proba(X[test]), y[test])
     if name.endswith("-noaug"):
         settings["augmentation"] = None
     clf = neurogpt_pipeline(args.finetune, pretrained=pretrained, scaling="none", **settings)
@@ -161,21 +194,28 @@ def _fit_score(name: str, data: dict, train: np.ndarray, test: np.ndarray, args,
         clf.set_params(model_params=params)
     cmap = pretrained_channel_map(pretrained, data["ch_names"], X[train])
     clf.fit(apply_channel_map(X[train], cmap), y[train])
-    return float(np.mean(clf.predict(apply_channel_map(X[test], cmap)) == y[test]))
+    return _metrics(clf.predict_proba(apply_channel_map(X[test], cmap)), y[test])
 
 
 def _load(dataset, subject: int, args) -> dict:
-    """Return a subject's epochs (0.5-45 Hz at the model rate, filter bank)."""
-    paradigm = get_paradigm("SSVEP", n_classes=args.n_classes, fmin=0.5, fmax=45.0,
-                            resample=args.sfreq)
+    """Return a subject's epochs: 0.5-45 Hz at the model rate, and the baseline's epochs.
+
+    SSVEP: ``SSVEP`` and ``FilterBankSSVEP`` epochs (``--n-classes``); left/right imagery:
+    ``LeftRightImagery`` epochs at 0.5-45 Hz and with MOABB's defaults (8-32 Hz, the
+    dataset's rate) for TS+LR. PhysionetMI reads only the runs with the paradigm's events.
+    """
+    ssvep = args.paradigm == "SSVEP"
+    params = {"n_classes": args.n_classes} if ssvep else {}
+    paradigm = get_paradigm(args.paradigm, **params, fmin=0.5, fmax=45.0, resample=args.sfreq)
+    dataset = skip_unused_runs(dataset, paradigm)
     X, labels, meta = paradigm.get_data(dataset, [subject])
-    fb = get_paradigm("FilterBankSSVEP", n_classes=args.n_classes)
-    Xfb, labels_fb, meta_fb = fb.get_data(dataset, [subject])
-    if not (np.array_equal(labels, labels_fb) and len(meta) == len(meta_fb)):
+    reference = get_paradigm(BASELINES[args.paradigm][1], **params)
+    Xref, labels_ref, meta_ref = reference.get_data(dataset, [subject])
+    if not (np.array_equal(labels, labels_ref) and len(meta) == len(meta_ref)):
         raise RuntimeError("The two paradigms returned different trials; report this.")
     epochs = paradigm.get_data(dataset, [subject], return_epochs=True)[0]
     classes = np.unique(labels)
-    return {"X": X, "Xfb": Xfb, "labels": np.asarray(labels),
+    return {"X": X, "Xref": Xref, "labels": np.asarray(labels),
             "sessions": meta["session"].to_numpy(), "ch_names": list(epochs.ch_names),
             "classes": [str(c) for c in classes]}
 
@@ -211,10 +251,13 @@ def _pretrained(args, subject: int, pool: list[int], params: dict) -> Path:
     if out.is_file() and network_info(out).get("n_epochs") == args.pretrain_epochs:
         return out
     checkpoints = args.out / f"pretrained_s{subject}_checkpoints"
-    return pretrain(args.dataset, out, subjects=pool, exclude_subjects=[subject],
-                    dataset_params={args.dataset: params} if params else None,
-                    config=args.config, max_epochs=args.pretrain_epochs, seed=args.seed,
-                    cache_dir=args.out / "cache", checkpoint_dir=checkpoints,
+    # the held-out subject is excluded from its own dataset only
+    sources = [pretraining_source(args.dataset, subjects=pool, exclude_subjects=[subject],
+                                  dataset_params=params or None)]
+    sources += [pretraining_source(name, subjects=args.extra_pretraining_subjects)
+                for name in args.extra_pretraining]
+    return pretrain(sources, out, config=args.config, max_epochs=args.pretrain_epochs,
+                    seed=args.seed, cache_dir=args.out / "cache", checkpoint_dir=checkpoints,
                     resume=(checkpoints / "last.ckpt").is_file(), n_threads=args.threads,
                     progress_bar=False)
 
@@ -225,6 +268,7 @@ def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args
     budgets = [None if t == "all" else int(t) for t in args.trials]
     if _XSUB & set(arms):
         arms = [a for a in PIPELINES if a in arms or a in _XSUB]
+    arms = [a for a in arms if a in _arms(args.paradigm)]
     seconds: dict[str, float] = {}
     result: dict = {}
     pre = None
@@ -232,18 +276,23 @@ def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args
         start = time.perf_counter()
         pre = _pretrained(args, subject, pool, params)
         seconds["pretraining"] = time.perf_counter() - start
+        info = network_info(pre)
         result["pretraining_losses"] = [round(r["train_loss"], 4)
-                                        for r in network_info(pre).get("history", [])]
+                                        for r in info.get("history", [])]
+        result["pretraining_sources"] = info.get("sources", [])
+        result["pretraining_minutes"] = info.get("minutes", {})
     data = _load(dataset, subject, args)
     classes = np.array(data["classes"])
     data["y"] = np.searchsorted(classes, data["labels"])
     result["n_epochs"] = len(data["y"])
+    result["model_channels"] = map_channels(data["ch_names"]).present  # model <- recording
     if _XSUB & set(arms):
         start = time.perf_counter()
         xsub, result["cross_subject"] = _cross_subject(dataset, subject, pool, data, classes,
                                                        args)
         seconds["EEGNeX cross-subject training"] = time.perf_counter() - start
     fold_scores: dict[tuple[str, str], list[float]] = {}
+    fold_aucs: dict[tuple[str, str], list[float]] = {}
     for session in np.unique(data["sessions"]):
         idx = np.flatnonzero(data["sessions"] == session)
         folds = StratifiedKFold(args.folds, shuffle=True, random_state=42)
@@ -258,17 +307,29 @@ def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args
                     start = time.perf_counter()
                     if name == "EEGNeX-xsub-ft":
                         tuned, zero = _finetune_xsub(xsub, data, train, idx[te], args)
-                        fold_scores.setdefault(("EEGNeX-xsub", key), []).append(zero)
-                        score = tuned
+                        found = [(name, tuned), ("EEGNeX-xsub", zero)]
                     else:
-                        score = _fit_score(name, data, train, idx[te], args, pre)
-                    fold_scores.setdefault((name, key), []).append(score)
+                        found = [(name, _fit_score(name, data, train, idx[te], args, pre))]
+                    for arm, (accuracy, auc) in found:
+                        fold_scores.setdefault((arm, key), []).append(accuracy)
+                        if auc is not None:
+                            fold_aucs.setdefault((arm, key), []).append(auc)
                     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
     scores: dict[str, dict[str, float]] = {}
     for (name, key), values in fold_scores.items():
         scores.setdefault(name, {})[key] = float(np.mean(values))
+    if fold_aucs:
+        result["roc_auc"] = {}
+        for (name, key), values in fold_aucs.items():
+            result["roc_auc"].setdefault(name, {})[key] = float(np.mean(values))
     return {**result, "scores": scores,
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _arms(paradigm: str) -> list[str]:
+    """Return the arms of a paradigm: all but the other paradigms' tangent-space arms."""
+    others = {b for p, (b, _) in BASELINES.items() if p != paradigm}
+    return [a for a in PIPELINES if a.removesuffix("-modelch") not in others]
 
 
 def _complete(report: dict, subjects: list[str]) -> list[str]:
@@ -302,8 +363,17 @@ def summarise(report: dict) -> dict:
             tests.setdefault(f"{first} - {other}", {})[k] = {
                 "difference": float(np.mean(a - b)) if len(a) else float("nan"),
                 "wilcoxon_p": p}
+    auc = {}
+    for name in names:
+        for k in report["trials"]:
+            v = np.array([per[s].get("roc_auc", {}).get(name, {}).get(k, np.nan)
+                          for s in subjects])
+            if len(v) and not np.isnan(v).any():
+                auc.setdefault(name, {})[k] = {
+                    "mean": float(v.mean()),
+                    "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"), "n": len(v)}
     return {**report, "done_subjects": [int(s) for s in subjects], "scores": scores,
-            "summary": summary, "tests": tests,
+            "summary": summary, "roc_auc_summary": auc, "tests": tests,
             "pretrained_vs_scratch": tests.get("NeuroGPT-pre - NeuroGPT-scratch", {})}
 
 
@@ -326,13 +396,19 @@ def _previous(out: Path, settings: dict) -> dict:
     if not path.is_file():
         return {}
     old = json.loads(path.read_text())
-    if any(old.get(k) != v for k, v in settings.items()):
+    if any(old.get(k, SETTINGS[k]) != v for k, v in settings.items()):
         raise ValueError(f"{path} holds a run with other settings; use another --out.")
     return old.get("per_subject", {})
 
 
 def run(args) -> dict:
     """Run the comparison; return the report (also written as JSON after each subject)."""
+    arms = _arms(args.paradigm)
+    wrong = [a for a in args.arms or [] if a not in arms]
+    if wrong:
+        raise ValueError(f"--arms {' '.join(wrong)}: not an arm of --paradigm "
+                         f"{args.paradigm}; its arms are {', '.join(arms)}.")
+    arms = [a for a in arms if a in (args.arms or arms)]
     torch.set_num_threads(args.threads)
     params = dict(p.split("=", 1) for p in args.dataset_param)
     params = {k: json.loads(v) for k, v in params.items()}
@@ -349,7 +425,6 @@ def run(args) -> dict:
     report = {**settings, "subjects": sorted({*map(int, per_subject), *subjects}),
               "per_subject": per_subject}
     report = _write(report, args.out)
-    arms = args.arms or PIPELINES
     for subject in subjects:
         done = per_subject.get(str(subject))
         missing = [a for a in arms if done is None or a not in done["scores"]]
@@ -360,6 +435,8 @@ def run(args) -> dict:
         if done is not None:  # add the missing arms to the subject's earlier results
             new = {**done, **new, "scores": {**done["scores"], **new["scores"]},
                    "seconds": {**done["seconds"], **new["seconds"]}}
+            if "roc_auc" in done or "roc_auc" in new:
+                new["roc_auc"] = {**done.get("roc_auc", {}), **new.get("roc_auc", {})}
         per_subject[str(subject)] = new
         report = _write({**report, "per_subject": per_subject}, args.out)
         print(f"subject {subject}: {time.perf_counter() - start:.0f} s", flush=True)
@@ -396,6 +473,12 @@ def format_markdown(report: dict) -> str:
     for pair, row in report["tests"].items():
         lines.append(f"| {pair} | " + " | ".join(
             f"{row[k]['difference']:+.3f} (p = {row[k]['wilcoxon_p']:.3f})" for k in ks) + " |")
+    if report.get("roc_auc_summary"):  # two classes: MOABB's score, mean ± sd over subjects
+        lines += ["", "| ROC-AUC | " + " | ".join(f"{k}/class" for k in ks) + " |",
+                  "|" + "---|" * (len(ks) + 1)]
+        for name, row in report["roc_auc_summary"].items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{row[k]['mean']:.3f} ± {row[k]['sd']:.3f}" for k in ks) + " |")
     return "\n".join(lines)
 
 
@@ -409,7 +492,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-subjects", nargs="+", type=int, default=None,
                         help="subjects pretraining and cross-subject training draw from "
                              "(default: every subject of the dataset)")
-    parser.add_argument("--n-classes", type=int, default=4)
+    parser.add_argument("--paradigm", choices=list(BASELINES), default="SSVEP",
+                        help="MOABB paradigm of the held-out subject's epochs; the "
+                             "tangent-space arm is SSVEP_TS+LR for SSVEP, TS+LR for "
+                             "LeftRightImagery")
+    parser.add_argument("--n-classes", type=int, default=4, help="SSVEP classes")
+    parser.add_argument("--extra-pretraining", nargs="+", default=[], metavar="DATASET",
+                        help="datasets whose recordings are added to every pretraining "
+                             "(none of their subjects is held out), e.g. Kalunga2016")
+    parser.add_argument("--extra-pretraining-subjects", nargs="+", type=int, default=None,
+                        help="their subjects (default: all of each dataset's)")
     parser.add_argument("--config", choices=["small", "paper"], default="small")
     parser.add_argument("--sfreq", type=float, default=128.0,
                         help="the configuration's rate (small: 128, paper: 250)")

@@ -89,3 +89,60 @@ def test_loso_runs_split_over_folders_merge_into_one_report(tmp_path, script_mai
     # a rerun in a folder of a run with other settings is refused
     with pytest.raises(ValueError, match="other settings"):
         main([*TINY[:-1], "2", "--subjects", "1", "--out", str(a)])
+
+
+MI_PIPELINES = ["NeuroGPT-pre", "NeuroGPT-scratch", "EEGNeX", "EEGNeX-xsub-ft", "EEGNeX-xsub",
+                "TS+LR", "TS+LR-modelch", "NeuroGPT-pre-noaug", "NeuroGPT-scratch-noaug"]
+MI_TINY = ["--dataset", "SyntheticMotorImagery", "--paradigm", "LeftRightImagery",
+           "--dataset-param", "n_trials=4", "--extra-pretraining", "SyntheticSSVEP",
+           "--extra-pretraining-subjects", "1", "--folds", "2", "--trials", "2", "all",
+           "--pretrain-epochs", "1", "--max-epochs", "1", "--xsub-epochs", "1"]
+
+
+def test_loso_motor_imagery_pretrains_on_the_other_subjects_and_an_extra_dataset(
+        tmp_path, script_main):
+    main = script_main("recipes/neurogpt_loso.py")
+    out = tmp_path / "mi"
+    assert main([*MI_TINY, "--subjects", "1", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "neurogpt_loso.json").read_text())
+    assert report["paradigm"] == "LeftRightImagery"
+    assert report["done_subjects"] == [1, 2]
+    # the motor-imagery arms: TS+LR instead of SSVEP_TS+LR
+    assert list(report["scores"]) == MI_PIPELINES
+    assert list(report["tests"]) == [
+        "NeuroGPT-pre - NeuroGPT-scratch", "NeuroGPT-pre - EEGNeX",
+        "NeuroGPT-pre - EEGNeX-xsub-ft", "NeuroGPT-pre - TS+LR",
+        "NeuroGPT-pre-noaug - NeuroGPT-scratch-noaug", "NeuroGPT-pre-noaug - TS+LR"]
+    for held, other in (("1", 2), ("2", 1)):
+        entry = report["per_subject"][held]
+        # accuracy and ROC-AUC (two classes) of every arm at every budget
+        for metric in (entry["scores"], entry["roc_auc"]):
+            assert sorted(metric) == sorted(MI_PIPELINES)
+            values = [v for per_budget in metric.values() for v in per_budget.values()]
+            assert len(values) == 2 * len(MI_PIPELINES)
+            assert all(0.0 <= v <= 1.0 for v in values)
+        # the held-out subject is excluded from its own dataset only; the extra dataset's
+        # subject pretrains for every held-out subject
+        sources = network_info(out / f"pretrained_s{held}.bci")["sources"]
+        assert sources == [{"name": "SyntheticMotorImagery", "subjects": [other]},
+                           {"name": "SyntheticSSVEP", "subjects": [1]}]
+        assert entry["pretraining_sources"] == sources
+        assert set(entry["pretraining_minutes"]) == {"SyntheticMotorImagery", "SyntheticSSVEP"}
+        assert entry["cross_subject"]["subjects"] == [other]
+        assert entry["cross_subject"]["n_epochs"] == 16  # 2 classes x 4 trials x 2 runs
+        assert entry["n_epochs"] == 16
+        # the synthetic montage's channels among the model's 22
+        assert entry["model_channels"] == {"C3": "C3", "Cz": "Cz", "C4": "C4"}
+    # the planted ERD is found by the tangent-space pipeline (chance 0.5)
+    assert report["summary"]["TS+LR"]["all"]["mean"] > 0.75
+    auc = [report["per_subject"][s]["roc_auc"]["TS+LR"]["all"] for s in ("1", "2")]
+    assert report["roc_auc_summary"]["TS+LR"]["all"]["mean"] == pytest.approx(np.mean(auc))
+    table = (out / "neurogpt_loso.md").read_text().splitlines()
+    stat = report["roc_auc_summary"]["TS+LR"]
+    assert table[-len(MI_PIPELINES) - 2] == "| ROC-AUC | 2/class | all/class |"
+    assert f"| TS+LR | {stat['2']['mean']:.3f} ± {stat['2']['sd']:.3f} | " \
+        f"{stat['all']['mean']:.3f} ± {stat['all']['sd']:.3f} |" in table
+    # arms of another paradigm are refused before anything is written
+    with pytest.raises(ValueError, match="not an arm of --paradigm LeftRightImagery"):
+        main([*MI_TINY, "--arms", "SSVEP_TS+LR", "--out", str(tmp_path / "wrong")])
+    assert not (tmp_path / "wrong").exists()

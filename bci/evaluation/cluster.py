@@ -612,6 +612,16 @@ WORKER_PRELOAD = ("numpy", "scipy.signal", "sklearn.pipeline", "pyriemann.estima
 _FORKSERVER_FREEZE = "bci.evaluation._forkserver_freeze"
 
 
+def _importable(name: str) -> bool:
+    """Whether ``name`` can be imported (found on the path, not blocked), without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # sys.modules[name] is None (blocked) or has no spec
+        return False
+
+
 def _import_modules(names: Sequence[str]) -> None:
     """Import ``names`` (those that fail are left to fail, with their message, where used)."""
     import importlib
@@ -662,6 +672,8 @@ def local_client(n_workers: int, *, preload: Sequence[str] = WORKER_PRELOAD, **k
         raise ValueError(f"n_workers must be an integer >= 1 (worker processes), got "
                          f"{n_workers}.")
     preload = [str(name) for name in preload]
+    if not _importable("distributed"):  # the clear error, before any process starts
+        _import_distributed()
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     if method == "forkserver":
         # the fork server starts first, so that its imports run beside all of this process's

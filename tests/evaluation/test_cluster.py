@@ -362,14 +362,21 @@ def test_serial_benchmark_loads_each_subject_once_with_equal_scores(monkeypatch)
     _same_rows(kept, fresh)
 
 
-def test_submission_order_deals_subjects_round_robin():
-    from bci.evaluation.cluster import Cell, submission_order
+def _two_paradigm_cells():
+    """Cells of pipelines A, B, C on one paradigm and D on another, subjects 1-3; labels "A1"..."""
+    from bci.evaluation.cluster import Cell
 
     fb, raw = object(), object()  # two paradigms: their cells load different data
     cells = [Cell(dataset=None, paradigm=para, epochs_input=False, pipeline=name,
                   subjects=(s,), evaluation="within-session", random_state=0)
              for para, names in ((fb, "ABC"), (raw, "D")) for s in (1, 2, 3) for name in names]
-    label = [f"{c.pipeline}{c.subjects[0]}" for c in cells]
+    return cells, [f"{c.pipeline}{c.subjects[0]}" for c in cells]
+
+
+def test_submission_order_deals_subjects_round_robin():
+    from bci.evaluation.cluster import submission_order
+
+    cells, label = _two_paradigm_cells()
     order = submission_order(cells, range(len(cells)), n_workers=2)
     # groups (paradigm, subject) two at a time: fb1+fb2, fb3+raw1, raw2+raw3
     assert [label[i] for i in order] == ["A1", "A2", "B1", "B2", "C1", "C2", "A3", "D1", "B3",
@@ -382,13 +389,9 @@ def test_submission_order_deals_subjects_round_robin():
 
 
 def test_worker_affinity_balances_groups_by_cell_count():
-    from bci.evaluation.cluster import Cell, max_memo_hits, worker_affinity
+    from bci.evaluation.cluster import max_memo_hits, worker_affinity
 
-    fb, raw = object(), object()  # two paradigms: their cells load different data
-    cells = [Cell(dataset=None, paradigm=para, epochs_input=False, pipeline=name,
-                  subjects=(s,), evaluation="within-session", random_state=0)
-             for para, names in ((fb, "ABC"), (raw, "D")) for s in (1, 2, 3) for name in names]
-    label = [f"{c.pipeline}{c.subjects[0]}" for c in cells]
+    cells, label = _two_paradigm_cells()
     plan = worker_affinity(cells, range(len(cells)), ["w0", "w1"])
     # longest processing time first: fb1 -> w0, fb2 -> w1, fb3 -> w0 (3 each, tie: w0),
     # then the 1-cell groups to the emptier worker: raw1, raw2, raw3 -> w1 (6 cells each)

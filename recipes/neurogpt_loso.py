@@ -161,7 +161,8 @@ def _finetune_xsub(base: DeepClassifier, data: dict, train: np.ndarray, test: np
                 lr=settings["lr"], weight_decay=settings["weight_decay"],
                 scheduler=settings["scheduler"],
                 recalibrate_batch_norm=settings["recalibrate_batch_norm"],
-                augmentation=settings["augmentation"], seed=args.seed, n_threads=args.threads)
+                augmentation=settings["augmentation"], seed=args.seed, n_threads=args.threads,
+                accelerator=args.accelerator)
     tuned = _metrics(predict_proba(network, Xte, n_threads=args.threads), y[test])
     return tuned, zero_shot
 
@@ -180,7 +181,8 @@ def _fit_score(name: str, data: dict, train: np.ndarray, test: np.ndarray, args,
         clf.fit(Xref[train], y[train])
         return _metrics(clf.predict_proba(Xref[test]), y[test])
     X = data["X"]
-    settings = {"max_epochs": args.max_epochs, "seed": args.seed, "n_threads": args.threads}
+    settings = {"max_epochs": args.max_epochs, "seed": args.seed, "n_threads": args.threads,
+                "accelerator": args.accelerator}
     if name == "EEGNeX":
         clf = get_pipeline("EEGNeX", random_state=42)
         clf.set_params(**settings, sfreq=args.sfreq)
@@ -240,7 +242,7 @@ def _cross_subject(dataset, held_out: int, pool: list[int], held: dict, classes:
     info["n_epochs"] = len(X)
     clf = DeepClassifier("EEGNeX", **{**DEEP_SETTINGS, "scaling": "none",
                                       "max_epochs": args.xsub_epochs, "seed": args.seed},
-                         sfreq=args.sfreq, n_threads=args.threads)
+                         sfreq=args.sfreq, n_threads=args.threads, accelerator=args.accelerator)
     clf.fit(X, y)
     return clf, info
 
@@ -259,6 +261,7 @@ def _pretrained(args, subject: int, pool: list[int], params: dict) -> Path:
     return pretrain(sources, out, config=args.config, max_epochs=args.pretrain_epochs,
                     seed=args.seed, cache_dir=args.out / "cache", checkpoint_dir=checkpoints,
                     resume=(checkpoints / "last.ckpt").is_file(), n_threads=args.threads,
+                    accelerator=args.accelerator,
                     progress_bar=False)
 
 
@@ -516,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs of the cross-subject EEGNeX's supervised training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--accelerator", default="cpu",
+                        help="Lightning accelerator of pretraining and of every network fit "
+                             "(cpu, gpu, auto ...); not a setting of the results")
     parser.add_argument("--out", type=Path, default=Path("results/neurogpt_loso"))
     parser.add_argument("--arms", nargs="+", choices=PIPELINES, default=None,
                         help="evaluate only these pipelines (default: all); a rerun adds "

@@ -386,6 +386,8 @@ def test_batches_have_the_agreed_format_and_mask(tmp_path):
     assert batch["chunks"][:, :, torch.from_numpy(expected)].abs().sum(-1).min() > 0
 
 
+# on a machine (or CPU affinity) with one core torch warns that 2 workers are more than it suggests
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 def test_shuffling_is_deterministic_under_a_seed_and_workers_change_nothing(tmp_path):
     def batches(seed, num_workers=0, epochs=(0, 1)):
         dm = _module(RawRecordings("syn", [1, 2], _Loader()), tmp_path, seed=seed,

@@ -51,7 +51,7 @@ processes (same settings, other subjects) into ``OUT``.
 
 Data: Kalunga2016 (SSVEP, 4 classes) or PhysionetMI (left/right imagery) under ``MNE_DATA``;
 ``--dataset SyntheticSSVEP`` or ``SyntheticMotorImagery`` runs without data.
-CPU only; ``--threads`` torch threads.
+CPU by default (``--accelerator gpu`` where there is one); ``--threads`` torch threads.
 
 Usage::
 
@@ -318,15 +318,18 @@ def _evaluate_subject(dataset, subject: int, pool: list[int], params: dict, args
                         if auc is not None:
                             fold_aucs.setdefault((arm, key), []).append(auc)
                     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-    scores: dict[str, dict[str, float]] = {}
-    for (name, key), values in fold_scores.items():
-        scores.setdefault(name, {})[key] = float(np.mean(values))
     if fold_aucs:
-        result["roc_auc"] = {}
-        for (name, key), values in fold_aucs.items():
-            result["roc_auc"].setdefault(name, {})[key] = float(np.mean(values))
-    return {**result, "scores": scores,
+        result["roc_auc"] = _fold_means(fold_aucs)
+    return {**result, "scores": _fold_means(fold_scores),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _fold_means(fold_values: dict[tuple[str, str], list[float]]) -> dict[str, dict[str, float]]:
+    """``{arm: {budget: mean over folds}}`` of per-fold values keyed by ``(arm, budget)``."""
+    means: dict[str, dict[str, float]] = {}
+    for (name, key), values in fold_values.items():
+        means.setdefault(name, {})[key] = float(np.mean(values))
+    return means
 
 
 def _arms(paradigm: str) -> list[str]:
